@@ -1,0 +1,146 @@
+"""Settings: `config/tierdesk.toml` defaults, overridden by `TIERDESK_*` environment variables.
+
+Nested sections use a double underscore: `TIERDESK_TELEGRAM__TOKEN`, `TIERDESK_EMAIL__IMAP_HOST`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_DIR = Path(os.environ.get("TIERDESK_CONFIG_DIR", Path(__file__).resolve().parent.parent / "config"))
+
+
+class DispatchSettings(BaseModel):
+    batch_max: int = 200
+    """Messages handled in one transaction at most (group commit)."""
+    batch_wait_ms: float = 2.0
+    """How long a batch waits for company once the first message is in; 0 commits at once."""
+    lock_ttl_s: float = 30.0
+    ack_new_ticket: bool = True
+    """Tell the customer their ticket number when a human is needed."""
+
+
+class OutboxSettings(BaseModel):
+    max_attempts: int = 8
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 300.0
+    poll_interval_s: float = 0.5
+    batch: int = 50
+
+
+class NluSettings(BaseModel):
+    enabled: bool = True
+    data: str = "nlu.yml"
+    responses: str = "responses.yml"
+    model_path: str = ".tierdesk/nlu-model.joblib"
+    answer_threshold: float = 0.55
+    """Below this confidence the bot hands off instead of answering."""
+    handoff_intents: list[str] = Field(default_factory=lambda: ["complaint", "human_handoff"])
+    max_chars: int = 2000
+    """Classify on a bounded prefix; the whole text is still logged."""
+
+
+class TieringSettings(BaseModel):
+    schedule_hours: float = 24.0
+    method: str = "kmeans"
+
+
+class TelegramSettings(BaseModel):
+    token: str = ""
+    api_server: str = ""
+    """A Bot-API-compatible server (empty: Telegram's own)."""
+    mode: str = "polling"  # polling | webhook
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    forum_chat_id: int | None = None
+
+
+class EmailSettings(BaseModel):
+    address: str = ""
+    imap_host: str = ""
+    imap_port: int = 993
+    imap_ssl: bool = True
+    imap_user: str = ""
+    imap_password: str = ""
+    imap_mailbox: str = "INBOX"
+    imap_poll_s: float = 30.0
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_tls: bool = False
+    smtp_user: str = ""
+    smtp_password: str = ""
+    lmtp_listen: str = ""
+    """host:port for direct delivery (SMTP/LMTP listener); empty: off."""
+    attachment_dir: str = ".tierdesk/attachments"
+    attachment_max_bytes: int = 10_000_000
+    bot_replies_per_sender_per_hour: int = 5
+
+
+class WebSettings(BaseModel):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+    secret_key: str = ""
+    """Signs visitor ids and sessions; generated into the state folder when empty."""
+    public_url: str = ""
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    max_message_chars: int = 4000
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TIERDESK_",
+        env_nested_delimiter="__",
+        toml_file=str(CONFIG_DIR / "tierdesk.toml"),
+        extra="ignore",
+    )
+
+    database_url: str = "sqlite+aiosqlite:///tierdesk.db"
+    database_schema: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "tierdesk"
+    state_dir: str = ".tierdesk"
+    channels: list[str] = Field(default_factory=lambda: ["console"])
+    routing_policy: str = "routing.toml"
+    log_level: str = "INFO"
+
+    dispatch: DispatchSettings = DispatchSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    nlu: NluSettings = NluSettings()
+    tiering: TieringSettings = TieringSettings()
+    telegram: TelegramSettings = TelegramSettings()
+    email: EmailSettings = EmailSettings()
+    web: WebSettings = WebSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    def config_path(self, name: str) -> Path:
+        """A file in the config folder (absolute paths are kept as they are)."""
+        path = Path(name)
+        return path if path.is_absolute() else CONFIG_DIR / path
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,63 @@
+"""An in-memory channel: the demo's and the tests' stand-in for a real messenger.
+
+`receive()` plays a person writing to us; everything sent is collected in `sent` (the Rasa habit of a
+collecting output channel as the test fake).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+from bot.messages import Deliver, DeliveryError, InboundMessage, OutboundMessage
+
+
+class MemoryChannel:
+    def __init__(self, name: str = "memory") -> None:
+        self.name = name
+        self.sent: list[OutboundMessage] = []
+        self.fail_next: list[DeliveryError] = []
+        self._deliver: Deliver | None = None
+        self._ids = itertools.count(1)
+        self._arrived = asyncio.Event()
+
+    async def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+
+    async def stop(self) -> None:
+        self._deliver = None
+
+    async def receive(self, sender: str, text: str, *, external_id: str | None = None, **kwargs: Any) -> Any:
+        """Hand a message from `sender` to the dispatcher, as the real channel would."""
+        if self._deliver is None:
+            raise RuntimeError(f"channel {self.name} is not started")
+        msg = InboundMessage.build(
+            channel=self.name,
+            external_id=external_id or f"{self.name}-in-{next(self._ids)}",
+            sender=sender,
+            text=text,
+            **kwargs,
+        )
+        return await self._deliver(msg)
+
+    async def send(self, message: OutboundMessage) -> str:
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        self.sent.append(message)
+        self._arrived.set()
+        return f"{self.name}-out-{next(self._ids)}"
+
+    def sent_to(self, recipient: str) -> list[str]:
+        return [m.text for m in self.sent if m.recipient == recipient]
+
+    async def wait_for(self, predicate, timeout: float = 5.0) -> OutboundMessage:
+        """Wait until a sent message matches `predicate`; for tests and the demo."""
+        async def _wait() -> OutboundMessage:
+            while True:
+                for m in self.sent:
+                    if predicate(m):
+                        return m
+                self._arrived.clear()
+                await self._arrived.wait()
+        return await asyncio.wait_for(_wait(), timeout)
