@@ -61,7 +61,7 @@ async def _pg_reachable(url: str) -> str | None:
         async with engine.connect() as conn:
             await conn.exec_driver_sql("SELECT 1")
         return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+    except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     finally:
         await engine.dispose()
@@ -110,7 +110,7 @@ async def redis_url() -> AsyncIterator[str]:
     client = aioredis.from_url(REDIS_URL)
     try:
         await asyncio.wait_for(client.ping(), 5)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         need_service("Redis", f"{type(exc).__name__}: {exc}")
     finally:
         await client.aclose()
