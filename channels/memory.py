@@ -51,7 +51,7 @@ class MemoryChannel:
     def sent_to(self, recipient: str) -> list[str]:
         return [m.text for m in self.sent if m.recipient == recipient]
 
-    async def wait_for(self, predicate, timeout: float = 5.0) -> OutboundMessage:
+    async def wait_for(self, predicate, within: float = 5.0) -> OutboundMessage:
         """Wait until a sent message matches `predicate`; for tests and the demo."""
         async def _wait() -> OutboundMessage:
             while True:
@@ -60,4 +60,4 @@ class MemoryChannel:
                         return m
                 self._arrived.clear()
                 await self._arrived.wait()
-        return await asyncio.wait_for(_wait(), timeout)
+        return await asyncio.wait_for(_wait(), within)
