@@ -1,0 +1,36 @@
+"""How the dispatcher asks "can the bot answer this?" without knowing how the answer is found.
+
+The NLU plugs in by implementing `Responder`; without it every customer message goes to a human queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class BotTurn:
+    """What the bot makes of one customer message.
+
+    `answer` set: the bot replies with it. `answer` None: a human is needed, for `handoff_reason`.
+    `nlu` is stored on the contact for supervisors (intent, confidence, language, out_of_scope, ...).
+    """
+
+    answer: str | None = None
+    handoff_reason: str | None = None
+    intent: str | None = None
+    language: str | None = None
+    nlu: dict[str, Any] | None = field(default=None)
+
+
+class Responder(Protocol):
+    def respond(self, text: str, *, customer_language: str | None = None) -> BotTurn:
+        """Decide for one message; must be quick (called inside the batch transaction) and never raise."""
+
+
+class HumanOnly:
+    """The configuration without a bot: every message is for a human."""
+
+    def respond(self, text: str, *, customer_language: str | None = None) -> BotTurn:
+        return BotTurn(answer=None, handoff_reason="no bot configured: every message goes to a human")
