@@ -1,0 +1,164 @@
+"""Segmentation on plain arrays: ranking, potential, quantile fallback, overrides, evaluation, reasons."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bot.tiering import (
+    IMPORTANT,
+    ORDINARY,
+    TIER_CODE,
+    VIP,
+    ValueTable,
+    aggregate_purchases,
+    clusters_to_tiers,
+    compute_tiers,
+    feature_matrix,
+)
+
+
+def three_groups(n_each: int = 200, n_none: int = 50, seed: int = 3) -> ValueTable:
+    """High, middle and low spenders that are clearly apart, plus customers who never bought."""
+    rng = np.random.default_rng(seed)
+    groups = [(5, 60, 20_000), (60, 8, 800), (400, 1, 40)]
+    rec, freq, mon = [], [], []
+    for r, f, m in groups:
+        rec.append(rng.normal(r, r * 0.1, n_each).clip(0))
+        freq.append(np.maximum(1, rng.normal(f, f * 0.1, n_each)).round())
+        mon.append(rng.normal(m, m * 0.1, n_each).clip(1))
+    rec.append(np.full(n_none, np.inf))
+    freq.append(np.zeros(n_none))
+    mon.append(np.zeros(n_none))
+    total = 3 * n_each + n_none
+    return ValueTable(
+        customer_ids=np.arange(1, total + 1),
+        recency_days=np.concatenate(rec),
+        frequency=np.concatenate(freq),
+        monetary=np.concatenate(mon),
+    )
+
+
+def test_vip_cluster_holds_the_highest_value_and_no_purchases_is_potential():
+    values = three_groups()
+    result = compute_tiers(values, method="kmeans", k=3)
+    assert result.method == "kmeans" and result.k == 3 and result.note == ""
+    tiers = [result.tier_of(i) for i in range(len(values.customer_ids))]
+    assert set(tiers[:200]) == {"VIP"}
+    assert set(tiers[200:400]) == {"important"}
+    assert set(tiers[400:600]) == {"ordinary"}
+    assert set(tiers[600:]) == {"potential"}
+    by_tier = {s.tier: s for s in result.tiers}
+    assert by_tier["VIP"].monetary > by_tier["important"].monetary > by_tier["ordinary"].monetary
+    assert by_tier["potential"].revenue_share == 0 and by_tier["potential"].recency_days is None
+    assert by_tier["VIP"].revenue_share > 0.9
+    assert sum(s.customer_share for s in result.tiers) == pytest.approx(1.0)
+    assert result.silhouette is not None and result.silhouette > 0.5
+    assert result.stability_ari is not None and result.stability_ari > 0.9
+
+
+def test_k_is_chosen_by_silhouette_when_not_given():
+    result = compute_tiers(three_groups(), method="kmeans")
+    assert result.k in (3, 4, 5, 6)
+    assert result.tier_of(0) == "VIP" and result.tier_of(599) == "ordinary"
+
+
+def test_too_few_customers_fall_back_to_quantile_and_say_so():
+    values = ValueTable(
+        customer_ids=np.arange(1, 11),
+        recency_days=np.arange(10, dtype=float),
+        frequency=np.arange(1, 11, dtype=float),
+        monetary=np.linspace(10, 1000, 10),
+    )
+    result = compute_tiers(values, method="kmeans")
+    assert result.method == "quantile"
+    assert "only 10 customers with purchases" in result.note and "quantile" in result.note
+    assert result.k is None
+    assert result.tier_of(9) == "VIP"  # the biggest spender with the most orders
+    assert sum(result.codes == VIP) == 1
+
+
+def test_quantile_method_cuts_five_and_fifteen_percent():
+    rng = np.random.default_rng(0)
+    n = 1000
+    values = ValueTable(
+        customer_ids=np.arange(n),
+        recency_days=rng.uniform(0, 300, n),
+        frequency=rng.integers(1, 30, n).astype(float),
+        monetary=rng.lognormal(4, 1, n),
+    )
+    result = compute_tiers(values, method="quantile")
+    assert (result.codes == VIP).sum() == 50
+    assert (result.codes == IMPORTANT).sum() == 150
+    assert (result.codes == ORDINARY).sum() == 800
+    x, weights = feature_matrix(values, np.arange(n))
+    score = x @ weights
+    assert score[result.codes == VIP].min() >= score[result.codes == IMPORTANT].max()
+    assert score[result.codes == IMPORTANT].min() >= score[result.codes == ORDINARY].max()
+    assert result.stability_ari is not None and 0 < result.stability_ari <= 1
+
+
+def test_manual_tier_wins_and_key_account_lifts_to_important():
+    values = three_groups()
+    ordinary_id, potential_id, vip_id, other_ordinary = 401, 601, 1, 402
+    result = compute_tiers(
+        values,
+        k=3,
+        manual={vip_id: "ordinary", other_ordinary: "VIP"},
+        key_accounts={ordinary_id, potential_id, vip_id, 2},
+    )
+    tier = dict(zip(result.customer_ids.tolist(), [result.tier_of(i) for i in range(len(result.codes))], strict=True))
+    assert tier[ordinary_id] == "important"
+    assert tier[potential_id] == "important"
+    assert tier[2] == "VIP"  # a KAM never lowers a tier
+    assert tier[vip_id] == "ordinary"  # manual beats both computation and KAM
+    assert tier[other_ordinary] == "VIP"
+    reason = result.reasons[ordinary_id - 1]
+    assert reason.startswith("important: has a key-account manager (computed ordinary: spent")
+    assert result.reasons[0].startswith("ordinary: set manually (computed VIP: spent")
+    assert result.computed_codes[ordinary_id - 1] == TIER_CODE["ordinary"]
+
+
+def test_reason_string_names_spend_orders_and_recency():
+    values = ValueTable(
+        customer_ids=np.array([7]), recency_days=np.array([4.0]), frequency=np.array([31.0]),
+        monetary=np.array([12_400.0]),
+    )
+    result = compute_tiers(values, method="quantile")
+    assert result.reasons == ["VIP: spent 12,400 over 31 orders, last 4 days ago"]
+
+
+def test_clusters_beyond_three_merge_into_important_up_to_the_share_cap():
+    scores = np.array([0.1, 3.0, -2.0, 1.5, 0.5])
+    sizes = np.array([400, 50, 300, 100, 150])
+    mapping = clusters_to_tiers(scores, sizes)
+    assert mapping[1] == VIP and mapping[2] == ORDINARY
+    assert mapping[3] == IMPORTANT  # the second-best is always important
+    assert mapping[4] == IMPORTANT  # 50 + 100 + 150 = 30 % ≤ 35 %
+    assert mapping[0] == ORDINARY  # would push the share to 70 %
+
+
+def test_aggregate_counts_refunds_in_spend_not_in_orders():
+    rec, freq, mon, refs, _ = aggregate_purchases(
+        np.array([0, 0, 0, 2]),
+        np.array([100.0, 50.0, -30.0, 10.0]),
+        np.array([10.0, 3.0, 1.0, 40.0]),
+        3,
+        referrals=np.array([1, 0, 0, 2]),
+    )
+    assert freq.tolist() == [2, 0, 1]
+    assert mon.tolist() == [120.0, 0.0, 10.0]
+    assert rec[0] == 1.0 and np.isinf(rec[1]) and rec[2] == 40.0
+    assert refs.tolist() == [1, 0, 2]
+
+
+def test_bad_arguments_are_refused_clearly():
+    values = three_groups()
+    with pytest.raises(ValueError, match="unknown tiering method"):
+        compute_tiers(values, method="dbscan")
+    with pytest.raises(ValueError, match="at least 3"):
+        compute_tiers(values, k=2)
+    with pytest.raises(ValueError, match="unknown manual tier"):
+        compute_tiers(values, manual={1: "gold"})
+    with pytest.raises(ValueError, match="monetary has 2 values"):
+        ValueTable(np.arange(3), np.zeros(3), np.zeros(3), np.zeros(2))
