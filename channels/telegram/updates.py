@@ -1,0 +1,245 @@
+"""Telegram updates → `InboundMessage`, as a pure function on the Bot API's JSON shape.
+
+External ids (the idempotency key the dispatcher dedups on) are chosen so that both a redelivered update and an
+edit work:
+
+- a message is ``m{chat_id}:{message_id}`` — the same on every redelivery, and the same key the sender returns for
+  what *we* send, so a reply to any message (``reply_to_message``) maps to a logged contact via ``thread_ref``;
+- an edit is ``e{chat_id}:{message_id}:{update_id}`` with ``edit_of`` = the original's ``m…`` id: each edit is its
+  own contact, a redelivered edit (same update id) is still one;
+- a button press is ``q{callback_query_id}``.
+
+The update id itself travels in ``raw_ref`` (``telegram:update:{update_id}``). aiogram objects are dumped to this
+JSON shape first (``as_update_dict``); python-telegram-bot's ``Update.to_dict()`` already is.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.messages import Attachment, InboundMessage, InvalidMessage
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+
+# Media keys of a Message with the MIME type to assume when Telegram does not send one.
+_MEDIA_KINDS: dict[str, str] = {
+    "document": "application/octet-stream",
+    "voice": "audio/ogg",
+    "audio": "audio/mpeg",
+    "video": "video/mp4",
+    "video_note": "video/mp4",
+    "animation": "video/mp4",
+    "sticker": "image/webp",
+}
+
+
+def as_update_dict(update: Any) -> dict[str, Any] | None:
+    """The Bot API JSON of an update given as a dict, an aiogram `Update` or a PTB `Update`; None if neither."""
+    if isinstance(update, dict):
+        return update
+    dump = getattr(update, "model_dump", None)
+    if callable(dump):  # aiogram (pydantic): `from_user` is aliased to "from"
+        return dump(mode="json", by_alias=True, exclude_none=True)
+    to_dict = getattr(update, "to_dict", None)
+    if callable(to_dict):  # python-telegram-bot
+        return to_dict()
+    return None
+
+
+def message_external_id(chat_id: int | str, message_id: int | str) -> str:
+    """The external id of one Telegram message, inbound or outbound."""
+    return f"m{chat_id}:{message_id}"
+
+
+def parse_message_ref(ref: str) -> tuple[str, int] | None:
+    """(chat_id, message_id) from ``m{chat}:{id}``; None for anything else."""
+    if not ref.startswith("m") or ":" not in ref:
+        return None
+    chat, _, mid = ref[1:].partition(":")
+    try:
+        return chat, int(mid)
+    except ValueError:
+        return None
+
+
+def update_to_inbound(update: Any, *, bot_username: str = "") -> InboundMessage | None:
+    """Convert one update; None (and a log line) for update types and shapes we do not take. Never raises."""
+    data = as_update_dict(update)
+    if not isinstance(data, dict):
+        log.warning("telegram: ignored an update that is not a JSON object: %r", type(update).__name__)
+        return None
+    try:
+        return _convert(data, bot_username=bot_username.lstrip("@").lower())
+    except InvalidMessage as exc:
+        log.warning("telegram: ignored update %s: %s", data.get("update_id"), exc)
+    except Exception:  # odd input must never take the channel down
+        log.exception("telegram: could not convert update %s", data.get("update_id"))
+    return None
+
+
+def _convert(data: dict[str, Any], *, bot_username: str) -> InboundMessage | None:
+    update_id = data.get("update_id")
+    if not isinstance(update_id, int):
+        raise InvalidMessage("update has no integer update_id")
+    raw_ref = f"telegram:update:{update_id}"
+    if isinstance(data.get("message"), dict):
+        return _from_message(data["message"], raw_ref=raw_ref, bot_username=bot_username)
+    if isinstance(data.get("edited_message"), dict):
+        return _from_message(data["edited_message"], raw_ref=raw_ref, bot_username=bot_username, edit_update=update_id)
+    if isinstance(data.get("callback_query"), dict):
+        return _from_callback(data["callback_query"], raw_ref=raw_ref)
+    kinds = sorted(k for k in data if k != "update_id")
+    log.info("telegram: ignored update %s of type %s", update_id, ",".join(kinds) or "(empty)")
+    return None
+
+
+def _sender(user: Any) -> tuple[str, str, dict[str, str]]:
+    if not isinstance(user, dict) or "id" not in user:
+        raise InvalidMessage("update has no sender")
+    name = " ".join(str(user[k]) for k in ("first_name", "last_name") if user.get(k)) or str(user.get("username", ""))
+    meta = {"username": str(user["username"])} if user.get("username") else {}
+    if user.get("language_code"):
+        meta["language_code"] = str(user["language_code"])
+    return str(user["id"]), name, meta
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if isinstance(value, int | float) and value > 0:
+        return datetime.fromtimestamp(value, UTC)
+    return None
+
+
+def _from_message(
+    msg: dict[str, Any], *, raw_ref: str, bot_username: str, edit_update: int | None = None
+) -> InboundMessage | None:
+    user = msg.get("from")
+    if isinstance(user, dict) and user.get("is_bot"):
+        log.info("telegram: ignored a message from bot %s", user.get("id"))
+        return None
+    sender, sender_name, meta = _sender(user)
+    chat = msg.get("chat") or {}
+    chat_id, message_id = chat.get("id"), msg.get("message_id")
+    if chat_id is None or message_id is None:
+        raise InvalidMessage("message has no chat or message id")
+    text = msg.get("text") or msg.get("caption") or ""
+    text = _strip_bot_mention(text, bot_username) if isinstance(text, str) else ""
+    attachments = _attachments(msg)
+    contact = msg.get("contact")
+    if isinstance(contact, dict) and contact.get("phone_number") and str(contact.get("user_id", "")) == sender:
+        # Only a person's own shared contact claims a phone; a forwarded card of someone else does not.
+        meta["claimed_phone"] = str(contact["phone_number"])
+    if not text and not attachments:
+        log.info("telegram: ignored service message %s in chat %s", message_id, chat_id)
+        return None
+    meta.update(chat_id=str(chat_id), message_id=str(message_id), chat_type=str(chat.get("type", "")))
+    if msg.get("message_thread_id") is not None:
+        meta["message_thread_id"] = str(msg["message_thread_id"])
+    thread_ref = ""
+    reply = msg.get("reply_to_message")
+    if isinstance(reply, dict) and reply.get("message_id") is not None:
+        # Inside a forum topic every message "replies" to the topic's first message; that is not a real reply.
+        topic_root = msg.get("is_topic_message") and reply.get("message_id") == msg.get("message_thread_id")
+        if not topic_root:
+            meta["reply_to_message_id"] = str(reply["message_id"])
+            thread_ref = message_external_id(chat_id, reply["message_id"])
+    original = message_external_id(chat_id, message_id)
+    extra: dict[str, Any] = {}
+    if edit_update is not None:
+        external_id = f"e{chat_id}:{message_id}:{edit_update}"
+        extra["edit_of"] = original
+        received_at = _timestamp(msg.get("edit_date")) or _timestamp(msg.get("date"))
+    else:
+        external_id = original
+        received_at = _timestamp(msg.get("date"))
+    return InboundMessage.build(
+        channel=CHANNEL,
+        external_id=external_id,
+        sender=sender,
+        text=text,
+        sender_name=sender_name,
+        thread_ref=thread_ref,
+        attachments=attachments,
+        received_at=received_at,
+        raw_ref=raw_ref,
+        meta=meta,
+        **extra,
+    )
+
+
+def _from_callback(query: dict[str, Any], *, raw_ref: str) -> InboundMessage:
+    sender, sender_name, meta = _sender(query.get("from"))
+    if not query.get("id"):
+        raise InvalidMessage("callback query has no id")
+    meta["callback_query_id"] = str(query["id"])
+    message = query.get("message")
+    thread_ref = ""
+    if isinstance(message, dict) and message.get("message_id") is not None:
+        chat = message.get("chat") or {}
+        if chat.get("id") is not None:
+            meta.update(chat_id=str(chat["id"]), chat_type=str(chat.get("type", "")))
+            thread_ref = message_external_id(chat["id"], message["message_id"])
+        meta["message_id"] = str(message["message_id"])
+        if message.get("message_thread_id") is not None:
+            meta["message_thread_id"] = str(message["message_thread_id"])
+    data = query.get("data")
+    return InboundMessage.build(
+        channel=CHANNEL,
+        external_id=f"q{query['id']}",
+        sender=sender,
+        text=data if isinstance(data, str) else "",
+        sender_name=sender_name,
+        thread_ref=thread_ref,
+        raw_ref=raw_ref,
+        meta=meta,
+    )
+
+
+def _strip_bot_mention(text: str, bot_username: str) -> str:
+    """``/take@ourbot 12`` → ``/take 12`` (group chats); a command addressed to another bot stays as it is."""
+    if not text.startswith("/") or not bot_username:
+        return text
+    head, sep, rest = text.partition(" ")
+    command, at, target = head.partition("@")
+    if at and target.lower() == bot_username:
+        return command + sep + rest
+    return text
+
+
+def _attachments(msg: dict[str, Any]) -> tuple[Attachment, ...]:
+    found: list[Attachment] = []
+    photos = msg.get("photo")
+    if isinstance(photos, list) and photos:
+        largest = photos[-1]  # Telegram lists the sizes smallest first
+        found.append(
+            Attachment(kind="photo", mime="image/jpeg", size=_int(largest.get("file_size")), ref=_file_id(largest))
+        )
+    for key, default_mime in _MEDIA_KINDS.items():
+        media = msg.get(key)
+        if not isinstance(media, dict):
+            continue
+        mime = str(media.get("mime_type") or default_mime)
+        if key == "sticker":
+            mime = "video/webm" if media.get("is_video") else "application/x-tgsticker" if media.get(
+                "is_animated") else "image/webp"
+        name = str(media.get("file_name") or media.get("emoji") or "")
+        found.append(Attachment(kind=key, name=name, mime=mime, size=_int(media.get("file_size")), ref=_file_id(media)))
+    contact = msg.get("contact")
+    if isinstance(contact, dict):
+        name = " ".join(str(contact[k]) for k in ("first_name", "last_name") if contact.get(k))
+        found.append(Attachment(kind="contact", name=name, ref=str(contact.get("phone_number", ""))))
+    location = msg.get("location")
+    if isinstance(location, dict) and "latitude" in location:
+        found.append(Attachment(kind="location", ref=f"{location['latitude']},{location.get('longitude', '')}"))
+    return tuple(found)
+
+
+def _file_id(media: Any) -> str:
+    return str(media.get("file_id", "")) if isinstance(media, dict) else ""
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0
