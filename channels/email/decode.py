@@ -71,6 +71,11 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str]:
             return data.decode(codec), codec
         except (UnicodeDecodeError, LookupError, ValueError):
             continue
+    if declared is None:
+        try:
+            return data.decode("cp1252"), "cp1252"
+        except UnicodeDecodeError:
+            pass
     codec = declared or "cp1252"
     try:
         return data.decode(codec, errors="replace"), codec + "+replace"
