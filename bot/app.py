@@ -1,0 +1,145 @@
+"""The running application: database, dispatcher, outbox worker and channels, started and stopped in order.
+
+Start: open the database (migrating an empty SQLite file), then the workers, then the channels. Stop: the
+reverse — channels first so nothing new arrives, then the dispatcher finishes what it accepted, the outbox
+drains, and the database closes last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.desk import Desk
+from bot.dispatcher import Dispatcher, DispatchResult
+from bot.locks import ConversationLocks, LocalLocks, RedisLocks
+from bot.messages import InboundMessage
+from bot.outbox_worker import OutboxWorker
+from bot.responder import HumanOnly, Responder
+from bot.routing import RoutingPolicy
+from bot.settings import Settings, get_settings
+from channels.base import Channel, ChannelRegistry
+from crm_store.engine import is_sqlite, make_engine, make_sessionmaker, needs_upgrade, upgrade
+
+log = logging.getLogger(__name__)
+
+Background = Callable[["App", asyncio.Event], Awaitable[None]]
+
+
+class NotMigrated(RuntimeError):
+    pass
+
+
+def load_policy(settings: Settings) -> RoutingPolicy:
+    path = settings.config_path(settings.routing_policy)
+    return RoutingPolicy.load(path) if path.exists() else RoutingPolicy.default()
+
+
+def load_default_responder(settings: Settings) -> Responder:
+    """The FAQ bot when NLU is enabled and available; otherwise every message goes to a person."""
+    if not settings.nlu.enabled:
+        return HumanOnly()
+    try:
+        from bot.faq import load_responder
+    except ImportError:
+        log.warning("NLU is enabled but not installed; every message goes to a person")
+        return HumanOnly()
+    return load_responder(settings)
+
+
+class App:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        channels: list[Channel] | tuple[Channel, ...] = (),
+        responder: Responder | None = None,
+        desk: Desk | None = None,
+        background: list[Background] | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.registry = ChannelRegistry()
+        for channel in channels:
+            self.registry.add(channel)
+        self._responder = responder
+        self._desk = desk
+        self._background = list(background or [])
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self.engine: AsyncEngine | None = None
+        self.sessions: async_sessionmaker[AsyncSession]
+        self.dispatcher: Dispatcher
+        self.outbox: OutboxWorker
+        self.redis: Any = None
+        self.started = False
+
+    async def start(self) -> App:
+        s = self.settings
+        self.engine = make_engine(s.database_url, schema=s.database_schema)
+        if await needs_upgrade(self.engine):
+            if not is_sqlite(s.database_url):
+                raise NotMigrated("the database has no tierdesk tables: run `tierdesk db upgrade` first")
+            log.info("empty SQLite database: creating the schema")
+            await upgrade(s.database_url)
+        self.sessions = make_sessionmaker(self.engine)
+        locks: ConversationLocks = LocalLocks()
+        if s.redis_url:
+            import redis.asyncio as aioredis
+
+            self.redis = aioredis.from_url(s.redis_url)
+            await self.redis.ping()
+            locks = RedisLocks(self.redis, s.redis_prefix, int(s.dispatch.lock_ttl_s * 1000))
+        responder = self._responder or await asyncio.to_thread(load_default_responder, s)
+        self.outbox = OutboxWorker(self.sessions, self.registry, s.outbox)
+        self.dispatcher = Dispatcher(
+            self.sessions, s, responder=responder, policy=load_policy(s), locks=locks, desk=self._desk,
+            on_outbox=self.outbox.wake,
+        )
+        self.dispatcher.start()
+        self.outbox.start()
+        for job in self._background:
+            self._tasks.append(asyncio.create_task(job(self, self._stopping)))
+        for channel in self.registry:
+            await channel.start(self.deliver)
+        self.started = True
+        return self
+
+    async def deliver(self, msg: InboundMessage) -> DispatchResult:
+        """The callback every channel gets: returns once the message is stored."""
+        return await self.dispatcher.deliver(msg)
+
+    async def stop(self) -> None:
+        if not self.started:
+            return
+        self.started = False
+        for channel in self.registry:
+            try:
+                await channel.stop()
+            except Exception:  # noqa: BLE001 - one channel failing to stop must not keep the rest running
+                log.exception("stopping channel %s failed", channel.name)
+        await self.dispatcher.stop()
+        await self.outbox.stop()
+        self._stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.redis is not None:
+            await self.redis.aclose()
+        if self.engine is not None:
+            await self.engine.dispose()
+
+    def health(self) -> dict[str, bool]:
+        return {
+            "dispatcher": self.started and self.dispatcher.alive,
+            "outbox": self.started and self.outbox.alive,
+        }
+
+    async def __aenter__(self) -> App:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

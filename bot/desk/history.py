@@ -1,0 +1,91 @@
+"""/history and /customer: everything an agent needs to know about a customer, across every channel."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from bot.desk.access import visible_customer
+from bot.desk.router import DeskCall, DeskError, DeskRouter
+from bot.messages import Button
+from crm_store.models import Contact
+from crm_store.repositories import agents as agents_repo
+from crm_store.repositories import contacts as contacts_repo
+from crm_store.repositories import customers as customers_repo
+from crm_store.repositories import tickets as tickets_repo
+
+router = DeskRouter(__name__)
+MAX_PAGE = 50
+
+
+def contact_line(c: Contact, width: int = 160) -> str:
+    arrow = "→" if c.direction == "in" else "←"
+    who = {"customer": "customer", "agent": "agent", "bot": "bot", "system": "system"}.get(c.author, c.author)
+    text = " ".join(c.text.split())
+    if len(text) > width:
+        text = text[: width - 1] + "…"
+    ticket = f" T-{c.ticket_id}" if c.ticket_id else ""
+    when = c.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    return f"{when} {arrow} {c.channel}{ticket} · {who}: {text or '(no text)'}"
+
+
+@router.command("history", "h", usage="/history <customer|T-ticket> [n] [page]",
+                help="the customer's contacts on every channel, newest first")
+async def history(call: DeskCall) -> None:
+    if not call.args:
+        raise DeskError("Usage: /history <customer|T-ticket> [n] [page]")
+    ref = call.args[0]
+    try:
+        n = int(call.args[1]) if len(call.args) > 1 else 10
+        page = int(call.args[2]) if len(call.args) > 2 else 1
+    except ValueError as exc:
+        raise DeskError("n and page must be numbers, e.g. /history 42 10 2") from exc
+    n, page = max(1, min(n, MAX_PAGE)), max(page, 1)
+    customer = await visible_customer(call, ref)
+    rows = await contacts_repo.customer_history(call.ctx.session, customer.id, limit=n + 1, offset=(page - 1) * n)
+    more = len(rows) > n
+    rows = rows[:n]
+    if not rows:
+        call.answer(f"No contacts for {customer.name or 'customer'} (C-{customer.id})" +
+                    (" on this page." if page > 1 else "."))
+        return
+    head = f"History of {customer.name or 'customer'} (C-{customer.id}), page {page}:"
+    buttons = []
+    if page > 1:
+        buttons.append(Button("Newer", f"/history C-{customer.id} {n} {page - 1}"))
+    if more:
+        buttons.append(Button("Older", f"/history C-{customer.id} {n} {page + 1}"))
+    call.answer("\n".join([head, *(contact_line(c) for c in rows)]), tuple(buttons))
+
+
+@router.command("customer", "c", usage="/customer <id|@username|email|phone>",
+                help="the 360° card: identities, tier and why, value, tickets, notes")
+async def customer_card(call: DeskCall) -> None:
+    if not call.args:
+        raise DeskError("Usage: /customer <id|@username|email|phone>")
+    session = call.ctx.session
+    customer = await visible_customer(call, call.rest)
+    identities = await customers_repo.identities_of(session, customer.id)
+    value = await customers_repo.value_summary(session, customer.id)
+    open_tickets = await tickets_repo.customer_tickets(session, customer.id, active_only=True)
+    recent = await contacts_repo.customer_history(session, customer.id, limit=5)
+    notes = await tickets_repo.notes_of(session, customer.id, limit=3)
+    kam = await agents_repo.get_agent(session, customer.key_account_manager_id) if customer.key_account_manager_id \
+        else None
+    tier = customer.manual_tier or customer.tier
+    why = "set by hand" if customer.manual_tier else customer.tier_reason
+    last = value["last"].strftime("%Y-%m-%d") if value["last"] else "never"
+    lines = [
+        f"{customer.name or 'Customer'} (C-{customer.id})" + (f" · ref {customer.external_ref}" if customer.external_ref
+                                                            else ""),
+        f"Tier: {tier} — {why}",
+        f"Value: {value['total']:,.2f} over {value['purchases']} purchases, last {last}",
+        f"Key-account manager: {kam.name if kam else '—'}",
+        f"Stage: {customer.lifecycle_stage} · language: {customer.language or '?'}",
+        "Identities: " + (", ".join(f"{i.channel}:{i.address}" for i in identities) or "—"),
+        "Open tickets: " + (", ".join(f"T-{t.id} ({t.status}, {t.queue})" for t in open_tickets) or "none"),
+    ]
+    if recent:
+        lines += ["Last contacts:", *(contact_line(c, 100) for c in recent)]
+    if notes:
+        lines += ["Notes:", *(f"- {n.text[:200]}" for n in notes)]
+    call.answer("\n".join(lines), (Button("History", f"/history C-{customer.id}"),))

@@ -1,0 +1,58 @@
+"""Per-conversation exclusion: in-process by default, Redis when several workers share the database.
+
+Within one process the dispatcher handles batches one after another, so messages of a conversation are already
+handled in arrival order; across processes a Redis lock per conversation keeps two workers from interleaving.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Protocol
+
+RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
+"""
+
+
+class ConversationLocks(Protocol):
+    async def acquire_many(self, keys: Iterable[str]) -> set[str]:
+        """Lock as many of `keys` as possible right now; return those locked."""
+
+    async def release_many(self, keys: Iterable[str]) -> None: ...
+
+
+class LocalLocks:
+    """One batcher per process handles everything in order: nothing to lock."""
+
+    async def acquire_many(self, keys: Iterable[str]) -> set[str]:
+        return set(keys)
+
+    async def release_many(self, keys: Iterable[str]) -> None:
+        return None
+
+
+class RedisLocks:
+    """SET NX PX locks with a token, released only by their holder (a crashed worker's lock expires)."""
+
+    def __init__(self, client, prefix: str, ttl_ms: int = 30_000) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._ttl_ms = ttl_ms
+        self._token = uuid.uuid4().hex
+        self._release = client.register_script(RELEASE)
+
+    def _key(self, key: str) -> str:
+        return f"{self._prefix}:lock:{key}"
+
+    async def acquire_many(self, keys: Iterable[str]) -> set[str]:
+        keys = sorted(set(keys))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.set(self._key(key), self._token, nx=True, px=self._ttl_ms)
+            results = await pipe.execute()
+        return {k for k, ok in zip(keys, results, strict=True) if ok}
+
+    async def release_many(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            await self._release(keys=[self._key(key)], args=[self._token])

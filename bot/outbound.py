@@ -1,0 +1,190 @@
+"""Writing replies into the outbox within the batch transaction, addressed the way each channel needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.messages import Button, InboundMessage
+from bot.responder import Responder
+from bot.routing import AgentState, RoutingPolicy
+from bot.settings import Settings
+from crm_store.models import Ticket
+from crm_store.repositories import agents as agents_repo
+from crm_store.repositories import contacts as contacts_repo
+from crm_store.repositories import tickets as tickets_repo
+
+
+@dataclass
+class BatchContext:
+    """Everything one batch transaction shares: the session, the clock, caches and what it will write."""
+
+    session: AsyncSession
+    now: datetime
+    settings: Settings
+    policy: RoutingPolicy
+    responder: Responder
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    contact_updates: list[dict[str, Any]] = field(default_factory=list)
+    active: dict[int, Ticket] = field(default_factory=dict)
+    facts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    _agents: dict[int, AgentState] | None = None
+
+    async def agent_states(self) -> dict[int, AgentState]:
+        """Agents with their current load, loaded once per batch and kept current as tickets are assigned."""
+        if self._agents is None:
+            loads = await tickets_repo.open_counts(self.session)
+            self._agents = {
+                a.id: AgentState(
+                    id=a.id, status=a.status, role=a.role, tiers=tuple(a.tiers or ()), queues=tuple(a.queues or ()),
+                    languages=tuple(a.languages or ()), skills=tuple(a.skills or ()), capacity=a.capacity,
+                    open_tickets=loads.get(a.id, 0),
+                )
+                for a in await agents_repo.list_agents(self.session)
+            }
+        return self._agents
+
+    async def note_assignment(self, agent_id: int | None, delta: int = 1) -> None:
+        agents = await self.agent_states()
+        state = agents.get(agent_id) if agent_id is not None else None
+        if state is not None:
+            from dataclasses import replace
+
+            agents[state.id] = replace(state, open_tickets=max(0, state.open_tickets + delta))
+
+    def queue_message(
+        self,
+        *,
+        key: str,
+        channel: str,
+        recipient: str,
+        text: str,
+        author: str,
+        ticket_id: int | None = None,
+        customer_id: int | None = None,
+        agent_id: int | None = None,
+        subject: str = "",
+        reply_to: str = "",
+        buttons: tuple[Button, ...] = (),
+        meta: dict[str, str] | None = None,
+    ) -> None:
+        meta = dict(meta or {})
+        meta.setdefault("author", author)
+        self.outbox.append(
+            {
+                "idempotency_key": key[:255],
+                "channel": channel,
+                "recipient": recipient,
+                "text": text,
+                "subject": subject[:255],
+                "reply_to": reply_to,
+                "buttons": [[b.label, b.data] for b in buttons],
+                "meta": meta,
+                "ticket_id": ticket_id,
+                "customer_id": customer_id,
+                "agent_id": agent_id,
+                "author": author,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": self.now,
+                "created_at": self.now,
+            }
+        )
+
+
+def ticket_tag(ticket_id: int) -> str:
+    return f"[#T-{ticket_id}]"
+
+
+async def reply_to_customer(
+    ctx: BatchContext,
+    ticket: Ticket,
+    text: str,
+    *,
+    key: str,
+    author: str,
+    agent_id: int | None = None,
+    buttons: tuple[Button, ...] = (),
+    inbound: InboundMessage | None = None,
+) -> None:
+    """Send on the channel the customer last wrote from on this ticket, threading it where the channel can.
+
+    `inbound` is the message being answered right now (not yet visible as a committed contact).
+    """
+    last = None if inbound is not None else await contacts_repo.last_inbound(ctx.session, ticket.id)
+    if inbound is not None:
+        channel, address = inbound.channel, inbound.sender
+        last_ext, last_subject = inbound.external_id, inbound.meta_value("subject")
+    else:
+        channel = last.channel if last else ticket.channel
+        address = last.address if last else ""
+        last_ext, last_subject = (last.external_id, last.subject or "") if last else ("", "")
+    if not address:
+        for ident in await _identities(ctx, ticket.customer_id):
+            if ident.channel == channel:
+                address = ident.address
+                break
+    if not address:
+        raise LookupError(f"ticket T-{ticket.id}: no address for the customer on {channel}")
+    subject, reply_to, meta = "", "", {}
+    if channel == "email":
+        base = last_subject or ticket.subject or "Your request"
+        base = base if base.lower().startswith("re:") else f"Re: {base}"
+        subject = base if ticket_tag(ticket.id) in base else f"{base} {ticket_tag(ticket.id)}"
+        refs = await contacts_repo.thread_message_ids(ctx.session, ticket.id, "email")
+        if inbound is not None:
+            refs = [r for r in inbound.thread_ref.split() if r not in refs] + refs + [inbound.external_id]
+        reply_to = last_ext or (refs[-1] if refs else "")
+        meta["references"] = " ".join(dict.fromkeys(refs))
+    else:
+        reply_to = last_ext  # the channel decides what replying to it means
+    ctx.queue_message(
+        key=key, channel=channel, recipient=address, text=text, author=author, ticket_id=ticket.id,
+        customer_id=ticket.customer_id, agent_id=agent_id, subject=subject, reply_to=reply_to, buttons=buttons,
+        meta=meta,
+    )
+
+
+async def _identities(ctx: BatchContext, customer_id: int):
+    from crm_store.repositories.customers import identities_of
+
+    return await identities_of(ctx.session, customer_id)
+
+
+def preferred_address(addresses: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """Where to reach an agent: Telegram first (the desk lives there), then the console, then anything."""
+    for wanted in ("telegram", "console"):
+        for ch, addr in addresses:
+            if ch == wanted:
+                return ch, addr
+    return addresses[0] if addresses else None
+
+
+async def notify_agents(
+    ctx: BatchContext,
+    agent_ids: list[int],
+    text: str,
+    *,
+    key: str,
+    ticket_id: int | None = None,
+    customer_id: int | None = None,
+    buttons: tuple[Button, ...] = (),
+) -> int:
+    """Tell agents something on their preferred channel; returns how many were reachable."""
+    if not agent_ids:
+        return 0
+    addresses = await agents_repo.addresses_of(ctx.session, agent_ids)
+    sent = 0
+    for aid in agent_ids:
+        where = preferred_address(addresses.get(aid, []))
+        if where is None:
+            continue
+        ctx.queue_message(
+            key=f"{key}:a{aid}", channel=where[0], recipient=where[1], text=text, author="system",
+            ticket_id=ticket_id, customer_id=customer_id, agent_id=aid, buttons=buttons,
+        )
+        sent += 1
+    return sent

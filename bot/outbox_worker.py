@@ -1,0 +1,181 @@
+"""Delivers the outbox: claims due replies, sends them through the channel registry, retries with exponential
+backoff, and logs each delivered message as an outbound contact. A reply that fails for good is marked failed
+on its ticket and its author is told; nothing is dropped silently."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.messages import Button, DeliveryError, OutboundMessage, utcnow
+from bot.outbound import preferred_address
+from bot.settings import OutboxSettings
+from channels.base import ChannelRegistry, UnknownChannel
+from crm_store.models import OutboxItem
+from crm_store.repositories import agents as agents_repo
+from crm_store.repositories import outbox as outbox_repo
+from crm_store.repositories import tickets as tickets_repo
+
+log = logging.getLogger(__name__)
+
+
+def backoff(attempts: int, cfg: OutboxSettings, retry_after: float | None = None) -> float:
+    """Seconds before the next try: exponential in the attempts so far, never less than the channel asked."""
+    delay = min(cfg.backoff_base_s * (2 ** max(attempts - 1, 0)), cfg.backoff_max_s)
+    return max(delay, retry_after or 0.0)
+
+
+def to_message(item: OutboxItem) -> OutboundMessage:
+    return OutboundMessage(
+        channel=item.channel, recipient=item.recipient, text=item.text, reply_to=item.reply_to or "",
+        ticket_id=item.ticket_id, idempotency_key=item.idempotency_key,
+        buttons=tuple(Button(label, data) for label, data in (item.buttons or [])), subject=item.subject or "",
+        meta=tuple(sorted((item.meta or {}).items())),
+    )
+
+
+@dataclass(slots=True)
+class _Outcome:
+    item: OutboxItem
+    external_id: str | None = None
+    error: str | None = None
+    permanent: bool = False
+    retry_after: float | None = None
+
+
+class OutboxWorker:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], registry: ChannelRegistry, cfg: OutboxSettings,
+        *, lease: timedelta = timedelta(seconds=60),
+    ) -> None:
+        self.sessions = sessions
+        self.registry = registry
+        self.cfg = cfg
+        self.lease = lease
+        self._wake = asyncio.Event()
+        self._claiming = asyncio.Lock()  # SQLite has no SKIP LOCKED: one claimer per process
+        self._task: asyncio.Task[None] | None = None
+        self.sent = 0
+        self.failed = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="outbox")
+
+    async def stop(self, drain_for: float = 5.0) -> None:
+        """Deliver what is due (for at most `drain_for` seconds), then stop."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._task = None
+        try:
+            await asyncio.wait_for(self.drain(), drain_for)
+        except TimeoutError:
+            log.warning("outbox not drained within %.1fs; the rest is delivered on the next start", drain_for)
+
+    @property
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                n = await self.drain_once()
+            except Exception:  # noqa: BLE001 - the worker must survive a bad moment of the database
+                log.exception("outbox pass failed")
+                n = 0
+            if n:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.cfg.poll_interval_s)
+            except TimeoutError:
+                pass
+
+    async def drain(self) -> int:
+        """Deliver everything due now (tests and shutdown)."""
+        total = 0
+        while n := await self.drain_once():
+            total += n
+        return total
+
+    async def drain_once(self) -> int:
+        async with self._claiming, self.sessions() as session, session.begin():
+            items = await outbox_repo.claim_due(session, limit=self.cfg.batch, lease=self.lease)
+            session.expunge_all()
+        if not items:
+            return 0
+        by_conversation: dict[tuple[str, str], list[OutboxItem]] = defaultdict(list)
+        for item in items:
+            by_conversation[(item.channel, item.recipient)].append(item)
+        groups = await asyncio.gather(*(self._send_in_order(group) for group in by_conversation.values()))
+        await self._record([o for group in groups for o in group])
+        return len(items)
+
+    async def _send_in_order(self, items: list[OutboxItem]) -> list[_Outcome]:
+        outcomes = []
+        for item in items:
+            outcomes.append(await self._send(item))
+        return outcomes
+
+    async def _send(self, item: OutboxItem) -> _Outcome:
+        try:
+            channel = self.registry.get(item.channel)
+            external_id = await channel.send(to_message(item))
+            return _Outcome(item, external_id=str(external_id or f"outbox-{item.id}"))
+        except UnknownChannel as exc:
+            return _Outcome(item, error=str(exc))
+        except DeliveryError as exc:
+            return _Outcome(item, error=exc.reason, permanent=exc.permanent, retry_after=exc.retry_after)
+        except Exception as exc:  # noqa: BLE001 - any channel failure is a failed attempt, never a lost reply
+            log.warning("send via %s failed: %r", item.channel, exc)
+            return _Outcome(item, error=f"{type(exc).__name__}: {exc}")
+
+    async def _record(self, outcomes: list[_Outcome]) -> None:
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            for o in outcomes:
+                item = o.item
+                if o.external_id is not None:
+                    if await outbox_repo.mark_sent(session, item.id, o.external_id, at=now):
+                        self.sent += 1
+                    continue
+                if o.permanent or item.attempts >= self.cfg.max_attempts:
+                    await self._give_up(session, item, o.error or "failed")
+                    continue
+                delay = backoff(item.attempts, self.cfg, o.retry_after)
+                await outbox_repo.mark_retry(session, item.id, o.error or "failed", now + timedelta(seconds=delay))
+
+    async def _give_up(self, session: AsyncSession, item: OutboxItem, error: str) -> None:
+        self.failed += 1
+        log.error("delivery of outbox item %s to %s:%s failed for good: %s", item.id, item.channel, item.recipient,
+                  error)
+        await outbox_repo.mark_failed(session, item.id, error)
+        if item.ticket_id is None or item.author == "system":
+            return
+        tickets_repo.add_event(session, item.ticket_id, "delivery_failed", channel=item.channel, error=error[:500],
+                               outbox_id=item.id)
+        if item.agent_id is None:
+            return
+        where = preferred_address((await agents_repo.addresses_of(session, [item.agent_id])).get(item.agent_id, []))
+        if where is None:
+            return
+        await outbox_repo.enqueue(session, [{
+            "idempotency_key": f"o{item.id}:failed", "channel": where[0], "recipient": where[1],
+            "text": f"Your reply on T-{item.ticket_id} could not be delivered via {item.channel}: {error[:300]}",
+            "subject": "", "reply_to": "", "buttons": [], "meta": {"author": "system"}, "ticket_id": item.ticket_id,
+            "customer_id": item.customer_id, "agent_id": item.agent_id, "author": "system", "status": "pending",
+            "attempts": 0, "next_attempt_at": utcnow(), "created_at": utcnow(),
+        }])

@@ -1,0 +1,145 @@
+"""The one ASGI app of a running tierdesk: web chat, Telegram webhook, dashboard, REST API, health.
+
+`create_web_app(app_ctx)` takes the running application (anything with `.sessions`, `.settings`, `.deliver`,
+`.registry`; optionally `.workers_alive()` for readiness and `.redis` for shared rate limits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+from itsdangerous import URLSafeSerializer
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import text
+
+from bot.web.auth import LoginLimiter, SessionSigner
+from bot.web.keys import secret_key
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+
+
+def _templates() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    from bot.web import formatting
+
+    env.filters.update(formatting.FILTERS)
+    return env
+
+
+def create_web_app(app_ctx: Any) -> FastAPI:
+    settings = app_ctx.settings
+    key = secret_key(settings)
+    app = FastAPI(
+        title="tierdesk",
+        version="1",
+        description="Customers, identities, contacts, tickets and notes of a tierdesk contact center.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.ctx = app_ctx
+    app.state.signer = SessionSigner(key)
+    app.state.visitors = URLSafeSerializer(key, salt="tierdesk-visitor")
+    app.state.limiter = LoginLimiter(redis=getattr(app_ctx, "redis", None), prefix=settings.redis_prefix)
+    app.state.templates = _templates()
+
+    from bot.web import chat
+    from bot.web.api import router as api_router
+    from bot.web.dashboard import install as install_dashboard
+
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(chat.router)
+    app.include_router(api_router)
+    install_dashboard(app)
+    _health_routes(app)
+    _telegram_route(app)
+    return app
+
+
+def _health_routes(app: FastAPI) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        ctx = request.app.state.ctx
+        problems: list[str] = []
+        try:
+            async with ctx.sessions() as session:
+                await asyncio.wait_for(session.execute(text("SELECT 1")), 5)
+        except Exception as exc:
+            problems.append(f"database: {type(exc).__name__}")
+        check = getattr(ctx, "workers_alive", None)
+        if callable(check):
+            try:
+                alive = check()
+                if inspect.isawaitable(alive):
+                    alive = await alive
+                if not alive:
+                    problems.append("workers: not running")
+            except Exception as exc:
+                problems.append(f"workers: {type(exc).__name__}")
+        if problems:
+            return JSONResponse({"ready": False, "problems": problems}, status_code=503)
+        return JSONResponse({"ready": True})
+
+
+def _telegram_route(app: FastAPI) -> None:
+    """POST /telegram/webhook hands the body and headers to the Telegram channel, when it runs in webhook mode.
+
+    The channel's `webhook_handler()` returns `async (body: bytes, headers: dict[str, str]) -> int | None`
+    (an HTTP status; None means 200); it checks the secret token header itself.
+    """
+
+    @app.post("/telegram/webhook", include_in_schema=False)
+    async def telegram_webhook(request: Request) -> Response:
+        registry = getattr(request.app.state.ctx, "registry", None)
+        channel = registry.get("telegram") if registry is not None and "telegram" in registry else None
+        factory = getattr(channel, "webhook_handler", None)
+        if factory is None:
+            return PlainTextResponse("telegram webhook not configured", status_code=404)
+        body = await request.body()
+        if len(body) > 5_000_000:
+            return PlainTextResponse("too large", status_code=413)
+        try:
+            status = await factory()(body, {k.lower(): v for k, v in request.headers.items()})
+        except Exception:
+            log.exception("telegram webhook failed")
+            return PlainTextResponse("error", status_code=500)
+        return PlainTextResponse("ok" if not status or status < 400 else "refused", status_code=status or 200)
+
+
+async def serve(app_ctx: Any, host: str | None = None, port: int | None = None) -> None:
+    """Run the web app with uvicorn until cancelled (`tierdesk run` starts this as a task)."""
+    settings = app_ctx.settings
+    config = uvicorn.Config(
+        create_web_app(app_ctx),
+        host=host or settings.web.host,
+        port=port if port is not None else settings.web.port,
+        log_level="warning",
+        lifespan="off",
+        proxy_headers=True,
+        ws_max_size=2_000_000,
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the app owns signals
+    try:
+        await server.serve()
+    except asyncio.CancelledError:
+        server.should_exit = True
+        raise

@@ -1,0 +1,161 @@
+"""Dashboard logins: argon2 password hashes, a signed session cookie, CSRF tokens, and a login rate limit.
+
+The session cookie carries only the agent id, a CSRF token and a fingerprint of the password hash, signed with
+the web secret; changing a password therefore ends every session of that agent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+_hasher = PasswordHasher()
+
+SESSION_COOKIE = "tierdesk_session"
+LOGIN_CSRF_COOKIE = "tierdesk_login_csrf"
+SESSION_MAX_AGE_S = 12 * 3600
+SUPERVISOR_ROLES = ("supervisor", "admin")
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash for Agent.password_hash (`tierdesk agents passwd` stores what this returns)."""
+    if not password or len(password) < 8:
+        raise ValueError("a password needs at least 8 characters")
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """True if `password` matches; never raises (an empty or malformed hash simply does not match)."""
+    if not password_hash or not password:
+        return False
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError, ValueError):
+        return False
+
+
+def _fingerprint(password_hash: str | None) -> str:
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking at the dashboard, and what they may see."""
+
+    agent_id: int
+    name: str
+    role: str
+    tiers: tuple[str, ...]
+    csrf: str
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role in SUPERVISOR_ROLES
+
+    @property
+    def scope_tiers(self) -> tuple[str, ...]:
+        """Tiers this viewer is limited to; empty means everything."""
+        return () if self.is_supervisor else self.tiers
+
+    def may_see_tier(self, tier: str | None) -> bool:
+        return not self.scope_tiers or tier in self.scope_tiers
+
+
+class SessionSigner:
+    def __init__(self, secret: str) -> None:
+        self._session = URLSafeTimedSerializer(secret, salt="tierdesk-session")
+        self._login = URLSafeTimedSerializer(secret, salt="tierdesk-login-csrf")
+
+    def issue(self, agent_id: int, password_hash: str | None) -> tuple[str, str]:
+        """A new session cookie value and its CSRF token."""
+        csrf = secrets.token_urlsafe(24)
+        return self._session.dumps({"a": agent_id, "c": csrf, "f": _fingerprint(password_hash)}), csrf
+
+    def read(self, cookie: str | None) -> dict[str, Any] | None:
+        if not cookie:
+            return None
+        try:
+            data = self._session.loads(cookie, max_age=SESSION_MAX_AGE_S)
+        except BadSignature:
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("a"), int):
+            return None
+        return data
+
+    @staticmethod
+    def still_valid(data: dict[str, Any], password_hash: str | None) -> bool:
+        return hmac.compare_digest(str(data.get("f", "")), _fingerprint(password_hash))
+
+    def login_csrf(self) -> tuple[str, str]:
+        """A token for the login form and the signed cookie that vouches for it (double submit)."""
+        token = secrets.token_urlsafe(24)
+        return token, self._login.dumps(token)
+
+    def login_csrf_ok(self, cookie: str | None, token: str | None) -> bool:
+        if not cookie or not token:
+            return False
+        try:
+            expected = self._login.loads(cookie, max_age=3600)
+        except BadSignature:
+            return False
+        return isinstance(expected, str) and hmac.compare_digest(expected, token)
+
+
+def csrf_ok(expected: str, given: str | None) -> bool:
+    return bool(given) and hmac.compare_digest(expected, str(given))
+
+
+class LoginLimiter:
+    """At most `attempts` failed logins per (IP, email) in `window_s`; in process, or in Redis when configured
+    so that every web process shares the count."""
+
+    def __init__(self, *, attempts: int = 5, window_s: float = 900.0, redis: Any = None, prefix: str = "tierdesk") -> None:
+        self.attempts = attempts
+        self.window_s = window_s
+        self._redis = redis
+        self._prefix = prefix
+        self._local: dict[str, deque[float]] = {}
+
+    def _key(self, ip: str, email: str) -> str:
+        return hashlib.sha256(f"{ip}|{email.strip().lower()}".encode()).hexdigest()[:32]
+
+    async def blocked(self, ip: str, email: str) -> bool:
+        key = self._key(ip, email)
+        if self._redis is not None:
+            count = await self._redis.get(f"{self._prefix}:login:{key}")
+            return int(count or 0) >= self.attempts
+        hits = self._local.get(key)
+        if not hits:
+            return False
+        cutoff = time.monotonic() - self.window_s
+        while hits and hits[0] < cutoff:
+            hits.popleft()
+        return len(hits) >= self.attempts
+
+    async def failed(self, ip: str, email: str) -> None:
+        key = self._key(ip, email)
+        if self._redis is not None:
+            rkey = f"{self._prefix}:login:{key}"
+            count = await self._redis.incr(rkey)
+            if count == 1:
+                await self._redis.expire(rkey, int(self.window_s))
+            return
+        if len(self._local) > 100_000:
+            self._local.clear()
+        self._local.setdefault(key, deque()).append(time.monotonic())
+
+    async def succeeded(self, ip: str, email: str) -> None:
+        key = self._key(ip, email)
+        if self._redis is not None:
+            await self._redis.delete(f"{self._prefix}:login:{key}")
+        else:
+            self._local.pop(key, None)

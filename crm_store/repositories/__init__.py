@@ -1,0 +1,1 @@
+"""Repositories: every query of ours. Each takes an `AsyncSession`, never commits, and raises our errors."""

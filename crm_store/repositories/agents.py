@@ -1,0 +1,99 @@
+"""Agents and how we recognise them on each channel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_store.errors import Conflict, NotFound
+from crm_store.models import ROLES, Agent, AgentAddress
+from crm_store.repositories._sql import chunks
+
+Pair = tuple[str, str]
+
+
+async def agents_by_address(session: AsyncSession, pairs: Iterable[Pair]) -> dict[Pair, Agent]:
+    wanted = sorted(set(pairs))
+    found: dict[Pair, Agent] = {}
+    for part in chunks(wanted):
+        conds = [(AgentAddress.channel == ch) & (AgentAddress.address == addr) for ch, addr in part]
+        rows = await session.execute(
+            select(AgentAddress.channel, AgentAddress.address, Agent)
+            .join(Agent, Agent.id == AgentAddress.agent_id)
+            .where(or_(*conds))
+        )
+        for ch, addr, agent in rows:
+            found[(ch, addr)] = agent
+    return found
+
+
+async def add_agent(
+    session: AsyncSession,
+    *,
+    name: str,
+    role: str = "agent",
+    addresses: dict[str, str] | None = None,
+    **fields: Any,
+) -> Agent:
+    """Register an agent with their channel addresses (e.g. {"telegram": "12345"})."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    agent = Agent(name=name, role=role, **fields)
+    session.add(agent)
+    try:
+        await session.flush()
+        for channel, address in (addresses or {}).items():
+            session.add(AgentAddress(agent_id=agent.id, channel=channel, address=str(address)))
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"an agent with that email or address already exists: {exc.orig}") from exc
+    return agent
+
+
+async def get_agent(session: AsyncSession, agent_id: int) -> Agent:
+    agent = await session.get(Agent, agent_id)
+    if agent is None:
+        raise NotFound(f"agent {agent_id} not found")
+    return agent
+
+
+async def find_agent(session: AsyncSession, query: str) -> Agent | None:
+    """By id, name (case-insensitive), email or any channel address."""
+    q = query.strip().lstrip("@")
+    if q.isdigit():
+        agent = await session.get(Agent, int(q))
+        if agent is not None:
+            return agent
+    agent = await session.scalar(select(Agent).where(Agent.email == q))
+    if agent is None:
+        for a in await session.scalars(select(Agent)):
+            if a.name.lower() == q.lower():
+                return a
+        aid = await session.scalar(select(AgentAddress.agent_id).where(AgentAddress.address == q).limit(1))
+        agent = await session.get(Agent, aid) if aid else None
+    return agent
+
+
+async def list_agents(session: AsyncSession) -> list[Agent]:
+    return list(await session.scalars(select(Agent).order_by(Agent.id)))
+
+
+async def addresses_of(session: AsyncSession, agent_ids: Iterable[int]) -> dict[int, list[Pair]]:
+    found: dict[int, list[Pair]] = {}
+    for part in chunks(sorted(set(agent_ids))):
+        rows = await session.execute(
+            select(AgentAddress.agent_id, AgentAddress.channel, AgentAddress.address)
+            .where(AgentAddress.agent_id.in_(part))
+            .order_by(AgentAddress.id)
+        )
+        for aid, ch, addr in rows:
+            found.setdefault(aid, []).append((ch, addr))
+    return found
+
+
+async def agents_with_role(session: AsyncSession, roles: Iterable[str]) -> list[Agent]:
+    return list(await session.scalars(select(Agent).where(Agent.role.in_(list(roles))).order_by(Agent.id)))

@@ -1,0 +1,189 @@
+"""The contact log: every message in or out, logged once per (channel, external id, direction)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_store.models import Contact, Customer
+from crm_store.repositories._sql import chunks, insert_ignoring_conflicts
+
+Key = tuple[str, str, str]  # (channel, external_id, direction)
+
+
+async def insert_contacts(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[Key, int]:
+    """Bulk-insert contact rows, skipping any already logged; return the ids of the rows inserted now.
+
+    A row that conflicts with an existing (channel, external_id, direction) is simply absent from the result:
+    that is how the caller learns a message is a repeat, even when another worker logged it a moment ago.
+    """
+    inserted: dict[Key, int] = {}
+    for part in chunks(rows, 300):
+        stmt = insert_ignoring_conflicts(session, Contact).returning(
+            Contact.id, Contact.channel, Contact.external_id, Contact.direction
+        )
+        result = await session.execute(stmt, part)
+        for cid, ch, ext, direction in result:
+            inserted[(ch, ext, direction)] = cid
+    return inserted
+
+
+async def existing_contacts(session: AsyncSession, keys: Iterable[Key]) -> dict[Key, Contact]:
+    wanted = sorted(set(keys))
+    found: dict[Key, Contact] = {}
+    for part in chunks(wanted):
+        conds = [
+            (Contact.channel == ch) & (Contact.external_id == ext) & (Contact.direction == d) for ch, ext, d in part
+        ]
+        for contact in await session.scalars(select(Contact).where(or_(*conds))):
+            found[(contact.channel, contact.external_id, contact.direction)] = contact
+    return found
+
+
+async def update_contacts(session: AsyncSession, changes: list[dict[str, Any]]) -> None:
+    """Set ticket, customer, NLU result ... on contacts logged earlier in the same transaction (by id)."""
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for change in changes:
+        by_columns.setdefault(tuple(sorted(change)), []).append(change)
+    for group in by_columns.values():
+        await session.execute(update(Contact), group)
+
+
+async def tickets_for_external_ids(session: AsyncSession, channel: str, external_ids: list[str]) -> dict[str, int]:
+    """Ticket of each message id we sent or received on a channel (email threading)."""
+    found: dict[str, int] = {}
+    for part in chunks(sorted(set(external_ids))):
+        rows = await session.execute(
+            select(Contact.external_id, Contact.ticket_id).where(
+                Contact.channel == channel, Contact.external_id.in_(part), Contact.ticket_id.is_not(None)
+            )
+        )
+        for ext, tid in rows:
+            found[ext] = tid
+    return found
+
+
+async def contact_by_external_id(session: AsyncSession, channel: str, external_id: str) -> Contact | None:
+    return await session.scalar(
+        select(Contact).where(Contact.channel == channel, Contact.external_id == external_id).order_by(Contact.id)
+    )
+
+
+async def customer_history(
+    session: AsyncSession, customer_id: int, *, limit: int = 10, offset: int = 0
+) -> list[Contact]:
+    """A customer's contacts across all channels, newest first."""
+    rows = await session.scalars(
+        select(Contact)
+        .where(Contact.customer_id == customer_id)
+        .order_by(Contact.created_at.desc(), Contact.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows)
+
+
+async def ticket_transcript(session: AsyncSession, ticket_id: int, *, limit: int = 200) -> list[Contact]:
+    rows = await session.scalars(
+        select(Contact)
+        .where(Contact.ticket_id == ticket_id, Contact.customer_id.is_not(None))
+        .order_by(Contact.created_at, Contact.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def thread_message_ids(session: AsyncSession, ticket_id: int, channel: str, *, limit: int = 20) -> list[str]:
+    """The ticket's message ids on one channel, oldest first (for email References headers)."""
+    rows = await session.scalars(
+        select(Contact.external_id)
+        .where(Contact.ticket_id == ticket_id, Contact.channel == channel)
+        .order_by(Contact.created_at.desc(), Contact.id.desc())
+        .limit(limit)
+    )
+    return list(reversed(list(rows)))
+
+
+def _log_query(customer_id: int | None, channel: str | None, since: datetime | None, until: datetime | None):
+    q = select(Contact, Customer.tier).join(Customer, Customer.id == Contact.customer_id, isouter=True)
+    if customer_id is not None:
+        q = q.where(Contact.customer_id == customer_id)
+    if channel:
+        q = q.where(Contact.channel == channel)
+    if since is not None:
+        q = q.where(Contact.created_at >= since)
+    if until is not None:
+        q = q.where(Contact.created_at < until)
+    return q
+
+
+async def recent_contacts(
+    session: AsyncSession,
+    *,
+    customer_id: int | None = None,
+    channel: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+) -> list[tuple[Contact, str | None]]:
+    q = _log_query(customer_id, channel, since, None).order_by(Contact.created_at.desc(), Contact.id.desc())
+    return [(c, tier) for c, tier in (await session.execute(q.limit(limit))).all()]
+
+
+async def stream_contacts(
+    session: AsyncSession,
+    *,
+    customer_id: int | None = None,
+    channel: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    page: int = 5000,
+) -> AsyncIterator[dict[str, Any]]:
+    """Every matching contact in id order, fetched page by page (keyset), so memory stays flat at any size."""
+    last_id = 0
+    cols = (
+        Contact.id, Contact.channel, Contact.external_id, Contact.direction, Contact.author, Contact.address,
+        Contact.customer_id, Contact.agent_id, Contact.ticket_id, Contact.text, Contact.nlu, Contact.created_at,
+    )
+    while True:
+        q = select(*cols).where(Contact.id > last_id).order_by(Contact.id).limit(page)
+        if customer_id is not None:
+            q = q.where(Contact.customer_id == customer_id)
+        if channel:
+            q = q.where(Contact.channel == channel)
+        if since is not None:
+            q = q.where(Contact.created_at >= since)
+        if until is not None:
+            q = q.where(Contact.created_at < until)
+        rows = (await session.execute(q)).all()
+        if not rows:
+            return
+        for row in rows:
+            yield row._asdict()
+        last_id = rows[-1].id
+
+
+async def count_contacts(session: AsyncSession, **filters: Any) -> int:
+    from sqlalchemy import func
+
+    q = select(func.count(Contact.id))
+    if filters.get("customer_id") is not None:
+        q = q.where(Contact.customer_id == filters["customer_id"])
+    if filters.get("channel"):
+        q = q.where(Contact.channel == filters["channel"])
+    if filters.get("since") is not None:
+        q = q.where(Contact.created_at >= filters["since"])
+    return int(await session.scalar(q) or 0)
+
+
+async def last_inbound(session: AsyncSession, ticket_id: int) -> Contact | None:
+    """The customer's latest message on a ticket: replies go back on its channel, to its address."""
+    return await session.scalar(
+        select(Contact)
+        .where(Contact.ticket_id == ticket_id, Contact.direction == "in", Contact.author == "customer")
+        .order_by(Contact.created_at.desc(), Contact.id.desc())
+        .limit(1)
+    )

@@ -1,0 +1,163 @@
+"""Customers and their identities: recognising who wrote, on any channel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_store.errors import NotFound
+from crm_store.models import Contact, Customer, Identity, Note, OutboxItem, Ticket, ValueEvent, now
+from crm_store.repositories._sql import chunks, insert_ignoring_conflicts
+
+Pair = tuple[str, str]  # (channel, address)
+
+
+async def customers_by_identity(session: AsyncSession, pairs: Iterable[Pair]) -> dict[Pair, int]:
+    """Map each known (channel, address) to its customer id, in one query per 500 pairs."""
+    wanted = sorted(set(pairs))
+    found: dict[Pair, int] = {}
+    for part in chunks(wanted):
+        conds = [(Identity.channel == ch) & (Identity.address == addr) for ch, addr in part]
+        rows = await session.execute(
+            select(Identity.channel, Identity.address, Identity.customer_id).where(or_(*conds))
+        )
+        for ch, addr, cid in rows:
+            found[(ch, addr)] = cid
+    return found
+
+
+async def resolve_customers(
+    session: AsyncSession, pairs: dict[Pair, str], *, language: dict[Pair, str] | None = None
+) -> tuple[dict[Pair, int], set[Pair]]:
+    """Customer id for every (channel, address); unknown senders become new customers.
+
+    `pairs` maps each pair to a display name. Returns the mapping and the set of pairs created now.
+    """
+    found = await customers_by_identity(session, pairs)
+    missing = [p for p in pairs if p not in found]
+    created: set[Pair] = set()
+    for pair in missing:
+        name = pairs[pair] or pair[1]
+        customer = Customer(name=name[:255], language=(language or {}).get(pair))
+        session.add(customer)
+        await session.flush()
+        result = await session.execute(
+            insert_ignoring_conflicts(session, Identity).values(
+                customer_id=customer.id, channel=pair[0], address=pair[1], display_name=name[:255], created_at=now()
+            )
+        )
+        if result.rowcount == 0:  # someone else registered it meanwhile: use theirs
+            await session.delete(customer)
+            found.update(await customers_by_identity(session, [pair]))
+        else:
+            found[pair] = customer.id
+            created.add(pair)
+    return found, created
+
+
+async def get_customer(session: AsyncSession, customer_id: int) -> Customer:
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"customer {customer_id} not found")
+    while customer.merged_into_id:
+        customer = await session.get(Customer, customer.merged_into_id)
+        assert customer is not None
+    return customer
+
+
+async def identities_of(session: AsyncSession, customer_id: int) -> list[Identity]:
+    rows = await session.scalars(select(Identity).where(Identity.customer_id == customer_id).order_by(Identity.id))
+    return list(rows)
+
+
+async def find_customer(session: AsyncSession, query: str) -> Customer | None:
+    """Find a customer by id, `#id`, external ref, @username, email, phone or any channel address."""
+    q = query.strip()
+    if not q:
+        return None
+    bare = q.lstrip("#")
+    if bare.isdigit():
+        customer = await session.get(Customer, int(bare))
+        if customer is not None:
+            return await get_customer(session, customer.id)
+    candidates = {q, q.lower(), q.lstrip("@"), q.lstrip("@").lower()}
+    cid = await session.scalar(select(Identity.customer_id).where(Identity.address.in_(candidates)).limit(1))
+    if cid is None:
+        cid = await session.scalar(select(Customer.id).where(Customer.external_ref == q).limit(1))
+    if cid is None and bare.lower().startswith("c") and bare[1:].isdigit():
+        cid = int(bare[1:])
+    return await get_customer(session, cid) if cid is not None else None
+
+
+async def link_identity(session: AsyncSession, customer_id: int, channel: str, address: str) -> int:
+    """Attach (channel, address) to a customer; if it belongs to another customer, merge them.
+
+    Returns the surviving customer id (the one that already owned the identity, whose history is older).
+    """
+    owner = (await customers_by_identity(session, [(channel, address)])).get((channel, address))
+    if owner is None:
+        await session.execute(
+            insert_ignoring_conflicts(session, Identity).values(
+                customer_id=customer_id, channel=channel, address=address, display_name="", created_at=now()
+            )
+        )
+        return customer_id
+    if owner == customer_id:
+        return customer_id
+    await merge_customers(session, source_id=customer_id, target_id=owner)
+    return owner
+
+
+async def merge_customers(session: AsyncSession, *, source_id: int, target_id: int) -> None:
+    """Move everything of `source` to `target` and leave `source` as a pointer to it."""
+    for model in (Identity, Contact, Ticket, Note, ValueEvent, OutboxItem):
+        await session.execute(update(model).where(model.customer_id == source_id).values(customer_id=target_id))
+    await session.execute(update(Customer).where(Customer.id == source_id).values(merged_into_id=target_id))
+    target = await session.get(Customer, target_id)
+    source = await session.get(Customer, source_id)
+    if target is not None and source is not None:
+        if not target.language and source.language:
+            target.language = source.language
+        if (not target.name or target.name == str(target.id)) and source.name:
+            target.name = source.name
+
+
+async def set_language(session: AsyncSession, customer_id: int, language: str) -> None:
+    await session.execute(
+        update(Customer).where(Customer.id == customer_id, Customer.language.is_(None)).values(language=language)
+    )
+
+
+async def customer_facts(session: AsyncSession, customer_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """What routing and replies need of each customer: tier, language, key-account manager, name."""
+    ids = sorted(set(customer_ids))
+    facts: dict[int, dict[str, Any]] = {}
+    for part in chunks(ids):
+        rows = await session.execute(
+            select(
+                Customer.id, Customer.tier, Customer.manual_tier, Customer.language,
+                Customer.key_account_manager_id, Customer.name,
+            ).where(Customer.id.in_(part))
+        )
+        for cid, tier, manual, lang, kam, name in rows:
+            facts[cid] = {"tier": manual or tier, "language": lang, "kam": kam, "name": name}
+    return facts
+
+
+async def value_summary(session: AsyncSession, customer_id: int) -> dict[str, Any]:
+    """Total spent (refunds subtracted), number of purchases and the last one: the customer's value at a glance."""
+    from sqlalchemy import func
+
+    total, count, last = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(ValueEvent.amount), 0),
+                func.count(ValueEvent.id).filter(ValueEvent.amount > 0),
+                func.max(ValueEvent.occurred_at),
+            ).where(ValueEvent.customer_id == customer_id)
+        )
+    ).one()
+    return {"total": float(total or 0), "purchases": int(count or 0), "last": last}

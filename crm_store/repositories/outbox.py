@@ -1,0 +1,119 @@
+"""The outbox: replies written with the contact that caused them, delivered later with retries."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_store.models import Contact, OutboxItem, Ticket, now
+from crm_store.repositories._sql import chunks, dialect, insert_ignoring_conflicts
+
+
+async def enqueue(session: AsyncSession, items: list[dict[str, Any]]) -> None:
+    """Add outbox rows; a repeated idempotency key is ignored (a retried transaction never sends twice)."""
+    for part in chunks(items, 300):
+        await session.execute(insert_ignoring_conflicts(session, OutboxItem), part)
+
+
+async def claim_due(session: AsyncSession, *, limit: int, lease: timedelta, at: datetime | None = None) -> list[OutboxItem]:
+    """Take up to `limit` due items and lease them, so another worker skips them until the lease runs out.
+
+    On PostgreSQL rows are locked with SKIP LOCKED; SQLite has one writer, so the lease alone suffices.
+    """
+    at = at or now()
+    q = (
+        select(OutboxItem)
+        .where(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= at)
+        .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
+        .limit(limit)
+    )
+    if dialect(session) == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    items = list(await session.scalars(q))
+    for item in items:
+        item.next_attempt_at = at + lease
+        item.attempts += 1
+    await session.flush()
+    return items
+
+
+async def mark_sent(session: AsyncSession, item_id: int, external_id: str, *, at: datetime | None = None) -> bool:
+    """Mark delivered and log the outbound contact, in the caller's transaction. False if already done."""
+    at = at or now()
+    item = await session.get(OutboxItem, item_id, with_for_update=dialect(session) == "postgresql")
+    if item is None or item.status == "sent":
+        return False
+    item.status = "sent"
+    item.external_id = external_id
+    item.sent_at = at
+    item.last_error = None
+    internal = item.author == "system"  # messages to agents are logged, but are not the customer's conversation
+    await session.execute(
+        insert_ignoring_conflicts(session, Contact).values(
+            channel=item.channel, external_id=external_id, direction="out", author=item.author,
+            address=item.recipient, customer_id=None if internal else item.customer_id, agent_id=item.agent_id,
+            ticket_id=None if internal else item.ticket_id,
+            text=item.text, subject=item.subject or None, attachments=[], created_at=at, logged_at=at,
+            thread_ref=item.reply_to or None,
+        )
+    )
+    return True
+
+
+async def mark_retry(session: AsyncSession, item_id: int, error: str, next_at: datetime) -> None:
+    await session.execute(
+        update(OutboxItem).where(OutboxItem.id == item_id).values(last_error=error[:2000], next_attempt_at=next_at)
+    )
+
+
+async def mark_failed(session: AsyncSession, item_id: int, error: str) -> OutboxItem | None:
+    item = await session.get(OutboxItem, item_id)
+    if item is None:
+        return None
+    item.status = "failed"
+    item.last_error = error[:2000]
+    if item.ticket_id is not None and item.author != "system":
+        await session.execute(
+            update(Ticket).where(Ticket.id == item.ticket_id).values(delivery_problem=f"{item.channel}: {error[:500]}")
+        )
+    return item
+
+
+async def counts_by_status(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(select(OutboxItem.status, func.count(OutboxItem.id)).group_by(OutboxItem.status))
+    return {s: n for s, n in rows.all()}
+
+
+async def list_items(session: AsyncSession, *, status: str | None = None, limit: int = 50) -> list[OutboxItem]:
+    q = select(OutboxItem).order_by(OutboxItem.id.desc()).limit(limit)
+    if status:
+        q = q.where(OutboxItem.status == status)
+    return list(await session.scalars(q))
+
+
+async def item_by_external_id(session: AsyncSession, channel: str, recipient: str, external_id: str) -> OutboxItem | None:
+    """The outbox row that produced a message we sent (to map an agent's reply to its ticket)."""
+    return await session.scalar(
+        select(OutboxItem).where(
+            OutboxItem.channel == channel, OutboxItem.recipient == recipient, OutboxItem.external_id == external_id
+        )
+    )
+
+
+async def next_due(session: AsyncSession) -> datetime | None:
+    return await session.scalar(select(func.min(OutboxItem.next_attempt_at)).where(OutboxItem.status == "pending"))
+
+
+async def bot_replies_since(session: AsyncSession, customer_id: int, since: datetime) -> int:
+    """How many bot answers a customer got lately (the per-sender rate limit that stops reply storms)."""
+    return int(
+        await session.scalar(
+            select(func.count(OutboxItem.id)).where(
+                OutboxItem.customer_id == customer_id, OutboxItem.author == "bot", OutboxItem.created_at >= since
+            )
+        )
+        or 0
+    )

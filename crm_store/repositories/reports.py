@@ -1,0 +1,329 @@
+"""The dashboard's read side: overview aggregates and the searchable, filterable contact log.
+
+Every function takes plain values and returns plain rows; the web layer only formats them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, and_, cast, func, literal_column, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_store.models import Agent, Contact, Customer, Ticket, TierRun, ValueEvent
+from crm_store.repositories._sql import dialect
+
+ACTIVE = ("open", "pending")
+_WORD = re.compile(r"\w+", re.UNICODE)
+_CJK = re.compile(r"[\u3000-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+
+@dataclass(frozen=True)
+class ContactFilter:
+    """What a supervisor asked the contact log for. `scope_tiers` is the viewer's own limit (agents)."""
+
+    q: str = ""
+    channel: str = ""
+    tier: str = ""
+    agent_id: int | None = None
+    intent: str = ""
+    direction: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    customer_id: int | None = None
+    ticket_id: int | None = None
+    scope_tiers: tuple[str, ...] = field(default=())
+
+
+def _day(session: AsyncSession, column: Any) -> Any:
+    if dialect(session) == "postgresql":
+        return func.date(func.timezone("UTC", column))
+    return func.date(column)
+
+
+def _seconds_between(session: AsyncSession, later: Any, earlier: Any) -> Any:
+    if dialect(session) == "postgresql":
+        return func.extract("epoch", later - earlier)
+    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+
+
+def _text_match(session: AsyncSession, q: str) -> Any:
+    """Full text on PostgreSQL (a GIN index on to_tsvector('simple', text), prefix match per word); a
+    case-insensitive substring elsewhere and for scripts without spaces between words (Chinese)."""
+    words = _WORD.findall(q)
+    if dialect(session) == "postgresql" and words and not _CJK.search(q):
+        query = " & ".join(f"{w}:*" for w in words[:8])
+        cfg = literal_column("'simple'::regconfig")
+        return func.to_tsvector(cfg, Contact.text).op("@@")(func.to_tsquery(cfg, query))
+    like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return Contact.text.ilike(like, escape="\\")
+
+
+def _filtered(session: AsyncSession, f: ContactFilter, columns: Sequence[Any]) -> Any:
+    stmt = select(*columns).select_from(Contact).join(Customer, Customer.id == Contact.customer_id, isouter=True)
+    conds: list[Any] = []
+    if f.q.strip():
+        conds.append(_text_match(session, f.q.strip()))
+    if f.channel:
+        conds.append(Contact.channel == f.channel)
+    if f.tier:
+        conds.append(Customer.tier == f.tier)
+    if f.scope_tiers:
+        conds.append(Customer.tier.in_(list(f.scope_tiers)))
+    if f.agent_id is not None:
+        conds.append(Contact.agent_id == f.agent_id)
+    if f.intent:
+        conds.append(Contact.nlu["intent"].as_string() == f.intent)
+    if f.direction:
+        conds.append(Contact.direction == f.direction)
+    if f.since is not None:
+        conds.append(Contact.created_at >= f.since)
+    if f.until is not None:
+        conds.append(Contact.created_at < f.until)
+    if f.customer_id is not None:
+        conds.append(Contact.customer_id == f.customer_id)
+    if f.ticket_id is not None:
+        conds.append(Contact.ticket_id == f.ticket_id)
+    return stmt.where(and_(*conds)) if conds else stmt
+
+
+LOG_COLUMNS = (
+    Contact.id, Contact.created_at, Contact.channel, Contact.direction, Contact.author, Contact.address,
+    Contact.customer_id, Customer.name.label("customer_name"), Customer.tier, Contact.agent_id, Contact.ticket_id,
+    Contact.nlu["intent"].as_string().label("intent"), Contact.text,
+)
+
+
+async def search_contacts(
+    session: AsyncSession, f: ContactFilter, *, before: tuple[datetime, int] | None = None, limit: int = 50,
+    oldest_first: bool = False,
+) -> list[dict[str, Any]]:
+    """One page of the contact log, newest first, after the keyset cursor `before` (created_at, id)."""
+    stmt = _filtered(session, f, LOG_COLUMNS)
+    if oldest_first:
+        if before is not None:
+            stmt = stmt.where(tuple_(Contact.created_at, Contact.id) > tuple_(*before))
+        stmt = stmt.order_by(Contact.created_at, Contact.id)
+    else:
+        if before is not None:
+            stmt = stmt.where(tuple_(Contact.created_at, Contact.id) < tuple_(*before))
+        stmt = stmt.order_by(Contact.created_at.desc(), Contact.id.desc())
+    return [row._asdict() for row in (await session.execute(stmt.limit(limit))).all()]
+
+
+async def iter_contacts(session: AsyncSession, f: ContactFilter, *, page: int = 2000) -> AsyncIterator[dict[str, Any]]:
+    """Every contact the filter matches, oldest first, fetched page by page so memory stays flat (exports)."""
+    cursor: tuple[datetime, int] | None = None
+    while True:
+        rows = await search_contacts(session, f, before=cursor, limit=page, oldest_first=True)
+        for row in rows:
+            yield row
+        if len(rows) < page:
+            return
+        cursor = (rows[-1]["created_at"], rows[-1]["id"])
+
+
+async def known_intents(session: AsyncSession, limit: int = 100) -> list[str]:
+    """Intents seen on recent contacts, for the filter's list."""
+    intent = Contact.nlu["intent"].as_string()
+    recent = select(intent.label("intent")).where(Contact.nlu.is_not(None)).order_by(Contact.id.desc()).limit(5000)
+    sub = recent.subquery()
+    rows = await session.scalars(select(sub.c.intent).where(sub.c.intent.is_not(None)).distinct().limit(limit))
+    return sorted(r for r in rows if r)
+
+
+# --- overview ---------------------------------------------------------------------------------------------------
+async def contacts_per_day(
+    session: AsyncSession, since: datetime, until: datetime, *, by: str, scope_tiers: Sequence[str] = ()
+) -> list[tuple[str, str, int]]:
+    """(day, channel or tier, contacts) for each day in [since, until)."""
+    day = _day(session, Contact.created_at).label("day")
+    key = (Contact.channel if by == "channel" else func.coalesce(Customer.tier, "unknown")).label("key")
+    stmt = select(day, key, func.count().label("n")).select_from(Contact)
+    if by != "channel" or scope_tiers:
+        stmt = stmt.join(Customer, Customer.id == Contact.customer_id, isouter=True)
+    stmt = stmt.where(Contact.created_at >= since, Contact.created_at < until)
+    if scope_tiers:
+        stmt = stmt.where(Customer.tier.in_(list(scope_tiers)))
+    rows = await session.execute(stmt.group_by(day, key).order_by(day, key))
+    return [(str(d), str(k), int(n)) for d, k, n in rows.all()]
+
+
+async def backlog_by_queue(session: AsyncSession) -> list[tuple[str, str, int]]:
+    """(queue, status, tickets) of everything not solved yet."""
+    rows = await session.execute(
+        select(Ticket.queue, Ticket.status, func.count())
+        .where(Ticket.status.in_(ACTIVE))
+        .group_by(Ticket.queue, Ticket.status)
+        .order_by(Ticket.queue, Ticket.status)
+    )
+    return [(q, s, int(n)) for q, s, n in rows.all()]
+
+
+def _percentile(values: list[float], p: float) -> float | None:
+    """Linear interpolation, as PostgreSQL's percentile_cont."""
+    if not values:
+        return None
+    values = sorted(values)
+    pos = (len(values) - 1) * p
+    lo = int(pos)
+    hi = min(lo + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (pos - lo)
+
+
+async def _durations_by_tier(
+    session: AsyncSession, since: datetime, until: datetime, end_col: Any
+) -> dict[str, dict[str, float | int | None]]:
+    seconds = cast(_seconds_between(session, end_col, Ticket.created_at), Float)
+    base = (Ticket.created_at >= since, Ticket.created_at < until, end_col.is_not(None))
+    if dialect(session) == "postgresql":
+        rows = await session.execute(
+            select(
+                Ticket.tier_at_open,
+                func.count(),
+                func.percentile_cont(0.5).within_group(seconds),
+                func.percentile_cont(0.9).within_group(seconds),
+            )
+            .where(*base)
+            .group_by(Ticket.tier_at_open)
+        )
+        return {t: {"n": int(n), "p50": p50, "p90": p90} for t, n, p50, p90 in rows.all()}
+    values: dict[str, list[float]] = {}
+    for tier, secs in (await session.execute(select(Ticket.tier_at_open, seconds).where(*base))).all():
+        values.setdefault(tier, []).append(float(secs))
+    return {t: {"n": len(v), "p50": _percentile(v, 0.5), "p90": _percentile(v, 0.9)} for t, v in values.items()}
+
+
+async def response_times(session: AsyncSession, since: datetime, until: datetime) -> dict[str, dict[str, Any]]:
+    """First-response and resolution seconds (p50, p90) by tier at open, for tickets opened in the range."""
+    first = await _durations_by_tier(session, since, until, Ticket.first_responded_at)
+    resolved = await _durations_by_tier(session, since, until, func.coalesce(Ticket.solved_at, Ticket.closed_at))
+    return {tier: {"first": first.get(tier), "resolution": resolved.get(tier)} for tier in sorted({*first, *resolved})}
+
+
+async def ticket_figures_by_tier(session: AsyncSession, since: datetime, until: datetime) -> dict[str, dict[str, Any]]:
+    """Tickets opened, SLA breaches and CSAT (mean, answers) by tier at open, for tickets opened in the range."""
+    rows = await session.execute(
+        select(
+            Ticket.tier_at_open,
+            func.count(),
+            func.count(Ticket.sla_breached_at),
+            func.avg(Ticket.csat),
+            func.count(Ticket.csat),
+        )
+        .where(Ticket.created_at >= since, Ticket.created_at < until)
+        .group_by(Ticket.tier_at_open)
+    )
+    return {
+        t: {"opened": int(n), "breached": int(b), "csat": float(c) if c is not None else None, "csat_n": int(cn)}
+        for t, n, b, c, cn in rows.all()
+    }
+
+
+# --- agents and tiers -------------------------------------------------------------------------------------------
+async def agent_figures(session: AsyncSession, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Every agent with open load, capacity, status and tickets handled (solved or closed) in the range."""
+    load = dict(
+        (await session.execute(
+            select(Ticket.assignee_id, func.count())
+            .where(Ticket.status.in_(ACTIVE), Ticket.assignee_id.is_not(None))
+            .group_by(Ticket.assignee_id)
+        )).all()
+    )
+    done_at = func.coalesce(Ticket.solved_at, Ticket.closed_at)
+    handled = dict(
+        (await session.execute(
+            select(Ticket.assignee_id, func.count())
+            .where(Ticket.assignee_id.is_not(None), done_at >= since, done_at < until)
+            .group_by(Ticket.assignee_id)
+        )).all()
+    )
+    replies = dict(
+        (await session.execute(
+            select(Contact.agent_id, func.count())
+            .where(Contact.agent_id.is_not(None), Contact.direction == "out", Contact.created_at >= since,
+                   Contact.created_at < until)
+            .group_by(Contact.agent_id)
+        )).all()
+    )
+    agents = await session.scalars(select(Agent).order_by(Agent.name, Agent.id))
+    return [
+        {
+            "id": a.id, "name": a.name, "role": a.role, "status": a.status, "tiers": list(a.tiers or []),
+            "queues": list(a.queues or []), "capacity": a.capacity, "load": int(load.get(a.id, 0)),
+            "handled": int(handled.get(a.id, 0)), "replies": int(replies.get(a.id, 0)), "email": a.email,
+        }
+        for a in agents
+    ]
+
+
+async def tier_figures(session: AsyncSession) -> list[dict[str, Any]]:
+    """Per tier: customers, total value and open tickets (customers merged into others are not counted)."""
+    live = Customer.merged_into_id.is_(None)
+    sizes = dict(
+        (await session.execute(select(Customer.tier, func.count()).where(live).group_by(Customer.tier))).all()
+    )
+    revenue = dict(
+        (await session.execute(
+            select(Customer.tier, func.coalesce(func.sum(ValueEvent.amount), 0))
+            .join(Customer, Customer.id == ValueEvent.customer_id)
+            .where(live)
+            .group_by(Customer.tier)
+        )).all()
+    )
+    open_t = dict(
+        (await session.execute(
+            select(Ticket.tier_at_open, func.count()).where(Ticket.status.in_(ACTIVE)).group_by(Ticket.tier_at_open)
+        )).all()
+    )
+    tiers = sorted({*sizes, *revenue, *open_t})
+    return [
+        {"tier": t, "customers": int(sizes.get(t, 0)), "revenue": float(revenue.get(t, 0) or 0),
+         "open_tickets": int(open_t.get(t, 0))}
+        for t in tiers
+    ]
+
+
+async def last_tier_run(session: AsyncSession) -> TierRun | None:
+    return await session.scalar(select(TierRun).order_by(TierRun.started_at.desc(), TierRun.id.desc()).limit(1))
+
+
+async def customer_value(session: AsyncSession, customer_id: int) -> dict[str, Any]:
+    row = (await session.execute(
+        select(func.coalesce(func.sum(ValueEvent.amount), 0), func.count(), func.max(ValueEvent.occurred_at))
+        .where(ValueEvent.customer_id == customer_id)
+    )).one()
+    return {"total": float(row[0] or 0), "events": int(row[1]), "last": row[2]}
+
+
+async def search_customers_page(
+    session: AsyncSession, *, q: str = "", tier: str = "", scope_tiers: Sequence[str] = (), after_id: int | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Customers for the dashboard list, with open-ticket counts."""
+    open_count = (
+        select(func.count()).where(Ticket.customer_id == Customer.id, Ticket.status.in_(ACTIVE))
+        .correlate(Customer).scalar_subquery()
+    )
+    stmt = select(Customer.id, Customer.name, Customer.tier, Customer.external_ref, Customer.language,
+                  Customer.created_at, open_count.label("open_tickets")).where(Customer.merged_into_id.is_(None))
+    if after_id:
+        stmt = stmt.where(Customer.id > after_id)
+    if tier:
+        stmt = stmt.where(Customer.tier == tier)
+    if scope_tiers:
+        stmt = stmt.where(Customer.tier.in_(list(scope_tiers)))
+    if q:
+        from crm_store.models import Identity
+
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        ids = select(Identity.customer_id).where(Identity.address.ilike(like, escape="\\"))
+        conds = [Customer.name.ilike(like, escape="\\"), Customer.external_ref == q, Customer.id.in_(ids)]
+        if q.isdigit() and len(q) < 15:
+            conds.append(Customer.id == int(q))
+        stmt = stmt.where(or_(*conds))
+    return [r._asdict() for r in (await session.execute(stmt.order_by(Customer.id).limit(limit))).all()]

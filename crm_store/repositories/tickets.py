@@ -1,0 +1,115 @@
+"""Tickets, their audit trail and notes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_store.errors import NotFound
+from crm_store.models import Note, Ticket, TicketEvent, now
+from crm_store.repositories._sql import chunks
+
+ACTIVE = ("open", "pending")
+
+
+async def active_tickets(session: AsyncSession, customer_ids: Iterable[int]) -> dict[int, Ticket]:
+    """Each customer's newest open or pending ticket (the conversation a new message joins)."""
+    found: dict[int, Ticket] = {}
+    for part in chunks(sorted(set(customer_ids))):
+        rows = await session.scalars(
+            select(Ticket).where(Ticket.customer_id.in_(part), Ticket.status.in_(ACTIVE)).order_by(Ticket.id)
+        )
+        for ticket in rows:
+            found[ticket.customer_id] = ticket
+    return found
+
+
+async def latest_tickets(session: AsyncSession, customer_ids: Iterable[int]) -> dict[int, Ticket]:
+    """Each customer's most recent ticket of any status (to reopen a recently solved conversation)."""
+    found: dict[int, Ticket] = {}
+    for part in chunks(sorted(set(customer_ids))):
+        newest = (
+            select(func.max(Ticket.id)).where(Ticket.customer_id.in_(part)).group_by(Ticket.customer_id)
+        ).scalar_subquery()
+        for ticket in await session.scalars(select(Ticket).where(Ticket.id.in_(newest))):
+            found[ticket.customer_id] = ticket
+    return found
+
+
+async def get_ticket(session: AsyncSession, ticket_id: int) -> Ticket:
+    ticket = await session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotFound(f"ticket T-{ticket_id} not found")
+    return ticket
+
+
+async def tickets_by_ids(session: AsyncSession, ids: Iterable[int]) -> dict[int, Ticket]:
+    found: dict[int, Ticket] = {}
+    for part in chunks(sorted(set(ids))):
+        for t in await session.scalars(select(Ticket).where(Ticket.id.in_(part))):
+            found[t.id] = t
+    return found
+
+
+async def open_ticket(session: AsyncSession, **fields: Any) -> Ticket:
+    ticket = Ticket(**fields)
+    session.add(ticket)
+    await session.flush()
+    return ticket
+
+
+def add_event(
+    session: AsyncSession, ticket_id: int, kind: str, *, actor: str = "system", agent_id: int | None = None,
+    at: datetime | None = None, **data: Any,
+) -> None:
+    session.add(TicketEvent(ticket_id=ticket_id, kind=kind, actor=actor, agent_id=agent_id, at=at or now(), data=data))
+
+
+async def ticket_events(session: AsyncSession, ticket_id: int) -> list[TicketEvent]:
+    rows = await session.scalars(
+        select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.at, TicketEvent.id)
+    )
+    return list(rows)
+
+
+async def customer_tickets(session: AsyncSession, customer_id: int, *, active_only: bool = False) -> list[Ticket]:
+    q = select(Ticket).where(Ticket.customer_id == customer_id)
+    if active_only:
+        q = q.where(Ticket.status.in_(ACTIVE))
+    return list(await session.scalars(q.order_by(Ticket.id.desc()).limit(50)))
+
+
+async def open_counts(session: AsyncSession, agent_ids: Iterable[int] | None = None) -> dict[int, int]:
+    """Open tickets per assigned agent: the load routing balances."""
+    q = (
+        select(Ticket.assignee_id, func.count(Ticket.id))
+        .where(Ticket.status.in_(ACTIVE), Ticket.assignee_id.is_not(None))
+        .group_by(Ticket.assignee_id)
+    )
+    if agent_ids is not None:
+        q = q.where(Ticket.assignee_id.in_(list(agent_ids)))
+    return {aid: n for aid, n in (await session.execute(q)).all()}
+
+
+async def set_status(session: AsyncSession, ticket_id: int, status: str, **fields: Any) -> None:
+    await session.execute(update(Ticket).where(Ticket.id == ticket_id).values(status=status, updated_at=now(), **fields))
+
+
+async def add_note(
+    session: AsyncSession, *, customer_id: int, text: str, ticket_id: int | None = None, agent_id: int | None = None
+) -> Note:
+    note = Note(customer_id=customer_id, ticket_id=ticket_id, agent_id=agent_id, text=text)
+    session.add(note)
+    await session.flush()
+    return note
+
+
+async def notes_of(session: AsyncSession, customer_id: int, *, limit: int = 10) -> list[Note]:
+    rows = await session.scalars(
+        select(Note).where(Note.customer_id == customer_id).order_by(Note.created_at.desc(), Note.id.desc()).limit(limit)
+    )
+    return list(rows)
