@@ -162,3 +162,77 @@ def test_bad_arguments_are_refused_clearly():
         compute_tiers(values, manual={1: "gold"})
     with pytest.raises(ValueError, match="monetary has 2 values"):
         ValueTable(np.arange(3), np.zeros(3), np.zeros(3), np.zeros(2))
+
+
+# --- the service around it: load, compute, store in one transaction (SQLite and PostgreSQL) ---
+
+from datetime import UTC, datetime  # noqa: E402
+
+from sqlalchemy import func, select  # noqa: E402
+
+from bot import tier_service  # noqa: E402
+from bot.seed import seed_database  # noqa: E402
+from crm_store.models import Customer, TierChange, TierRun  # noqa: E402
+from crm_store.repositories import tiering as tier_repo  # noqa: E402
+
+TODAY = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+async def tier_counts(db) -> dict[str, int]:
+    async with db.sessions() as s:
+        rows = await s.execute(select(Customer.tier, func.count(Customer.id)).group_by(Customer.tier))
+        return dict(rows.all())
+
+
+async def test_compute_stores_tiers_run_and_history_and_a_rerun_changes_nothing(db):
+    await seed_database(db.sessions, 300, 3000, seed=1, today=TODAY)
+    summary = await tier_service.compute_and_store(db.sessions, method="kmeans", k=3, as_of=TODAY)
+    counts = await tier_counts(db)
+    assert set(counts) == {"VIP", "important", "ordinary", "potential"}
+    assert sum(counts.values()) == 300
+    assert summary.changed == 300 - counts["potential"]  # everyone else moved off the default tier
+    async with db.sessions() as s:
+        history = await s.scalar(select(func.count(TierChange.id)).where(TierChange.run_id == summary.run_id))
+        vip = await s.scalar(select(Customer).where(Customer.tier == "VIP").limit(1))
+    assert history == summary.changed
+    assert vip.tier_reason.startswith("VIP: spent ")
+
+    report = await tier_service.latest_report(db.sessions)
+    shown = tier_service.report_object(report, report["changed_since_last"])
+    assert list(shown) == list(tier_service.REPORT_KEYS)
+    assert shown["method"] == "kmeans" and shown["k"] == 3
+    assert [t["tier"] for t in shown["tiers"]] == ["VIP", "important", "ordinary", "potential"]
+    assert sum(t["customers"] for t in shown["tiers"]) == 300
+
+    again = await tier_service.compute_and_store(db.sessions, method="kmeans", k=3, as_of=TODAY)
+    assert again.changed == 0
+    assert await tier_counts(db) == counts
+
+
+async def test_a_crash_while_storing_leaves_the_previous_tiers_in_force(db, monkeypatch):
+    await seed_database(db.sessions, 120, 1200, seed=2, today=TODAY)
+    await tier_service.compute_and_store(db.sessions, method="quantile", as_of=TODAY)
+    before = await tier_counts(db)
+    async with db.sessions() as s:
+        runs_before = await s.scalar(select(func.count(TierRun.id)))
+        await s.execute(
+            Customer.__table__.update().values(manual_tier="VIP").where(Customer.tier == "ordinary")
+        )
+        await s.commit()
+
+    async def crash(*_args, **_kwargs):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(tier_repo, "record_changes", crash)
+    with pytest.raises(RuntimeError, match="power cut"):
+        await tier_service.compute_and_store(db.sessions, method="quantile", as_of=TODAY)
+    assert await tier_counts(db) == before
+    async with db.sessions() as s:
+        assert await s.scalar(select(func.count(TierRun.id))) == runs_before
+
+
+async def test_too_few_customers_fall_back_with_the_reason_in_the_report(sqlite_db):
+    await seed_database(sqlite_db.sessions, 8, 40, seed=3, today=TODAY)
+    summary = await tier_service.compute_and_store(sqlite_db.sessions, method="kmeans", as_of=TODAY)
+    assert summary.report["method"] == "quantile"
+    assert "used the quantile method instead" in summary.report["note"]
