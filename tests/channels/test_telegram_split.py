@@ -1,0 +1,58 @@
+"""Splitting long text into Telegram-sized parts, and the token bucket's arithmetic."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from channels.telegram.sender import TokenBucket, split_text, utf16_len
+
+
+def test_short_text_is_one_part():
+    assert split_text("hello") == ["hello"]
+    assert split_text("") == [""]
+
+
+def test_long_text_splits_on_line_boundaries():
+    lines = [f"line {i:05d} " + "x" * 40 for i in range(300)]  # ~14,700 characters
+    text = "\n".join(lines)
+    parts = split_text(text)
+    assert len(parts) == 4
+    assert "".join(parts) == text
+    assert all(utf16_len(p) <= 4096 for p in parts)
+    assert all(p.endswith("\n") for p in parts[:-1])
+
+
+def test_falls_back_to_words_then_hard_cuts():
+    words = " ".join(["word"] * 2000)
+    parts = split_text(words)
+    assert "".join(parts) == words and all(p.endswith(" ") for p in parts[:-1])
+    solid = "z" * 9000
+    assert [len(p) for p in split_text(solid)] == [4096, 4096, 808]
+
+
+def test_counts_utf16_units_and_never_splits_an_emoji():
+    text = "\U0001f600" * 3000  # 6,000 UTF-16 units
+    parts = split_text(text)
+    assert [utf16_len(p) for p in parts] == [4096, 1904]
+    assert "".join(parts) == text
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.sampled_from(["a", " ", "\n", "é", "\U0001f600", "中"]), max_size=12_000),
+       st.integers(min_value=2, max_value=5000))
+def test_split_is_lossless_and_bounded(text, limit):
+    parts = split_text(text, limit)
+    assert "".join(parts) == text
+    assert all(utf16_len(p) <= limit for p in parts)
+    assert all(p for p in parts) or text == ""
+
+
+def test_token_bucket_spaces_reservations(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr("channels.telegram.sender.time.monotonic", lambda: clock[0])
+    bucket = TokenBucket(rate=2.0, burst=2)
+    assert [bucket.reserve() for _ in range(4)] == pytest.approx([0.0, 0.0, 0.5, 1.0])
+    clock[0] += 10  # refills only up to the burst
+    assert [bucket.reserve() for _ in range(3)] == pytest.approx([0.0, 0.0, 0.5])
