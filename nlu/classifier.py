@@ -1,0 +1,310 @@
+"""The intent classifier: TF-IDF word + character n-grams, a linear SVM, calibrated confidences, and an
+out-of-scope decision whose threshold is chosen on held-out data only.
+
+Why this shape: on intent data a linear model over word 1-2-grams and char_wb 2-5-grams is as accurate as
+much heavier models, trains in seconds and answers in well under a millisecond. Char n-grams inside word
+boundaries also work for Chinese, where a "word" is a run of characters. LinearSVC scores become
+probabilities by a softmax whose temperature is fitted on the validation split (temperature scaling), which
+keeps training a single fit instead of one per calibration fold.
+
+Out of scope: when the training data has an out-of-scope class, the model learns it like any intent and a
+message is also rejected when P(top intent) / (P(top intent) + P(out of scope)) is below the threshold; without
+one, the threshold applies to P(top intent). The threshold maximises in-scope accuracy + OOS recall on the
+validation split (or keeps 97 % of correct answers when the validation split has no out-of-scope examples).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import joblib
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import FeatureUnion
+from sklearn.svm import LinearSVC
+
+from nlu.entities import EntityExtractor
+from nlu.language import detect_language
+from nlu.result import NluResult
+from nlu.text import clean, has_words
+
+FORMAT_VERSION = 1
+DEFAULT_OOS_LABEL = "out_of_scope"
+
+
+class ModelFileError(Exception):
+    """A saved model that cannot be used (missing, corrupt, or from another version)."""
+
+
+@dataclass(slots=True)
+class ClassifierConfig:
+    """Hyper-parameters, chosen once on CLINC150's train/val splits (never its test split)."""
+
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] = (2, 5)
+    char_min_df: int = 2
+    c: float = 1.0
+    oos_weight: float = 5.0
+    """The out-of-scope class covers everything else, so its few examples weigh more."""
+    max_chars: int = 2000
+    validation_fraction: float = 0.2
+    keep_correct: float = 0.97
+    """Without out-of-scope validation examples: the threshold keeps this share of correct answers."""
+    max_accuracy_loss: float = 0.005
+    """With out-of-scope validation examples: give up at most this much in-scope accuracy to reject OOS."""
+    ranking_size: int = 10
+
+
+@dataclass(slots=True)
+class IntentClassifier:
+    """fit(texts, labels) once, then parse(text) per message; save/load with joblib."""
+
+    config: ClassifierConfig = field(default_factory=ClassifierConfig)
+    oos_label: str = DEFAULT_OOS_LABEL
+    entities: EntityExtractor = field(default_factory=EntityExtractor.build)
+    features: FeatureUnion | None = None
+    model: LinearSVC | None = None
+    classes: list[str] = field(default_factory=list)
+    temperature: float = 1.0
+    threshold: float = 0.0
+    uses_oos_class: bool = False
+    _fast: list | None = field(default=None, repr=False)
+    """Per-vectorizer (analyzer, vocabulary, idf, offset): one message scored without sklearn's overhead."""
+
+    # ---- training -------------------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        *,
+        val_texts: Sequence[str] | None = None,
+        val_labels: Sequence[str] | None = None,
+    ) -> IntentClassifier:
+        """Train on `texts`; calibrate and choose the threshold on the validation split.
+
+        Without a validation split a stratified part of the training data is held out for calibration, and
+        the final model is then refitted on everything with the calibration kept.
+        """
+        if len(texts) != len(labels) or not texts:
+            raise ValueError("fit needs as many labels as texts, and at least one of each")
+        if len(set(labels) - {self.oos_label}) < 2:
+            raise ValueError("fit needs at least two in-scope intents")
+        if val_texts is None or val_labels is None:
+            fit_x, val_x, fit_y, val_y = _holdout(list(texts), list(labels), self.config.validation_fraction)
+            self._fit_model(fit_x, fit_y)
+            self._calibrate(val_x, val_y)
+            self._fit_model(list(texts), list(labels))
+        else:
+            self._fit_model(list(texts), list(labels))
+            self._calibrate(list(val_texts), list(val_labels))
+        return self
+
+    def _fit_model(self, texts: list[str], labels: list[str]) -> None:
+        cfg = self.config
+        self.features = FeatureUnion(
+            [
+                ("words", TfidfVectorizer(ngram_range=cfg.word_ngrams, sublinear_tf=True)),
+                (
+                    "chars",
+                    TfidfVectorizer(analyzer="char_wb", ngram_range=cfg.char_ngrams, sublinear_tf=True,
+                                    min_df=cfg.char_min_df),
+                ),
+            ]
+        )
+        matrix = self.features.fit_transform([self._prepare(t) for t in texts])
+        self.uses_oos_class = self.oos_label in set(labels)
+        weights = {self.oos_label: cfg.oos_weight} if self.uses_oos_class else None
+        self.model = LinearSVC(C=cfg.c, class_weight=weights).fit(matrix, labels)
+        self.classes = [str(c) for c in self.model.classes_]
+
+    def _calibrate(self, texts: list[str], labels: list[str]) -> None:
+        scores = self._scores([self._prepare(t) for t in texts])
+        gold = np.array(labels)
+        self.temperature = _fit_temperature(scores, gold, self.classes)
+        confidence = self._oos_confidence(_softmax(scores, self.temperature))
+        predicted = np.array(self.classes)[scores.argmax(axis=1)]
+        self.threshold = choose_threshold(
+            confidence, predicted, gold, self.oos_label, self.config.keep_correct, self.config.max_accuracy_loss
+        )
+
+    # ---- inference ------------------------------------------------------------------------------------------
+
+    def _prepare(self, text: str) -> str:
+        return clean(text, self.config.max_chars).casefold()
+
+    def _scores(self, prepared: list[str]) -> np.ndarray:
+        if self.model is None or self.features is None:
+            raise RuntimeError("the classifier is not trained: call fit() or load() first")
+        scores = self.model.decision_function(self.features.transform(prepared))
+        return scores.reshape(len(prepared), -1) if len(self.classes) > 2 else np.column_stack([-scores, scores])
+
+    def _one_score(self, prepared: str) -> np.ndarray:
+        """Same numbers as `_scores([prepared])[0]`, ten times faster: TF-IDF by hand on one message."""
+        if self._fast is None:
+            if self.model is None or self.features is None:
+                raise RuntimeError("the classifier is not trained: call fit() or load() first")
+            fast, offset = [], 0
+            for _, vectorizer in self.features.transformer_list:
+                fast.append((vectorizer.build_analyzer(), vectorizer.vocabulary_, vectorizer.idf_, offset))
+                offset += len(vectorizer.vocabulary_)
+            self._fast = fast
+        columns: list[int] = []
+        values: list[float] = []
+        for analyzer, vocabulary, idf, offset in self._fast:
+            counts: dict[int, int] = {}
+            for gram in analyzer(prepared):
+                index = vocabulary.get(gram)
+                if index is not None:
+                    counts[index] = counts.get(index, 0) + 1
+            if not counts:
+                continue
+            idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+            weights = (np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts))) + 1.0) * idf[idx]
+            weights /= np.sqrt(weights @ weights)
+            columns.extend((idx + offset).tolist())
+            values.extend(weights.tolist())
+        model = self.model
+        if not columns:
+            raw = model.intercept_.astype(np.float64)
+        else:
+            raw = model.coef_[:, np.array(columns)] @ np.array(values) + model.intercept_
+        return raw if len(self.classes) > 2 else np.array([-raw[0], raw[0]])
+
+    def _oos_confidence(self, probs: np.ndarray) -> np.ndarray:
+        """P(best in-scope intent) against P(out of scope), or P(best intent) without an OOS class."""
+        if not self.uses_oos_class:
+            return probs.max(axis=1)
+        oos = self.classes.index(self.oos_label)
+        in_scope = probs.copy()
+        in_scope[:, oos] = -1.0
+        top = in_scope.max(axis=1)
+        return top / np.maximum(top + probs[:, oos], 1e-12)
+
+    def parse(self, text: str) -> NluResult:
+        """Classify one message; never raises on odd input (empty, emoji, huge, control characters)."""
+        cleaned = clean(text, self.config.max_chars)
+        language = detect_language(cleaned)
+        if not cleaned:
+            return self._rejected("empty message", language)
+        entities = self.entities.extract(cleaned)
+        if not has_words(cleaned):
+            return self._rejected("no words to classify (only symbols or emoji)", language, entities)
+        probs = _softmax(self._one_score(cleaned.casefold())[None, :], self.temperature)[0]
+        order = np.argsort(-probs)
+        ranking = [(self.classes[i], float(probs[i])) for i in order[: self.config.ranking_size]]
+        gate = float(self._oos_confidence(probs[None, :])[0])
+        best = next((name for name, _ in ranking if name != self.oos_label), ranking[0][0])
+        best_p = float(probs[self.classes.index(best)])
+        if self.classes[order[0]] == self.oos_label:
+            return NluResult(self.oos_label, float(probs[order[0]]), ranking, entities, language, True,
+                             "classified as out of scope")
+        if gate < self.threshold:
+            return NluResult(self.oos_label, best_p, ranking, entities, language, True,
+                             f"low confidence ({gate:.2f} < threshold {self.threshold:.2f})")
+        return NluResult(best, best_p, ranking, entities, language, False, None)
+
+    def _rejected(self, reason: str, language: str | None, entities: list | None = None) -> NluResult:
+        return NluResult(self.oos_label, 0.0, [], entities or [], language, True, reason)
+
+    # ---- persistence ----------------------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """Write the trained model (joblib, compressed); parent folders are created."""
+        if self.model is None:
+            raise RuntimeError("nothing to save: the classifier is not trained")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        fast, self._fast = self._fast, None  # derived data: rebuilt on first use after load
+        try:
+            joblib.dump({"format": FORMAT_VERSION, "classifier": self}, tmp, compress=3)
+        finally:
+            self._fast = fast
+        tmp.replace(target)
+        return target
+
+    @staticmethod
+    def load(path: str | Path) -> IntentClassifier:
+        """Read a model written by `save`; a missing or foreign file raises ModelFileError."""
+        try:
+            payload = joblib.load(Path(path))
+        except FileNotFoundError as exc:
+            raise ModelFileError(f"{path}: no such model file") from exc
+        except Exception as exc:  # joblib/pickle raise many types for a damaged file
+            raise ModelFileError(f"{path}: cannot read model ({exc.__class__.__name__}: {exc})") from exc
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
+            raise ModelFileError(f"{path}: not a model of format {FORMAT_VERSION}; retrain it")
+        classifier = payload.get("classifier")
+        if not isinstance(classifier, IntentClassifier):
+            raise ModelFileError(f"{path}: does not hold an IntentClassifier")
+        return classifier
+
+
+def _holdout(texts: list[str], labels: list[str], fraction: float) -> tuple[list, list, list, list]:
+    """A stratified held-out part for calibration (plain random when some class is too small)."""
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    stratify = labels if min(counts.values()) >= 2 and len(labels) * fraction >= len(counts) else None
+    return train_test_split(texts, labels, test_size=fraction, random_state=0, stratify=stratify)
+
+
+def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
+    z = scores * temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _fit_temperature(scores: np.ndarray, gold: np.ndarray, classes: list[str]) -> float:
+    """The softmax scale that minimises the negative log-likelihood of the validation labels."""
+    index = {c: i for i, c in enumerate(classes)}
+    known = np.array([g in index for g in gold])
+    if not known.any():
+        return 1.0
+    rows = np.arange(int(known.sum()))
+    cols = np.array([index[g] for g in gold[known]])
+    best_t, best_nll = 1.0, math.inf
+    for t in np.geomspace(0.5, 100.0, 60):
+        nll = -np.log(_softmax(scores[known], t)[rows, cols] + 1e-12).mean()
+        if nll < best_nll:
+            best_t, best_nll = float(t), float(nll)
+    return best_t
+
+
+def choose_threshold(
+    confidence: np.ndarray,
+    predicted: np.ndarray,
+    gold: np.ndarray,
+    oos_label: str,
+    keep_correct: float = 0.97,
+    max_accuracy_loss: float = 0.005,
+) -> float:
+    """The rejection threshold on the validation split.
+
+    With out-of-scope examples: the highest threshold (most OOS recall) whose in-scope accuracy stays within
+    `max_accuracy_loss` of the accuracy without a threshold; an answer counts only when right and not rejected.
+    Maximising accuracy + recall instead over-rejects, because validation sets hold few OOS examples.
+    Without OOS examples: the highest threshold that still keeps `keep_correct` of the correct answers.
+    """
+    in_scope = gold != oos_label
+    if not in_scope.any():
+        return 0.0
+    right = (predicted == gold) & (predicted != oos_label)
+    if (~in_scope).any():
+        candidates = np.unique(confidence[in_scope])
+        base = float(right[in_scope].mean())
+        best = 0.0
+        for thr in candidates:
+            accuracy = float((right & (confidence >= thr))[in_scope].mean())
+            if accuracy < base - max_accuracy_loss:
+                break
+            best = float(thr)
+        return best
+    correct = confidence[in_scope & (predicted == gold)]
+    return float(np.quantile(correct, 1.0 - keep_correct)) if correct.size else 0.0
