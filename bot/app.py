@@ -96,7 +96,12 @@ class App:
         responder = self._responder or await asyncio.to_thread(load_default_responder, s)
         self.outbox = OutboxWorker(self.sessions, self.registry, s.outbox)
         self.dispatcher = Dispatcher(
-            self.sessions, s, responder=responder, policy=load_policy(s), locks=locks, desk=self._desk,
+            self.sessions,
+            s,
+            responder=responder,
+            policy=load_policy(s),
+            locks=locks,
+            desk=self._desk,
             on_outbox=self.outbox.wake,
         )
         self.dispatcher.start()
@@ -119,7 +124,7 @@ class App:
         for channel in self.registry:
             try:
                 await channel.stop()
-            except Exception:  # noqa: BLE001 - one channel failing to stop must not keep the rest running
+            except Exception:
                 log.exception("stopping channel %s failed", channel.name)
         await self.dispatcher.stop()
         await self.outbox.stop()

@@ -60,8 +60,14 @@ async def ticket_for(ctx: BatchContext, msg: InboundMessage, customer_id: int) -
     facts = ctx.facts.get(customer_id, {})
     subject = msg.meta_value("subject") or (msg.text.strip().splitlines() or [""])[0][:120]
     ticket = await tickets_repo.open_ticket(
-        ctx.session, customer_id=customer_id, channel=msg.channel, status="open", subject=subject[:255],
-        tier_at_open=facts.get("tier") or "potential", created_at=ctx.now, updated_at=ctx.now,
+        ctx.session,
+        customer_id=customer_id,
+        channel=msg.channel,
+        status="open",
+        subject=subject[:255],
+        tier_at_open=facts.get("tier") or "potential",
+        created_at=ctx.now,
+        updated_at=ctx.now,
     )
     tickets_repo.add_event(ctx.session, ticket.id, "opened", actor="customer", at=ctx.now, channel=msg.channel)
     ctx.active[customer_id] = ticket
@@ -117,7 +123,7 @@ def _understand(ctx: BatchContext, msg: InboundMessage, language: str | None) ->
         return BotTurn(answer=None, handoff_reason=reason)
     try:
         return ctx.responder.respond(msg.text[: ctx.settings.nlu.max_chars], customer_language=language)
-    except Exception as exc:  # noqa: BLE001 - a broken bot must never lose the message
+    except Exception as exc:
         return BotTurn(answer=None, handoff_reason=f"bot error: {type(exc).__name__}")
 
 
@@ -137,7 +143,10 @@ async def hand_off(
     agents = await ctx.agent_states()
     decision = route(
         RouteRequest(
-            tier=tier, opened_at=ctx.now, language=language, key_account_manager_id=facts.get("kam"),
+            tier=tier,
+            opened_at=ctx.now,
+            language=language,
+            key_account_manager_id=facts.get("kam"),
         ),
         list(agents.values()),
         ctx.policy,
@@ -148,25 +157,50 @@ async def hand_off(
     ticket.first_response_due, ticket.resolution_due = decision.first_response_due, decision.resolution_due
     ticket.assignee_id, ticket.status, ticket.updated_at = decision.assignee_id, "open", ctx.now
     tickets_repo.add_event(
-        ctx.session, ticket.id, "routed", at=ctx.now, queue=decision.queue, tier=tier,
-        assignee_id=decision.assignee_id, reason=decision.reason, handoff=ticket.handoff_reason,
+        ctx.session,
+        ticket.id,
+        "routed",
+        at=ctx.now,
+        queue=decision.queue,
+        tier=tier,
+        assignee_id=decision.assignee_id,
+        reason=decision.reason,
+        handoff=ticket.handoff_reason,
     )
     await ctx.note_assignment(decision.assignee_id)
-    targets = [decision.assignee_id] if decision.assignee_id else [
-        a.id for a in agents.values() if a.status == "online" and a.serves(tier, decision.queue)
-    ]
+    targets = (
+        [decision.assignee_id]
+        if decision.assignee_id
+        else [a.id for a in agents.values() if a.status == "online" and a.serves(tier, decision.queue)]
+    )
     name = facts.get("name") or msg.sender_name or msg.sender
     text = (
         f"New ticket T-{ticket.id} · {tier} · {msg.channel}\nFrom: {name}\n{msg.text[:700]}\n"
         f"Why: {ticket.handoff_reason}" + ("" if decision.assignee_id else f"\nWaiting in queue {decision.queue}")
     )
-    buttons = (Button("Take", f"/take {ticket.id}"), Button("Close", f"/close {ticket.id}"),
-               Button("History", f"/history T-{ticket.id}"))
-    await notify_agents(ctx, targets, text, key=f"c{contact_id}:notify", ticket_id=ticket.id,
-                        customer_id=ticket.customer_id, buttons=buttons)
+    buttons = (
+        Button("Take", f"/take {ticket.id}"),
+        Button("Close", f"/close {ticket.id}"),
+        Button("History", f"/history T-{ticket.id}"),
+    )
+    await notify_agents(
+        ctx,
+        targets,
+        text,
+        key=f"c{contact_id}:notify",
+        ticket_id=ticket.id,
+        customer_id=ticket.customer_id,
+        buttons=buttons,
+    )
     if ctx.settings.dispatch.ack_new_ticket and not wants_no_auto_reply(msg):
-        await reply_to_customer(ctx, ticket, say("handoff_ack", language, ticket=ticket.id), key=f"c{contact_id}:ack",
-                                author="bot", inbound=msg)
+        await reply_to_customer(
+            ctx,
+            ticket,
+            say("handoff_ack", language, ticket=ticket.id),
+            key=f"c{contact_id}:ack",
+            author="bot",
+            inbound=msg,
+        )
 
 
 async def _tell_assignee(ctx: BatchContext, ticket: Ticket, msg: InboundMessage, contact_id: int, facts: dict) -> None:
@@ -174,8 +208,12 @@ async def _tell_assignee(ctx: BatchContext, ticket: Ticket, msg: InboundMessage,
         return
     name = facts.get("name") or msg.sender_name or msg.sender
     await notify_agents(
-        ctx, [ticket.assignee_id], f"T-{ticket.id} · {name}: {msg.text[:700]}", key=f"c{contact_id}:fwd",
-        ticket_id=ticket.id, customer_id=ticket.customer_id,
+        ctx,
+        [ticket.assignee_id],
+        f"T-{ticket.id} · {name}: {msg.text[:700]}",
+        key=f"c{contact_id}:fwd",
+        ticket_id=ticket.id,
+        customer_id=ticket.customer_id,
     )
 
 
@@ -196,6 +234,7 @@ async def _csat_answer(ctx: BatchContext, msg: InboundMessage, customer_id: int,
     tickets_repo.add_event(ctx.session, ticket.id, "csat", actor="customer", at=ctx.now, score=ticket.csat)
     ctx.contact_updates.append({"id": contact_id, "ticket_id": ticket.id})
     language = ctx.facts.get(customer_id, {}).get("language")
-    await reply_to_customer(ctx, ticket, say("csat_thanks", language), key=f"c{contact_id}:csat", author="bot",
-                            inbound=msg)
+    await reply_to_customer(
+        ctx, ticket, say("csat_thanks", language), key=f"c{contact_id}:csat", author="bot", inbound=msg
+    )
     return ticket.id

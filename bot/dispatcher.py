@@ -120,7 +120,7 @@ class Dispatcher:
                 batch.append(self._queue.get_nowait())
             try:
                 await self._handle_locked(batch)
-            except Exception as exc:  # noqa: BLE001 - never let the loop die; every caller gets an answer
+            except Exception as exc:
                 log.exception("dispatch batch failed")
                 for p in batch:
                     if not p.future.done():
@@ -157,17 +157,18 @@ class Dispatcher:
             for p in batch:
                 await self.handle_batch([p])
             return
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if len(batch) > 1:
                 log.exception("batch of %d failed; retrying one by one", len(batch))
                 for p in batch:
                     await self.handle_batch([p])
                 return
-            log.exception("message %s/%s failed; logging it without handling", batch[0].msg.channel,
-                          batch[0].msg.external_id)
+            log.exception(
+                "message %s/%s failed; logging it without handling", batch[0].msg.channel, batch[0].msg.external_id
+            )
             try:
                 results = await self._transaction(batch, safe_mode=str(exc) or type(exc).__name__)
-            except Exception as final:  # noqa: BLE001
+            except Exception as final:
                 self._fail(batch, StoreUnavailable(f"could not store message: {final}"))
                 return
         self.batches += 1
@@ -183,8 +184,9 @@ class Dispatcher:
     async def _transaction(self, batch: list[_Pending], safe_mode: str | None = None) -> list[DispatchResult]:
         msgs = [p.msg for p in batch]
         async with self.sessions() as session, session.begin():
-            ctx = BatchContext(session=session, now=utcnow(), settings=self.settings, policy=self.policy,
-                               responder=self.responder)
+            ctx = BatchContext(
+                session=session, now=utcnow(), settings=self.settings, policy=self.policy, responder=self.responder
+            )
             results = await self._process(ctx, msgs, safe_mode)
             if ctx.contact_updates:
                 await contacts_repo.update_contacts(session, ctx.contact_updates)
@@ -194,13 +196,18 @@ class Dispatcher:
             self.on_outbox()
         return results
 
-    async def _process(self, ctx: BatchContext, msgs: list[InboundMessage], safe_mode: str | None) -> list[DispatchResult]:
+    async def _process(
+        self, ctx: BatchContext, msgs: list[InboundMessage], safe_mode: str | None
+    ) -> list[DispatchResult]:
         session = ctx.session
         senders = {(m.channel, m.sender) for m in msgs}
         agents = await agents_repo.agents_by_address(session, senders)
         bounce_tickets = await self._bounce_targets(session, msgs)
-        names = {(m.channel, m.sender): m.sender_name for m in msgs
-                 if (m.channel, m.sender) not in agents and m.external_id not in bounce_tickets}
+        names = {
+            (m.channel, m.sender): m.sender_name
+            for m in msgs
+            if (m.channel, m.sender) not in agents and m.external_id not in bounce_tickets
+        }
         customers, _created = await customers_repo.resolve_customers(session, names) if names else ({}, set())
         rows, first_of = [], {}
         for i, m in enumerate(msgs):
@@ -210,20 +217,32 @@ class Dispatcher:
             first_of[key] = i
             agent = agents.get((m.channel, m.sender))
             bounce = bounce_tickets.get(m.external_id)
-            rows.append({
-                "channel": m.channel, "external_id": m.external_id, "direction": "in",
-                "author": "agent" if agent else ("system" if bounce else "customer"), "address": m.sender,
-                "customer_id": bounce[1] if bounce else (None if agent else customers[(m.channel, m.sender)]),
-                "agent_id": agent.id if agent else None, "ticket_id": bounce[0] if bounce else None,
-                "text": m.text, "subject": (m.meta_value("subject") or None) and m.meta_value("subject")[:255],
-                "attachments": [a.as_dict() for a in m.attachments], "thread_ref": m.thread_ref or None,
-                "raw_ref": m.raw_ref or None, "truncated": m.truncated, "created_at": m.received_at,
-                "logged_at": ctx.now,
-            })
+            rows.append(
+                {
+                    "channel": m.channel,
+                    "external_id": m.external_id,
+                    "direction": "in",
+                    "author": "agent" if agent else ("system" if bounce else "customer"),
+                    "address": m.sender,
+                    "customer_id": bounce[1] if bounce else (None if agent else customers[(m.channel, m.sender)]),
+                    "agent_id": agent.id if agent else None,
+                    "ticket_id": bounce[0] if bounce else None,
+                    "text": m.text,
+                    "subject": (m.meta_value("subject") or None) and m.meta_value("subject")[:255],
+                    "attachments": [a.as_dict() for a in m.attachments],
+                    "thread_ref": m.thread_ref or None,
+                    "raw_ref": m.raw_ref or None,
+                    "truncated": m.truncated,
+                    "created_at": m.received_at,
+                    "logged_at": ctx.now,
+                }
+            )
         inserted = await contacts_repo.insert_contacts(session, rows)
-        earlier = await contacts_repo.existing_contacts(
-            session, [k for k in first_of if k not in inserted]
-        ) if len(inserted) < len(first_of) else {}
+        earlier = (
+            await contacts_repo.existing_contacts(session, [k for k in first_of if k not in inserted])
+            if len(inserted) < len(first_of)
+            else {}
+        )
         await self._load_facts(ctx, [r["customer_id"] for r in rows if r["customer_id"] is not None])
         handled: dict[tuple[str, str, str], DispatchResult] = {}
         for row in rows:
@@ -231,8 +250,11 @@ class Dispatcher:
             m = msgs[first_of[key]]
             if key not in inserted:
                 old = earlier.get(key)
-                handled[key] = DispatchResult(old.id, old.customer_id, old.agent_id, old.ticket_id, True) if old \
+                handled[key] = (
+                    DispatchResult(old.id, old.customer_id, old.agent_id, old.ticket_id, True)
+                    if old
                     else DispatchResult(0, None, None, None, True)
+                )
                 continue
             cid = inserted[key]
             ticket_id = row["ticket_id"]
@@ -298,16 +320,25 @@ class Dispatcher:
     async def _record_bounce(self, ctx: BatchContext, ticket_id: int, m: InboundMessage) -> None:
         ticket = await tickets_repo.get_ticket(ctx.session, ticket_id)
         ticket.delivery_problem = f"{m.channel}: bounced ({m.text[:200]})"
-        tickets_repo.add_event(ctx.session, ticket_id, "delivery_bounced", at=ctx.now, original=m.meta_value("bounce_of"))
+        tickets_repo.add_event(
+            ctx.session, ticket_id, "delivery_bounced", at=ctx.now, original=m.meta_value("bounce_of")
+        )
 
-    async def _safe_ticket(self, ctx: BatchContext, m: InboundMessage, contact_id: int, customer_id: int | None,
-                           reason: str) -> int | None:
+    async def _safe_ticket(
+        self, ctx: BatchContext, m: InboundMessage, contact_id: int, customer_id: int | None, reason: str
+    ) -> int | None:
         """When handling a message keeps failing, still log it on a ticket for a person to look at."""
         if customer_id is None:
             return None
         ticket = ctx.active.get(customer_id) or await tickets_repo.open_ticket(
-            ctx.session, customer_id=customer_id, channel=m.channel, status="open", subject=m.text[:120],
-            created_at=ctx.now, updated_at=ctx.now, handoff_reason=f"processing error: {reason}"[:255],
+            ctx.session,
+            customer_id=customer_id,
+            channel=m.channel,
+            status="open",
+            subject=m.text[:120],
+            created_at=ctx.now,
+            updated_at=ctx.now,
+            handoff_reason=f"processing error: {reason}"[:255],
         )
         ctx.contact_updates.append({"id": contact_id, "ticket_id": ticket.id})
         tickets_repo.add_event(ctx.session, ticket.id, "processing_error", at=ctx.now, error=reason[:500])

@@ -40,9 +40,7 @@ def clean_text(text: str | bytes | None, limit: int = MAX_TEXT_CHARS) -> tuple[s
     # Lone surrogates cannot be encoded to UTF-8 (PostgreSQL and SQLite both refuse them).
     text = text.encode("utf-8", errors="replace").decode("utf-8")
     text = text.replace("\x00", "")
-    text = "".join(
-        ch for ch in text if ch in "\n\t\r" or unicodedata.category(ch) != "Cc"
-    )
+    text = "".join(ch for ch in text if ch in "\n\t\r" or unicodedata.category(ch) != "Cc")
     if len(text) > limit:
         return text[:limit], True
     return text, False

@@ -39,8 +39,14 @@ class BatchContext:
             loads = await tickets_repo.open_counts(self.session)
             self._agents = {
                 a.id: AgentState(
-                    id=a.id, status=a.status, role=a.role, tiers=tuple(a.tiers or ()), queues=tuple(a.queues or ()),
-                    languages=tuple(a.languages or ()), skills=tuple(a.skills or ()), capacity=a.capacity,
+                    id=a.id,
+                    status=a.status,
+                    role=a.role,
+                    tiers=tuple(a.tiers or ()),
+                    queues=tuple(a.queues or ()),
+                    languages=tuple(a.languages or ()),
+                    skills=tuple(a.skills or ()),
+                    capacity=a.capacity,
                     open_tickets=loads.get(a.id, 0),
                 )
                 for a in await agents_repo.list_agents(self.session)
@@ -142,8 +148,17 @@ async def reply_to_customer(
     else:
         reply_to = last_ext  # the channel decides what replying to it means
     ctx.queue_message(
-        key=key, channel=channel, recipient=address, text=text, author=author, ticket_id=ticket.id,
-        customer_id=ticket.customer_id, agent_id=agent_id, subject=subject, reply_to=reply_to, buttons=buttons,
+        key=key,
+        channel=channel,
+        recipient=address,
+        text=text,
+        author=author,
+        ticket_id=ticket.id,
+        customer_id=ticket.customer_id,
+        agent_id=agent_id,
+        subject=subject,
+        reply_to=reply_to,
+        buttons=buttons,
         meta=meta,
     )
 
@@ -183,8 +198,15 @@ async def notify_agents(
         if where is None:
             continue
         ctx.queue_message(
-            key=f"{key}:a{aid}", channel=where[0], recipient=where[1], text=text, author="system",
-            ticket_id=ticket_id, customer_id=customer_id, agent_id=aid, buttons=buttons,
+            key=f"{key}:a{aid}",
+            channel=where[0],
+            recipient=where[1],
+            text=text,
+            author="system",
+            ticket_id=ticket_id,
+            customer_id=customer_id,
+            agent_id=aid,
+            buttons=buttons,
         )
         sent += 1
     return sent

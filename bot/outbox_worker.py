@@ -32,9 +32,14 @@ def backoff(attempts: int, cfg: OutboxSettings, retry_after: float | None = None
 
 def to_message(item: OutboxItem) -> OutboundMessage:
     return OutboundMessage(
-        channel=item.channel, recipient=item.recipient, text=item.text, reply_to=item.reply_to or "",
-        ticket_id=item.ticket_id, idempotency_key=item.idempotency_key,
-        buttons=tuple(Button(label, data) for label, data in (item.buttons or [])), subject=item.subject or "",
+        channel=item.channel,
+        recipient=item.recipient,
+        text=item.text,
+        reply_to=item.reply_to or "",
+        ticket_id=item.ticket_id,
+        idempotency_key=item.idempotency_key,
+        buttons=tuple(Button(label, data) for label, data in (item.buttons or [])),
+        subject=item.subject or "",
         meta=tuple(sorted((item.meta or {}).items())),
     )
 
@@ -50,8 +55,12 @@ class _Outcome:
 
 class OutboxWorker:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], registry: ChannelRegistry, cfg: OutboxSettings,
-        *, lease: timedelta = timedelta(seconds=60),
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        registry: ChannelRegistry,
+        cfg: OutboxSettings,
+        *,
+        lease: timedelta = timedelta(seconds=60),
     ) -> None:
         self.sessions = sessions
         self.registry = registry
@@ -93,7 +102,7 @@ class OutboxWorker:
         while True:
             try:
                 n = await self.drain_once()
-            except Exception:  # noqa: BLE001 - the worker must survive a bad moment of the database
+            except Exception:
                 log.exception("outbox pass failed")
                 n = 0
             if n:
@@ -139,7 +148,7 @@ class OutboxWorker:
             return _Outcome(item, error=str(exc))
         except DeliveryError as exc:
             return _Outcome(item, error=exc.reason, permanent=exc.permanent, retry_after=exc.retry_after)
-        except Exception as exc:  # noqa: BLE001 - any channel failure is a failed attempt, never a lost reply
+        except Exception as exc:
             log.warning("send via %s failed: %r", item.channel, exc)
             return _Outcome(item, error=f"{type(exc).__name__}: {exc}")
 
@@ -160,22 +169,40 @@ class OutboxWorker:
 
     async def _give_up(self, session: AsyncSession, item: OutboxItem, error: str) -> None:
         self.failed += 1
-        log.error("delivery of outbox item %s to %s:%s failed for good: %s", item.id, item.channel, item.recipient,
-                  error)
+        log.error(
+            "delivery of outbox item %s to %s:%s failed for good: %s", item.id, item.channel, item.recipient, error
+        )
         await outbox_repo.mark_failed(session, item.id, error)
         if item.ticket_id is None or item.author == "system":
             return
-        tickets_repo.add_event(session, item.ticket_id, "delivery_failed", channel=item.channel, error=error[:500],
-                               outbox_id=item.id)
+        tickets_repo.add_event(
+            session, item.ticket_id, "delivery_failed", channel=item.channel, error=error[:500], outbox_id=item.id
+        )
         if item.agent_id is None:
             return
         where = preferred_address((await agents_repo.addresses_of(session, [item.agent_id])).get(item.agent_id, []))
         if where is None:
             return
-        await outbox_repo.enqueue(session, [{
-            "idempotency_key": f"o{item.id}:failed", "channel": where[0], "recipient": where[1],
-            "text": f"Your reply on T-{item.ticket_id} could not be delivered via {item.channel}: {error[:300]}",
-            "subject": "", "reply_to": "", "buttons": [], "meta": {"author": "system"}, "ticket_id": item.ticket_id,
-            "customer_id": item.customer_id, "agent_id": item.agent_id, "author": "system", "status": "pending",
-            "attempts": 0, "next_attempt_at": utcnow(), "created_at": utcnow(),
-        }])
+        await outbox_repo.enqueue(
+            session,
+            [
+                {
+                    "idempotency_key": f"o{item.id}:failed",
+                    "channel": where[0],
+                    "recipient": where[1],
+                    "text": f"Your reply on T-{item.ticket_id} could not be delivered via {item.channel}: {error[:300]}",
+                    "subject": "",
+                    "reply_to": "",
+                    "buttons": [],
+                    "meta": {"author": "system"},
+                    "ticket_id": item.ticket_id,
+                    "customer_id": item.customer_id,
+                    "agent_id": item.agent_id,
+                    "author": "system",
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": utcnow(),
+                    "created_at": utcnow(),
+                }
+            ],
+        )

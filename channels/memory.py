@@ -53,6 +53,7 @@ class MemoryChannel:
 
     async def wait_for(self, predicate, within: float = 5.0) -> OutboundMessage:
         """Wait until a sent message matches `predicate`; for tests and the demo."""
+
         async def _wait() -> OutboundMessage:
             while True:
                 for m in self.sent:
@@ -60,4 +61,5 @@ class MemoryChannel:
                         return m
                 self._arrived.clear()
                 await self._arrived.wait()
+
         return await asyncio.wait_for(_wait(), within)

@@ -28,8 +28,12 @@ def contact_line(c: Contact, width: int = 160) -> str:
     return f"{when} {arrow} {c.channel}{ticket} · {who}: {text or '(no text)'}"
 
 
-@router.command("history", "h", usage="/history <customer|T-ticket> [n] [page]",
-                help="the customer's contacts on every channel, newest first")
+@router.command(
+    "history",
+    "h",
+    usage="/history <customer|T-ticket> [n] [page]",
+    help="the customer's contacts on every channel, newest first",
+)
 async def history(call: DeskCall) -> None:
     if not call.args:
         raise DeskError("Usage: /history <customer|T-ticket> [n] [page]")
@@ -45,8 +49,9 @@ async def history(call: DeskCall) -> None:
     more = len(rows) > n
     rows = rows[:n]
     if not rows:
-        call.answer(f"No contacts for {customer.name or 'customer'} (C-{customer.id})" +
-                    (" on this page." if page > 1 else "."))
+        call.answer(
+            f"No contacts for {customer.name or 'customer'} (C-{customer.id})" + (" on this page." if page > 1 else ".")
+        )
         return
     head = f"History of {customer.name or 'customer'} (C-{customer.id}), page {page}:"
     buttons = []
@@ -57,8 +62,12 @@ async def history(call: DeskCall) -> None:
     call.answer("\n".join([head, *(contact_line(c) for c in rows)]), tuple(buttons))
 
 
-@router.command("customer", "c", usage="/customer <id|@username|email|phone>",
-                help="the 360° card: identities, tier and why, value, tickets, notes")
+@router.command(
+    "customer",
+    "c",
+    usage="/customer <id|@username|email|phone>",
+    help="the 360° card: identities, tier and why, value, tickets, notes",
+)
 async def customer_card(call: DeskCall) -> None:
     if not call.args:
         raise DeskError("Usage: /customer <id|@username|email|phone>")
@@ -69,14 +78,17 @@ async def customer_card(call: DeskCall) -> None:
     open_tickets = await tickets_repo.customer_tickets(session, customer.id, active_only=True)
     recent = await contacts_repo.customer_history(session, customer.id, limit=5)
     notes = await tickets_repo.notes_of(session, customer.id, limit=3)
-    kam = await agents_repo.get_agent(session, customer.key_account_manager_id) if customer.key_account_manager_id \
+    kam = (
+        await agents_repo.get_agent(session, customer.key_account_manager_id)
+        if customer.key_account_manager_id
         else None
+    )
     tier = customer.manual_tier or customer.tier
     why = "set by hand" if customer.manual_tier else customer.tier_reason
     last = value["last"].strftime("%Y-%m-%d") if value["last"] else "never"
     lines = [
-        f"{customer.name or 'Customer'} (C-{customer.id})" + (f" · ref {customer.external_ref}" if customer.external_ref
-                                                            else ""),
+        f"{customer.name or 'Customer'} (C-{customer.id})"
+        + (f" · ref {customer.external_ref}" if customer.external_ref else ""),
         f"Tier: {tier} — {why}",
         f"Value: {value['total']:,.2f} over {value['purchases']} purchases, last {last}",
         f"Key-account manager: {kam.name if kam else '—'}",

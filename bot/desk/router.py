@@ -39,8 +39,14 @@ class DeskCall:
         """Reply to the agent where they wrote from."""
         self._answers += 1
         self.ctx.queue_message(
-            key=f"c{self.contact_id}:desk{self._answers}", channel=self.msg.channel, recipient=self.msg.sender,
-            text=text, author="system", agent_id=self.agent.id, ticket_id=self.ticket_id, buttons=buttons,
+            key=f"c{self.contact_id}:desk{self._answers}",
+            channel=self.msg.channel,
+            recipient=self.msg.sender,
+            text=text,
+            author="system",
+            agent_id=self.agent.id,
+            ticket_id=self.ticket_id,
+            buttons=buttons,
         )
 
     @property
@@ -121,8 +127,10 @@ class Desk:
                 for plain in self.plain_text_handlers:
                     if await plain(call):
                         return call.ticket_id
-                call.answer("To answer a customer, use /reply <ticket> <text> or reply to the ticket's message. "
-                            "/help lists what you can do.")
+                call.answer(
+                    "To answer a customer, use /reply <ticket> <text> or reply to the ticket's message. "
+                    "/help lists what you can do."
+                )
                 return None
             command = self.find(name)
             if command is None:

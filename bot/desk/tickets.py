@@ -20,22 +20,25 @@ async def send_agent_reply(call: DeskCall, ticket: Ticket, text: str) -> None:
     if not text.strip():
         raise DeskError("Nothing to send: write /reply <ticket> <text>.")
     try:
-        await reply_to_customer(ctx, ticket, text, key=f"c{call.contact_id}:reply", author="agent",
-                                agent_id=call.agent.id)
+        await reply_to_customer(
+            ctx, ticket, text, key=f"c{call.contact_id}:reply", author="agent", agent_id=call.agent.id
+        )
     except LookupError as exc:
         raise DeskError(f"Cannot reach the customer of T-{ticket.id}: {exc}") from exc
     if ticket.assignee_id is None:
         ticket.assignee_id = call.agent.id
         await ctx.note_assignment(call.agent.id)
-        tickets_repo.add_event(ctx.session, ticket.id, "assigned", actor="agent", agent_id=call.agent.id, at=ctx.now,
-                               reason="replied")
+        tickets_repo.add_event(
+            ctx.session, ticket.id, "assigned", actor="agent", agent_id=call.agent.id, at=ctx.now, reason="replied"
+        )
     ticket.first_responded_at = ticket.first_responded_at or ctx.now
     if ticket.status in ("open", "solved", "closed"):
         ticket.status = "pending"  # waiting for the customer
     ticket.handoff_reason = ticket.handoff_reason or "agent replied"
     ticket.updated_at = ctx.now
-    tickets_repo.add_event(ctx.session, ticket.id, "replied", actor="agent", agent_id=call.agent.id, at=ctx.now,
-                           chars=len(text))
+    tickets_repo.add_event(
+        ctx.session, ticket.id, "replied", actor="agent", agent_id=call.agent.id, at=ctx.now, chars=len(text)
+    )
     customer = await customers_repo.get_customer(ctx.session, ticket.customer_id)
     call.answer(f"Sent to {customer.name or 'the customer'} on T-{ticket.id}.")
 
@@ -49,7 +52,9 @@ async def reply(call: DeskCall) -> None:
     await send_agent_reply(call, ticket, text)
 
 
-@router.command("close", usage="/close <ticket> [resolution]", help="close the ticket and ask the customer for a rating")
+@router.command(
+    "close", usage="/close <ticket> [resolution]", help="close the ticket and ask the customer for a rating"
+)
 async def close(call: DeskCall) -> None:
     if not call.args:
         raise DeskError("Usage: /close <ticket> [resolution]")
@@ -63,15 +68,22 @@ async def close(call: DeskCall) -> None:
     ticket.solved_at = ticket.solved_at or ctx.now
     ticket.resolution = resolution or ticket.resolution or "closed by agent"
     ticket.updated_at = ctx.now
-    tickets_repo.add_event(ctx.session, ticket.id, "closed", actor="agent", agent_id=call.agent.id, at=ctx.now,
-                           resolution=resolution)
+    tickets_repo.add_event(
+        ctx.session, ticket.id, "closed", actor="agent", agent_id=call.agent.id, at=ctx.now, resolution=resolution
+    )
     if was_assigned:
         await ctx.note_assignment(was_assigned, -1)
     customer = await customers_repo.get_customer(ctx.session, ticket.customer_id)
     buttons = tuple(Button(str(n), f"/csat {ticket.id} {n}") for n in range(1, 6))
     try:
-        await reply_to_customer(ctx, ticket, say("csat_question", customer.language, ticket=ticket.id),
-                                key=f"c{call.contact_id}:csat", author="bot", buttons=buttons)
+        await reply_to_customer(
+            ctx,
+            ticket,
+            say("csat_question", customer.language, ticket=ticket.id),
+            key=f"c{call.contact_id}:csat",
+            author="bot",
+            buttons=buttons,
+        )
     except LookupError:
         pass  # nobody to ask; closing still counts
     call.answer(f"T-{ticket.id} closed.")

@@ -145,8 +145,18 @@ async def stream_contacts(
     """Every matching contact in id order, fetched page by page (keyset), so memory stays flat at any size."""
     last_id = 0
     cols = (
-        Contact.id, Contact.channel, Contact.external_id, Contact.direction, Contact.author, Contact.address,
-        Contact.customer_id, Contact.agent_id, Contact.ticket_id, Contact.text, Contact.nlu, Contact.created_at,
+        Contact.id,
+        Contact.channel,
+        Contact.external_id,
+        Contact.direction,
+        Contact.author,
+        Contact.address,
+        Contact.customer_id,
+        Contact.agent_id,
+        Contact.ticket_id,
+        Contact.text,
+        Contact.nlu,
+        Contact.created_at,
     )
     while True:
         q = select(*cols).where(Contact.id > last_id).order_by(Contact.id).limit(page)

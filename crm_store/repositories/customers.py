@@ -138,8 +138,12 @@ async def customer_facts(session: AsyncSession, customer_ids: Iterable[int]) -> 
     for part in chunks(ids):
         rows = await session.execute(
             select(
-                Customer.id, Customer.tier, Customer.manual_tier, Customer.language,
-                Customer.key_account_manager_id, Customer.name,
+                Customer.id,
+                Customer.tier,
+                Customer.manual_tier,
+                Customer.language,
+                Customer.key_account_manager_id,
+                Customer.name,
             ).where(Customer.id.in_(part))
         )
         for cid, tier, manual, lang, kam, name in rows:
@@ -161,3 +165,16 @@ async def value_summary(session: AsyncSession, customer_id: int) -> dict[str, An
         )
     ).one()
     return {"total": float(total or 0), "purchases": int(count or 0), "last": last}
+
+
+async def create_customer(
+    session: AsyncSession, *, name: str, identities: dict[str, str] | None = None, **fields: Any
+) -> Customer:
+    """A customer known before they write (from the business's CRM), with their addresses on each channel."""
+    customer = Customer(name=name, **fields)
+    session.add(customer)
+    await session.flush()
+    for channel, address in (identities or {}).items():
+        session.add(Identity(customer_id=customer.id, channel=channel, address=address, display_name=name))
+    await session.flush()
+    return customer

@@ -18,7 +18,9 @@ async def enqueue(session: AsyncSession, items: list[dict[str, Any]]) -> None:
         await session.execute(insert_ignoring_conflicts(session, OutboxItem), part)
 
 
-async def claim_due(session: AsyncSession, *, limit: int, lease: timedelta, at: datetime | None = None) -> list[OutboxItem]:
+async def claim_due(
+    session: AsyncSession, *, limit: int, lease: timedelta, at: datetime | None = None
+) -> list[OutboxItem]:
     """Take up to `limit` due items and lease them, so another worker skips them until the lease runs out.
 
     On PostgreSQL rows are locked with SKIP LOCKED; SQLite has one writer, so the lease alone suffices.
@@ -53,10 +55,19 @@ async def mark_sent(session: AsyncSession, item_id: int, external_id: str, *, at
     internal = item.author == "system"  # messages to agents are logged, but are not the customer's conversation
     await session.execute(
         insert_ignoring_conflicts(session, Contact).values(
-            channel=item.channel, external_id=external_id, direction="out", author=item.author,
-            address=item.recipient, customer_id=None if internal else item.customer_id, agent_id=item.agent_id,
+            channel=item.channel,
+            external_id=external_id,
+            direction="out",
+            author=item.author,
+            address=item.recipient,
+            customer_id=None if internal else item.customer_id,
+            agent_id=item.agent_id,
             ticket_id=None if internal else item.ticket_id,
-            text=item.text, subject=item.subject or None, attachments=[], created_at=at, logged_at=at,
+            text=item.text,
+            subject=item.subject or None,
+            attachments=[],
+            created_at=at,
+            logged_at=at,
             thread_ref=item.reply_to or None,
         )
     )
@@ -94,7 +105,9 @@ async def list_items(session: AsyncSession, *, status: str | None = None, limit:
     return list(await session.scalars(q))
 
 
-async def item_by_external_id(session: AsyncSession, channel: str, recipient: str, external_id: str) -> OutboxItem | None:
+async def item_by_external_id(
+    session: AsyncSession, channel: str, recipient: str, external_id: str
+) -> OutboxItem | None:
     """The outbox row that produced a message we sent (to map an agent's reply to its ticket)."""
     return await session.scalar(
         select(OutboxItem).where(

@@ -63,8 +63,14 @@ async def open_ticket(session: AsyncSession, **fields: Any) -> Ticket:
 
 
 def add_event(
-    session: AsyncSession, ticket_id: int, kind: str, *, actor: str = "system", agent_id: int | None = None,
-    at: datetime | None = None, **data: Any,
+    session: AsyncSession,
+    ticket_id: int,
+    kind: str,
+    *,
+    actor: str = "system",
+    agent_id: int | None = None,
+    at: datetime | None = None,
+    **data: Any,
 ) -> None:
     session.add(TicketEvent(ticket_id=ticket_id, kind=kind, actor=actor, agent_id=agent_id, at=at or now(), data=data))
 
@@ -96,7 +102,9 @@ async def open_counts(session: AsyncSession, agent_ids: Iterable[int] | None = N
 
 
 async def set_status(session: AsyncSession, ticket_id: int, status: str, **fields: Any) -> None:
-    await session.execute(update(Ticket).where(Ticket.id == ticket_id).values(status=status, updated_at=now(), **fields))
+    await session.execute(
+        update(Ticket).where(Ticket.id == ticket_id).values(status=status, updated_at=now(), **fields)
+    )
 
 
 async def add_note(
@@ -110,6 +118,9 @@ async def add_note(
 
 async def notes_of(session: AsyncSession, customer_id: int, *, limit: int = 10) -> list[Note]:
     rows = await session.scalars(
-        select(Note).where(Note.customer_id == customer_id).order_by(Note.created_at.desc(), Note.id.desc()).limit(limit)
+        select(Note)
+        .where(Note.customer_id == customer_id)
+        .order_by(Note.created_at.desc(), Note.id.desc())
+        .limit(limit)
     )
     return list(rows)

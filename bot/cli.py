@@ -1,0 +1,209 @@
+"""The `tierdesk` command line (Typer + Rich)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bot.cli_log import log_app
+from bot.clitools import open_store
+from bot.settings import get_settings
+
+app = typer.Typer(help="tierdesk: contact center and service desk.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+agents_app = typer.Typer(help="Agents and supervisors.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Replies waiting, sent or failed.", no_args_is_help=True)
+import_app = typer.Typer(help="Import customers, purchases and mail.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(log_app, name="log")
+app.add_typer(agents_app, name="agents")
+app.add_typer(outbox_app, name="outbox")
+app.add_typer(import_app, name="import")
+console = Console()
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def demo(
+    db: Path | None = typer.Option(None, "--db", help="where to keep the demo store (default: a temp dir)"),
+) -> None:
+    """Run a scripted conversation on a fresh SQLite store and print it."""
+    from bot.demo import main
+
+    logging.basicConfig(level=logging.WARNING)
+    raise typer.Exit(main(db))
+
+
+@app.command()
+def run() -> None:
+    """Start the configured channels, workers and web app; Ctrl-C or SIGTERM stops cleanly."""
+    from bot.runner import serve
+
+    _setup_logging()
+    asyncio.run(serve(get_settings()))
+
+
+@app.command()
+def chat(
+    as_: str = typer.Option("customer", "--as", help="customer or agent"),
+    name: str = typer.Option("", "--name", help="your name (customer) or agent name"),
+) -> None:
+    """Chat in this terminal as a customer or as an agent (type /quit to leave)."""
+    from bot.chat import run_chat
+
+    if as_ not in ("customer", "agent"):
+        raise typer.BadParameter("--as must be customer or agent")
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(run_chat(get_settings(), as_, name))
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("heads")) -> None:
+    """Apply the migrations to the configured database."""
+    from crm_store.engine import upgrade
+
+    s = get_settings()
+    asyncio.run(upgrade(s.database_url, schema=s.database_schema, revision=revision))
+    console.print(f"database at {s.database_url.split('@')[-1]} is up to date")
+
+
+@agents_app.command("add")
+def agents_add(
+    name: str = typer.Option(..., "--name"),
+    role: str = typer.Option("agent", "--role", help="agent, supervisor or admin"),
+    telegram_id: str | None = typer.Option(None, "--telegram-id"),
+    console_name: str | None = typer.Option(None, "--console", help="name to recognise in `tierdesk chat`"),
+    email: str | None = typer.Option(None, "--email"),
+    tiers: str = typer.Option("", "--tiers", help="comma-separated tiers served (empty: all)"),
+    languages: str = typer.Option("", "--languages", help="comma-separated, e.g. en,ru"),
+    skills: str = typer.Option("", "--skills"),
+    capacity: int = typer.Option(5, "--capacity"),
+) -> None:
+    """Register an agent with their channel addresses."""
+    from crm_store.errors import Conflict
+    from crm_store.repositories import agents as agents_repo
+
+    addresses = {k: v for k, v in (("telegram", telegram_id), ("console", console_name)) if v}
+
+    def split(v: str) -> list[str]:
+        return [x.strip() for x in v.split(",") if x.strip()]
+
+    async def go() -> int:
+        async with open_store() as sessions, sessions() as session, session.begin():
+            agent = await agents_repo.add_agent(
+                session,
+                name=name,
+                role=role,
+                addresses=addresses,
+                email=email,
+                tiers=split(tiers),
+                languages=split(languages),
+                skills=split(skills),
+                capacity=capacity,
+            )
+            return agent.id
+
+    try:
+        agent_id = asyncio.run(go())
+    except (Conflict, ValueError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"agent {agent_id} ({name}, {role}) added")
+
+
+@agents_app.command("list")
+def agents_list() -> None:
+    """All agents with their load."""
+    from crm_store.repositories import agents as agents_repo
+    from crm_store.repositories import tickets as tickets_repo
+
+    async def go():
+        async with open_store() as sessions, sessions() as session:
+            agents = await agents_repo.list_agents(session)
+            return (
+                agents,
+                await agents_repo.addresses_of(session, [a.id for a in agents]),
+                await tickets_repo.open_counts(session),
+            )
+
+    agents, addresses, load = asyncio.run(go())
+    table = Table(title="Agents")
+    for col in ("id", "name", "role", "status", "load", "tiers", "languages", "addresses"):
+        table.add_column(col)
+    for a in agents:
+        table.add_row(
+            str(a.id),
+            a.name,
+            a.role,
+            a.status,
+            f"{load.get(a.id, 0)}/{a.capacity}",
+            ",".join(a.tiers or []) or "all",
+            ",".join(a.languages or []) or "any",
+            ", ".join(f"{c}:{x}" for c, x in addresses.get(a.id, [])),
+        )
+    console.print(table)
+
+
+@outbox_app.command("list")
+def outbox_list(status: str | None = typer.Option(None, "--status", help="pending, sent or failed")) -> None:
+    """Replies in the outbox; failed ones show why."""
+    from crm_store.repositories import outbox as outbox_repo
+
+    async def go():
+        async with open_store() as sessions, sessions() as session:
+            return await outbox_repo.counts_by_status(session), await outbox_repo.list_items(session, status=status)
+
+    counts, items = asyncio.run(go())
+    console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "outbox is empty")
+    table = Table()
+    for col in ("id", "status", "channel", "to", "ticket", "tries", "error", "text"):
+        table.add_column(col, overflow="fold")
+    for i in items:
+        table.add_row(
+            str(i.id),
+            i.status,
+            i.channel,
+            i.recipient,
+            f"T-{i.ticket_id}" if i.ticket_id else "",
+            str(i.attempts),
+            (i.last_error or "")[:60],
+            i.text[:60],
+        )
+    console.print(table)
+
+
+def _mount_optional() -> None:
+    """Feature commands live beside their features; a build without one still has the rest."""
+    from bot.runner import optional
+
+    for module, attr, name, target in (
+        ("bot.cli_nlu", "nlu_app", "nlu", app),
+        ("bot.cli_tiers", "tiers_app", "tiers", app),
+        ("bot.cli_web", "tokens_app", "tokens", app),
+    ):
+        sub = optional(module, attr)
+        if sub is not None:
+            target.add_typer(sub, name=name)
+    for module in ("bot.cli_tiers", "bot.cli_mail"):
+        sub = optional(module, "import_app")
+        if sub is not None:
+            import_app.registered_commands.extend(sub.registered_commands)
+    for module, attr, name, target in (
+        ("bot.cli_mail", "import_mail", "mail", import_app),
+        ("bot.cli_tiers", "seed_data", "seed-data", app),
+        ("bot.cli_nlu", "actions", "actions", app),
+    ):
+        fn = optional(module, attr)
+        if fn is not None:
+            target.command(name)(fn)
+
+
+_mount_optional()

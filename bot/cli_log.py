@@ -1,0 +1,147 @@
+"""`tierdesk log show` and `tierdesk log export`: the contact log for people and for other tools."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from bot.clitools import open_store
+from crm_store.repositories import contacts as contacts_repo
+
+log_app = typer.Typer(help="Review and export the contact log.", no_args_is_help=True)
+EXPORT_COLUMNS = (
+    "id",
+    "channel",
+    "external_id",
+    "direction",
+    "author",
+    "address",
+    "customer_id",
+    "agent_id",
+    "ticket_id",
+    "text",
+    "intent",
+    "created_at",
+)
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """'2026-11-01', an ISO timestamp, or a relative '24h' / '7d' / '30m'."""
+    if not value:
+        return None
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if value[-1:] in units and value[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(**{units[value[-1]]: int(value[:-1])})
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r}: use a date (2026-11-01), a timestamp, or 24h / 7d") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@log_app.command("show")
+def show(
+    customer: int | None = typer.Option(None, "--customer", help="only this customer id"),
+    channel: str | None = typer.Option(None, "--channel", help="only this channel"),
+    since: str | None = typer.Option(None, "--since", help="from this date/time, or 24h, 7d"),
+    limit: int = typer.Option(50, "--limit", "-n"),
+) -> None:
+    """The newest contacts, as a table."""
+    rows = asyncio.run(_recent(customer, channel, parse_since(since), limit))
+    Console().print(contact_table(rows))
+
+
+async def _recent(customer: int | None, channel: str | None, since: datetime | None, limit: int) -> list[Any]:
+    async with open_store() as sessions, sessions() as session:
+        return await contacts_repo.recent_contacts(
+            session, customer_id=customer, channel=channel, since=since, limit=limit
+        )
+
+
+def contact_table(rows: list[Any], title: str = "Contact log") -> Table:
+    table = Table(title=title, show_lines=False)
+    for col in ("#", "when (UTC)", "channel", "dir", "who", "customer", "tier", "ticket", "intent", "text"):
+        table.add_column(col, overflow="fold")
+    for contact, tier in rows:
+        intent = (contact.nlu or {}).get("intent") or ""
+        text = " ".join(contact.text.split())
+        table.add_row(
+            str(contact.id),
+            contact.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            contact.channel,
+            "in" if contact.direction == "in" else "out",
+            contact.author,
+            f"C-{contact.customer_id}" if contact.customer_id else "",
+            tier or "",
+            f"T-{contact.ticket_id}" if contact.ticket_id else "",
+            intent,
+            text[:80] + ("…" if len(text) > 80 else ""),
+        )
+    return table
+
+
+@log_app.command("export")
+def export(
+    out: Path = typer.Option(..., "--out", "-o", help="file to write"),
+    fmt: str = typer.Option("csv", "--format", "-f", help="csv or jsonl"),
+    customer: int | None = typer.Option(None, "--customer"),
+    channel: str | None = typer.Option(None, "--channel"),
+    since: str | None = typer.Option(None, "--since"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Every matching contact, one row each, streamed so any size exports in constant memory."""
+    if fmt not in ("csv", "jsonl"):
+        raise typer.BadParameter("--format must be csv or jsonl")
+    n = asyncio.run(_export(out, fmt, customer, channel, parse_since(since), quiet))
+    typer.echo(f"exported {n} contacts to {out}")
+
+
+async def _export(
+    out: Path, fmt: str, customer: int | None, channel: str | None, since: datetime | None, quiet: bool
+) -> int:
+    filters = {"customer_id": customer, "channel": channel, "since": since}
+    written = 0
+    async with open_store() as sessions, sessions() as session:
+        total = await contacts_repo.count_contacts(session, **filters)
+        with (
+            out.open("w", encoding="utf-8", newline="") as fh,
+            Progress(
+                TextColumn("exporting"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                disable=quiet,
+            ) as progress,
+        ):
+            task = progress.add_task("export", total=total)
+            writer = csv.DictWriter(fh, fieldnames=EXPORT_COLUMNS) if fmt == "csv" else None
+            if writer:
+                writer.writeheader()
+            async for row in contacts_repo.stream_contacts(session, **filters):
+                record = export_record(row)
+                if writer:
+                    writer.writerow(record)
+                else:
+                    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+                written += 1
+                if written % 1000 == 0:
+                    progress.update(task, completed=written)
+            progress.update(task, completed=written)
+    return written
+
+
+def export_record(row: dict[str, Any]) -> dict[str, Any]:
+    nlu = row.get("nlu") or {}
+    record = {k: row.get(k) for k in EXPORT_COLUMNS if k not in ("intent", "created_at")}
+    record["intent"] = nlu.get("intent") if isinstance(nlu, dict) else None
+    record["created_at"] = row["created_at"].isoformat() if row.get("created_at") else None
+    return record

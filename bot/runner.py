@@ -1,0 +1,93 @@
+"""`tierdesk run` and `tierdesk chat`: build the configured channels and background jobs, run until told to
+stop (Ctrl-C or SIGTERM), then stop in order so the outbox drains."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+from typing import Any
+
+from bot.app import App, Background
+from bot.settings import Settings
+from channels.base import Channel, channel_factory
+
+log = logging.getLogger(__name__)
+
+
+def build_channel(name: str, settings: Settings) -> Channel:
+    """One configured channel, from its settings section."""
+    factory = channel_factory(name)
+    if name == "telegram":
+        t = settings.telegram
+        if not t.token:
+            raise SystemExit("telegram is configured but TIERDESK_TELEGRAM__TOKEN is empty")
+        return factory(
+            token=t.token,
+            api_server=t.api_server,
+            mode=t.mode,
+            webhook_secret=t.webhook_secret,
+            webhook_url=t.webhook_url,
+        )
+    if name == "email":
+        return factory(**settings.email.model_dump())
+    if name == "webchat":
+        return factory(max_message_chars=settings.web.max_message_chars)
+    if name == "console":
+        return factory(user="you")
+    return factory()
+
+
+def optional(module: str, attr: str) -> Any:
+    """A feature that may not be installed in this build; None when absent."""
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        return None
+
+
+def background_jobs(settings: Settings) -> list[Background]:
+    jobs: list[Background] = []
+    retier = optional("bot.tier_service", "retier_loop")
+    if retier is not None:
+        jobs.append(lambda app, stop: retier(app.sessions, app.settings, stop))
+    sla = optional("bot.sla_worker", "sla_loop")
+    if sla is not None:
+        jobs.append(lambda app, stop: sla(app.sessions, app.settings, stop))
+    return jobs
+
+
+async def serve(settings: Settings, channels: list[Channel] | None = None, *, web: bool = True) -> None:
+    channels = channels if channels is not None else [build_channel(n, settings) for n in settings.channels]
+    app = App(settings, channels=channels, background=background_jobs(settings))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    tasks = []
+    web_serve = optional("bot.web", "serve") if web and settings.web.enabled else None
+    if web_serve is not None:
+        tasks.append(asyncio.create_task(web_serve(app, settings.web.host, settings.web.port)))
+        log.info("web app on http://%s:%s", settings.web.host, settings.web.port)
+    for channel in channels:
+        closed = getattr(channel, "closed", None)
+        if isinstance(closed, asyncio.Event):
+            tasks.append(asyncio.create_task(_set_when(closed, stop)))
+    log.info("tierdesk running with channels: %s", ", ".join(app.registry.names()) or "none")
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping: closing channels, draining the outbox")
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await app.stop()
+
+
+async def _set_when(event: asyncio.Event, target: asyncio.Event) -> None:
+    await event.wait()
+    target.set()
