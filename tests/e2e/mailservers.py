@@ -5,7 +5,8 @@ Dovecot runs from a generated config in a temporary folder (no SSL, one passwd-f
 its mail processes drop to `nobody`, which therefore owns the mail folder; run as a normal user, everything
 runs as that user. A missing dovecot skips the test, or fails it with TIERDESK_REQUIRE_SERVICES=1.
 
-Usage (import into a test module): `from e2e.mailservers import dovecot, smtp_relay  # noqa: F401`.
+Usage: import the fixtures into a test module (`from e2e.mailservers import dovecot_fixture  # noqa: F401`) and
+ask for them by name (`dovecot`, `smtp_relay`).
 """
 
 from __future__ import annotations
@@ -201,8 +202,8 @@ class Dovecot:
         return out
 
 
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
+@pytest.fixture(name="dovecot")
+def dovecot_fixture() -> Iterator[Dovecot]:
     server = Dovecot.start()
     try:
         yield server
@@ -249,8 +250,8 @@ class SmtpRelay:
         return values
 
 
-@pytest.fixture
-async def smtp_relay() -> AsyncIterator[SmtpRelay]:
+@pytest.fixture(name="smtp_relay")
+async def smtp_relay_fixture() -> AsyncIterator[SmtpRelay]:
     handler = RecordingRelay()
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
