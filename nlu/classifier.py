@@ -58,6 +58,14 @@ class ClassifierConfig:
     """With out-of-scope validation examples: give up at most this much in-scope accuracy to reject OOS."""
     ranking_size: int = 10
 
+    @classmethod
+    def for_small_data(cls) -> ClassifierConfig:
+        """Tens of examples per intent (our starter data): single characters help, Chinese above all.
+
+        Chosen by 4-fold cross-validation on config/nlu.yml (char 1-4-grams: 74 % vs 70 % with 2-5-grams).
+        """
+        return cls(char_ngrams=(1, 4), char_min_df=1)
+
 
 @dataclass(slots=True)
 class IntentClassifier:
