@@ -1,14 +1,16 @@
 """The one ASGI app of a running tierdesk: web chat, Telegram webhook, dashboard, REST API, health.
 
 `create_web_app(app_ctx)` takes the running application (anything with `.sessions`, `.settings`, `.deliver`,
-`.registry`; optionally `.workers_alive()` for readiness and `.redis` for shared rate limits).
+`.registry`; optionally `.health()` -> {worker: alive} for readiness and `.redis` for shared login limits).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,13 +86,15 @@ def _health_routes(app: FastAPI) -> None:
                 await asyncio.wait_for(session.execute(text("SELECT 1")), 5)
         except Exception as exc:
             problems.append(f"database: {type(exc).__name__}")
-        check = getattr(ctx, "workers_alive", None)
+        check = getattr(ctx, "workers_alive", None) or getattr(ctx, "health", None)
         if callable(check):
             try:
                 alive = check()
                 if inspect.isawaitable(alive):
                     alive = await alive
-                if not alive:
+                if isinstance(alive, dict):
+                    problems.extend(f"{name}: not running" for name, ok in alive.items() if not ok)
+                elif not alive:
                     problems.append("workers: not running")
             except Exception as exc:
                 problems.append(f"workers: {type(exc).__name__}")
@@ -124,6 +128,14 @@ def _telegram_route(app: FastAPI) -> None:
         return PlainTextResponse("ok" if not status or status < 400 else "refused", status_code=status or 200)
 
 
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the application owns SIGINT/SIGTERM and cancels us."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve(app_ctx: Any, host: str | None = None, port: int | None = None) -> None:
     """Run the web app with uvicorn until cancelled (`tierdesk run` starts this as a task)."""
     settings = app_ctx.settings
@@ -135,11 +147,14 @@ async def serve(app_ctx: Any, host: str | None = None, port: int | None = None) 
         lifespan="off",
         proxy_headers=True,
         ws_max_size=2_000_000,
+        timeout_graceful_shutdown=5,
     )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the app owns signals
+    server = _QuietServer(config)
+    task = asyncio.create_task(server.serve(), name="tierdesk-web")
     try:
-        await server.serve()
+        await asyncio.shield(task)
     except asyncio.CancelledError:
         server.should_exit = True
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
         raise

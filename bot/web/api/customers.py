@@ -1,0 +1,168 @@
+"""Customers, their identities, contacts and notes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.web.api.deps import RESPONSES, cursor_id, session
+from bot.web.api.schemas import (
+    MAX_ID,
+    ContactOut,
+    CustomerIn,
+    CustomerOut,
+    CustomerPatch,
+    IdentityIn,
+    IdentityOut,
+    NoteIn,
+    NoteOut,
+    Page,
+    Tier,
+    encode_cursor,
+)
+from crm_store.errors import Conflict, NotFound
+from crm_store.models import Agent, Contact, Customer, Ticket
+from crm_store.repositories import customers as customers_repo
+from crm_store.repositories import tickets as tickets_repo
+from crm_store.repositories import web as web_repo
+
+router = APIRouter(responses=RESPONSES)
+CustomerId = Annotated[int, Path(ge=1, le=MAX_ID)]
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+async def _customer(s: AsyncSession, customer_id: int) -> Customer:
+    try:
+        return await customers_repo.get_customer(s, customer_id)
+    except NotFound:
+        raise HTTPException(404, f"customer {customer_id} not found") from None
+
+
+async def _check_agent(s: AsyncSession, agent_id: int | None) -> None:
+    if agent_id is not None and await s.get(Agent, agent_id) is None:
+        raise HTTPException(422, f"agent {agent_id} does not exist")
+
+
+@router.get("/customers", response_model=Page[CustomerOut], tags=["customers"])
+async def list_customers(
+    q: Annotated[str, Query(max_length=200)] = "", tier: Tier | None = None, cursor: str | None = None,
+    limit: Limit = 50, s: AsyncSession = Depends(session),
+) -> Page[CustomerOut]:
+    """Customers in id order; `q` matches name, external reference or any identity address."""
+    rows = await web_repo.list_customers(s, q=q.replace("\x00", ""), tier=tier, after_id=cursor_id(cursor),
+                                         limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page[CustomerOut](items=[CustomerOut.model_validate(r) for r in rows],
+                             next_cursor=encode_cursor(rows[-1].id) if more else None)
+
+
+@router.post("/customers", response_model=CustomerOut, status_code=201, tags=["customers"],
+             responses={409: {"description": "External reference taken"}, 422: {"description": "Invalid"}})
+async def create_customer(body: CustomerIn, s: AsyncSession = Depends(session)) -> CustomerOut:
+    fields = body.model_dump()
+    if body.manual_tier:
+        fields.update(tier=body.manual_tier, tier_reason="tier set by hand (API)")
+    async with s.begin():
+        await _check_agent(s, body.key_account_manager_id)
+        try:
+            customer = await web_repo.create_customer(s, **fields)
+        except Conflict as exc:
+            raise HTTPException(409, str(exc)) from None
+    return CustomerOut.model_validate(customer)
+
+
+@router.get("/customers/{customer_id}", response_model=CustomerOut, tags=["customers"])
+async def get_customer(customer_id: CustomerId, s: AsyncSession = Depends(session)) -> CustomerOut:
+    """A customer; a merged customer answers with the one it was merged into."""
+    return CustomerOut.model_validate(await _customer(s, customer_id))
+
+
+@router.patch("/customers/{customer_id}", response_model=CustomerOut, tags=["customers"],
+              responses={409: {"description": "External reference taken"}})
+async def update_customer(customer_id: CustomerId, body: CustomerPatch, s: AsyncSession = Depends(session)) -> CustomerOut:
+    fields = body.model_dump(exclude_unset=True)
+    if fields.get("manual_tier"):
+        fields.update(tier=fields["manual_tier"], tier_reason="tier set by hand (API)")
+    async with s.begin():
+        customer = await _customer(s, customer_id)
+        await _check_agent(s, fields.get("key_account_manager_id"))
+        try:
+            customer = await web_repo.update_customer(s, customer, **fields)
+        except Conflict as exc:
+            raise HTTPException(409, str(exc)) from None
+    return CustomerOut.model_validate(customer)
+
+
+@router.get("/customers/{customer_id}/identities", response_model=list[IdentityOut], tags=["identities"])
+async def list_identities(customer_id: CustomerId, s: AsyncSession = Depends(session)) -> list[IdentityOut]:
+    customer = await _customer(s, customer_id)
+    return [IdentityOut.model_validate(i) for i in await customers_repo.identities_of(s, customer.id)]
+
+
+@router.post("/customers/{customer_id}/identities", response_model=IdentityOut, status_code=201, tags=["identities"],
+             responses={409: {"description": "Identity belongs to another customer"}})
+async def add_identity(customer_id: CustomerId, body: IdentityIn, s: AsyncSession = Depends(session)) -> IdentityOut:
+    """Attach a (channel, address) so messages from it are recognised as this customer."""
+    address = body.address.strip().lower() if body.channel == "email" else body.address.strip()
+    if not address:
+        raise HTTPException(422, "address is empty")
+    async with s.begin():
+        customer = await _customer(s, customer_id)
+        try:
+            identity = await web_repo.add_identity(s, customer.id, body.channel, address, body.display_name)
+        except Conflict as exc:
+            raise HTTPException(409, str(exc)) from None
+    return IdentityOut.model_validate(identity)
+
+
+@router.get("/contacts", response_model=Page[ContactOut], tags=["contacts"])
+async def list_contacts(
+    customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    ticket_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    channel: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z0-9_-]+$")] = None,
+    direction: Literal["in", "out"] | None = None,
+    since: datetime | None = None,
+    cursor: str | None = None, limit: Limit = 50, s: AsyncSession = Depends(session),
+) -> Page[ContactOut]:
+    """The contact log in id order (stable while new contacts arrive); follow `next_cursor` for more."""
+    if since is not None and since.tzinfo is None:
+        raise HTTPException(422, "since needs a timezone (e.g. 2024-05-01T00:00:00Z)")
+    rows = await web_repo.list_contacts(
+        s, customer_id=customer_id, ticket_id=ticket_id, channel=channel, direction=direction, since=since,
+        after_id=cursor_id(cursor), limit=limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page[ContactOut](items=[ContactOut.model_validate(r) for r in rows],
+                            next_cursor=encode_cursor(rows[-1].id) if more else None)
+
+
+@router.get("/contacts/{contact_id}", response_model=ContactOut, tags=["contacts"])
+async def get_contact(contact_id: Annotated[int, Path(ge=1, le=MAX_ID)], s: AsyncSession = Depends(session)) -> ContactOut:
+    contact = await s.get(Contact, contact_id)
+    if contact is None:
+        raise HTTPException(404, f"contact {contact_id} not found")
+    return ContactOut.model_validate(contact)
+
+
+@router.get("/customers/{customer_id}/notes", response_model=list[NoteOut], tags=["notes"])
+async def list_notes(customer_id: CustomerId, s: AsyncSession = Depends(session)) -> list[NoteOut]:
+    customer = await _customer(s, customer_id)
+    return [NoteOut.model_validate(n) for n in await web_repo.notes_for(s, customer_id=customer.id)]
+
+
+@router.post("/customers/{customer_id}/notes", response_model=NoteOut, status_code=201, tags=["notes"])
+async def add_note(customer_id: CustomerId, body: NoteIn, s: AsyncSession = Depends(session)) -> NoteOut:
+    """A private note on a customer (and optionally one of their tickets); never sent to the customer."""
+    async with s.begin():
+        customer = await _customer(s, customer_id)
+        if body.ticket_id is not None:
+            ticket = await s.get(Ticket, body.ticket_id)
+            if ticket is None or ticket.customer_id != customer.id:
+                raise HTTPException(422, f"ticket {body.ticket_id} is not this customer's")
+        note = await tickets_repo.add_note(s, customer_id=customer.id, ticket_id=body.ticket_id, text=body.text)
+    return NoteOut.model_validate(note)

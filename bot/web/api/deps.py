@@ -1,0 +1,40 @@
+"""What every API route shares: the bearer token check, a session, cursor parsing, error mapping."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.web.api.schemas import decode_cursor
+from bot.web.tokens import token_is_valid
+
+bearer = HTTPBearer(auto_error=False, description="A token from `tierdesk tokens create NAME`.")
+
+
+async def session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.ctx.sessions() as s:
+        yield s
+
+
+async def require_token(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+) -> None:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    async with request.app.state.ctx.sessions() as s:
+        ok = await token_is_valid(s, credentials.credentials)
+    if not ok:
+        raise HTTPException(401, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
+
+
+def cursor_id(cursor: str | None) -> int | None:
+    try:
+        return decode_cursor(cursor)
+    except ValueError:
+        raise HTTPException(400, "invalid cursor") from None
+
+
+RESPONSES = {401: {"description": "Missing or invalid token"}, 404: {"description": "Not found"}}

@@ -1,0 +1,99 @@
+"""What every dashboard page shares: who is looking (from the session cookie), CSRF checks, rendering."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.web.auth import SESSION_COOKIE, Viewer, csrf_ok
+from crm_store.models import TIERS, Agent
+
+
+class LoginRequired(Exception):
+    def __init__(self, next_path: str = "/") -> None:
+        self.next_path = next_path
+
+
+class Forbidden(Exception):
+    def __init__(self, reason: str = "This page is for supervisors.") -> None:
+        self.reason = reason
+
+
+async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.ctx.sessions() as session:
+        yield session
+
+
+async def current_viewer(request: Request) -> Viewer:
+    signer = request.app.state.signer
+    data = signer.read(request.cookies.get(SESSION_COOKIE))
+    next_path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if data is None:
+        raise LoginRequired(next_path)
+    async with request.app.state.ctx.sessions() as session:
+        agent = await session.get(Agent, data["a"])
+    if agent is None or not signer.still_valid(data, agent.password_hash):
+        raise LoginRequired(next_path)
+    return Viewer(agent.id, agent.name, agent.role, tuple(agent.tiers or ()), str(data.get("c", "")))
+
+
+async def supervisor(viewer: Viewer = Depends(current_viewer)) -> Viewer:
+    if not viewer.is_supervisor:
+        raise Forbidden()
+    return viewer
+
+
+async def check_csrf(request: Request, viewer: Viewer) -> dict[str, Any]:
+    """The submitted form, if its CSRF token (field `csrf` or header X-CSRF-Token) is this session's."""
+    form = await request.form()
+    given = form.get("csrf") or request.headers.get("x-csrf-token")
+    if not csrf_ok(viewer.csrf, str(given) if given else None):
+        raise Forbidden("The form expired or did not come from this site. Reload the page and try again.")
+    return dict(form)
+
+
+def render(request: Request, template: str, viewer: Viewer | None, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+    env = request.app.state.templates
+    html = env.get_template(template).render(
+        viewer=viewer, csrf=viewer.csrf if viewer else "", path=request.url.path, tiers=TIERS, **context
+    )
+    return HTMLResponse(html, status_code=status_code)
+
+
+def login_url(next_path: str) -> str:
+    return "/login?next=" + quote(next_path if next_path.startswith("/") and not next_path.startswith("//") else "/")
+
+
+def parse_day(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def date_range(start: str | None, end: str | None, *, default_days: int = 14) -> tuple[date, date, datetime, datetime]:
+    """The inclusive day range a page shows (default: the last `default_days` days) and its UTC bounds."""
+    today = datetime.now(UTC).date()
+    last = parse_day(end) or today
+    first = parse_day(start) or last - timedelta(days=default_days - 1)
+    if first > last:
+        first, last = last, first
+    if (last - first).days > 366:
+        first = last - timedelta(days=366)
+    since = datetime.combine(first, datetime.min.time(), UTC)
+    until = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC)
+    return first, last, since, until
+
+
+def int_or_none(value: str | None) -> int | None:
+    try:
+        number = int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+    return number if number is None or 0 < number < 2**62 else None

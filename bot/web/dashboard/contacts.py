@@ -1,0 +1,127 @@
+"""The contact log: search, filters, keyset pages, and exports of exactly what is filtered."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.web.auth import Viewer
+from bot.web.dashboard.common import current_viewer, date_range, db_session, int_or_none, parse_day, render
+from crm_store.repositories import reports
+from crm_store.repositories.agents import list_agents
+
+router = APIRouter(include_in_schema=False)
+FILTER_KEYS = ("q", "channel", "tier", "agent", "intent", "direction", "from", "to", "customer", "ticket")
+EXPORT_FIELDS = ("id", "created_at", "channel", "direction", "author", "address", "customer_id", "customer_name",
+                 "tier", "agent_id", "ticket_id", "intent", "text")
+
+
+def contact_filter(params: Any, viewer: Viewer) -> reports.ContactFilter:
+    """The filter the query string asks for, limited to what the viewer may see."""
+    since = until = None
+    if parse_day(params.get("from")) or parse_day(params.get("to")):
+        _, _, since, until = date_range(params.get("from"), params.get("to"), default_days=3660)
+    direction = params.get("direction", "")
+    return reports.ContactFilter(
+        q=params.get("q", "")[:200],
+        channel=params.get("channel", "")[:32],
+        tier=params.get("tier", "")[:20],
+        agent_id=int_or_none(params.get("agent")),
+        intent=params.get("intent", "")[:64],
+        direction=direction if direction in ("in", "out") else "",
+        since=since,
+        until=until,
+        customer_id=int_or_none(params.get("customer")),
+        ticket_id=int_or_none(params.get("ticket")),
+        scope_tiers=viewer.scope_tiers,
+    )
+
+
+def _cursor(value: str | None) -> tuple[datetime, int] | None:
+    if not value or "_" not in value:
+        return None
+    at, _, cid = value.rpartition("_")
+    try:
+        return datetime.fromisoformat(at), int(cid)
+    except ValueError:
+        return None
+
+
+@router.get("/contacts")
+async def contact_log(
+    request: Request, viewer: Viewer = Depends(current_viewer), session: AsyncSession = Depends(db_session)
+) -> Response:
+    params = request.query_params
+    f = contact_filter(params, viewer)
+    page_size = 50
+    rows = await reports.search_contacts(session, f, before=_cursor(params.get("before")), limit=page_size + 1)
+    more = len(rows) > page_size
+    rows = rows[:page_size]
+    kept = {k: params[k] for k in FILTER_KEYS if params.get(k)}
+    next_url = None
+    if more:
+        last = rows[-1]
+        next_url = "/contacts?" + urlencode({**kept, "before": f"{last['created_at'].isoformat()}_{last['id']}"})
+    query = urlencode(kept)
+    agents = await list_agents(session)
+    return render(
+        request, "contacts.html", viewer, rows=rows, filters=kept, next_url=next_url, query=query,
+        agents=agents, agent_names={a.id: a.name for a in agents}, intents=await reports.known_intents(session),
+        first_page=not params.get("before"),
+    )
+
+
+async def _csv(session: AsyncSession, f: reports.ContactFilter) -> AsyncIterator[str]:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(EXPORT_FIELDS)
+    async for row in reports.iter_contacts(session, f):
+        writer.writerow([_plain(row.get(k)) for k in EXPORT_FIELDS])
+        if buf.tell() > 64_000:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
+
+
+async def _jsonl(session: AsyncSession, f: reports.ContactFilter) -> AsyncIterator[str]:
+    chunk: list[str] = []
+    async for row in reports.iter_contacts(session, f):
+        chunk.append(json.dumps({k: _plain(row.get(k)) for k in EXPORT_FIELDS}, ensure_ascii=False))
+        if len(chunk) >= 500:
+            yield "\n".join(chunk) + "\n"
+            chunk = []
+    if chunk:
+        yield "\n".join(chunk) + "\n"
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+@router.get("/contacts/export.{fmt}")
+async def export(fmt: str, request: Request, viewer: Viewer = Depends(current_viewer)) -> Response:
+    if fmt not in ("csv", "jsonl"):
+        return Response("Export as .csv or .jsonl", status_code=404)
+    f = contact_filter(request.query_params, viewer)
+    sessions = request.app.state.ctx.sessions
+
+    async def body() -> AsyncIterator[str]:
+        async with sessions() as session:
+            source = _csv(session, f) if fmt == "csv" else _jsonl(session, f)
+            async for part in source:
+                yield part
+
+    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8"
+    stamp = datetime.now().strftime("%Y%m%d-%H%M")
+    return StreamingResponse(body(), media_type=media,
+                             headers={"Content-Disposition": f'attachment; filename="contacts-{stamp}.{fmt}"'})

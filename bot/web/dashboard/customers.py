@@ -1,0 +1,84 @@
+"""Customers: the list and the 360° card (identities, tier and why, value, key-account manager, tickets,
+conversation, notes)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.messages import clean_text
+from bot.web.auth import Viewer
+from bot.web.dashboard.common import check_csrf, current_viewer, db_session, int_or_none, render
+from bot.web.dashboard.contacts import _cursor
+from crm_store.errors import NotFound
+from crm_store.models import Agent
+from crm_store.repositories import customers as customers_repo
+from crm_store.repositories import reports
+from crm_store.repositories import tickets as tickets_repo
+from crm_store.repositories import web as web_repo
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/customers")
+async def customer_list(
+    request: Request, viewer: Viewer = Depends(current_viewer), session: AsyncSession = Depends(db_session)
+) -> Response:
+    q = request.query_params.get("q", "")[:200].strip()
+    tier = request.query_params.get("tier", "")[:20]
+    after = int_or_none(request.query_params.get("after"))
+    rows = await reports.search_customers_page(session, q=q, tier=tier, scope_tiers=viewer.scope_tiers,
+                                               after_id=after, limit=51)
+    more = len(rows) > 50
+    rows = rows[:50]
+    return render(request, "customers.html", viewer, rows=rows, q=q, tier=tier,
+                  next_after=rows[-1]["id"] if more else None)
+
+
+async def visible_customer(session: AsyncSession, viewer: Viewer, customer_id: int):
+    """The customer if this viewer may see them; otherwise NotFound (an agent learns nothing of other tiers)."""
+    customer = await customers_repo.get_customer(session, customer_id)
+    if not viewer.may_see_tier(customer.tier):
+        raise NotFound(f"customer {customer_id} not found")
+    return customer
+
+
+@router.get("/customers/{customer_id:int}")
+async def customer_card(
+    customer_id: int, request: Request, viewer: Viewer = Depends(current_viewer),
+    session: AsyncSession = Depends(db_session),
+) -> Response:
+    customer = await visible_customer(session, viewer, customer_id)
+    if customer.id != customer_id:
+        return RedirectResponse(f"/customers/{customer.id}", status_code=303)
+    before = _cursor(request.query_params.get("before"))
+    history = await reports.search_contacts(
+        session, reports.ContactFilter(customer_id=customer.id), before=before, limit=51
+    )
+    more = len(history) > 50
+    history = history[:50]
+    kam = await session.get(Agent, customer.key_account_manager_id) if customer.key_account_manager_id else None
+    return render(
+        request, "customer.html", viewer, customer=customer,
+        identities=await customers_repo.identities_of(session, customer.id),
+        value=await reports.customer_value(session, customer.id), kam=kam,
+        tickets=await tickets_repo.customer_tickets(session, customer.id),
+        history=list(reversed(history)),
+        older=f"{history[-1]['created_at'].isoformat()}_{history[-1]['id']}" if more else None,
+        notes=await web_repo.notes_for(session, customer_id=customer.id, limit=50),
+    )
+
+
+@router.post("/customers/{customer_id:int}/notes")
+async def add_customer_note(
+    customer_id: int, request: Request, viewer: Viewer = Depends(current_viewer),
+    session: AsyncSession = Depends(db_session),
+) -> Response:
+    form = await check_csrf(request, viewer)
+    text, _ = clean_text(str(form.get("text", "")), 10_000)
+    async with session.begin():
+        customer = await visible_customer(session, viewer, customer_id)
+        if text.strip():
+            await tickets_repo.add_note(session, customer_id=customer.id, text=text.strip(), agent_id=viewer.agent_id)
+    return RedirectResponse(f"/customers/{customer.id}#notes", status_code=303)

@@ -1,0 +1,60 @@
+"""The supervisor's overview: volume by channel and tier, backlog, response times, SLA breaches, CSAT."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.web import charts
+from bot.web.auth import Viewer
+from bot.web.dashboard.common import current_viewer, date_range, db_session, render
+from crm_store.models import TIERS
+from crm_store.repositories import reports
+
+router = APIRouter(include_in_schema=False)
+
+
+def _series(rows: list[tuple[str, str, int]]) -> dict[str, dict[str, int]]:
+    series: dict[str, dict[str, int]] = {}
+    for day, key, n in rows:
+        series.setdefault(key, {})[day] = n
+    return series
+
+
+@router.get("/")
+async def overview(
+    request: Request, viewer: Viewer = Depends(current_viewer), session: AsyncSession = Depends(db_session)
+) -> Response:
+    if not viewer.is_supervisor:
+        return RedirectResponse("/tickets", status_code=303)
+    first, last, since, until = date_range(request.query_params.get("from"), request.query_params.get("to"))
+    days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+    by_channel = _series(await reports.contacts_per_day(session, since, until, by="channel"))
+    by_tier = _series(await reports.contacts_per_day(session, since, until, by="tier"))
+    backlog = await reports.backlog_by_queue(session)
+    queues: dict[str, int] = {}
+    for queue, _status, n in backlog:
+        queues[queue] = queues.get(queue, 0) + n
+    times = await reports.response_times(session, since, until)
+    figures = await reports.ticket_figures_by_tier(session, since, until)
+    order = [t for t in TIERS if t in {*times, *figures}] + sorted({*times, *figures} - set(TIERS))
+    csat_n = sum(f["csat_n"] for f in figures.values())
+    csat_mean = (sum((f["csat"] or 0) * f["csat_n"] for f in figures.values()) / csat_n) if csat_n else None
+    kpis = {
+        "contacts": sum(sum(v.values()) for v in by_channel.values()),
+        "opened": sum(f["opened"] for f in figures.values()),
+        "backlog": sum(queues.values()),
+        "breached": sum(f["breached"] for f in figures.values()),
+        "csat": csat_mean,
+        "csat_n": csat_n,
+    }
+    return render(
+        request, "overview.html", viewer, first=first, last=last, kpis=kpis, tier_order=order, times=times,
+        figures=figures, backlog=backlog,
+        chart_channel=charts.stacked_bars(days, by_channel, label="Contacts per day by channel"),
+        chart_tier=charts.stacked_bars(days, by_tier, label="Contacts per day by tier"),
+        chart_backlog=charts.hbars(sorted(queues.items(), key=lambda kv: -kv[1]), label="Backlog by queue"),
+    )

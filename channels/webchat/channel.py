@@ -1,0 +1,177 @@
+"""The web chat channel: visitors' WebSockets in, replies pushed out to every tab a visitor has open.
+
+The web app authenticates the visitor (a signed id) and hands each WebSocket to `serve`. A reply for a visitor
+with no open tab is still "delivered": it is in the contact log, and the widget fetches it on reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from bot.messages import Deliver, InboundMessage, InvalidMessage, OutboundMessage
+from channels.webchat.frames import BadFrame, Frame, dump, parse_frame
+
+log = logging.getLogger(__name__)
+
+
+class Socket(Protocol):
+    """What the channel needs of a WebSocket (Starlette's fits)."""
+
+    async def send_text(self, data: str) -> None: ...
+
+    async def receive_text(self) -> str: ...
+
+    async def close(self, code: int = 1000) -> None: ...
+
+
+class _Conn:
+    """One open socket; sends are serialised because replies and acks come from different tasks."""
+
+    def __init__(self, socket: Socket) -> None:
+        self.socket = socket
+        self.lock = asyncio.Lock()
+
+    async def send(self, frame: dict[str, Any]) -> bool:
+        try:
+            async with self.lock:
+                await self.socket.send_text(dump(frame))
+            return True
+        except Exception:  # a closed or broken socket: the caller forgets it
+            return False
+
+
+class WebChatChannel:
+    """Channel "webchat": one visitor id, any number of open sockets."""
+
+    name = "webchat"
+
+    def __init__(self, *, max_message_chars: int = 4000) -> None:
+        self.max_message_chars = max_message_chars
+        self._deliver: Deliver | None = None
+        self._conns: dict[str, set[_Conn]] = {}
+
+    # --- Channel protocol -------------------------------------------------------------------------------------
+    async def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+
+    async def stop(self) -> None:
+        self._deliver = None
+        conns = [c for group in self._conns.values() for c in group]
+        self._conns.clear()
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                await conn.socket.close(1001)
+
+    async def send(self, message: OutboundMessage) -> str:
+        """Push to the visitor's open sockets. The returned id is also the contact's external id, which the
+        widget uses to drop a message it already has when history is replayed."""
+        ext_id = "out-" + (message.idempotency_key or uuid.uuid4().hex)
+        frame = {
+            "type": "message",
+            "from": message.meta_value("author", "bot") if message.meta_value("author") in ("agent", "bot") else "bot",
+            "text": message.text_with_buttons(),
+            "id": ext_id,
+        }
+        await self.push(message.recipient, frame)
+        return ext_id
+
+    # --- what the web app calls -------------------------------------------------------------------------------
+    def is_online(self, visitor_id: str) -> bool:
+        return bool(self._conns.get(visitor_id))
+
+    async def push(self, visitor_id: str, frame: dict[str, Any]) -> int:
+        """Send a frame to every open socket of a visitor; returns how many got it."""
+        sent = 0
+        for conn in list(self._conns.get(visitor_id, ())):
+            if await conn.send(frame):
+                sent += 1
+            else:
+                self._forget(visitor_id, conn)
+        return sent
+
+    async def typing(self, visitor_id: str, *, who: str = "agent", on: bool = True) -> None:
+        """Show (or hide) "... is typing" in the visitor's widget."""
+        await self.push(visitor_id, {"type": "typing", "from": who, "on": on})
+
+    async def serve(
+        self, socket: Socket, visitor_id: str, *, on_open: Callable[[Callable[[dict[str, Any]], Awaitable[bool]]],
+                                                                     Awaitable[None]] | None = None,
+    ) -> None:
+        """Own one accepted socket until it closes. `on_open(send)` runs once the socket is registered (the web
+        app sends the greeting and the missed history there, so nothing pushed meanwhile is lost)."""
+        conn = _Conn(socket)
+        self._conns.setdefault(visitor_id, set()).add(conn)
+        try:
+            if on_open is not None:
+                await on_open(conn.send)
+            while True:
+                try:
+                    raw = await socket.receive_text()
+                except Exception:
+                    return  # disconnect (or a binary frame, which we do not speak)
+                reply = await self._handle(visitor_id, raw)
+                if reply is not None and not await conn.send(reply):
+                    return
+        finally:
+            self._forget(visitor_id, conn)
+
+    # --- inside -----------------------------------------------------------------------------------------------
+    def _forget(self, visitor_id: str, conn: _Conn) -> None:
+        group = self._conns.get(visitor_id)
+        if group is not None:
+            group.discard(conn)
+            if not group:
+                self._conns.pop(visitor_id, None)
+
+    async def _handle(self, visitor_id: str, raw: str) -> dict[str, Any] | None:
+        try:
+            frame = parse_frame(raw, max_message_chars=self.max_message_chars)
+        except BadFrame as bad:
+            return {"type": "error", "code": bad.code, "reason": bad.reason, "client_id": bad.client_id}
+        if frame.type == "ping":
+            return {"type": "pong"}
+        if frame.type == "typing":
+            return None
+        if frame.type == "email":
+            return await self._store(visitor_id, frame, self._email_message(visitor_id, frame), "email_ok")
+        return await self._store(visitor_id, frame, self._text_message(visitor_id, frame), "ack")
+
+    def _text_message(self, visitor_id: str, frame: Frame) -> InboundMessage:
+        return InboundMessage.build(
+            channel=self.name, external_id=f"{visitor_id}:{frame.client_id}", sender=visitor_id, text=frame.text
+        )
+
+    def _email_message(self, visitor_id: str, frame: Frame) -> InboundMessage:
+        digest = hashlib.sha256(frame.email.encode()).hexdigest()[:16]
+        return InboundMessage.build(
+            channel=self.name,
+            external_id=f"{visitor_id}:email-{digest}",
+            sender=visitor_id,
+            text="",
+            meta={"claimed_email": frame.email},
+        )
+
+    async def _store(self, visitor_id: str, frame: Frame, message: InboundMessage | None, ok: str) -> dict[str, Any]:
+        if self._deliver is None:
+            return {"type": "error", "code": "retry", "reason": "Not connected yet, retrying.",
+                    "client_id": frame.client_id}
+        try:
+            await self._deliver(message)
+        except InvalidMessage as exc:
+            return {"type": "error", "code": "invalid", "reason": str(exc), "client_id": frame.client_id}
+        except Exception:
+            log.exception("webchat: could not store a message from %s", visitor_id)
+            return {"type": "error", "code": "retry", "reason": "Not saved yet, retrying.",
+                    "client_id": frame.client_id}
+        reply: dict[str, Any] = {"type": ok, "client_id": frame.client_id}
+        if ok == "email_ok":
+            reply["email"] = frame.email
+        else:
+            reply["id"] = message.external_id
+        return reply

@@ -1,0 +1,76 @@
+"""The web chat's wire format: JSON frames in both directions, parsed and checked before anything else.
+
+Visitor → server: {"type": "message", "client_id", "text"}, {"type": "email", "client_id"?, "email"},
+{"type": "typing"}, {"type": "ping"}.
+Server → visitor: hello, message, ack, error, typing, email_ok, pong.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+EMAIL = re.compile(r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,190}\.[^@\s<>\".]{2,63}$")
+MAX_FRAME_CHARS = 1_000_000
+
+
+class BadFrame(ValueError):
+    """A frame we cannot act on; `code` and the message go back to the visitor, the connection stays."""
+
+    def __init__(self, code: str, reason: str, client_id: str = "") -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.client_id = client_id
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    type: str
+    client_id: str = ""
+    text: str = ""
+    email: str = ""
+
+
+def parse_frame(raw: str, *, max_message_chars: int) -> Frame:
+    """Turn one received text frame into a `Frame`, or raise `BadFrame` saying why not."""
+    if len(raw) > MAX_FRAME_CHARS:
+        raise BadFrame("too_large", "That frame is too large.")
+    try:
+        data: Any = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BadFrame("bad_json", "Could not read that frame (not JSON).") from None
+    if not isinstance(data, dict):
+        raise BadFrame("bad_frame", "A frame must be a JSON object.")
+    kind = data.get("type")
+    client_id = data.get("client_id", "")
+    if not isinstance(client_id, str) or (client_id and not CLIENT_ID.match(client_id)):
+        raise BadFrame("bad_client_id", "client_id must be 1-64 letters, digits, '-' or '_'.")
+    if kind == "message":
+        text = data.get("text")
+        if not client_id:
+            raise BadFrame("bad_client_id", "A message needs a client_id.")
+        if not isinstance(text, str) or not text.strip():
+            raise BadFrame("empty", "The message is empty.", client_id)
+        if len(text) > max_message_chars:
+            raise BadFrame(
+                "too_long",
+                f"Message too long: {len(text)} characters (the limit is {max_message_chars}).",
+                client_id,
+            )
+        return Frame("message", client_id, text)
+    if kind == "email":
+        email = data.get("email")
+        if not isinstance(email, str) or not EMAIL.match(email.strip()):
+            raise BadFrame("bad_email", "That does not look like an email address.", client_id)
+        return Frame("email", client_id, email=email.strip().lower())
+    if kind in ("typing", "ping"):
+        return Frame(kind)
+    raise BadFrame("bad_frame", "Unknown frame type.", client_id)
+
+
+def dump(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
