@@ -1,0 +1,136 @@
+"""The FAQ bot: answers a confident, in-scope question in the customer's language, hands off everything else.
+
+Plugs into the dispatcher as a `Responder`. The model is trained once (or loaded from `settings.nlu.model_path`
+when it is newer than the training data), never per message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from bot.responder import BotTurn, HumanOnly, Responder
+from bot.settings import Settings
+from nlu.classifier import ClassifierConfig, IntentClassifier, ModelFileError
+from nlu.rasa_format import NluDataError, Responses, TrainingData, load_nlu, load_responses
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LANGUAGE = "en"
+RANKING_STORED = 3
+
+
+class FaqResponder:
+    """Decides per message: answer from `responses`, or hand off with the NLU result attached."""
+
+    def __init__(
+        self,
+        classifier: IntentClassifier,
+        responses: Responses,
+        *,
+        answer_threshold: float = 0.55,
+        handoff_intents: list[str] | tuple[str, ...] = ("complaint", "human_handoff"),
+        default_language: str = DEFAULT_LANGUAGE,
+    ) -> None:
+        self.classifier = classifier
+        self.responses = responses
+        self.answer_threshold = answer_threshold
+        self.handoff_intents = frozenset(handoff_intents)
+        self.default_language = default_language
+        self.languages = {lang for variants in responses.by_intent.values() for lang in variants if lang}
+        self.languages.add(default_language)
+
+    def _answer_language(self, detected: str | None, customer_language: str | None) -> str:
+        for candidate in (detected, customer_language):
+            if candidate in self.languages:
+                return candidate
+        return self.default_language
+
+    def respond(self, text: str, *, customer_language: str | None = None) -> BotTurn:
+        """Never raises: any failure becomes a handoff with the reason."""
+        try:
+            return self._respond(text, customer_language)
+        except Exception as exc:  # the dispatcher must always be able to route the message
+            log.exception("FAQ bot failed; handing the message to a person")
+            return BotTurn(answer=None, handoff_reason=f"bot error: {type(exc).__name__}")
+
+    def _respond(self, text: str, customer_language: str | None) -> BotTurn:
+        result = self.classifier.parse(text)
+        language = self._answer_language(result.language, customer_language)
+        nlu: dict[str, Any] = result.as_dict(top=RANKING_STORED)
+        nlu["answer_language"] = language
+
+        def handoff(reason: str) -> BotTurn:
+            notice = self.responses.answer(result.intent, language) if result.intent in self.handoff_intents else None
+            if notice:
+                nlu["handoff_message"] = notice
+            return BotTurn(answer=None, handoff_reason=reason, intent=result.intent, language=language, nlu=nlu)
+
+        if result.out_of_scope:
+            return handoff(f"out of scope: {result.reason}")
+        if result.intent in self.handoff_intents:
+            return handoff(f"intent {result.intent} needs a person")
+        if result.confidence < self.answer_threshold:
+            return handoff(f"low confidence {result.confidence:.2f} for {result.intent}")
+        answer = self.responses.answer(result.intent, language)
+        if not answer:
+            return handoff(f"no answer written for intent {result.intent}")
+        return BotTurn(answer=answer, intent=result.intent, language=language, nlu=nlu)
+
+
+def train_classifier(data: TrainingData, max_chars: int = 2000) -> IntentClassifier:
+    """The classifier for our own (small) training data."""
+    config = ClassifierConfig.for_small_data()
+    config.max_chars = max_chars
+    return IntentClassifier(config=config, entities=data.entity_extractor()).fit(data.texts, data.labels)
+
+
+def _model_is_fresh(model: Path, sources: list[Path]) -> bool:
+    if not model.exists():
+        return False
+    built = model.stat().st_mtime
+    return all(not src.exists() or src.stat().st_mtime <= built for src in sources)
+
+
+def load_classifier(settings: Settings, *, retrain: bool = False) -> IntentClassifier:
+    """The saved model when newer than the training data, else a freshly trained (and saved) one.
+
+    Raises NluDataError for unusable training data (the message names the file and line).
+    """
+    data_path = settings.config_path(settings.nlu.data)
+    model_path = Path(settings.nlu.model_path)
+    if not retrain and _model_is_fresh(model_path, [data_path]):
+        try:
+            classifier = IntentClassifier.load(model_path)
+            classifier.config.max_chars = settings.nlu.max_chars
+            return classifier
+        except ModelFileError as exc:
+            log.warning("retraining the NLU model: %s", exc)
+    started = time.perf_counter()
+    classifier = train_classifier(load_nlu(data_path), settings.nlu.max_chars)
+    log.info("trained the NLU model on %s in %.1f s", data_path, time.perf_counter() - started)
+    try:
+        classifier.save(model_path)
+    except OSError as exc:
+        log.warning("could not save the NLU model to %s (%s); it will be retrained next start", model_path, exc)
+    return classifier
+
+
+def load_responder(settings: Settings) -> Responder:
+    """The FAQ bot from settings; HumanOnly when NLU is off or its data is unusable (logged with file:line)."""
+    if not settings.nlu.enabled:
+        return HumanOnly()
+    try:
+        classifier = load_classifier(settings)
+        responses = load_responses(settings.config_path(settings.nlu.responses))
+    except NluDataError as exc:
+        log.error("NLU disabled, every message goes to a person: %s", exc)
+        return HumanOnly()
+    return FaqResponder(
+        classifier,
+        responses,
+        answer_threshold=settings.nlu.answer_threshold,
+        handoff_intents=settings.nlu.handoff_intents,
+    )
