@@ -45,7 +45,8 @@ class ClassifierConfig:
     """Hyper-parameters, chosen once on CLINC150's train/val splits (never its test split)."""
 
     word_ngrams: tuple[int, int] = (1, 2)
-    char_ngrams: tuple[int, int] = (2, 5)
+    char_ngrams: tuple[int, int] | None = (2, 5)
+    """None: word n-grams only."""
     char_min_df: int = 2
     c: float = 1.0
     oos_weight: float = 5.0
@@ -56,6 +57,8 @@ class ClassifierConfig:
     """Without out-of-scope validation examples: the threshold keeps this share of correct answers."""
     max_accuracy_loss: float = 0.005
     """With out-of-scope validation examples: give up at most this much in-scope accuracy to reject OOS."""
+    use_threshold: bool = True
+    """False: only the out-of-scope class rejects (the naive set-up, kept as a baseline)."""
     ranking_size: int = 10
 
     @classmethod
@@ -114,16 +117,13 @@ class IntentClassifier:
 
     def _fit_model(self, texts: list[str], labels: list[str]) -> None:
         cfg = self.config
-        self.features = FeatureUnion(
-            [
-                ("words", TfidfVectorizer(ngram_range=cfg.word_ngrams, sublinear_tf=True)),
-                (
-                    "chars",
-                    TfidfVectorizer(analyzer="char_wb", ngram_range=cfg.char_ngrams, sublinear_tf=True,
-                                    min_df=cfg.char_min_df),
-                ),
-            ]
-        )
+        parts = [("words", TfidfVectorizer(ngram_range=cfg.word_ngrams, sublinear_tf=True))]
+        if cfg.char_ngrams is not None:
+            chars = TfidfVectorizer(
+                analyzer="char_wb", ngram_range=cfg.char_ngrams, sublinear_tf=True, min_df=cfg.char_min_df
+            )
+            parts.append(("chars", chars))
+        self.features = FeatureUnion(parts)
         matrix = self.features.fit_transform([self._prepare(t) for t in texts])
         self.uses_oos_class = self.oos_label in set(labels)
         weights = {self.oos_label: cfg.oos_weight} if self.uses_oos_class else None
@@ -136,9 +136,11 @@ class IntentClassifier:
         self.temperature = _fit_temperature(scores, gold, self.classes)
         confidence = self._oos_confidence(_softmax(scores, self.temperature))
         predicted = np.array(self.classes)[scores.argmax(axis=1)]
-        self.threshold = choose_threshold(
-            confidence, predicted, gold, self.oos_label, self.config.keep_correct, self.config.max_accuracy_loss
-        )
+        self.threshold = 0.0
+        if self.config.use_threshold:
+            self.threshold = choose_threshold(
+                confidence, predicted, gold, self.oos_label, self.config.keep_correct, self.config.max_accuracy_loss
+            )
 
     # ---- inference ------------------------------------------------------------------------------------------
 
