@@ -148,3 +148,8 @@ async def retier_loop(sessions: async_sessionmaker[AsyncSession], settings, stop
             await asyncio.wait_for(stop_event.wait(), timeout=max(wait, 1.0))
         except TimeoutError:
             pass
+
+
+async def retier_job(app, stop_event: asyncio.Event) -> None:
+    """`App(background=[retier_job])`: the schedule on the app's database and settings."""
+    await retier_loop(app.sessions, app.settings, stop_event)

@@ -107,3 +107,96 @@ def test_property_each_level_is_escalated_at_most_once(fr_min, res_min, responde
             seen_levels.append(plan.new_level)
             t = replace(t, escalation_level=plan.new_level, priority=plan.new_priority)
     assert len(seen_levels) == len(set(seen_levels)) <= 2
+
+
+# --- the worker on SQLite and PostgreSQL ---
+
+import asyncio  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from sqlalchemy import select  # noqa: E402
+
+from bot.routing import RoutingPolicy  # noqa: E402
+from bot.sla_worker import escalation_pass, pickup_pass  # noqa: E402
+from crm_store.engine import make_engine, make_sessionmaker  # noqa: E402
+from crm_store.models import Customer, OutboxItem, Ticket, TicketEvent  # noqa: E402
+from crm_store.repositories.agents import add_agent  # noqa: E402
+
+POLICY = RoutingPolicy.load(Path(__file__).resolve().parents[2] / "config" / "routing.toml")
+
+
+async def setup_desk(db, n_tickets: int = 6):
+    """A supervisor, an away agent holding the tickets, an online agent, and tickets past first response."""
+    async with db.sessions() as s, s.begin():
+        boss = await add_agent(s, name="Boss", role="supervisor", capacity=0, addresses={"telegram": "900"})
+        away = await add_agent(s, name="Away", status="away", capacity=20, addresses={"telegram": "901"})
+        online = await add_agent(s, name="Online", capacity=20, addresses={"telegram": "902"})
+        customer = Customer(name="Vip", tier="VIP")
+        s.add(customer)
+        await s.flush()
+        opened = NOW - timedelta(minutes=30)
+        for _ in range(n_tickets):
+            s.add(Ticket(
+                customer_id=customer.id, channel="telegram", status="open", priority=1, tier_at_open="VIP",
+                queue="vip", assignee_id=away.id, handoff_reason="needs a person", created_at=opened,
+                first_response_due=opened + timedelta(minutes=15), resolution_due=opened + timedelta(hours=4),
+            ))
+    return boss, away, online
+
+
+async def events(db, kind: str) -> list[TicketEvent]:
+    async with db.sessions() as s:
+        return list(await s.scalars(select(TicketEvent).where(TicketEvent.kind == kind)))
+
+
+async def test_two_concurrent_escalation_passes_escalate_each_ticket_once(db):
+    _boss, _away, online = await setup_desk(db)
+    other = make_engine(db.url, schema=db.schema)
+    try:
+        first, second = await asyncio.gather(
+            escalation_pass(db.sessions, POLICY, now=NOW), escalation_pass(make_sessionmaker(other), POLICY, now=NOW)
+        )
+    finally:
+        await other.dispose()
+    assert not set(first) & set(second)
+    assert len(first) + len(second) == 6
+    escalated = await events(db, "escalated")
+    assert sorted(e.ticket_id for e in escalated) == sorted(first + second)
+    assert all(e.data["to_level"] == 1 for e in escalated)
+    async with db.sessions() as s:
+        tickets = list(await s.scalars(select(Ticket)))
+        outbox = list(await s.scalars(select(OutboxItem).where(OutboxItem.recipient == "900")))
+    assert all(t.escalation_level == 1 and t.sla_breached_at is not None for t in tickets)
+    assert all(t.assignee_id == online.id for t in tickets)  # taken from the away agent
+    assert len(outbox) == 6 and "SLA breach on T-" in outbox[0].text
+    assert len(await events(db, "reassigned")) == 6
+    assert len(await events(db, "supervisor_notified")) == 6
+
+    assert await escalation_pass(db.sessions, POLICY, now=NOW) == []  # nothing new to escalate
+    later = NOW + timedelta(hours=4)
+    again = await escalation_pass(db.sessions, POLICY, now=later)
+    assert len(again) == 6
+    async with db.sessions() as s:
+        assert {t.escalation_level for t in await s.scalars(select(Ticket))} == {2}
+    assert await escalation_pass(db.sessions, POLICY, now=later + timedelta(days=1)) == []
+
+
+async def test_pickup_offers_waiting_vip_before_ordinary_within_capacity(db):
+    async with db.sessions() as s, s.begin():
+        await add_agent(s, name="Solo", capacity=2, addresses={"telegram": "700"})
+        customer = Customer(name="c")
+        s.add(customer)
+        await s.flush()
+        base = dict(customer_id=customer.id, channel="telegram", status="open", handoff_reason="needs a person")
+        s.add(Ticket(**base, tier_at_open="ordinary", priority=3, queue="general", created_at=NOW - timedelta(hours=3)))
+        s.add(Ticket(**base, tier_at_open="important", priority=2, queue="priority", created_at=NOW))
+        s.add(Ticket(**base, tier_at_open="VIP", priority=1, queue="vip", created_at=NOW - timedelta(minutes=1)))
+        s.add(Ticket(**{**base, "status": "solved"}, tier_at_open="VIP", priority=1, queue="vip", created_at=NOW))
+    made = await pickup_pass(db.sessions, now=NOW)
+    async with db.sessions() as s:
+        tickets = {t.tier_at_open + ":" + t.status: t for t in await s.scalars(select(Ticket))}
+    assert [tid for tid, _ in made] == [tickets["VIP:open"].id, tickets["important:open"].id]
+    assert tickets["ordinary:open"].assignee_id is None  # capacity 2 is used up
+    assert tickets["VIP:solved"].assignee_id is None
+    assert len(await events(db, "assigned")) == 2
+    assert await pickup_pass(db.sessions, now=NOW) == []  # still full: nothing changes
