@@ -174,6 +174,9 @@ class BotApiServer:
         message: dict[str, Any] = {"message_id": message_id, "from": user, "chat": chat, "date": int(time.time())}
         if text:
             message["text"] = text
+            if text.startswith("/"):  # Telegram marks commands; PTB's CommandHandler relies on it
+                command = text.split()[0]
+                message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
         if thread_id is not None:
             message["message_thread_id"] = thread_id
             message["is_topic_message"] = True
@@ -229,11 +232,12 @@ class BotApiServer:
         return [m["text"] for m in self.sent_to(chat_id)]
 
     async def wait_for(self, predicate: Callable[[], Any], within: float = 5.0) -> Any:
-        """Wait until `predicate()` is truthy (re-checked after every request); return its value."""
+        """Wait until `predicate()` is truthy (re-checked after every request and every 50 ms); return its value."""
         async def _wait() -> Any:
             async with self._changed:
                 while not (value := predicate()):
-                    await self._changed.wait()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(), 0.05)
                 return value
         return await asyncio.wait_for(_wait(), within)
 
