@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from nlu.result import Entity
 
 _CURRENCY = r"(?:\$|€|£|¥|￥|₽|usd|eur|gbp|rub|cny|rmb|руб(?:\.|лей|ля|ль)?|р\.|元|块|dollars?|euros?)"
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _NUMBER = r"\d{1,3}(?:[ ,]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
 
 BUILTIN_PATTERNS: dict[str, str] = {
@@ -34,6 +35,8 @@ class EntityExtractor:
     patterns: dict[str, list[re.Pattern[str]]] = field(default_factory=dict)
     lookups: dict[str, list[str]] = field(default_factory=dict)
     synonyms: dict[str, str] = field(default_factory=dict)
+    builtin_count: dict[str, int] = field(default_factory=dict)
+    """How many of an entity's patterns are built in (they come first); on a tie the data's own win."""
     _lookup_res: dict[str, re.Pattern[str]] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -50,10 +53,12 @@ class EntityExtractor:
         if builtins:
             for name, pattern in BUILTIN_PATTERNS.items():
                 patterns.setdefault(name, []).append(re.compile(pattern))
+        builtin_count = {name: len(items) for name, items in patterns.items()}
         for name, items in (regexes or {}).items():
             for pattern in items:
                 patterns.setdefault(name, []).append(re.compile(pattern))
         extractor = cls(
+            builtin_count=builtin_count,
             patterns=patterns,
             lookups={name: list(values) for name, values in (lookups or {}).items()},
             synonyms={k.casefold(): v for k, v in (synonyms or {}).items()},
@@ -63,25 +68,26 @@ class EntityExtractor:
 
     def _compile_lookups(self) -> None:
         for name, values in self.lookups.items():
-            words = sorted({v for v in values if v.strip()}, key=len, reverse=True)
-            if words:
-                alternatives = "|".join(re.escape(w) for w in words)
-                # Word boundaries only make sense for scripts with spaces; CJK values match anywhere.
-                self._lookup_res[name] = re.compile(rf"(?i)(?<!\w)(?:{alternatives})(?!\w)|(?:{alternatives})(?=\W|$)")
+            words = sorted({v.strip() for v in values if v.strip()}, key=len, reverse=True)
+            # Word boundaries only make sense for scripts written with spaces; a Chinese value matches anywhere.
+            spaced = "|".join(re.escape(w) for w in words if not _CJK.search(w))
+            unspaced = "|".join(re.escape(w) for w in words if _CJK.search(w))
+            parts = ([rf"(?<!\w)(?:{spaced})(?!\w)"] if spaced else []) + ([f"(?:{unspaced})"] if unspaced else [])
+            if parts:
+                self._lookup_res[name] = re.compile("(?i)" + "|".join(parts))
 
     def extract(self, text: str) -> list[Entity]:
         """All non-overlapping entities, longest first, ordered by position; never raises."""
-        found: list[Entity] = []
+        found: list[tuple[int, Entity]] = []
         for name, regexes in self.patterns.items():
-            for regex in regexes:
-                for match in regex.finditer(text):
-                    found.append(self._entity(name, match, "regex"))
+            for i, regex in enumerate(regexes):
+                builtin = int(i < self.builtin_count.get(name, 0))
+                found.extend((builtin, self._entity(name, m, "regex")) for m in regex.finditer(text))
         for name, regex in self._lookup_res.items():
-            for match in regex.finditer(text):
-                found.append(self._entity(name, match, "lookup"))
-        found.sort(key=lambda e: (-(e.end - e.start), e.start))
+            found.extend((0, self._entity(name, m, "lookup")) for m in regex.finditer(text))
+        found.sort(key=lambda item: (-(item[1].end - item[1].start), item[0], item[1].start))
         kept: list[Entity] = []
-        for entity in found:
+        for _, entity in found:
             if entity.end > entity.start and all(entity.end <= k.start or entity.start >= k.end for k in kept):
                 kept.append(entity)
         return sorted(kept, key=lambda e: e.start)
