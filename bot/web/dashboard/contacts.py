@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,7 +15,7 @@ from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.web.auth import Viewer
-from bot.web.dashboard.common import current_viewer, date_range, db_session, int_or_none, parse_day, render
+from bot.web.dashboard.common import current_viewer, db_session, int_or_none, parse_day, render
 from crm_store.repositories import reports
 from crm_store.repositories.agents import list_agents
 
@@ -27,9 +27,9 @@ EXPORT_FIELDS = ("id", "created_at", "channel", "direction", "author", "address"
 
 def contact_filter(params: Any, viewer: Viewer) -> reports.ContactFilter:
     """The filter the query string asks for, limited to what the viewer may see."""
-    since = until = None
-    if parse_day(params.get("from")) or parse_day(params.get("to")):
-        _, _, since, until = date_range(params.get("from"), params.get("to"), default_days=3660)
+    first, last = parse_day(params.get("from")), parse_day(params.get("to"))
+    since = datetime.combine(first, time.min, UTC) if first else None
+    until = datetime.combine(last + timedelta(days=1), time.min, UTC) if last else None
     direction = params.get("direction", "")
     return reports.ContactFilter(
         q=params.get("q", "")[:200],

@@ -61,7 +61,7 @@ async def ticket_page(
     agents = await list_agents(session)
     return render(
         request, "ticket.html", viewer, ticket=ticket, customer=customer,
-        transcript=await contacts_repo.ticket_transcript(session, ticket.id, limit=1000),
+        messages=await contacts_repo.ticket_transcript(session, ticket.id, limit=1000),
         events=await tickets_repo.ticket_events(session, ticket.id),
         notes=await web_repo.notes_for(session, ticket_id=ticket.id),
         agents=agents, agent_names={a.id: a.name for a in agents},
