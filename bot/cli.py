@@ -207,3 +207,6 @@ def _mount_optional() -> None:
 
 
 _mount_optional()
+
+if __name__ == "__main__":
+    app()

@@ -13,6 +13,7 @@ from bot.routing import RouteRequest, route
 from bot.texts import say
 from crm_store.models import Ticket
 from crm_store.repositories import contacts as contacts_repo
+from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import outbox as outbox_repo
 from crm_store.repositories import tickets as tickets_repo
 
@@ -101,6 +102,7 @@ async def handle_customer_message(ctx: BatchContext, msg: InboundMessage, contac
     if turn.language and not facts.get("language"):
         facts["language"] = turn.language
         ctx.facts[customer_id] = facts
+        await customers_repo.set_language(ctx.session, customer_id, turn.language)
     language = facts.get("language") or turn.language
     if ticket.handoff_reason is not None:
         await _tell_assignee(ctx, ticket, msg, contact_id, facts)

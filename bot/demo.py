@@ -108,12 +108,15 @@ async def run_demo(db_path: Path) -> int:
             "email",
             "anna@example.com",
             "Anna Petrova",
-            "Hello, my order A-1042 was due on Monday and still has not arrived. Could someone check with the courier?",
+            "Hello, the parcel for order A-1042 arrived damaged and I was charged twice. "
+            "This is really disappointing, please sort it out.",
             external_id="<a1042-1@example.com>",
-            meta={"subject": "Order A-1042 is late"},
+            meta={"subject": "Damaged parcel, charged twice (A-1042)"},
         )
         console.rule("Anna follows up on Telegram: same customer, same ticket")
-        await stage.say("telegram", "5001", "Anna Petrova", "Hi, it's Anna again. Any news about A-1042?")
+        await stage.say(
+            "telegram", "5001", "Anna Petrova", "Hi, it's Anna again, writing from Telegram. Any news on A-1042?"
+        )
         console.rule("Her key-account manager looks her up and answers from the console")
         await stage.say("console", "alice", "Alice (agent)", "/customer CUST-1001")
         await stage.say("console", "alice", "Alice (agent)", "/history CUST-1001 6")
@@ -121,7 +124,7 @@ async def run_demo(db_path: Path) -> int:
             "console",
             "alice",
             "Alice (agent)",
-            f"/reply T-{ticket} Hi Anna, the courier confirmed A-1042 is out for delivery today. Sorry for the wait!",
+            f"/reply T-{ticket} Hi Anna, I refunded the double charge and a replacement for A-1042 ships today. Sorry!",
         )
         await stage.say("telegram", "5001", "Anna Petrova", "Got it, thank you!")
         await stage.say("console", "alice", "Alice (agent)", f"/close T-{ticket} parcel delivered")

@@ -67,7 +67,8 @@ class OutboxWorker:
         self.cfg = cfg
         self.lease = lease
         self._wake = asyncio.Event()
-        self._claiming = asyncio.Lock()  # SQLite has no SKIP LOCKED: one claimer per process
+        self._passing = asyncio.Lock()  # one pass at a time per process: SQLite has no SKIP LOCKED, and
+        # drain() must also wait for a pass the background loop has in flight
         self._task: asyncio.Task[None] | None = None
         self.sent = 0
         self.failed = 0
@@ -121,7 +122,11 @@ class OutboxWorker:
         return total
 
     async def drain_once(self) -> int:
-        async with self._claiming, self.sessions() as session, session.begin():
+        async with self._passing:
+            return await self._pass()
+
+    async def _pass(self) -> int:
+        async with self.sessions() as session, session.begin():
             items = await outbox_repo.claim_due(session, limit=self.cfg.batch, lease=self.lease)
             session.expunge_all()
         if not items:

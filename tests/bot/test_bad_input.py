@@ -1,0 +1,89 @@
+"""Bad input gets a clear error or a defined behaviour, and nothing already accepted is lost."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.messages import MAX_TEXT_CHARS, InboundMessage, InvalidMessage
+from crm_store.errors import StoreUnavailable
+from crm_store.models import Contact, OutboxItem
+
+
+async def test_empty_huge_nul_and_surrogate_texts_are_all_logged(h):
+    texts = ["", "   ", "x" * 1_000_000, "nul\x00inside", "bad \ud800 surrogate", "ctrl\x07\x1b chars", "🙂🙂"]
+    results = [await h.ch["telegram"].receive("10", t, external_id=f"t{i}") for i, t in enumerate(texts)]
+    assert len({r.contact_id for r in results}) == len(texts)
+    async with h.app.sessions() as s:
+        rows = {c.external_id: c for c in await s.scalars(select(Contact).where(Contact.direction == "in"))}
+    assert rows["t2"].truncated and len(rows["t2"].text) == MAX_TEXT_CHARS
+    assert rows["t3"].text == "nulinside"
+    assert "\ud800" not in rows["t4"].text and rows["t4"].text.startswith("bad ")
+    assert rows["t5"].text == "ctrl chars"
+    assert all(r.ticket_id for r in results)  # every one is on a ticket a person can see
+
+
+def test_messages_without_identity_are_refused_clearly():
+    with pytest.raises(InvalidMessage, match="no external id"):
+        InboundMessage.build(channel="telegram", external_id="", sender="1", text="x")
+    with pytest.raises(InvalidMessage, match="no sender"):
+        InboundMessage.build(channel="telegram", external_id="1", sender=" ", text="x")
+    with pytest.raises(InvalidMessage, match="no channel"):
+        InboundMessage.build(channel="", external_id="1", sender="1", text="x")
+    with pytest.raises(InvalidMessage, match="longer than"):
+        InboundMessage.build(channel="telegram", external_id="1" * 300, sender="1", text="x")
+    msg = InboundMessage.build(channel="t", external_id="1", sender="1", text=b"\xff\xfebytes")
+    assert msg.text.endswith("bytes")
+
+
+async def test_reply_for_a_channel_that_is_not_running_is_retried_then_failed_visibly(harness_factory):
+    from bot.settings import OutboxSettings
+    from crm_store.models import Ticket
+
+    h = await harness_factory(outbox=OutboxSettings(backoff_base_s=0.0, max_attempts=3, poll_interval_s=0.05))
+    await h.agent("Alice")
+    # a message from a channel this process does not run (say, a worker without the SMS connector)
+    r = await h.app.deliver(InboundMessage.build(channel="sms", external_id="s1", sender="+100", text="hi"))
+    await h.ch["console"].receive("alice", f"/reply {r.ticket_id} hello")
+    await h.settle()
+    async with h.app.sessions() as s:
+        item = await s.scalar(select(OutboxItem).where(OutboxItem.text == "hello"))
+        ticket = await s.get(Ticket, r.ticket_id)
+    assert item.channel == "sms" and item.status == "failed" and item.attempts == 3
+    assert "no channel named 'sms'" in item.last_error and ticket.delivery_problem.startswith("sms:")
+    assert any("could not be delivered" in t for t in h.ch["console"].sent_to("alice"))
+
+
+async def _refuse_inserts_of(db, external_id: str) -> None:
+    """A database that refuses one write: a trigger that raises for one message."""
+    async with db.engine.begin() as conn:
+        if db.kind == "sqlite":
+            await conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON contacts WHEN NEW.external_id = "
+                f"'{external_id}' BEGIN SELECT RAISE(ABORT, 'refused by policy'); END"
+            )
+        else:
+            await conn.exec_driver_sql(
+                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.external_id = "
+                f"'{external_id}' THEN RAISE EXCEPTION 'refused by policy'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+            await conn.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT ON contacts FOR EACH ROW EXECUTE "
+                                       "FUNCTION refuse()")
+
+
+async def test_a_refused_write_fails_only_its_own_message(h, db):
+    await _refuse_inserts_of(db, "poison")
+    results = await asyncio.gather(
+        *(h.ch["telegram"].receive(str(i), f"m{i}", external_id=f"ok{i}") for i in range(10)),
+        h.ch["telegram"].receive("99", "poison pill", external_id="poison"),
+        return_exceptions=True,
+    )
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert len(errors) == 1 and isinstance(errors[0], StoreUnavailable) and "refused" in str(errors[0])
+    async with h.app.sessions() as s:
+        stored = await s.scalar(select(func.count()).select_from(Contact).where(Contact.external_id.like("ok%")))
+    assert stored == 10
+    ok = await h.ch["telegram"].receive("5", "still working", external_id="after")
+    assert ok.contact_id and not ok.duplicate

@@ -1,0 +1,72 @@
+"""The command line as a user runs it: the console script in a subprocess, on a SQLite file of its own."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TIERDESK = [sys.executable, "-m", "bot.cli"]
+
+
+def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "TIERDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+               "COLUMNS": "200", **env}
+    return subprocess.run(TIERDESK + args, cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    tmp = tmp_path_factory.mktemp("demo")
+    return run(["demo", "--db", str(tmp / "demo.db")], tmp), tmp / "demo.db"
+
+
+def test_demo_runs_a_whole_conversation_and_exits_0(demo_run):
+    result, _ = demo_run
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Anna Petrova via email" in out and "Anna Petrova via telegram" in out
+    assert "History of Anna Petrova" in out
+    assert "Alice (agent) → telegram:5001" in out  # the agent's reply went to her last channel
+    assert "The contact log" in out and "Traceback" not in out + result.stderr
+
+
+def test_log_export_streams_every_contact(demo_run, tmp_path):
+    _, db = demo_run
+    env = {"TIERDESK_DATABASE_URL": f"sqlite+aiosqlite:///{db}"}
+    out_csv, out_jsonl = tmp_path / "log.csv", tmp_path / "log.jsonl"
+    r1 = run(["log", "export", "--format", "csv", "--out", str(out_csv), "--quiet"], tmp_path, **env)
+    r2 = run(["log", "export", "--format", "jsonl", "--out", str(out_jsonl), "--channel", "telegram", "-q"],
+             tmp_path, **env)
+    assert r1.returncode == 0 and r2.returncode == 0, r1.stderr + r2.stderr
+    rows = list(csv.DictReader(out_csv.open(encoding="utf-8")))
+    assert {"channel", "external_id", "direction", "customer_id", "ticket_id", "text", "created_at"} <= set(rows[0])
+    assert {r["direction"] for r in rows} == {"in", "out"} and {r["channel"] for r in rows} >= {"email", "telegram"}
+    lines = [json.loads(x) for x in out_jsonl.read_text(encoding="utf-8").splitlines()]
+    assert lines and all(x["channel"] == "telegram" for x in lines)
+    assert f"exported {len(rows)} contacts" in r1.stdout
+    show = run(["log", "show", "--channel", "email"], tmp_path, **env)
+    assert show.returncode == 0 and "email" in show.stdout
+
+
+def test_agents_add_and_list(tmp_path):
+    add = run(["agents", "add", "--name", "Ivan", "--role", "supervisor", "--telegram-id", "4242",
+               "--languages", "ru,en"], tmp_path)
+    assert add.returncode == 0, add.stderr
+    dup = run(["agents", "add", "--name", "Ivan2", "--telegram-id", "4242"], tmp_path)
+    assert dup.returncode == 1 and "already exists" in dup.stdout
+    bad = run(["agents", "add", "--name", "X", "--role", "king"], tmp_path)
+    assert bad.returncode == 1 and "role must be one of" in bad.stdout
+    listing = run(["agents", "list"], tmp_path)
+    assert "Ivan" in listing.stdout and "telegram:4242" in listing.stdout
+
+
+def test_bad_since_is_a_clear_error(tmp_path):
+    result = run(["log", "show", "--since", "yesterday-ish"], tmp_path)
+    assert result.returncode != 0 and "use a date" in (result.stdout + result.stderr)
+    assert "Traceback" not in result.stderr
