@@ -312,7 +312,7 @@ def choose_threshold(
         best = 0.0
         for thr in candidates:
             accuracy = float((right & (confidence >= thr))[in_scope].mean())
-            if accuracy < base - max_accuracy_loss:
+            if accuracy < base - max_accuracy_loss - 1e-9:
                 break
             best = float(thr)
         return best
