@@ -1,0 +1,120 @@
+"""Evaluation figures on hand-made labels, data-file errors, and `tierdesk nlu eval --json` on a CSV pair."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli_nlu import nlu_app
+from nlu.evaluation import EvalDataError, evaluate, load_clinc, load_csv, score
+
+KEYS = {"in_scope_accuracy", "oos_recall", "oos_precision", "macro_f1", "train_seconds", "p50_ms", "p99_ms"}
+
+
+def test_score_counts_rejections_and_confusions() -> None:
+    gold = ["a", "a", "b", "b", "oos", "oos", "oos", "oos"]
+    pred = ["a", "oos", "b", "a", "oos", "oos", "b", "oos"]
+    report = score(gold, pred, "oos", 1.5, [1.0, 2.0, 3.0, 4.0], 0.4, 10)
+    assert report.in_scope_accuracy == pytest.approx(2 / 4)
+    assert report.oos_recall == pytest.approx(3 / 4)
+    assert report.oos_precision == pytest.approx(3 / 4)
+    # F1 = 2tp / (2tp + fp + fn): a = 2/(2+1+1), b = 2/(2+1+1), oos = 6/(6+1+1)
+    assert report.macro_f1 == pytest.approx((0.5 + 0.5 + 0.75) / 3)
+    assert report.p50_ms == pytest.approx(2.5)
+    assert report.confused[0][2] == 1 and len(report.confused) == 3
+
+
+def test_without_oos_rows_the_oos_figures_are_absent() -> None:
+    report = score(["a", "b"], ["a", "a"], "oos", 0.1, [1.0], 0.0, 2)
+    assert report.oos_recall is None and report.oos_precision is None
+    assert report.in_scope_accuracy == 0.5
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("text", "label")) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+ORDER = ["where is my order", "track my parcel", "has my order shipped", "order status", "my package location"]
+REFUND = ["I want a refund", "return this item", "money back please", "refund my purchase", "send it back"]
+OTHER = ["tell me a joke", "weather tomorrow", "who won the game", "sing a song", "capital of peru"]
+
+
+@pytest.fixture
+def csv_pair(tmp_path: Path) -> tuple[Path, Path]:
+    rows = [(t, "order_status") for t in ORDER] + [(t, "refund") for t in REFUND] + [(t, "other") for t in OTHER]
+    train = write_csv(tmp_path / "train.csv", rows * 3)
+    test = write_csv(tmp_path / "test.csv", [("where's my order", "order_status"), ("refund please", "refund"),
+                                            ("play music", "other"), ("what is the weather", "other")])
+    return train, test
+
+
+def test_eval_cli_prints_one_json_object_with_the_keys(csv_pair: tuple[Path, Path]) -> None:
+    train, test = csv_pair
+    result = CliRunner().invoke(
+        nlu_app, ["eval", "--train", str(train), "--test", str(test), "--oos-label", "other", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert KEYS <= set(payload)
+    assert 0.0 <= payload["in_scope_accuracy"] <= 1.0 and 0.0 <= payload["oos_recall"] <= 1.0
+    assert payload["n_test"] == 4 and payload["p50_ms"] > 0
+
+
+def test_eval_cli_tables_and_bad_files(csv_pair: tuple[Path, Path], tmp_path: Path) -> None:
+    train, test = csv_pair
+    runner = CliRunner()
+    shown = runner.invoke(nlu_app, ["eval", "--train", str(train), "--test", str(test)])
+    assert shown.exit_code == 0 and "in-scope accuracy" in shown.output
+    wrong = write_csv(tmp_path / "wrong.csv", [("a", "b")], header=("utterance", "intent"))
+    failed = runner.invoke(nlu_app, ["eval", "--train", str(wrong), "--test", str(test)])
+    assert failed.exit_code == 2 and "columns 'text' and 'label'" in failed.output
+    neither = runner.invoke(nlu_app, ["eval"])
+    assert neither.exit_code == 2 and "--clinc" in neither.output
+
+
+def test_data_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(EvalDataError, match="no such file"):
+        load_csv(tmp_path / "absent.csv")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"train": [["a", "b"]]}', encoding="utf-8")
+    with pytest.raises(EvalDataError, match="oos_train"):
+        load_clinc(bad)
+    bad.write_text("{not json", encoding="utf-8")
+    with pytest.raises(EvalDataError, match="not CLINC150 JSON"):
+        load_clinc(bad)
+
+
+def test_clinc_protocol_on_a_miniature_file(tmp_path: Path) -> None:
+    """The same JSON shape as data_full.json; threshold from val, figures from test only."""
+    def rows(texts: list[str], label: str) -> list[list[str]]:
+        return [[t, label] for t in texts]
+
+    data = {
+        "train": rows(ORDER, "order") * 2 + rows(REFUND, "refund") * 2,
+        "oos_train": rows(OTHER, "oos"),
+        "val": rows(ORDER[:2], "order") + rows(REFUND[:2], "refund"),
+        "oos_val": rows(["recipe for pasta", "tell a story"], "oos"),
+        "test": [["where is my parcel", "order"], ["give me my money back", "refund"]],
+        "oos_test": [["what is the weather like", "oos"]],
+    }
+    path = tmp_path / "mini.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    from nlu.evaluation import evaluate_clinc
+
+    report = evaluate_clinc(path)
+    assert report.n_test == 3 and report.n_test_oos == 1 and report.n_train == 25
+    assert report.in_scope_accuracy == 1.0
+
+
+def test_evaluate_without_validation_holds_out_part_of_train(csv_pair: tuple[Path, Path]) -> None:
+    train, test = csv_pair
+    report = evaluate(load_csv(train), load_csv(test), oos_label="other")
+    assert report.n_train == 45 and report.n_test_oos == 2
