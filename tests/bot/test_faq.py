@@ -1,0 +1,141 @@
+"""The FAQ responder: answers in the customer's language, hands off when it should, never raises."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.faq import FaqResponder, load_responder
+from bot.responder import HumanOnly
+from bot.settings import NluSettings, Settings
+from nlu.rasa_format import load_responses
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+
+
+def nlu_settings(tmp: Path, **overrides) -> Settings:
+    values = dict(data=str(tmp / "nlu.yml"), responses=str(tmp / "responses.yml"), model_path=str(tmp / "m.joblib"))
+    values.update(overrides)
+    return Settings(nlu=NluSettings(**values))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("nlu-config")
+    shutil.copy(CONFIG / "nlu.yml", folder / "nlu.yml")
+    shutil.copy(CONFIG / "responses.yml", folder / "responses.yml")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def responder(data_dir: Path) -> FaqResponder:
+    loaded = load_responder(nlu_settings(data_dir))
+    assert isinstance(loaded, FaqResponder)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def answers():
+    return load_responses(CONFIG / "responses.yml")
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [("where is my order?", "en"), ("我的订单在哪里", "zh"), ("где мой заказ", "ru")],
+)
+def test_answers_order_status_in_the_language_of_the_message(responder, answers, text: str, language: str) -> None:
+    turn = responder.respond(text, customer_language="en" if language != "en" else "ru")
+    assert turn.answer == answers.answer("order_status", language)
+    assert turn.handoff_reason is None
+    assert turn.intent == "order_status" and turn.language == language
+    assert turn.nlu is not None
+    assert turn.nlu["intent"] == "order_status" and turn.nlu["language"] == language
+    assert turn.nlu["out_of_scope"] is False and turn.nlu["confidence"] >= 0.55
+    assert 1 <= len(turn.nlu["ranking"]) <= 3
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "language"),
+    [
+        ("I want to talk to a person", "human_handoff", "en"),
+        ("我要转人工", "human_handoff", "zh"),
+        ("соедините меня с оператором", "human_handoff", "ru"),
+        ("This is unacceptable, I want to file a complaint", "complaint", "en"),
+        ("你们的服务太差了，我要投诉", "complaint", "zh"),
+        ("я очень недоволен, хочу подать жалобу", "complaint", "ru"),
+    ],
+)
+def test_hands_off_people_and_complaints_with_a_notice(responder, answers, text, intent, language) -> None:
+    turn = responder.respond(text)
+    assert turn.answer is None
+    assert turn.intent == intent and intent in (turn.handoff_reason or "")
+    assert turn.nlu["handoff_message"] == answers.answer(intent, language)
+
+
+@pytest.mark.parametrize("text", ["blorp fnord zizzle wug", "what's the best pizza topping in Naples", "", "🙂🙂"])
+def test_hands_off_nonsense_and_out_of_scope(responder, text: str) -> None:
+    turn = responder.respond(text)
+    assert turn.answer is None
+    assert turn.handoff_reason and ("out of scope" in turn.handoff_reason or "low confidence" in turn.handoff_reason)
+
+
+def test_entities_and_language_fallback(responder) -> None:
+    turn = responder.respond("order #482130 has not arrived")
+    assert {"entity": "order_number", "value": "482130"}.items() <= turn.nlu["entities"][0].items()
+    no_letters = responder.respond("48213", customer_language="ru")
+    assert no_letters.language == "ru"
+    assert responder.respond("48213", customer_language="fr").language == "en"
+    assert responder.respond("48213").language == "en"
+
+
+def test_low_confidence_hands_off(data_dir: Path) -> None:
+    strict = load_responder(nlu_settings(data_dir, answer_threshold=1.01))
+    turn = strict.respond("where is my order?")
+    assert turn.answer is None and "low confidence" in (turn.handoff_reason or "")
+
+
+def test_never_raises(responder) -> None:
+    class Broken:
+        def parse(self, text: str):
+            raise RuntimeError("model exploded")
+
+    broken = FaqResponder(Broken(), responder.responses)  # type: ignore[arg-type]
+    turn = broken.respond("where is my order?")
+    assert turn.answer is None and turn.handoff_reason == "bot error: RuntimeError"
+
+
+def test_disabled_nlu_means_human_only(tmp_path: Path) -> None:
+    assert isinstance(load_responder(nlu_settings(tmp_path, enabled=False)), HumanOnly)
+
+
+def test_malformed_training_data_means_human_only_with_the_line_logged(tmp_path, caplog) -> None:
+    (tmp_path / "nlu.yml").write_text("version: '3.1'\nnlu:\n- intent: a\n  examples: [oops\n", encoding="utf-8")
+    shutil.copy(CONFIG / "responses.yml", tmp_path / "responses.yml")
+    with caplog.at_level(logging.ERROR, logger="bot.faq"):
+        loaded = load_responder(nlu_settings(tmp_path))
+    assert isinstance(loaded, HumanOnly)
+    assert f"{tmp_path / 'nlu.yml'}:" in caplog.text and "invalid YAML" in caplog.text
+
+
+def test_model_is_trained_once_and_retrained_when_the_data_changes(tmp_path: Path) -> None:
+    shutil.copy(CONFIG / "nlu.yml", tmp_path / "nlu.yml")
+    shutil.copy(CONFIG / "responses.yml", tmp_path / "responses.yml")
+    settings = nlu_settings(tmp_path)
+    model = Path(settings.nlu.model_path)
+    load_responder(settings)
+    assert model.exists()
+    os.utime(model, (1_000_000_000, 2_000_000_000))
+    os.utime(tmp_path / "nlu.yml", (1_000_000_000, 1_000_000_000))
+    reused = load_responder(settings)
+    assert model.stat().st_mtime == 2_000_000_000, "a fresh model must be loaded, not retrained"
+    assert reused.respond("где мой заказ").intent == "order_status"
+    os.utime(tmp_path / "nlu.yml", (1_000_000_000, 2_100_000_000))
+    load_responder(settings)
+    assert model.stat().st_mtime > 2_100_000_000 or model.stat().st_mtime != 2_000_000_000
+    model.write_bytes(b"corrupt")
+    os.utime(model, (1_000_000_000, 2_200_000_000))
+    assert isinstance(load_responder(settings), FaqResponder)  # a damaged model is retrained, not fatal
