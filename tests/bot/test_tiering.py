@@ -236,3 +236,24 @@ async def test_too_few_customers_fall_back_with_the_reason_in_the_report(sqlite_
     summary = await tier_service.compute_and_store(sqlite_db.sessions, method="kmeans", as_of=TODAY)
     assert summary.report["method"] == "quantile"
     assert "used the quantile method instead" in summary.report["note"]
+
+
+async def test_retier_loop_runs_when_due_and_stops_on_request(sqlite_db):
+    import asyncio
+
+    from bot.settings import Settings, TieringSettings
+
+    await seed_database(sqlite_db.sessions, 60, 600, seed=4)
+    settings = Settings(database_url=sqlite_db.url, tiering=TieringSettings(schedule_hours=24, method="quantile"))
+    stop = asyncio.Event()
+    task = asyncio.create_task(tier_service.retier_loop(sqlite_db.sessions, settings, stop))
+    for _ in range(200):
+        async with sqlite_db.sessions() as s:
+            if await s.scalar(select(func.count(TierRun.id))):
+                break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    async with sqlite_db.sessions() as s:
+        runs = list(await s.scalars(select(TierRun)))
+    assert len(runs) == 1 and runs[0].method == "quantile"  # due at once (no run yet), then not for a day
