@@ -8,9 +8,16 @@ from bot.desk.router import Desk, DeskCall, DeskError, DeskRouter
 def builtin_routers() -> list[DeskRouter]:
     """Every command family, in the order /help lists them."""
     from bot.desk import help as help_cmd
-    from bot.desk import history, tickets
+    from bot.desk import history, queue, supervisor, tickets, workflow
 
-    return [tickets.router, history.router, help_cmd.router]
+    return [queue.router, tickets.router, workflow.router, history.router, supervisor.router, help_cmd.router]
 
 
-__all__ = ["Desk", "DeskCall", "DeskError", "DeskRouter", "builtin_routers"]
+def builtin_plain_text_handlers() -> list:
+    """What an agent's message without a command may mean, tried in order (a reply to a ticket message, ...)."""
+    from bot.desk.relay import relay_plain_reply
+
+    return [relay_plain_reply]
+
+
+__all__ = ["Desk", "DeskCall", "DeskError", "DeskRouter", "builtin_plain_text_handlers", "builtin_routers"]

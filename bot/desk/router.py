@@ -146,9 +146,10 @@ class Desk:
 
     @classmethod
     def default(cls) -> Desk:
-        from bot.desk import builtin_routers
+        from bot.desk import builtin_plain_text_handlers, builtin_routers
 
         desk = cls()
         for router in builtin_routers():
             desk.include_router(router)
+        desk.plain_text_handlers.extend(builtin_plain_text_handlers())
         return desk
