@@ -203,3 +203,20 @@ async def test_help_and_supervisor_commands(desk):
     report = await desk.reply_to(SAM, "/report today", r"Report for today")
     assert "potential: 1 ·" in report["text"] and "Ana:" in report["text"]
     await desk.reply_to(SAM, "/report decade", r"Usage: /report \[today\|week\]")
+
+
+async def test_blocked_bot_is_reported_on_the_ticket_not_retried(desk):
+    api = desk.api
+    desk.says(MEI, "Please call me back")
+    ticket_id = ticket_of(await desk.answer(ANA, r"New ticket T-\d+ .*call me back"))
+    await desk.answer(MEI, rf"ticket is T-{ticket_id}")
+    api.block(MEI)
+    tries_before = len(api.calls_of("sendMessage"))
+    await desk.reply_to(ANA, f"/reply {ticket_id} We tried to call you", r"Sent to Mei")
+    failed = await desk.answer(ANA, rf"reply on T-{ticket_id} could not be delivered via telegram")
+    assert "blocked" in failed["text"]
+    to_mei = [c for c in api.calls_of("sendMessage")[tries_before:] if c.params.get("chat_id") == MEI]
+    assert [c.status for c in to_mei] == [403]
+    async with desk.app.sessions() as s:
+        kinds = list(await s.scalars(select(TicketEvent.kind).where(TicketEvent.ticket_id == ticket_id)))
+    assert "delivery_failed" in kinds
