@@ -1,13 +1,30 @@
 """Natural-language understanding for tierdesk: intents, entities, language and out-of-scope detection.
 
 A pure library (no imports from `bot/`): train an `IntentClassifier` on Rasa-format data, `parse` a message
-into an `NluResult`, save and load it with joblib.
+into an `NluResult`, save and load it with joblib. Names are imported lazily so that `nlu.actions` (the
+rasa-sdk action server) starts without loading scikit-learn.
 """
 
-from nlu.classifier import ClassifierConfig, IntentClassifier, ModelFileError
-from nlu.entities import EntityExtractor
-from nlu.language import detect_language
-from nlu.result import Entity, NluResult
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nlu.classifier import ClassifierConfig, IntentClassifier, ModelFileError
+    from nlu.entities import EntityExtractor
+    from nlu.language import detect_language
+    from nlu.result import Entity, NluResult
+
+_EXPORTS = {
+    "ClassifierConfig": "nlu.classifier",
+    "IntentClassifier": "nlu.classifier",
+    "ModelFileError": "nlu.classifier",
+    "EntityExtractor": "nlu.entities",
+    "detect_language": "nlu.language",
+    "Entity": "nlu.result",
+    "NluResult": "nlu.result",
+}
 
 __all__ = [
     "ClassifierConfig",
@@ -18,3 +35,9 @@ __all__ = [
     "NluResult",
     "detect_language",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'nlu' has no attribute {name!r}")
