@@ -130,3 +130,15 @@ def export(out_dir: Path = typer.Argument(..., help="Folder for nlu.yml and resp
         raise _fail(str(exc)) from exc
     written = [write_nlu(data, out_dir / "nlu.yml"), write_responses(responses, out_dir / "responses.yml")]
     console.print("wrote " + " and ".join(str(p) for p in written))
+
+
+def actions(
+    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+    port: int = typer.Option(5055, help="Port (Rasa's default for action servers is 5055)."),
+) -> None:
+    """Serve tierdesk's CRM actions to a Rasa assistant (rasa-sdk action server)."""
+    from nlu.actions import serve
+
+    settings = get_settings()
+    console.print(f"rasa-sdk action server on http://{host}:{port}/webhook")
+    serve(settings.database_url, settings.database_schema, host=host, port=port)
