@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.web.api.deps import RESPONSES, cursor_id, session
+from bot.web.api.deps import RESPONSES, cursor_id, invalid, session, writer
 from bot.web.api.schemas import (
     MAX_ID,
     ContactOut,
@@ -43,7 +43,7 @@ async def _customer(s: AsyncSession, customer_id: int) -> Customer:
 
 async def _check_agent(s: AsyncSession, agent_id: int | None) -> None:
     if agent_id is not None and await s.get(Agent, agent_id) is None:
-        raise HTTPException(422, f"agent {agent_id} does not exist")
+        raise invalid("key_account_manager_id", f"agent {agent_id} does not exist")
 
 
 @router.get("/customers", response_model=Page[CustomerOut], tags=["customers"])
@@ -62,7 +62,7 @@ async def list_customers(
 
 @router.post("/customers", response_model=CustomerOut, status_code=201, tags=["customers"],
              responses={409: {"description": "External reference taken"}, 422: {"description": "Invalid"}})
-async def create_customer(body: CustomerIn, s: AsyncSession = Depends(session)) -> CustomerOut:
+async def create_customer(body: CustomerIn, s: AsyncSession = Depends(writer)) -> CustomerOut:
     fields = body.model_dump()
     if body.manual_tier:
         fields.update(tier=body.manual_tier, tier_reason="tier set by hand (API)")
@@ -83,8 +83,9 @@ async def get_customer(customer_id: CustomerId, s: AsyncSession = Depends(sessio
 
 @router.patch("/customers/{customer_id}", response_model=CustomerOut, tags=["customers"],
               responses={409: {"description": "External reference taken"}})
-async def update_customer(customer_id: CustomerId, body: CustomerPatch, s: AsyncSession = Depends(session)) -> CustomerOut:
-    fields = body.model_dump(exclude_unset=True)
+async def update_customer(customer_id: CustomerId, body: CustomerPatch, s: AsyncSession = Depends(writer)) -> CustomerOut:
+    nullable = ("external_ref", "language", "manual_tier", "key_account_manager_id")
+    fields = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None or k in nullable}
     if fields.get("manual_tier"):
         fields.update(tier=fields["manual_tier"], tier_reason="tier set by hand (API)")
     async with s.begin():
@@ -105,11 +106,11 @@ async def list_identities(customer_id: CustomerId, s: AsyncSession = Depends(ses
 
 @router.post("/customers/{customer_id}/identities", response_model=IdentityOut, status_code=201, tags=["identities"],
              responses={409: {"description": "Identity belongs to another customer"}})
-async def add_identity(customer_id: CustomerId, body: IdentityIn, s: AsyncSession = Depends(session)) -> IdentityOut:
+async def add_identity(customer_id: CustomerId, body: IdentityIn, s: AsyncSession = Depends(writer)) -> IdentityOut:
     """Attach a (channel, address) so messages from it are recognised as this customer."""
     address = body.address.strip().lower() if body.channel == "email" else body.address.strip()
     if not address:
-        raise HTTPException(422, "address is empty")
+        raise invalid("address", "address is empty")
     async with s.begin():
         customer = await _customer(s, customer_id)
         try:
@@ -130,7 +131,7 @@ async def list_contacts(
 ) -> Page[ContactOut]:
     """The contact log in id order (stable while new contacts arrive); follow `next_cursor` for more."""
     if since is not None and since.tzinfo is None:
-        raise HTTPException(422, "since needs a timezone (e.g. 2024-05-01T00:00:00Z)")
+        raise HTTPException(422, [{"loc": ["query", "since"], "msg": "since needs a timezone", "type": "value_error"}])
     rows = await web_repo.list_contacts(
         s, customer_id=customer_id, ticket_id=ticket_id, channel=channel, direction=direction, since=since,
         after_id=cursor_id(cursor), limit=limit + 1,
@@ -156,13 +157,13 @@ async def list_notes(customer_id: CustomerId, s: AsyncSession = Depends(session)
 
 
 @router.post("/customers/{customer_id}/notes", response_model=NoteOut, status_code=201, tags=["notes"])
-async def add_note(customer_id: CustomerId, body: NoteIn, s: AsyncSession = Depends(session)) -> NoteOut:
+async def add_note(customer_id: CustomerId, body: NoteIn, s: AsyncSession = Depends(writer)) -> NoteOut:
     """A private note on a customer (and optionally one of their tickets); never sent to the customer."""
     async with s.begin():
         customer = await _customer(s, customer_id)
         if body.ticket_id is not None:
             ticket = await s.get(Ticket, body.ticket_id)
             if ticket is None or ticket.customer_id != customer.id:
-                raise HTTPException(422, f"ticket {body.ticket_id} is not this customer's")
+                raise invalid("ticket_id", f"ticket {body.ticket_id} is not this customer's")
         note = await tickets_repo.add_note(s, customer_id=customer.id, ticket_id=body.ticket_id, text=body.text)
     return NoteOut.model_validate(note)

@@ -19,6 +19,13 @@ async def session(request: Request) -> AsyncIterator[AsyncSession]:
         yield s
 
 
+async def writer(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for a write transaction (takes SQLite's write lock up front; the same as `session` elsewhere)."""
+    ctx = request.app.state.ctx
+    async with (getattr(ctx, "writer_sessions", None) or ctx.sessions)() as s:
+        yield s
+
+
 async def require_token(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
 ) -> None:
@@ -37,4 +44,12 @@ def cursor_id(cursor: str | None) -> int | None:
         raise HTTPException(400, "invalid cursor") from None
 
 
-RESPONSES = {401: {"description": "Missing or invalid token"}, 404: {"description": "Not found"}}
+RESPONSES = {
+    400: {"description": "Invalid cursor"}, 401: {"description": "Missing or invalid token"},
+    404: {"description": "Not found"}, 409: {"description": "Conflicts with the current state"},
+}
+
+
+def invalid(field: str, message: str) -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors, so clients parse one format."""
+    return HTTPException(422, [{"loc": ["body", field], "msg": message, "type": "value_error"}])

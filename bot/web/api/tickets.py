@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.web import ticket_actions
-from bot.web.api.deps import RESPONSES, cursor_id, session
+from bot.web.api.deps import RESPONSES, cursor_id, invalid, session, writer
 from bot.web.api.schemas import (
     MAX_ID,
     AssignIn,
@@ -59,7 +59,7 @@ async def get_ticket(ticket_id: TicketId, s: AsyncSession = Depends(session)) ->
 
 
 @router.post("/tickets", response_model=TicketOut, status_code=201)
-async def create_ticket(body: TicketIn, request: Request, s: AsyncSession = Depends(session)) -> TicketOut:
+async def create_ticket(body: TicketIn, request: Request, s: AsyncSession = Depends(writer)) -> TicketOut:
     """Open a ticket for a customer (e.g. from a phone call); replies go out on `channel`."""
     settings = request.app.state.ctx.settings
     async with s.begin():
@@ -68,7 +68,7 @@ async def create_ticket(body: TicketIn, request: Request, s: AsyncSession = Depe
         except NotFound:
             raise HTTPException(404, f"customer {body.customer_id} not found") from None
         if body.assignee_id is not None and await s.get(Agent, body.assignee_id) is None:
-            raise HTTPException(422, f"agent {body.assignee_id} does not exist")
+            raise invalid("assignee_id", f"agent {body.assignee_id} does not exist")
         channel = body.channel
         if channel is None:
             identities = await customers_repo.identities_of(s, customer.id)
@@ -85,7 +85,7 @@ async def create_ticket(body: TicketIn, request: Request, s: AsyncSession = Depe
 
 
 @router.patch("/tickets/{ticket_id}", response_model=TicketOut)
-async def update_ticket(ticket_id: TicketId, body: TicketPatch, s: AsyncSession = Depends(session)) -> TicketOut:
+async def update_ticket(ticket_id: TicketId, body: TicketPatch, s: AsyncSession = Depends(writer)) -> TicketOut:
     """Change subject, queue, priority or status (close with POST .../close)."""
     fields = body.model_dump(exclude_unset=True, exclude_none=True)
     async with s.begin():
@@ -103,19 +103,19 @@ async def update_ticket(ticket_id: TicketId, body: TicketPatch, s: AsyncSession 
 
 
 @router.post("/tickets/{ticket_id}/assign", response_model=TicketOut)
-async def assign_ticket(ticket_id: TicketId, body: AssignIn, request: Request, s: AsyncSession = Depends(session)) -> TicketOut:
+async def assign_ticket(ticket_id: TicketId, body: AssignIn, request: Request, s: AsyncSession = Depends(writer)) -> TicketOut:
     """Assign to an agent (or unassign with null)."""
     async with s.begin():
         ticket = await _ticket(s, ticket_id)
         if body.agent_id is not None and await s.get(Agent, body.agent_id) is None:
-            raise HTTPException(422, f"agent {body.agent_id} does not exist")
+            raise invalid("agent_id", f"agent {body.agent_id} does not exist")
         if ticket.assignee_id != body.agent_id:
             await ticket_actions.assign(s, request.app.state.ctx.settings, ticket, body.agent_id, actor="api")
     return TicketOut.model_validate(ticket)
 
 
 @router.post("/tickets/{ticket_id}/close", response_model=TicketOut)
-async def close_ticket(ticket_id: TicketId, body: CloseIn, request: Request, s: AsyncSession = Depends(session)) -> TicketOut:
+async def close_ticket(ticket_id: TicketId, body: CloseIn, request: Request, s: AsyncSession = Depends(writer)) -> TicketOut:
     async with s.begin():
         ticket = await _ticket(s, ticket_id)
         if ticket.status != "closed":

@@ -30,6 +30,13 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def db_writer(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for a form that writes (SQLite's write lock taken up front)."""
+    ctx = request.app.state.ctx
+    async with (getattr(ctx, "writer_sessions", None) or ctx.sessions)() as session:
+        yield session
+
+
 async def current_viewer(request: Request) -> Viewer:
     signer = request.app.state.signer
     data = signer.read(request.cookies.get(SESSION_COOKIE))

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import clean_text
 from bot.web.auth import Viewer
-from bot.web.dashboard.common import check_csrf, current_viewer, db_session, int_or_none, render
+from bot.web.dashboard.common import check_csrf, current_viewer, db_session, db_writer, int_or_none, render
 from bot.web.dashboard.contacts import _cursor
 from crm_store.errors import NotFound
 from crm_store.models import Agent
@@ -73,7 +73,7 @@ async def customer_card(
 @router.post("/customers/{customer_id:int}/notes")
 async def add_customer_note(
     customer_id: int, request: Request, viewer: Viewer = Depends(current_viewer),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_writer),
 ) -> Response:
     form = await check_csrf(request, viewer)
     text, _ = clean_text(str(form.get("text", "")), 10_000)

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.messages import clean_text
 from bot.web import ticket_actions
 from bot.web.auth import Viewer
-from bot.web.dashboard.common import check_csrf, current_viewer, db_session, int_or_none, render
+from bot.web.dashboard.common import check_csrf, current_viewer, db_session, db_writer, int_or_none, render
 from bot.web.dashboard.customers import visible_customer
 from crm_store.errors import NotFound
 from crm_store.models import TICKET_STATUSES, Customer
@@ -71,7 +71,7 @@ async def ticket_page(
 @router.post("/tickets/{ticket_id:int}/notes")
 async def add_ticket_note(
     ticket_id: int, request: Request, viewer: Viewer = Depends(current_viewer),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_writer),
 ) -> Response:
     form = await check_csrf(request, viewer)
     text, _ = clean_text(str(form.get("text", "")), 10_000)
@@ -86,7 +86,7 @@ async def add_ticket_note(
 @router.post("/tickets/{ticket_id:int}/close")
 async def close_ticket(
     ticket_id: int, request: Request, viewer: Viewer = Depends(current_viewer),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_writer),
 ) -> Response:
     form = await check_csrf(request, viewer)
     resolution, _ = clean_text(str(form.get("resolution", "")), 2000)
@@ -101,7 +101,7 @@ async def close_ticket(
 @router.post("/tickets/{ticket_id:int}/assign")
 async def assign_ticket(
     ticket_id: int, request: Request, viewer: Viewer = Depends(current_viewer),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(db_writer),
 ) -> Response:
     form = await check_csrf(request, viewer)
     agent_id = int_or_none(str(form.get("agent_id", "")))
