@@ -229,6 +229,7 @@ async def import_customers(sessions: async_sessionmaker[AsyncSession], source: P
         seen_identity.update({pair: line for pair in item["identities"]})
         parsed.append((line, item))
     async with sessions() as session, session.begin():
+        await repo.lock_for_writing(session)
         agents = await repo.agent_ids_by_email_or_name(session, (i["kam"] for _, i in parsed))
         refs = await repo.customer_ids_by_ref(session, (i["ref"] for _, i in parsed))
         owners = await customers_by_identity(session, (p for _, i in parsed for p in i["identities"]))
@@ -280,6 +281,7 @@ async def import_purchases(
     for start in range(0, len(parsed), BATCH_ROWS):
         batch = parsed[start : start + BATCH_ROWS]
         async with sessions() as session, session.begin():
+            await repo.lock_for_writing(session)
             customers = await repo.customers_for_purchases(session, (k for _, i in batch for k in _lookups(i["key"])))
             values = []
             for line, item in batch:

@@ -90,6 +90,7 @@ async def compute_and_store(
         seed=seed,
     )
     async with sessions() as session, session.begin():
+        await value_repo.lock_for_writing(session)
         # Read the tiers in force inside the writing transaction, so the history compares with what it replaces.
         current = await tier_repo.current_tiers(session)
         updates, changes = [], []

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Agent, Customer, Ticket, now
 from crm_store.repositories._sql import dialect
+from crm_store.repositories.value import lock_for_writing
 
 ACTIVE = ("open", "pending")
 
@@ -90,9 +91,10 @@ async def waiting_tickets(session: AsyncSession, *, limit: int = 1000) -> list[d
 async def claim_for_agent(session: AsyncSession, ticket_id: int, agent_id: int) -> bool:
     """Give an unassigned ticket to an agent if they are online and under capacity, checked under a row lock.
 
-    On PostgreSQL the agent row is locked, so two workers cannot both fill an agent's last free slot; SQLite
-    has a single writer, which serialises the same way.
+    On PostgreSQL the agent row is locked, so two workers cannot both fill an agent's last free slot; on SQLite
+    the transaction holds the single write lock from its start (call this first in the transaction).
     """
+    await lock_for_writing(session)
     q = select(Agent.capacity, Agent.status).where(Agent.id == agent_id)
     if dialect(session) == "postgresql":
         q = q.with_for_update()

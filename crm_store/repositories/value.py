@@ -14,6 +14,15 @@ from crm_store.models import Agent, Customer, Identity, ValueEvent, now
 from crm_store.repositories._sql import chunks, dialect, insert_ignoring_conflicts
 
 
+async def lock_for_writing(session: AsyncSession) -> None:
+    """Start the session's transaction holding the write lock (BEGIN IMMEDIATE on SQLite; nothing on PostgreSQL).
+
+    Call first in a transaction that reads before it writes: on SQLite a deferred one fails at once when another
+    writer commits in between, instead of waiting its turn.
+    """
+    await session.connection(execution_options={"sqlite_immediate": True})
+
+
 @dataclass(slots=True)
 class ImportedCustomer:
     external_ref: str
