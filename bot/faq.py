@@ -23,7 +23,13 @@ RANKING_STORED = 3
 
 
 class FaqResponder:
-    """Decides per message: answer from `responses`, or hand off with the NLU result attached."""
+    """Decides per message: answer from `responses`, or hand off with the NLU result attached.
+
+    `BotTurn.language` is the message's language (or the customer's known one), None when neither is known, so
+    a message like "48213" never overwrites what we know; the answer itself then falls back to English.
+    For complaint / human_handoff, `nlu["handoff_message"]` carries the "a person will take over" notice in
+    the customer's language.
+    """
 
     def __init__(
         self,
@@ -42,11 +48,12 @@ class FaqResponder:
         self.languages = {lang for variants in responses.by_intent.values() for lang in variants if lang}
         self.languages.add(default_language)
 
-    def _answer_language(self, detected: str | None, customer_language: str | None) -> str:
+    def _known_language(self, detected: str | None, customer_language: str | None) -> str | None:
+        """The message's language when we answer in it, else the customer's; None when neither is known."""
         for candidate in (detected, customer_language):
             if candidate in self.languages:
                 return candidate
-        return self.default_language
+        return None
 
     def respond(self, text: str, *, customer_language: str | None = None) -> BotTurn:
         """Never raises: any failure becomes a handoff with the reason."""
@@ -58,7 +65,8 @@ class FaqResponder:
 
     def _respond(self, text: str, customer_language: str | None) -> BotTurn:
         result = self.classifier.parse(text)
-        language = self._answer_language(result.language, customer_language)
+        known = self._known_language(result.language, customer_language)
+        language = known or self.default_language
         nlu: dict[str, Any] = result.as_dict(top=RANKING_STORED)
         nlu["answer_language"] = language
 
@@ -66,7 +74,7 @@ class FaqResponder:
             notice = self.responses.answer(result.intent, language) if result.intent in self.handoff_intents else None
             if notice:
                 nlu["handoff_message"] = notice
-            return BotTurn(answer=None, handoff_reason=reason, intent=result.intent, language=language, nlu=nlu)
+            return BotTurn(answer=None, handoff_reason=reason, intent=result.intent, language=known, nlu=nlu)
 
         if result.out_of_scope:
             return handoff(f"out of scope: {result.reason}")
@@ -77,7 +85,7 @@ class FaqResponder:
         answer = self.responses.answer(result.intent, language)
         if not answer:
             return handoff(f"no answer written for intent {result.intent}")
-        return BotTurn(answer=answer, intent=result.intent, language=language, nlu=nlu)
+        return BotTurn(answer=answer, intent=result.intent, language=known, nlu=nlu)
 
 
 def train_classifier(data: TrainingData, max_chars: int = 2000) -> IntentClassifier:

@@ -87,9 +87,12 @@ def test_entities_and_language_fallback(responder) -> None:
     turn = responder.respond("order #482130 has not arrived")
     assert {"entity": "order_number", "value": "482130"}.items() <= turn.nlu["entities"][0].items()
     no_letters = responder.respond("48213", customer_language="ru")
-    assert no_letters.language == "ru"
-    assert responder.respond("48213", customer_language="fr").language == "en"
-    assert responder.respond("48213").language == "en"
+    assert no_letters.language == "ru" and no_letters.nlu["answer_language"] == "ru"
+    unknown = responder.respond("48213", customer_language="fr")
+    assert unknown.language is None and unknown.nlu["answer_language"] == "en"
+    assert responder.respond("48213").language is None
+    japanese = responder.respond("注文はどこですか", customer_language="zh")
+    assert japanese.language == "zh", "a language we do not answer in falls back to the customer's"
 
 
 def test_low_confidence_hands_off(data_dir: Path) -> None:
