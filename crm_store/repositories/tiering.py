@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Customer, TierChange, TierRun, now
@@ -51,8 +51,8 @@ async def record_changes(session: AsyncSession, run_id: int | None, changes: lis
     """Tier history rows: `{"customer_id", "old_tier", "new_tier", "reason"}` (+ optional `by_agent_id`)."""
     at = now()
     for part in chunks(changes, 5_000):
-        session.add_all(TierChange(run_id=run_id, at=at, **row) for row in part)
-        await session.flush()
+        rows = [{"by_agent_id": None, **row, "run_id": run_id, "at": at} for row in part]
+        await session.execute(insert(TierChange), rows)
 
 
 async def last_run(session: AsyncSession) -> TierRun | None:
