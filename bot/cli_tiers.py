@@ -89,8 +89,8 @@ def purchases(path: Path = typer.Argument(..., help=PURCHASES_HELP)) -> None:
 
 @tiers_app.command("compute")
 def compute(
-    method: str = typer.Option(None, help="kmeans or quantile (default: the tiering.method setting)"),
-    k: int = typer.Option(None, help="Number of clusters (default: chosen by silhouette)"),
+    method: str | None = typer.Option(None, help="kmeans or quantile (default: the tiering.method setting)"),
+    k: int | None = typer.Option(None, help="Number of clusters (default: chosen by silhouette)"),
     seed: int = typer.Option(0, help="Random seed for reproducible clusters"),
 ) -> None:
     """Segment all customers by value and store the tiers, the run and the tier history."""
