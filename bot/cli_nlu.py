@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.settings import get_settings
-from nlu.evaluation import EvalDataError, EvalReport, evaluate, evaluate_clinc, load_csv
+from nlu.evaluation import EvalDataError, EvalReport, evaluate, evaluate_clinc, evaluate_rasa_holdout, load_csv
 from nlu.rasa_format import NluDataError, load_nlu, load_responses
 
 console = Console()
@@ -82,6 +82,8 @@ def print_report(report: EvalReport) -> None:
     figures.add_row("latency p50 / p99", f"{report.p50_ms:.3f} / {report.p99_ms:.3f} ms per message")
     figures.add_row("OOS threshold (chosen on validation)", f"{report.threshold:.3f}")
     figures.add_row("test messages (of which OOS)", f"{report.n_test} ({report.n_test_oos})")
+    for group, accuracy in report.by_group.items():
+        figures.add_row(f"in-scope accuracy, {group}", _pct(accuracy))
     console.print(figures)
     if report.confused:
         confused = Table("gold", "predicted", "count", title="most confused")
@@ -96,22 +98,29 @@ def eval_command(
     train_csv: Path | None = typer.Option(None, "--train", help="Training CSV (columns text,label)."),
     test_csv: Path | None = typer.Option(None, "--test", help="Test CSV (columns text,label)."),
     oos_label: str | None = typer.Option(None, help="The label that marks out-of-scope rows in the CSVs."),
+    nlu_file: Path | None = typer.Option(
+        None, "--nlu", help="A Rasa nlu.yml: 25 % held-out split stratified by intent and language."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
-    """Evaluate on CLINC150 (--clinc) or on a labelled CSV pair (--train/--test)."""
+    """Evaluate on CLINC150 (--clinc), a labelled CSV pair (--train/--test) or a Rasa nlu.yml (--nlu)."""
     try:
         if clinc is not None:
             report = evaluate_clinc(clinc)
+        elif nlu_file is not None:
+            report = evaluate_rasa_holdout(nlu_file)
         elif train_csv is not None and test_csv is not None:
             report = evaluate(load_csv(train_csv), load_csv(test_csv), oos_label=oos_label)
         else:
-            raise _fail("give --clinc PATH, or both --train A.csv and --test B.csv")
-    except (EvalDataError, ValueError) as exc:
+            raise _fail("give --clinc PATH, --nlu PATH, or both --train A.csv and --test B.csv")
+    except (EvalDataError, NluDataError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     if as_json:
         keys = ("in_scope_accuracy", "oos_recall", "oos_precision", "macro_f1", "train_seconds", "p50_ms", "p99_ms")
         payload = {k: getattr(report, k) for k in keys}
         payload |= {"threshold": report.threshold, "n_train": report.n_train, "n_test": report.n_test}
+        if report.by_group:
+            payload["in_scope_accuracy_by_language"] = report.by_group
         typer.echo(json.dumps(payload))
     else:
         print_report(report)

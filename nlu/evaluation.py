@@ -16,8 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from sklearn.model_selection import train_test_split
 
-from nlu.classifier import IntentClassifier
+from nlu.classifier import ClassifierConfig, IntentClassifier
+from nlu.rasa_format import load_nlu
 
 CLINC_OOS = "oos"
 
@@ -42,6 +44,8 @@ class EvalReport:
     n_test: int
     n_test_oos: int
     confused: list[tuple[str, str, int]] = field(default_factory=list)
+    by_group: dict[str, float] = field(default_factory=dict)
+    """In-scope accuracy per group of test messages (e.g. per language), when groups were given."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -96,6 +100,7 @@ def evaluate(
     val: Split | None = None,
     oos_label: str | None = None,
     make_classifier: Callable[[str], IntentClassifier] | None = None,
+    test_groups: Sequence[str] | None = None,
 ) -> EvalReport:
     """Train on `train` (threshold on `val`, else on a held-out part of train), then score `test`."""
     label = oos_label or "__no_oos__"
@@ -112,7 +117,20 @@ def evaluate(
         result = classifier.parse(text)
         latencies.append((time.perf_counter() - t0) * 1000.0)
         predicted.append(label if result.out_of_scope else result.intent)
-    return score(test[1], predicted, label, train_seconds, latencies, classifier.threshold, len(train[0]))
+    report = score(test[1], predicted, label, train_seconds, latencies, classifier.threshold, len(train[0]))
+    if test_groups is not None:
+        report.by_group = _accuracy_by_group(test[1], predicted, test_groups, label)
+    return report
+
+
+def _accuracy_by_group(gold: Sequence[str], predicted: Sequence[str], groups: Sequence[str], oos: str) -> dict:
+    right: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for g, p, group in zip(gold, predicted, groups, strict=True):
+        if g != oos:
+            total[group] += 1
+            right[group] += g == p
+    return {group: right[group] / total[group] for group in sorted(total)}
 
 
 def evaluate_clinc(path: str | Path, **kwargs) -> EvalReport:
@@ -171,3 +189,27 @@ def macro_f1(gold: np.ndarray, predicted: np.ndarray) -> float:
         fn = float(((predicted != label) & (gold == label)).sum())
         scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
     return float(np.mean(scores)) if scores else 0.0
+
+
+def evaluate_rasa_holdout(
+    path: str | Path, *, test_size: float = 0.25, seed: int = 7, oos_label: str = "out_of_scope"
+) -> EvalReport:
+    """Our own data: a held-out split of a Rasa nlu.yml, stratified by intent and language.
+
+    `by_group` holds the in-scope accuracy per language (examples without a language count as '-').
+    Uses the small-data configuration, as the FAQ bot does.
+    """
+    data = load_nlu(path)
+    strata = [f"{e.intent}/{e.language}" for e in data.examples]
+    train, test = train_test_split(data.examples, test_size=test_size, random_state=seed, stratify=strata)
+    extractor = data.entity_extractor()
+    report = evaluate(
+        ([e.text for e in train], [e.intent for e in train]),
+        ([e.text for e in test], [e.intent for e in test]),
+        oos_label=oos_label,
+        make_classifier=lambda label: IntentClassifier(
+            config=ClassifierConfig.for_small_data(), oos_label=label, entities=extractor
+        ),
+        test_groups=[e.language or "-" for e in test],
+    )
+    return report

@@ -118,3 +118,14 @@ def test_evaluate_without_validation_holds_out_part_of_train(csv_pair: tuple[Pat
     train, test = csv_pair
     report = evaluate(load_csv(train), load_csv(test), oos_label="other")
     assert report.n_train == 45 and report.n_test_oos == 2
+
+
+def test_eval_cli_on_a_rasa_file_reports_each_language() -> None:
+    from tests.nlu.conftest import CONFIG
+
+    result = CliRunner().invoke(nlu_app, ["eval", "--nlu", str(CONFIG / "nlu.yml"), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert KEYS <= set(payload)
+    assert set(payload["in_scope_accuracy_by_language"]) == {"en", "ru", "zh"}
+    assert payload["in_scope_accuracy"] >= 0.7
