@@ -39,7 +39,7 @@ _SUPERSETS = {
     "x-unicode20utf8": "utf-8",
 }
 
-HTML_MAX_CHARS = 400_000
+HTML_MAX_CHARS = 100_000
 """HTML beyond this is cut before conversion: html2text is linear but slow, and no agent reads megabytes."""
 
 

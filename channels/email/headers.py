@@ -13,10 +13,10 @@ from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
 
 from .decode import decode_rfc2047, fix_header_text
+from .mimeparts import iter_parts
 
 log = logging.getLogger(__name__)
 
-MAX_PARTS = 200
 MAX_THREAD_IDS = 50
 MSGID = re.compile(r"<([^<>\s]{1,250})>")
 _ADDR = re.compile(r"^[^@\s<>\"]{1,200}@[^@\s<>\"]{1,200}$")
@@ -38,16 +38,61 @@ def normalise_msgid(value: str) -> str:
     return ""
 
 
-def load_message(raw: bytes) -> Message:
-    """The parsed message: policy.default, compat32 if that raises, headers only if the MIME tree is too deep."""
+MAX_HEADER_CHARS = 16_000
+"""A header longer than this is cut before it is parsed: the modern header parser is superlinear in time and
+memory (a 3 MB subject of encoded words takes gigabytes), and no real header is that long."""
+
+
+def bound_header_sizes(msg: Message) -> int:
+    """Cut oversized raw header values in every part, before anything parses them; returns how many were cut."""
+    cut = 0
+    for part in iter_parts(msg, 1000):
+        items = list(part.raw_items())
+        long_names = {name for name, value in items if len(value) > MAX_HEADER_CHARS}
+        for name in long_names:
+            values = [value for n, value in items if n == name]
+            del part[name]
+            for value in values:
+                if len(value) > MAX_HEADER_CHARS:
+                    value = value[:MAX_HEADER_CHARS]
+                    cut += 1
+                part.set_raw(name, value)
+    return cut
+
+
+def load_message(raw: bytes) -> tuple[Message, bool]:
+    """The parsed message and whether only its headers could be parsed.
+
+    policy.default first; compat32 if that raises; headers only when the MIME tree is too deep for the parser's
+    recursion (hostile mail nests thousands of levels).
+    """
+    msg, headers_only = _load(raw)
+    if bound_header_sizes(msg):
+        log.info("oversized headers cut before parsing")
+    return msg, headers_only
+
+
+MAX_MULTIPARTS = 100
+_BOUNDARY = re.compile(rb"boundary\s*=", re.I)
+"""More multipart boundaries than this and only the headers are parsed: the stdlib parser checks every line
+against every open boundary, which is quadratic in the nesting (1,000 levels take seconds)."""
+
+
+def _load(raw: bytes) -> tuple[Message, bool]:
+    if sum(1 for _ in zip(_BOUNDARY.finditer(raw), range(MAX_MULTIPARTS + 1), strict=False)) > MAX_MULTIPARTS:
+        log.info("more than %d multiparts; parsing headers only", MAX_MULTIPARTS)
+        return BytesHeaderParser(policy=policy.compat32).parsebytes(raw), True
     try:
-        return email.message_from_bytes(raw, policy=policy.default)
+        return email.message_from_bytes(raw, policy=policy.default), False
     except RecursionError:
         log.info("MIME too deep; parsing headers only")
-        return BytesHeaderParser(policy=policy.compat32).parsebytes(raw)
     except Exception as exc:
         log.info("policy.default parse failed (%s); using compat32", exc)
-        return email.message_from_bytes(raw, policy=policy.compat32)
+        try:
+            return email.message_from_bytes(raw, policy=policy.compat32), False
+        except RecursionError:
+            log.info("MIME too deep; parsing headers only")
+    return BytesHeaderParser(policy=policy.compat32).parsebytes(raw), True
 
 
 class MailHeaders:
@@ -128,9 +173,7 @@ class MailHeaders:
 
 def first_charset(msg: Message) -> str | None:
     try:
-        for i, part in enumerate(msg.walk()):
-            if i > MAX_PARTS:
-                break
+        for part in iter_parts(msg):
             charset = part.get_content_charset()
             if charset:
                 return charset

@@ -9,7 +9,7 @@ from email.parser import HeaderParser
 
 from .decode import decode_bytes
 from .headers import MailHeaders, normalise_msgid
-from .mimeparts import MAX_PARTS, content_type, payload_bytes
+from .mimeparts import content_type, iter_parts, payload_bytes
 
 _BOUNCE_SENDERS = ("mailer-daemon", "postmaster")
 _BOUNCE_SUBJECT = re.compile(
@@ -50,11 +50,7 @@ def find_bounce(msg: Message, headers: MailHeaders, sender: str, text: str) -> t
     if not (is_report or looks_like):
         return "", ""
     original, status = "", ""
-    count = 0
-    for part in msg.walk():
-        count += 1
-        if count > MAX_PARTS:
-            break
+    for part in iter_parts(msg):
         ctype = content_type(part)
         if ctype == "message/delivery-status" and not status:
             status = _dsn_status(part)
@@ -96,9 +92,7 @@ def _dsn_status(part: Message) -> str:
 
 def _all_text(msg: Message) -> str:
     chunks = []
-    for i, part in enumerate(msg.walk()):
-        if i > MAX_PARTS:
-            break
+    for part in iter_parts(msg):
         if not part.is_multipart():
             chunks.append(decode_bytes(payload_bytes(part)[:200_000], None)[0])
     return "\n".join(chunks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from email.message import Message
 
@@ -14,7 +15,7 @@ from .store import ContentStore
 MAX_DEPTH = 12
 """Deeper MIME nesting is not walked: its parts are neither text nor attachments we keep."""
 MAX_PARTS = 200
-MAX_TEXT_CHARS = 200_000
+MAX_TEXT_CHARS = 100_000
 """Decoded text beyond this is cut before quote stripping (the log keeps 64k anyway)."""
 
 
@@ -28,6 +29,21 @@ class Body:
     parts: int = 0
     too_deep: bool = False
     skipped_attachments: int = 0
+
+
+def iter_parts(msg: Message, limit: int = MAX_PARTS):
+    """Every part, depth first, without recursion (the stdlib's walk() recurses and deep mail overflows it)."""
+    stack, count = [msg], 0
+    while stack and count < limit:
+        part = stack.pop()
+        count += 1
+        yield part
+        try:
+            payload = part.get_payload()
+        except Exception:
+            continue
+        if isinstance(payload, list):
+            stack.extend(reversed([p for p in payload if isinstance(p, Message)]))
 
 
 def walk(part: Message, depth: int, body: Body, store: ContentStore | None, max_bytes: int) -> None:
@@ -145,14 +161,31 @@ def _part_text(part: Message) -> str:
     return decode_bytes(data, charset)[0][:MAX_TEXT_CHARS]
 
 
-def body_text(body: Body, raw: bytes) -> tuple[str, bool]:
+def body_text(body: Body, msg: Message, raw: bytes, headers_only: bool) -> tuple[str, bool]:
     """The text people read: plain parts, else HTML converted, quotes stripped; empty stays empty."""
     text = "\n\n".join(t.strip() for t in body.plain if t.strip())
     if not text:
         html = "\n".join(h for h in body.html if h.strip())
         text = html_to_text(html) if html else ""
     if not text and body.too_deep:
-        # Headers-only fallback: the body is too deep for a MIME walk; show its readable bytes.
-        _, _, rest = raw.partition(b"\n\n")
-        text = decode_bytes(rest[: MAX_TEXT_CHARS], None)[0]
+        text = _deep_text(msg, raw, headers_only)
     return strip_quotes_and_signature(text[:MAX_TEXT_CHARS])
+
+
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_MIME_NOISE = re.compile(r"^(--\S*|[A-Za-z][A-Za-z0-9-]{0,40}:.*|\s+\S.*=.*)$")
+
+
+def _deep_text(msg: Message, raw: bytes, headers_only: bool) -> str:
+    """Text from mail nested deeper than the walk goes: plain parts found without recursion, else the body's
+    readable lines with MIME boundaries and part headers dropped."""
+    if not headers_only:
+        found = [_part_text(p).strip() for p in iter_parts(msg, MAX_PARTS * 5)
+                 if not p.is_multipart() and content_type(p) == "text/plain"]
+        text = "\n\n".join(t for t in found if t)
+        if text:
+            return text
+    parts = _BLANK_LINE.split(raw, maxsplit=1)
+    rest = decode_bytes(parts[1][:4_000_000], None)[0] if len(parts) > 1 else ""
+    lines = [line for line in rest.splitlines() if line.strip() and not _MIME_NOISE.match(line)]
+    return "\n".join(lines)[:MAX_TEXT_CHARS]

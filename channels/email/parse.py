@@ -76,19 +76,20 @@ def _parse(
         raise MailRejected("empty message")
     if len(raw) > MAX_MESSAGE_BYTES:
         raise MailRejected(f"message of {len(raw)} bytes is over the {MAX_MESSAGE_BYTES} byte limit")
-    msg = load_message(raw)
+    msg, headers_only = load_message(raw)
     headers = MailHeaders(msg, raw)
 
     sender, sender_name = headers.sender()
     if not sender:
         raise MailRejected(f"no sender address (From: {headers.text('From')[:100]!r})")
 
-    body = Body()
-    try:
-        walk(msg, 0, body, store, attachment_max_bytes)
-    except RecursionError:
-        body.too_deep = True
-    text, stripped = body_text(body, raw)
+    body = Body(too_deep=headers_only)
+    if not headers_only:
+        try:
+            walk(msg, 0, body, store, attachment_max_bytes)
+        except RecursionError:
+            body.too_deep = True
+    text, stripped = body_text(body, msg, raw, headers_only)
 
     meta: dict[str, str] = {}
     subject = headers.text("Subject")

@@ -16,9 +16,9 @@ _REPLY_HEADERS = [
     re.compile(r"^.{0,300}\bнаписал(а|\(а\))?\s*:\s*$", re.I),  # Russian clients
     re.compile(r"^.{0,300}(写道|寫道)\s*[:：]\s*$"),  # Chinese clients
     re.compile(r"^\s*-{2,}\s*(Original Message|Исходное сообщение|原始邮件|原始郵件)\s*-{2,}\s*$", re.I),
-    re.compile(r"^\s*-{2,}\s*(Forwarded message|Пересылаемое сообщение)\s*-{2,}\s*$", re.I),
     re.compile(r"^\s*_{20,}\s*$"),  # Outlook's divider before the quoted header block
 ]
+_CUT_HERE = re.compile("|".join(f"(?:{p.pattern})" for p in _REPLY_HEADERS), re.I)
 # Outlook quotes without ">" but with a header block: "From: ...", then "Sent:"/"Date:" within the next lines.
 _OUTLOOK_FROM = re.compile(r"^\s*\*?(From|От|发件人|寄件者)\s*[:：]", re.I)
 _OUTLOOK_NEXT = re.compile(
@@ -36,7 +36,7 @@ def strip_quotes_and_signature(text: str) -> tuple[str, bool]:
     lines = text.splitlines()
     cut = len(lines)
     for i, line in enumerate(lines):
-        if _SIGNATURE.match(line) or _MOBILE_SIGNATURE.match(line) or any(p.match(line) for p in _REPLY_HEADERS):
+        if _SIGNATURE.match(line) or _MOBILE_SIGNATURE.match(line) or _CUT_HERE.match(line):
             cut = i
             break
         if _OUTLOOK_FROM.match(line) and any(_OUTLOOK_NEXT.match(nxt) for nxt in lines[i + 1 : i + 4]):

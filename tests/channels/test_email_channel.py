@@ -7,17 +7,17 @@ import smtplib
 from pathlib import Path
 
 import pytest
-from e2e.mailservers import (  # noqa: F401 (fixtures "dovecot", "smtp_relay")
+
+from bot.messages import DeliveryError, InboundMessage, OutboundMessage
+from channels.base import Channel
+from channels.email import EmailChannel
+from tests.e2e.mailservers import (  # noqa: F401 (fixtures "dovecot", "smtp_relay")
     Dovecot,
     SmtpRelay,
     dovecot_fixture,
     free_port,
     smtp_relay_fixture,
 )
-
-from bot.messages import DeliveryError, InboundMessage, OutboundMessage
-from channels.base import Channel
-from channels.email import EmailChannel
 
 MIME = Path(__file__).parent / "mime"
 

@@ -5,8 +5,8 @@ Dovecot runs from a generated config in a temporary folder (no SSL, one passwd-f
 its mail processes drop to `nobody`, which therefore owns the mail folder; run as a normal user, everything
 runs as that user. A missing dovecot skips the test, or fails it with TIERDESK_REQUIRE_SERVICES=1.
 
-Usage: import the fixtures into a test module (`from e2e.mailservers import dovecot_fixture  # noqa: F401`) and
-ask for them by name (`dovecot`, `smtp_relay`).
+Usage: import the fixtures into a test module (`from tests.e2e.mailservers import dovecot_fixture  # noqa: F401`)
+and ask for them by name (`dovecot`, `smtp_relay`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,11 @@ from pathlib import Path
 import aioimaplib
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import need_service
+
+try:  # the shared conftest is "tests.conftest" when tests/ is a package, plain "conftest" otherwise
+    from tests.conftest import need_service
+except ImportError:
+    from conftest import need_service
 
 USER = "support"
 PASSWORD = "s3cret-test"
@@ -185,20 +189,24 @@ class Dovecot:
             await imap.logout()
 
     async def flags(self, mailbox: str = "INBOX") -> dict[str, set[str]]:
-        """Message-ID → flags of every message in the mailbox."""
+        """Message-ID → flags of every message in the mailbox (the last one wins for repeated ids)."""
+        return dict(await self.messages(mailbox))
+
+    async def messages(self, mailbox: str = "INBOX") -> list[tuple[str, set[str]]]:
+        """(Message-ID, flags) of every message in the mailbox, in UID order."""
         imap = await self.client()
         try:
             await imap.select(mailbox)
             response = await imap.uid("fetch", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
         finally:
             await imap.logout()
-        out: dict[str, set[str]] = {}
+        out: list[tuple[str, set[str]]] = []
         lines = response.lines
         for i, line in enumerate(lines):
             if isinstance(line, bytes) and b"FETCH" in line and i + 1 < len(lines):
                 flags = set(re.search(rb"FLAGS \(([^)]*)\)", line).group(1).decode().split())
                 header = email.message_from_bytes(bytes(lines[i + 1]), policy=policy.compat32)
-                out[str(header.get("Message-ID", "")).strip()] = flags
+                out.append((str(header.get("Message-ID", "")).strip(), flags))
         return out
 
 
