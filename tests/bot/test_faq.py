@@ -142,3 +142,37 @@ def test_model_is_trained_once_and_retrained_when_the_data_changes(tmp_path: Pat
     model.write_bytes(b"corrupt")
     os.utime(model, (1_000_000_000, 2_200_000_000))
     assert isinstance(load_responder(settings), FaqResponder)  # a damaged model is retrained, not fatal
+
+
+async def test_through_the_dispatcher_in_three_languages(harness_factory, responder, answers) -> None:
+    """End to end: memory channels → dispatcher → FAQ bot → outbox → channel, NLU stored on the contact."""
+    from crm_store.models import Contact, Ticket
+
+    h = await harness_factory(responder=responder)
+    await h.agent("Alice", languages=["en", "zh", "ru"])
+    asked = {
+        "en": await h.ch["telegram"].receive("100", "where is my order?"),
+        "zh": await h.ch["webchat"].receive("200", "我的订单在哪里"),
+        "ru": await h.ch["email"].receive("ru@example.com", "где мой заказ"),
+    }
+    person = await h.ch["telegram"].receive("300", "I want to talk to a person")
+    complaint = await h.ch["telegram"].receive("400", "你们的服务太差了，我要投诉")
+    nonsense = await h.ch["telegram"].receive("500", "blorp fnord zizzle wug")
+    await h.settle()
+    assert h.ch["telegram"].sent_to("100")[0] == answers.answer("order_status", "en")
+    assert h.ch["webchat"].sent_to("200")[0] == answers.answer("order_status", "zh")
+    assert any(answers.answer("order_status", "ru") in t for t in h.ch["email"].sent_to("ru@example.com"))
+    async with h.app.sessions() as s:
+        for language, result in asked.items():
+            contact = await s.get(Contact, result.contact_id)
+            assert contact.nlu["intent"] == "order_status" and contact.nlu["language"] == language
+            assert (await s.get(Ticket, result.ticket_id)).status == "solved"
+        for result, intent in ((person, "human_handoff"), (complaint, "complaint"), (nonsense, None)):
+            ticket = await s.get(Ticket, result.ticket_id)
+            assert ticket.status == "open" and ticket.handoff_reason
+            if intent:
+                assert intent in ticket.handoff_reason
+            contact = await s.get(Contact, result.contact_id)
+            assert contact.nlu is not None and "confidence" in contact.nlu
+    for sender in ("300", "400", "500"):
+        assert answers.answer("order_status", "en") not in h.ch["telegram"].sent_to(sender)
