@@ -86,6 +86,7 @@ class App:
             log.info("empty SQLite database: creating the schema")
             await upgrade(s.database_url)
         self.sessions = make_sessionmaker(self.engine)
+        self.writer_sessions = make_sessionmaker(self.engine, writer=True)
         locks: ConversationLocks = LocalLocks()
         if s.redis_url:
             import redis.asyncio as aioredis
@@ -94,9 +95,9 @@ class App:
             await self.redis.ping()
             locks = RedisLocks(self.redis, s.redis_prefix, int(s.dispatch.lock_ttl_s * 1000))
         responder = self._responder or await asyncio.to_thread(load_default_responder, s)
-        self.outbox = OutboxWorker(self.sessions, self.registry, s.outbox)
+        self.outbox = OutboxWorker(self.writer_sessions, self.registry, s.outbox)
         self.dispatcher = Dispatcher(
-            self.sessions,
+            self.writer_sessions,
             s,
             responder=responder,
             policy=load_policy(s),

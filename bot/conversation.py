@@ -43,25 +43,48 @@ async def find_thread(ctx: BatchContext, msg: InboundMessage, customer_id: int) 
     return None
 
 
-async def ticket_for(ctx: BatchContext, msg: InboundMessage, customer_id: int) -> tuple[Ticket, bool]:
-    """The conversation this message belongs to; returns (ticket, opened_now)."""
-    ticket = await find_thread(ctx, msg, customer_id) or ctx.active.get(customer_id)
-    if ticket is None:
-        latest = (await tickets_repo.latest_tickets(ctx.session, [customer_id])).get(customer_id)
-        if latest and latest.status == "solved" and latest.updated_at and ctx.now - latest.updated_at < REOPEN_WINDOW:
-            ticket = latest
-    if ticket is not None:
-        if ticket.status in ("solved", "pending") or (ticket.status == "closed" and ticket.id == _thread_id(msg)):
-            if ticket.status != "pending":
-                tickets_repo.add_event(ctx.session, ticket.id, "reopened", actor="customer", at=ctx.now)
-            ticket.status = "open"
-        if ticket.status != "closed":
-            ctx.active[customer_id] = ticket
-            return ticket, False
+def _reusable(ctx: BatchContext, ticket: Ticket | None) -> bool:
+    """A recently solved conversation is picked up again rather than opening a new ticket."""
+    return bool(
+        ticket and ticket.status == "solved" and ticket.updated_at and ctx.now - ticket.updated_at < REOPEN_WINDOW
+    )
+
+
+def _needs_per_message_lookup(msg: InboundMessage) -> bool:
+    return bool(
+        msg.edit_of
+        or msg.thread_ref
+        or TAG.search(msg.meta_value("subject"))
+        or CSAT.match(msg.text)
+        or msg.meta_value("claimed_email")
+        or msg.meta_value("claimed_phone")
+    )
+
+
+async def open_tickets_in_bulk(ctx: BatchContext, items: list[tuple[InboundMessage, int]]) -> None:
+    """Open, with one flush, the tickets that new conversations in this batch need (the common case); messages
+    that name a thread, edit, rate or link are left to `ticket_for`."""
+    wanted: dict[int, InboundMessage] = {}
+    for msg, customer_id in items:
+        if customer_id in wanted or customer_id in ctx.active or _needs_per_message_lookup(msg):
+            continue
+        if _reusable(ctx, ctx.latest.get(customer_id)):
+            continue
+        wanted[customer_id] = msg
+    if not wanted:
+        return
+    tickets = {cid: _new_ticket(ctx, msg, cid) for cid, msg in wanted.items()}
+    ctx.session.add_all(tickets.values())
+    await ctx.session.flush()
+    for cid, ticket in tickets.items():
+        tickets_repo.add_event(ctx.session, ticket.id, "opened", actor="customer", at=ctx.now, channel=ticket.channel)
+        ctx.active[cid] = ctx.latest[cid] = ticket
+
+
+def _new_ticket(ctx: BatchContext, msg: InboundMessage, customer_id: int) -> Ticket:
     facts = ctx.facts.get(customer_id, {})
     subject = msg.meta_value("subject") or (msg.text.strip().splitlines() or [""])[0][:120]
-    ticket = await tickets_repo.open_ticket(
-        ctx.session,
+    return Ticket(
         customer_id=customer_id,
         channel=msg.channel,
         status="open",
@@ -70,8 +93,26 @@ async def ticket_for(ctx: BatchContext, msg: InboundMessage, customer_id: int) -
         created_at=ctx.now,
         updated_at=ctx.now,
     )
+
+
+async def ticket_for(ctx: BatchContext, msg: InboundMessage, customer_id: int) -> tuple[Ticket, bool]:
+    """The conversation this message belongs to; returns (ticket, opened_now)."""
+    ticket = await find_thread(ctx, msg, customer_id) or ctx.active.get(customer_id)
+    if ticket is None and _reusable(ctx, ctx.latest.get(customer_id)):
+        ticket = ctx.latest[customer_id]
+    if ticket is not None:
+        if ticket.status in ("solved", "pending") or (ticket.status == "closed" and ticket.id == _thread_id(msg)):
+            if ticket.status != "pending":
+                tickets_repo.add_event(ctx.session, ticket.id, "reopened", actor="customer", at=ctx.now)
+            ticket.status = "open"
+        if ticket.status != "closed":
+            ctx.active[customer_id] = ticket
+            return ticket, False
+    ticket = _new_ticket(ctx, msg, customer_id)
+    ctx.session.add(ticket)
+    await ctx.session.flush()
     tickets_repo.add_event(ctx.session, ticket.id, "opened", actor="customer", at=ctx.now, channel=msg.channel)
-    ctx.active[customer_id] = ticket
+    ctx.active[customer_id] = ctx.latest[customer_id] = ticket
     return ticket, True
 
 
@@ -227,7 +268,7 @@ async def _csat_answer(ctx: BatchContext, msg: InboundMessage, customer_id: int,
     if match.group(1):
         ticket = await ctx.session.get(Ticket, int(match.group(1)))
     else:
-        ticket = (await tickets_repo.latest_tickets(ctx.session, [customer_id])).get(customer_id)
+        ticket = ctx.latest.get(customer_id)
     if ticket is None or ticket.customer_id != customer_id or ticket.status != "closed" or ticket.csat is not None:
         return None
     if ticket.closed_at and ctx.now - ticket.closed_at > REOPEN_WINDOW:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.conversation import handle_customer_message
+from bot.conversation import handle_customer_message, open_tickets_in_bulk
 from bot.desk import Desk
 from bot.locks import ConversationLocks, LocalLocks
 from bot.messages import InboundMessage, utcnow
@@ -244,6 +244,21 @@ class Dispatcher:
             else {}
         )
         await self._load_facts(ctx, [r["customer_id"] for r in rows if r["customer_id"] is not None])
+        if not safe_mode:
+            await open_tickets_in_bulk(
+                ctx,
+                [
+                    (msgs[first_of[k]], r["customer_id"])
+                    for r in rows
+                    if (k := (r["channel"], r["external_id"], "in")) in inserted and r["author"] == "customer"
+                ],
+            )
+        with session.no_autoflush:  # pending changes go out in a few bulk statements at the end, not per query
+            return await self._handle_each(
+                ctx, msgs, rows, first_of, inserted, earlier, agents, bounce_tickets, safe_mode
+            )
+
+    async def _handle_each(self, ctx, msgs, rows, first_of, inserted, earlier, agents, bounce_tickets, safe_mode):
         handled: dict[tuple[str, str, str], DispatchResult] = {}
         for row in rows:
             key = (row["channel"], row["external_id"], "in")
@@ -261,6 +276,7 @@ class Dispatcher:
             if safe_mode:
                 ticket_id = await self._safe_ticket(ctx, m, cid, row["customer_id"], safe_mode)
             elif row["agent_id"] is not None:
+                await ctx.session.flush()  # desk queries (queues, loads) must see this batch's changes
                 ticket_id = await self.desk.handle(ctx, m, agents[(m.channel, m.sender)], cid)
             elif m.external_id in bounce_tickets:
                 await self._record_bounce(ctx, bounce_tickets[m.external_id][0], m)
@@ -289,6 +305,7 @@ class Dispatcher:
             return
         ctx.facts.update(await customers_repo.customer_facts(ctx.session, customer_ids))
         ctx.active.update(await tickets_repo.active_tickets(ctx.session, customer_ids))
+        ctx.latest.update(await tickets_repo.latest_tickets(ctx.session, customer_ids))
 
     async def _claims(self, ctx: BatchContext, m: InboundMessage, customer_id: int, contact_id: int) -> int:
         """A shared phone number or a left email joins this sender to the customer who owns it."""

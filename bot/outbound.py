@@ -30,8 +30,19 @@ class BatchContext:
     outbox: list[dict[str, Any]] = field(default_factory=list)
     contact_updates: list[dict[str, Any]] = field(default_factory=list)
     active: dict[int, Ticket] = field(default_factory=dict)
+    latest: dict[int, Ticket] = field(default_factory=dict)
     facts: dict[int, dict[str, Any]] = field(default_factory=dict)
     _agents: dict[int, AgentState] | None = None
+    _addresses: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+
+    async def agent_addresses(self, agent_ids: list[int]) -> dict[int, list[tuple[str, str]]]:
+        """Agents' channel addresses, each looked up once per batch."""
+        missing = [a for a in agent_ids if a not in self._addresses]
+        if missing:
+            found = await agents_repo.addresses_of(self.session, missing)
+            for aid in missing:
+                self._addresses[aid] = found.get(aid, [])
+        return {a: self._addresses[a] for a in agent_ids}
 
     async def agent_states(self) -> dict[int, AgentState]:
         """Agents with their current load, loaded once per batch and kept current as tickets are assigned."""
@@ -191,7 +202,7 @@ async def notify_agents(
     """Tell agents something on their preferred channel; returns how many were reachable."""
     if not agent_ids:
         return 0
-    addresses = await agents_repo.addresses_of(ctx.session, agent_ids)
+    addresses = await ctx.agent_addresses(agent_ids)
     sent = 0
     for aid in agent_ids:
         where = preferred_address(addresses.get(aid, []))

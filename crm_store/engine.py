@@ -28,12 +28,20 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10, ech
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _begin)
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn: Any) -> None:
+            # A writer takes the write lock up front: a deferred transaction that reads first and writes later
+            # fails at once with SQLITE_BUSY when another writer committed meanwhile, instead of waiting.
+            immediate = conn.get_execution_options().get("sqlite_immediate")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     if schema:
@@ -44,8 +52,10 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10, ech
     return create_async_engine(url, **kwargs)
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(engine: AsyncEngine, *, writer: bool = False) -> async_sessionmaker[AsyncSession]:
+    """Sessions on `engine`; `writer=True` for transactions that will write (BEGIN IMMEDIATE on SQLite)."""
+    bind = engine.execution_options(sqlite_immediate=True) if writer else engine
+    return async_sessionmaker(bind, expire_on_commit=False)
 
 
 def alembic_config(url: str, schema: str | None = None) -> Config:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.errors import NotFound
@@ -32,29 +32,49 @@ async def customers_by_identity(session: AsyncSession, pairs: Iterable[Pair]) ->
 async def resolve_customers(
     session: AsyncSession, pairs: dict[Pair, str], *, language: dict[Pair, str] | None = None
 ) -> tuple[dict[Pair, int], set[Pair]]:
-    """Customer id for every (channel, address); unknown senders become new customers.
+    """Customer id for every (channel, address); unknown senders become new customers, in bulk.
 
-    `pairs` maps each pair to a display name. Returns the mapping and the set of pairs created now.
+    `pairs` maps each pair to a display name. Returns the mapping and the set of pairs created now. If another
+    worker registered the same address meanwhile, its customer wins and ours is removed again.
     """
     found = await customers_by_identity(session, pairs)
-    missing = [p for p in pairs if p not in found]
+    missing = sorted(p for p in pairs if p not in found)
     created: set[Pair] = set()
-    for pair in missing:
-        name = pairs[pair] or pair[1]
-        customer = Customer(name=name[:255], language=(language or {}).get(pair))
-        session.add(customer)
-        await session.flush()
+    if not missing:
+        return found, created
+    at = now()
+    rows = [
+        {
+            "name": (pairs[p] or p[1])[:255],
+            "language": (language or {}).get(p),
+            "tier": "potential",
+            "tier_reason": "no purchases yet",
+            "lifecycle_stage": "lead",
+            "created_at": at,
+            "updated_at": at,
+        }
+        for p in missing
+    ]
+    new_ids: list[int] = []
+    for part in chunks(rows, 500):
         result = await session.execute(
-            insert_ignoring_conflicts(session, Identity).values(
-                customer_id=customer.id, channel=pair[0], address=pair[1], display_name=name[:255], created_at=now()
-            )
+            insert(Customer.__table__).returning(Customer.id, sort_by_parameter_order=True), part
         )
-        if result.rowcount == 0:  # someone else registered it meanwhile: use theirs
-            await session.delete(customer)
-            found.update(await customers_by_identity(session, [pair]))
-        else:
-            found[pair] = customer.id
-            created.add(pair)
+        new_ids.extend(result.scalars().all())
+    ident_rows = [
+        {"customer_id": cid, "channel": p[0], "address": p[1], "display_name": (pairs[p] or "")[:255], "created_at": at}
+        for p, cid in zip(missing, new_ids, strict=True)
+    ]
+    for part in chunks(ident_rows, 500):
+        result = await session.execute(
+            insert_ignoring_conflicts(session, Identity).returning(Identity.channel, Identity.address), part
+        )
+        created.update((ch, addr) for ch, addr in result.all())
+    losers = [cid for p, cid in zip(missing, new_ids, strict=True) if p not in created]
+    if losers:
+        await session.execute(delete(Customer).where(Customer.id.in_(losers)))
+        found.update(await customers_by_identity(session, [p for p in missing if p not in created]))
+    found.update({p: cid for p, cid in zip(missing, new_ids, strict=True) if p in created})
     return found, created
 
 

@@ -1,0 +1,212 @@
+"""Ingestion benchmark: N messages through the real dispatcher (group commit, exactly-once contact log, tickets,
+routing, outbox) against plain batched INSERTs of the same contact rows, measured in the same run.
+
+    python bench/ingest.py                       # SQLite and, if reachable, PostgreSQL
+    python bench/ingest.py --db sqlite -n 5000 --json
+    TIERDESK_BENCH_POSTGRES_URL=postgresql+asyncpg://... python bench/ingest.py
+
+Figures: msgs/s under a burst (all offered at once, bounded in flight), p50/p99 latency from receive to committed
+at a paced 500 msgs/s, baseline rows/s, and ratio = msgs/s ÷ baseline rows/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import insert  # noqa: E402
+
+from bot.app import App  # noqa: E402
+from bot.messages import InboundMessage  # noqa: E402
+from bot.settings import NluSettings, Settings  # noqa: E402
+from channels.memory import MemoryChannel  # noqa: E402
+from crm_store.engine import make_engine, upgrade  # noqa: E402
+from crm_store.models import Contact  # noqa: E402
+
+CHANNELS = ("telegram", "email", "webchat")
+PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def make_messages(n: int, customers: int, repeat_share: float, seed: int = 7) -> list[InboundMessage]:
+    rng = random.Random(seed)
+    unique = int(n * (1 - repeat_share))
+    msgs = []
+    for i in range(unique):
+        c = rng.randrange(customers)
+        channel = CHANNELS[c % len(CHANNELS)]
+        msgs.append(InboundMessage.build(channel=channel, external_id=f"m{i}", sender=f"cust{c}",
+                                         text=f"message {i} about order {rng.randrange(10**6)}"))
+    while len(msgs) < n:  # redeliveries of messages already sent
+        msgs.append(msgs[rng.randrange(unique)])
+    return msgs
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def fresh_database(kind: str) -> tuple[str, str | None, callable]:
+    if kind == "sqlite":
+        path = Path(tempfile.mkdtemp()) / "bench.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        await upgrade(url)
+        return url, None, lambda: None
+    url = os.environ.get("TIERDESK_BENCH_POSTGRES_URL") or os.environ.get("TIERDESK_TEST_POSTGRES_URL") or PG_DEFAULT
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    await upgrade(url, schema=schema)
+
+    async def drop() -> None:
+        engine = make_engine(url)
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await engine.dispose()
+
+    return url, schema, drop
+
+
+async def dispatcher_burst(url: str, schema: str | None, msgs: list[InboundMessage], in_flight: int) -> dict:
+    settings = Settings(database_url=url, database_schema=schema, nlu=NluSettings(enabled=False))
+    app = App(settings, channels=[MemoryChannel(c) for c in CHANNELS])
+    await app.start()
+    latencies: list[float] = []
+    gate = asyncio.Semaphore(in_flight)
+
+    async def one(m: InboundMessage) -> None:
+        async with gate:
+            t0 = time.perf_counter()
+            await app.deliver(m)
+            latencies.append(time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(m) for m in msgs))
+    elapsed = time.perf_counter() - t0
+    batches = app.dispatcher.batches
+    await app.stop()
+    return {"msgs_per_s": len(msgs) / elapsed, "burst_p99_ms": percentile(latencies, 0.99) * 1000,
+            "batches": batches, "seconds": elapsed}
+
+
+async def dispatcher_paced(url: str, schema: str | None, msgs: list[InboundMessage], rate: float) -> dict:
+    """Offer messages at a steady rate and time each from receive to committed."""
+    settings = Settings(database_url=url, database_schema=schema, nlu=NluSettings(enabled=False))
+    app = App(settings, channels=[MemoryChannel(c) for c in CHANNELS])
+    await app.start()
+    latencies: list[float] = []
+
+    async def one(m: InboundMessage) -> None:
+        t0 = time.perf_counter()
+        await app.deliver(m)
+        latencies.append(time.perf_counter() - t0)
+
+    start = time.perf_counter()
+    tasks = []
+    for i, m in enumerate(msgs):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(m)))
+    await asyncio.gather(*tasks)
+    await app.stop()
+    return {"p50_ms": percentile(latencies, 0.5) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
+            "offered_per_s": rate, "mean_ms": statistics.fmean(latencies) * 1000}
+
+
+async def baseline(url: str, schema: str | None, msgs: list[InboundMessage], batch: int = 500) -> float:
+    """Plain batched INSERTs of the same contact rows (no dedup, no tickets): the floor cost of writing them."""
+    engine = make_engine(url, schema=schema)
+    seen, rows = set(), []
+    for m in msgs:
+        if (m.channel, m.external_id) in seen:
+            continue
+        seen.add((m.channel, m.external_id))
+        rows.append({"channel": m.channel, "external_id": "b-" + m.external_id, "direction": "in",
+                     "author": "customer", "address": m.sender, "text": m.text, "attachments": [],
+                     "created_at": m.received_at, "logged_at": m.received_at, "truncated": False})
+    t0 = time.perf_counter()
+    for i in range(0, len(rows), batch):
+        async with engine.begin() as conn:
+            await conn.execute(insert(Contact.__table__), rows[i : i + batch])
+    elapsed = time.perf_counter() - t0
+    await engine.dispose()
+    return len(rows) / elapsed
+
+
+async def bench_one(kind: str, args: argparse.Namespace) -> dict:
+    msgs = make_messages(args.n, args.customers, args.repeats)
+    url, schema, drop = await fresh_database(kind)
+    try:
+        base = await baseline(url, schema, msgs)
+        burst = await dispatcher_burst(url, schema, msgs, args.in_flight)
+    finally:
+        result = drop()
+        if asyncio.iscoroutine(result):
+            await result
+    url, schema, drop = await fresh_database(kind)
+    try:
+        paced_msgs = make_messages(args.paced_n, args.customers, args.repeats, seed=11)
+        paced = await dispatcher_paced(url, schema, paced_msgs, args.rate)
+    finally:
+        result = drop()
+        if asyncio.iscoroutine(result):
+            await result
+    return {
+        "msgs_per_s": round(burst["msgs_per_s"], 1), "p50_ms": round(paced["p50_ms"], 2),
+        "p99_ms": round(paced["p99_ms"], 2), "baseline_rows_per_s": round(base, 1),
+        "ratio": round(burst["msgs_per_s"] / base, 3), "burst_p99_ms": round(burst["burst_p99_ms"], 1),
+        "batches": burst["batches"], "messages": args.n, "paced_messages": args.paced_n,
+        "offered_per_s": args.rate,
+    }
+
+
+async def pg_reachable() -> bool:
+    url = os.environ.get("TIERDESK_BENCH_POSTGRES_URL") or os.environ.get("TIERDESK_TEST_POSTGRES_URL") or PG_DEFAULT
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+    finally:
+        await engine.dispose()
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-n", type=int, default=20_000, help="messages in the burst run")
+    p.add_argument("--customers", type=int, default=2_000)
+    p.add_argument("--repeats", type=float, default=0.05, help="share of redelivered messages")
+    p.add_argument("--in-flight", type=int, default=1000, help="concurrent deliveries in the burst")
+    p.add_argument("--rate", type=float, default=500.0, help="offered msgs/s for the latency run")
+    p.add_argument("--paced-n", type=int, default=5_000, help="messages in the latency run")
+    p.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    if args.db == "both" and not await pg_reachable():
+        kinds = ["sqlite"]
+    results = {kind: await bench_one(kind, args) for kind in kinds}
+    if args.json:
+        print(json.dumps(results))
+        return
+    for kind, r in results.items():
+        print(f"{kind:>10}: {r['msgs_per_s']:>8.0f} msgs/s end to end (burst of {r['messages']}, "
+              f"{r['batches']} batches, burst p99 {r['burst_p99_ms']:.0f} ms)")
+        print(f"{'':>10}  at {r['offered_per_s']:.0f} msgs/s offered: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms")
+        print(f"{'':>10}  baseline plain inserts {r['baseline_rows_per_s']:.0f} rows/s → ratio {r['ratio']:.3f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
