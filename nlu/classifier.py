@@ -1,7 +1,7 @@
 """The intent classifier: TF-IDF word + character n-grams, a linear SVM, calibrated confidences, and an
 out-of-scope decision whose threshold is chosen on held-out data only.
 
-Why this shape: on intent data a linear model over word 1-2-grams and char_wb 2-5-grams is as accurate as
+Why this shape: on intent data a linear model over word 1-2-grams and char_wb 1-5-grams is as accurate as
 much heavier models, trains in seconds and answers in well under a millisecond. Char n-grams inside word
 boundaries also work for Chinese, where a "word" is a run of characters. LinearSVC scores become
 probabilities by a softmax whose temperature is fitted on the validation split (temperature scaling), which
@@ -42,14 +42,18 @@ class ModelFileError(Exception):
 
 @dataclass(slots=True)
 class ClassifierConfig:
-    """Hyper-parameters, chosen once on CLINC150's train/val splits (never its test split)."""
+    """Hyper-parameters, chosen once on CLINC150's train/val splits (never its test split).
+
+    Chosen by in-scope accuracy + OOS recall on val+oos_val at the operating point below, among C in
+    {0.7, 1, 1.5, 2}, word 1-2/1-3-grams, char 1-5/2-5/2-6/1-6-grams, OOS weight {1, 3, 5, 10}.
+    """
 
     word_ngrams: tuple[int, int] = (1, 2)
-    char_ngrams: tuple[int, int] | None = (2, 5)
+    char_ngrams: tuple[int, int] | None = (1, 5)
     """None: word n-grams only."""
     char_min_df: int = 2
     c: float = 1.0
-    oos_weight: float = 5.0
+    oos_weight: float = 3.0
     """The out-of-scope class covers everything else, so its few examples weigh more."""
     max_chars: int = 2000
     validation_fraction: float = 0.2
