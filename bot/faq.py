@@ -88,11 +88,16 @@ class FaqResponder:
         return BotTurn(answer=answer, intent=result.intent, language=known, nlu=nlu)
 
 
-def train_classifier(data: TrainingData, max_chars: int = 2000) -> IntentClassifier:
-    """The classifier for our own (small) training data."""
+def _small_data_config(max_chars: int) -> ClassifierConfig:
     config = ClassifierConfig.for_small_data()
     config.max_chars = max_chars
-    return IntentClassifier(config=config, entities=data.entity_extractor()).fit(data.texts, data.labels)
+    return config
+
+
+def train_classifier(data: TrainingData, max_chars: int = 2000) -> IntentClassifier:
+    """The classifier for our own (small) training data."""
+    classifier = IntentClassifier(config=_small_data_config(max_chars), entities=data.entity_extractor())
+    return classifier.fit(data.texts, data.labels)
 
 
 def _model_is_fresh(model: Path, sources: list[Path]) -> bool:
@@ -113,7 +118,9 @@ def load_classifier(settings: Settings, *, retrain: bool = False) -> IntentClass
         try:
             classifier = IntentClassifier.load(model_path)
             classifier.config.max_chars = settings.nlu.max_chars
-            return classifier
+            if classifier.config == _small_data_config(settings.nlu.max_chars):
+                return classifier
+            log.info("retraining the NLU model: its configuration changed")
         except ModelFileError as exc:
             log.warning("retraining the NLU model: %s", exc)
     started = time.perf_counter()

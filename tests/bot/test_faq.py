@@ -138,9 +138,17 @@ def test_model_is_trained_once_and_retrained_when_the_data_changes(tmp_path: Pat
     assert reused.respond("где мой заказ").intent == "order_status"
     os.utime(tmp_path / "nlu.yml", (1_000_000_000, 2_100_000_000))
     load_responder(settings)
-    assert model.stat().st_mtime > 2_100_000_000 or model.stat().st_mtime != 2_000_000_000
+    assert model.stat().st_mtime != 2_000_000_000, "newer training data must retrain the model"
+    from nlu.classifier import IntentClassifier
+
+    stale = IntentClassifier.load(model)
+    stale.config.c = 123.0  # as if saved by a release with other settings
+    stale.save(model)
+    os.utime(model, (1_000_000_000, 2_300_000_000))
+    load_responder(settings)
+    assert IntentClassifier.load(model).config.c != 123.0, "a model with other settings is retrained"
     model.write_bytes(b"corrupt")
-    os.utime(model, (1_000_000_000, 2_200_000_000))
+    os.utime(model, (1_000_000_000, 2_400_000_000))
     assert isinstance(load_responder(settings), FaqResponder)  # a damaged model is retrained, not fatal
 
 
