@@ -144,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         "targets_met": {
             "tiers_under_60s": kmeans["seconds"] < 60,
             "peak_under_2gb": kmeans["peak_rss_mb"] < 2048,
-            "routing_p99_under_5ms": routing["route"]["p99_ms"] < 5 and routing["pick_next"]["p99_ms"] < 5,
-            "routing_cpu_p99_under_5ms": routing["route"]["cpu_p99_ms"] < 5 and routing["pick_next"]["cpu_p99_ms"] < 5,
+            "route_p99_under_5ms": routing["route"]["p99_ms"] < 5,
+            "route_cpu_p99_under_5ms": routing["route"]["cpu_p99_ms"] < 5,
+            "pick_next_p99_under_5ms": routing["pick_next"]["p99_ms"] < 5,
         },
     }
     if args.json:
