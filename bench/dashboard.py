@@ -26,11 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import func, select
 
-from crm_store.engine import make_engine, make_sessionmaker, upgrade  # noqa: E402
-from crm_store.models import Contact  # noqa: E402
-from crm_store.repositories import reports  # noqa: E402
+from crm_store.engine import make_engine, make_sessionmaker, upgrade
+from crm_store.models import Contact
+from crm_store.repositories import reports
 
 PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 DAYS = 180
@@ -65,16 +65,18 @@ async def seed(url: str, schema: str | None, kind: str, customers: int, tickets:
     """Fill customers, agents, tickets and contacts with generated rows, inside the database (fast)."""
     d = _sql(kind)
     r, ago = d["r"], d["ago"].format(d=DAYS)
-    tier = (f"(CASE WHEN x < 0.03 THEN 'VIP' WHEN x < 0.15 THEN 'important' WHEN x < 0.6 THEN 'ordinary' "
-            f"ELSE 'potential' END)")
+    tier = ("(CASE WHEN x < 0.03 THEN 'VIP' WHEN x < 0.15 THEN 'important' WHEN x < 0.6 THEN 'ordinary' "
+            "ELSE 'potential' END)")
     text = " || ' ' || ".join([_pick(kind, WORDS)] * 3) + " || ' order ' || CAST(g AS TEXT)"
     cust = lambda: f"(1 + {d['ri'].format(n=customers)})"  # noqa: E731
     statements = [
-        f"{d['pre'].format(n=20)}INSERT INTO agents (id, name, role, tiers, queues, languages, skills, capacity, status, "
-        f"created_at) SELECT g, 'Agent ' || CAST(g AS TEXT), 'agent', '[]', '[]', '[]', '[]', 8, 'online', {ago} "
+        f"{d['pre'].format(n=20)}INSERT INTO agents (id, name, role, tiers, queues, languages, skills, "
+        f"capacity, status, created_at) SELECT g, 'Agent ' || CAST(g AS TEXT), 'agent', '[]', '[]', '[]', '[]', "
+        f"8, 'online', {ago} "
         f"{d['gen'].format(n=20)}",
-        f"{d['pre'].format(n=customers)}INSERT INTO customers (id, name, tier, tier_reason, lifecycle_stage, created_at, "
-        f"updated_at) SELECT g, 'Customer ' || CAST(g AS TEXT), {tier}, 'bench', 'customer', {ago}, {ago} FROM "
+        f"{d['pre'].format(n=customers)}INSERT INTO customers (id, name, tier, tier_reason, lifecycle_stage, "
+        f"created_at, updated_at) SELECT g, 'Customer ' || CAST(g AS TEXT), {tier}, 'bench', 'customer', {ago}, "
+        f"{ago} FROM "
         f"(SELECT g, {r} AS x {d['gen'].format(n=customers)}) AS c",
         f"{d['pre'].format(n=tickets)}INSERT INTO tickets (id, customer_id, channel, status, priority, tier_at_open, "
         f"queue, assignee_id, subject, escalation_level, created_at, updated_at, first_responded_at, solved_at, "
@@ -112,7 +114,7 @@ async def seed(url: str, schema: str | None, kind: str, customers: int, tickets:
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def timed(fn: Callable[[], Awaitable[object]], repeat: int) -> list[float]:
@@ -191,7 +193,8 @@ async def measure(url: str, schema: str | None, args: argparse.Namespace) -> dic
         }
         base = result["baseline_pk_fetch"]["p99_ms"] or 0.01
         result["ratio"] = {
-            "overview_p50_vs_count_scan": round(result["overview"]["p50_ms"] / result["baseline_count_scan"]["p50_ms"], 2),
+            "overview_p50_vs_count_scan": round(
+                result["overview"]["p50_ms"] / result["baseline_count_scan"]["p50_ms"], 2),
             "contact_log_p99_vs_pk_fetch": round(result["contact_log_page"]["p99_ms"] / base, 2),
             "history_p99_vs_pk_fetch": round(result["customer_history"]["p99_ms"] / base, 2),
         }
@@ -206,7 +209,8 @@ async def measure(url: str, schema: str | None, args: argparse.Namespace) -> dic
 
 
 def _describe(f: reports.ContactFilter) -> str:
-    parts = [f"{k}={v if not isinstance(v, datetime) else 'last7d'}" for k, v in vars(f).items() if v not in ("", None, ())]
+    parts = [f"{k}={v if not isinstance(v, datetime) else 'last7d'}"
+             for k, v in vars(f).items() if v not in ("", None, ())]
     return ",".join(parts) or "unfiltered"
 
 

@@ -66,7 +66,9 @@ def sign(secret: str, timestamp: str, body: str) -> str:
     return f"sha256={mac}"
 
 
-def verify(secret: str, timestamp: str, body: str, signature: str, *, tolerance_s: float = 300, now: float | None = None) -> bool:
+def verify(
+    secret: str, timestamp: str, body: str, signature: str, *, tolerance_s: float = 300, now: float | None = None
+) -> bool:
     """What a receiver does (and our tests): a matching signature on a recent timestamp."""
     try:
         age = abs((now if now is not None else time.time()) - int(timestamp))

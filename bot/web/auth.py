@@ -118,7 +118,9 @@ class LoginLimiter:
     """At most `attempts` failed logins per (IP, email) in `window_s`; in process, or in Redis when configured
     so that every web process shares the count."""
 
-    def __init__(self, *, attempts: int = 5, window_s: float = 900.0, redis: Any = None, prefix: str = "tierdesk") -> None:
+    def __init__(
+        self, *, attempts: int = 5, window_s: float = 900.0, redis: Any = None, prefix: str = "tierdesk"
+    ) -> None:
         self.attempts = attempts
         self.window_s = window_s
         self._redis = redis

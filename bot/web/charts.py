@@ -20,7 +20,8 @@ def color_for(key: str, keys: list[str]) -> str:
 
 def _empty(width: int, height: int, label: str) -> Markup:
     return Markup(
-        f'<svg class="chart chart-empty" viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="{escape(label)}">'
+        f'<svg class="chart chart-empty" viewBox="0 0 {width} {height}" width="100%" role="img" '
+        f'aria-label="{escape(label)}">'
         f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="#8c96a3">No data in this range</text></svg>'
     )
 
@@ -41,7 +42,8 @@ def stacked_bars(days: list[str], series: dict[str, dict[str, int]], *, label: s
         v = top * i / 4
         y = top_pad + plot_h - plot_h * i / 4
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e4e7eb"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="10" fill="#52606d">{int(v)}</text>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="10" '
+                     f'fill="#52606d">{v:.0f}</text>')
     step = max(1, len(days) // 10)
     for i, day in enumerate(days):
         x = left + i * bar_w
@@ -84,7 +86,8 @@ def hbars(items: list[tuple[str, float]], *, label: str, width: int = 520, unit:
                      f'{escape(key[:22])}</text>')
         parts.append(f'<rect class="bar" x="{left}" y="{y + 3}" width="{max(w, 1):.1f}" height="{row - 8}" '
                      f'fill="{color_for(key, keys)}"><title>{escape(key)}: {value:g}{escape(unit)}</title></rect>')
-        parts.append(f'<text x="{left + w + 6:.1f}" y="{y + 15}" font-size="12" fill="#52606d">{value:,.0f}{escape(unit)}</text>')
+        parts.append(f'<text x="{left + w + 6:.1f}" y="{y + 15}" font-size="12" fill="#52606d">'
+                     f'{value:,.0f}{escape(unit)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 

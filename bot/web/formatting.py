@@ -13,7 +13,7 @@ def dt(value: datetime | None) -> str:
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
-    s = int(round(float(seconds)))
+    s = round(float(seconds))
     if s < 60:
         return f"{s}s"
     if s < 3600:

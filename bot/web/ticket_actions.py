@@ -39,7 +39,9 @@ async def created(session: AsyncSession, settings: Settings, ticket: Ticket, *, 
     await emit(session, settings, "ticket.created", ticket)
 
 
-async def assign(session: AsyncSession, settings: Settings, ticket: Ticket, agent_id: int | None, *, actor: str) -> None:
+async def assign(
+    session: AsyncSession, settings: Settings, ticket: Ticket, agent_id: int | None, *, actor: str
+) -> None:
     previous = ticket.assignee_id
     ticket.assignee_id = agent_id
     ticket.updated_at = now()

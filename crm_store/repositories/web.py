@@ -119,7 +119,9 @@ async def update_customer(session: AsyncSession, customer: Customer, **fields: A
     return customer
 
 
-async def add_identity(session: AsyncSession, customer_id: int, channel: str, address: str, display_name: str) -> Identity:
+async def add_identity(
+    session: AsyncSession, customer_id: int, channel: str, address: str, display_name: str
+) -> Identity:
     owner = await session.scalar(select(Identity).where(Identity.channel == channel, Identity.address == address))
     if owner is not None:
         if owner.customer_id == customer_id:

@@ -3,7 +3,9 @@ page, an agent replies from the console, the supervisor finds, reads and exports
 
 from __future__ import annotations
 
+import asyncio
 import re
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -92,7 +94,7 @@ async def test_visitor_chats_agent_replies_supervisor_reviews(live, browser, art
     assert "Your parcel left our warehouse today" in transcript
     async with sup.expect_download() as dl:
         await sup.click("#export-ticket")
-    exported = open(await (await dl.value).path(), encoding="utf-8").read()
+    exported = await asyncio.to_thread(Path(await (await dl.value).path()).read_text, encoding="utf-8")
     assert "Where is my order 4711?" in exported and "Your parcel left our warehouse today" in exported
 
     # --- the overview draws its charts

@@ -41,7 +41,9 @@ class WebEnv:
             await web_repo.set_password_hash(s, agent.id, hash_password(password))
             return agent.id
 
-    async def login(self, name: str, password: str = PASSWORD, client: httpx.AsyncClient | None = None) -> httpx.Response:
+    async def login(
+        self, name: str, password: str = PASSWORD, client: httpx.AsyncClient | None = None
+    ) -> httpx.Response:
         client = client or self.client
         page = await client.get("/login")
         token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)

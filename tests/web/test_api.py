@@ -35,7 +35,8 @@ async def test_token_is_stored_hashed_and_required(web_env):
 async def test_customers_identities_notes(web_env):
     auth = await token_for(web_env)
     c = web_env.client
-    r = await c.post("/api/v1/customers", json={"name": "Ann", "external_ref": "A-1", "manual_tier": "VIP"}, headers=auth)
+    r = await c.post("/api/v1/customers", json={"name": "Ann", "external_ref": "A-1", "manual_tier": "VIP"},
+                     headers=auth)
     assert r.status_code == 201
     cust = r.json()
     assert cust["tier"] == "VIP" and cust["manual_tier"] == "VIP"

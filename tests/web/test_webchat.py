@@ -50,7 +50,7 @@ async def count(live, model, *where) -> int:
 
 async def test_message_is_acked_once_stored_and_agent_reply_arrives_live(live):
     await live.agent("Alice")
-    v, token, history = await open_visitor(live)
+    v, _, history = await open_visitor(live)
     assert history == []
     await v.send({"type": "message", "client_id": "m1", "text": "My order never arrived"})
     ack = await v.expect(lambda f: f["type"] == "ack")

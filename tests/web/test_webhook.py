@@ -30,7 +30,9 @@ async def receiver():
     server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/hook", hook, methods=["POST"])]),
                                            host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    for _ in range(500):
+        if server.started:
+            break
         await asyncio.sleep(0.01)
     yield f"http://127.0.0.1:{port}/hook", got, status
     server.should_exit = True

@@ -83,7 +83,9 @@ async def get_customer(customer_id: CustomerId, s: AsyncSession = Depends(sessio
 
 @router.patch("/customers/{customer_id}", response_model=CustomerOut, tags=["customers"],
               responses={409: {"description": "External reference taken"}})
-async def update_customer(customer_id: CustomerId, body: CustomerPatch, s: AsyncSession = Depends(writer)) -> CustomerOut:
+async def update_customer(
+    customer_id: CustomerId, body: CustomerPatch, s: AsyncSession = Depends(writer)
+) -> CustomerOut:
     nullable = ("external_ref", "language", "manual_tier", "key_account_manager_id")
     fields = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None or k in nullable}
     if fields.get("manual_tier"):
@@ -143,7 +145,9 @@ async def list_contacts(
 
 
 @router.get("/contacts/{contact_id}", response_model=ContactOut, tags=["contacts"])
-async def get_contact(contact_id: Annotated[int, Path(ge=1, le=MAX_ID)], s: AsyncSession = Depends(session)) -> ContactOut:
+async def get_contact(
+    contact_id: Annotated[int, Path(ge=1, le=MAX_ID)], s: AsyncSession = Depends(session)
+) -> ContactOut:
     contact = await s.get(Contact, contact_id)
     if contact is None:
         raise HTTPException(404, f"contact {contact_id} not found")

@@ -103,7 +103,9 @@ async def update_ticket(ticket_id: TicketId, body: TicketPatch, s: AsyncSession 
 
 
 @router.post("/tickets/{ticket_id}/assign", response_model=TicketOut)
-async def assign_ticket(ticket_id: TicketId, body: AssignIn, request: Request, s: AsyncSession = Depends(writer)) -> TicketOut:
+async def assign_ticket(
+    ticket_id: TicketId, body: AssignIn, request: Request, s: AsyncSession = Depends(writer)
+) -> TicketOut:
     """Assign to an agent (or unassign with null)."""
     async with s.begin():
         ticket = await _ticket(s, ticket_id)
@@ -115,7 +117,9 @@ async def assign_ticket(ticket_id: TicketId, body: AssignIn, request: Request, s
 
 
 @router.post("/tickets/{ticket_id}/close", response_model=TicketOut)
-async def close_ticket(ticket_id: TicketId, body: CloseIn, request: Request, s: AsyncSession = Depends(writer)) -> TicketOut:
+async def close_ticket(
+    ticket_id: TicketId, body: CloseIn, request: Request, s: AsyncSession = Depends(writer)
+) -> TicketOut:
     async with s.begin():
         ticket = await _ticket(s, ticket_id)
         if ticket.status != "closed":

@@ -65,7 +65,9 @@ async def check_csrf(request: Request, viewer: Viewer) -> dict[str, Any]:
     return dict(form)
 
 
-def render(request: Request, template: str, viewer: Viewer | None, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+def render(
+    request: Request, template: str, viewer: Viewer | None, *, status_code: int = 200, **context: Any
+) -> HTMLResponse:
     env = request.app.state.templates
     html = env.get_template(template).render(
         viewer=viewer, csrf=viewer.csrf if viewer else "", path=request.url.path, tiers=TIERS, **context

@@ -23,7 +23,8 @@ async def agents_page(
     first, last, since, until = date_range(request.query_params.get("from"), request.query_params.get("to"))
     rows = await reports.agent_figures(session, since, until)
     return render(request, "agents.html", viewer, rows=rows, first=first, last=last,
-                  chart=charts.hbars([(r["name"], r["load"]) for r in rows if r["load"]], label="Open tickets per agent"))
+                  chart=charts.hbars([(r["name"], r["load"]) for r in rows if r["load"]],
+                                     label="Open tickets per agent"))
 
 
 @router.get("/tiers")
@@ -37,6 +38,7 @@ async def tiers_page(
     run = await reports.last_tier_run(session)
     return render(
         request, "tiers.html", viewer, rows=rows, total_customers=total_customers, total_revenue=total_revenue,
-        run=run, chart_revenue=charts.share_bar([(r["tier"], r["revenue"]) for r in rows], label="Revenue share by tier"),
+        run=run,
+        chart_revenue=charts.share_bar([(r["tier"], r["revenue"]) for r in rows], label="Revenue share by tier"),
         chart_sizes=charts.share_bar([(r["tier"], r["customers"]) for r in rows], label="Customers by tier"),
     )
