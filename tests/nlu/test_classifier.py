@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.model_selection import train_test_split
 
 from nlu.classifier import ClassifierConfig, IntentClassifier, ModelFileError, choose_threshold
@@ -130,3 +132,18 @@ def test_held_out_accuracy_on_starter_data(starter_data) -> None:
     assert overall >= HELD_OUT_FLOOR, {lang: right[lang] / total[lang] for lang in total}
     for language in ("en", "zh", "ru"):
         assert right[language] / total[language] >= HELD_OUT_FLOOR - 0.1, language
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=400) | st.binary(max_size=200).map(lambda b: b.decode("utf-8", "replace")))
+def test_any_text_gets_an_answer_and_entity_spans_point_into_the_cleaned_text(starter_classifier, text: str) -> None:
+    from nlu.text import clean
+
+    result = starter_classifier.parse(text)
+    assert isinstance(result.out_of_scope, bool)
+    assert result.intent in starter_classifier.classes
+    assert 0.0 <= result.confidence <= 1.0
+    cleaned = clean(text)
+    for entity in result.entities:
+        assert cleaned[entity.start : entity.end] == entity.text
+    assert result.as_dict()["intent"] == result.intent
