@@ -17,15 +17,16 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _NUMBER = r"\d{1,3}(?:[ ,]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
 
 BUILTIN_PATTERNS: dict[str, str] = {
-    "email": r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
+    "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+",
     "order_number": (
         r"(?i)(?:#\s?\d{4,12}\b|\b(?:ord|order|заказ[а-я]*|订单号?)\s*(?:no\.?|number|№|#|номер|:)?\s*[-:]?\s*"
         r"(?:[A-Z]{2,4}-)?\d{4,12}\b|\b[A-Z]{2,4}-\d{4,12}\b|(?<=订单)\s*\d{4,12}|(?<=订单号)\s*\d{4,12})"
     ),
-    "phone": r"(?<![\w@])\+?\d[\d\s().-]{7,16}\d(?!\w)",
+    "phone": r"(?<![A-Za-z0-9@.+])\+?\d[\d\s().-]{7,16}\d(?![A-Za-z0-9])",
     "amount": rf"(?i)(?:{_CURRENCY}\s?(?:{_NUMBER})|(?:{_NUMBER})\s?{_CURRENCY})",
 }
-"""Order numbers: '#12345', 'order 12345', 'ORD-123456', '订单 12345', 'заказ № 12345'."""
+"""Order numbers: '#12345', 'order 12345', 'ORD-123456', '订单 12345', 'заказ № 12345'. E-mail and phone
+boundaries are ASCII-only so that Chinese text written without spaces ("邮箱li@x.cn") still matches."""
 
 
 @dataclass(slots=True)
