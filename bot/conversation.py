@@ -73,26 +73,27 @@ async def open_tickets_in_bulk(ctx: BatchContext, items: list[tuple[InboundMessa
         wanted[customer_id] = msg
     if not wanted:
         return
-    tickets = {cid: _new_ticket(ctx, msg, cid) for cid, msg in wanted.items()}
-    ctx.session.add_all(tickets.values())
-    await ctx.session.flush()
-    for cid, ticket in tickets.items():
+    opened = await tickets_repo.open_tickets(
+        ctx.session, [_ticket_fields(ctx, msg, cid) for cid, msg in wanted.items()]
+    )
+    for cid, ticket in zip(wanted, opened, strict=True):
         tickets_repo.add_event(ctx.session, ticket.id, "opened", actor="customer", at=ctx.now, channel=ticket.channel)
         ctx.active[cid] = ctx.latest[cid] = ticket
+        ctx.opened.add(ticket.id)
 
 
-def _new_ticket(ctx: BatchContext, msg: InboundMessage, customer_id: int) -> Ticket:
+def _ticket_fields(ctx: BatchContext, msg: InboundMessage, customer_id: int) -> dict:
     facts = ctx.facts.get(customer_id, {})
     subject = msg.meta_value("subject") or (msg.text.strip().splitlines() or [""])[0][:120]
-    return Ticket(
-        customer_id=customer_id,
-        channel=msg.channel,
-        status="open",
-        subject=subject[:255],
-        tier_at_open=facts.get("tier") or "potential",
-        created_at=ctx.now,
-        updated_at=ctx.now,
-    )
+    return {
+        "customer_id": customer_id,
+        "channel": msg.channel,
+        "status": "open",
+        "subject": subject[:255],
+        "tier_at_open": facts.get("tier") or "potential",
+        "created_at": ctx.now,
+        "updated_at": ctx.now,
+    }
 
 
 async def ticket_for(ctx: BatchContext, msg: InboundMessage, customer_id: int) -> tuple[Ticket, bool]:
@@ -108,11 +109,10 @@ async def ticket_for(ctx: BatchContext, msg: InboundMessage, customer_id: int) -
         if ticket.status != "closed":
             ctx.active[customer_id] = ticket
             return ticket, False
-    ticket = _new_ticket(ctx, msg, customer_id)
-    ctx.session.add(ticket)
-    await ctx.session.flush()
+    ticket = await tickets_repo.open_ticket(ctx.session, **_ticket_fields(ctx, msg, customer_id))
     tickets_repo.add_event(ctx.session, ticket.id, "opened", actor="customer", at=ctx.now, channel=msg.channel)
     ctx.active[customer_id] = ctx.latest[customer_id] = ticket
+    ctx.opened.add(ticket.id)
     return ticket, True
 
 

@@ -31,6 +31,8 @@ class BatchContext:
     contact_updates: list[dict[str, Any]] = field(default_factory=list)
     active: dict[int, Ticket] = field(default_factory=dict)
     latest: dict[int, Ticket] = field(default_factory=dict)
+    opened: set[int] = field(default_factory=set)
+    """Tickets opened in this batch: they have no earlier messages to look up."""
     facts: dict[int, dict[str, Any]] = field(default_factory=dict)
     _agents: dict[int, AgentState] | None = None
     _addresses: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
@@ -151,7 +153,9 @@ async def reply_to_customer(
         base = last_subject or ticket.subject or "Your request"
         base = base if base.lower().startswith("re:") else f"Re: {base}"
         subject = base if ticket_tag(ticket.id) in base else f"{base} {ticket_tag(ticket.id)}"
-        refs = await contacts_repo.thread_message_ids(ctx.session, ticket.id, "email")
+        refs = (
+            [] if ticket.id in ctx.opened else await contacts_repo.thread_message_ids(ctx.session, ticket.id, "email")
+        )
         if inbound is not None:
             refs = [r for r in inbound.thread_ref.split() if r not in refs] + refs + [inbound.external_id]
         reply_to = last_ext or (refs[-1] if refs else "")

@@ -160,11 +160,12 @@ class OutboxWorker:
     async def _record(self, outcomes: list[_Outcome]) -> None:
         now = utcnow()
         async with self.sessions() as session, session.begin():
+            self.sent += await outbox_repo.mark_sent_many(
+                session, [(o.item, o.external_id) for o in outcomes if o.external_id is not None], at=now
+            )
             for o in outcomes:
                 item = o.item
                 if o.external_id is not None:
-                    if await outbox_repo.mark_sent(session, item.id, o.external_id, at=now):
-                        self.sent += 1
                     continue
                 if o.permanent or item.attempts >= self.cfg.max_attempts:
                     await self._give_up(session, item, o.error or "failed")

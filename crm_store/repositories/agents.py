@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,11 +20,10 @@ async def agents_by_address(session: AsyncSession, pairs: Iterable[Pair]) -> dic
     wanted = sorted(set(pairs))
     found: dict[Pair, Agent] = {}
     for part in chunks(wanted):
-        conds = [(AgentAddress.channel == ch) & (AgentAddress.address == addr) for ch, addr in part]
         rows = await session.execute(
             select(AgentAddress.channel, AgentAddress.address, Agent)
             .join(Agent, Agent.id == AgentAddress.agent_id)
-            .where(or_(*conds))
+            .where(tuple_(AgentAddress.channel, AgentAddress.address).in_(part))
         )
         for ch, addr, agent in rows:
             found[(ch, addr)] = agent

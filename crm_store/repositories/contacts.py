@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Contact, Customer
@@ -36,10 +36,8 @@ async def existing_contacts(session: AsyncSession, keys: Iterable[Key]) -> dict[
     wanted = sorted(set(keys))
     found: dict[Key, Contact] = {}
     for part in chunks(wanted):
-        conds = [
-            (Contact.channel == ch) & (Contact.external_id == ext) & (Contact.direction == d) for ch, ext, d in part
-        ]
-        for contact in await session.scalars(select(Contact).where(or_(*conds))):
+        match = tuple_(Contact.channel, Contact.external_id, Contact.direction).in_(part)
+        for contact in await session.scalars(select(Contact).where(match)):
             found[(contact.channel, contact.external_id, contact.direction)] = contact
     return found
 

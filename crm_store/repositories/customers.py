@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.errors import NotFound
 from crm_store.models import Contact, Customer, Identity, Note, OutboxItem, Ticket, ValueEvent, now
-from crm_store.repositories._sql import chunks, insert_ignoring_conflicts
+from crm_store.repositories._sql import chunks, insert_ignoring_conflicts, insert_returning_ids
 
 Pair = tuple[str, str]  # (channel, address)
 
@@ -20,9 +20,10 @@ async def customers_by_identity(session: AsyncSession, pairs: Iterable[Pair]) ->
     wanted = sorted(set(pairs))
     found: dict[Pair, int] = {}
     for part in chunks(wanted):
-        conds = [(Identity.channel == ch) & (Identity.address == addr) for ch, addr in part]
         rows = await session.execute(
-            select(Identity.channel, Identity.address, Identity.customer_id).where(or_(*conds))
+            select(Identity.channel, Identity.address, Identity.customer_id).where(
+                tuple_(Identity.channel, Identity.address).in_(part)
+            )
         )
         for ch, addr, cid in rows:
             found[(ch, addr)] = cid
@@ -55,12 +56,7 @@ async def resolve_customers(
         }
         for p in missing
     ]
-    new_ids: list[int] = []
-    for part in chunks(rows, 500):
-        result = await session.execute(
-            insert(Customer.__table__).returning(Customer.id, sort_by_parameter_order=True), part
-        )
-        new_ids.extend(result.scalars().all())
+    new_ids = await insert_returning_ids(session, Customer, rows)
     ident_rows = [
         {"customer_id": cid, "channel": p[0], "address": p[1], "display_name": (pairs[p] or "")[:255], "created_at": at}
         for p, cid in zip(missing, new_ids, strict=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Contact, OutboxItem, Ticket, now
@@ -40,38 +40,6 @@ async def claim_due(
         item.attempts += 1
     await session.flush()
     return items
-
-
-async def mark_sent(session: AsyncSession, item_id: int, external_id: str, *, at: datetime | None = None) -> bool:
-    """Mark delivered and log the outbound contact, in the caller's transaction. False if already done."""
-    at = at or now()
-    item = await session.get(OutboxItem, item_id, with_for_update=dialect(session) == "postgresql")
-    if item is None or item.status == "sent":
-        return False
-    item.status = "sent"
-    item.external_id = external_id
-    item.sent_at = at
-    item.last_error = None
-    internal = item.author == "system"  # messages to agents are logged, but are not the customer's conversation
-    await session.execute(
-        insert_ignoring_conflicts(session, Contact).values(
-            channel=item.channel,
-            external_id=external_id,
-            direction="out",
-            author=item.author,
-            address=item.recipient,
-            customer_id=None if internal else item.customer_id,
-            agent_id=item.agent_id,
-            ticket_id=None if internal else item.ticket_id,
-            text=item.text,
-            subject=item.subject or None,
-            attachments=[],
-            created_at=at,
-            logged_at=at,
-            thread_ref=item.reply_to or None,
-        )
-    )
-    return True
 
 
 async def mark_retry(session: AsyncSession, item_id: int, error: str, next_at: datetime) -> None:
@@ -130,3 +98,52 @@ async def bot_replies_since(session: AsyncSession, customer_id: int, since: date
         )
         or 0
     )
+
+
+async def mark_sent_many(
+    session: AsyncSession, sent: list[tuple[OutboxItem, str]], *, at: datetime | None = None
+) -> int:
+    """Mark delivered items sent and log each as an outbound contact, in a few statements. Items someone else
+    already marked sent (a lease that ran out mid-send) are skipped. Returns how many were marked now."""
+    if not sent:
+        return 0
+    at = at or now()
+    ids = [item.id for item, _ in sent]
+    q = select(OutboxItem.id).where(OutboxItem.id.in_(ids), OutboxItem.status != "sent")
+    if dialect(session) == "postgresql":
+        q = q.with_for_update()
+    open_ids = set(await session.scalars(q))
+    todo = [(item, ext) for item, ext in sent if item.id in open_ids]
+    if not todo:
+        return 0
+    table = OutboxItem.__table__
+    await session.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(status="sent", external_id=bindparam("b_ext"), sent_at=at, last_error=None),
+        [{"b_id": item.id, "b_ext": ext} for item, ext in todo],
+    )
+    contacts = []
+    for item, ext in todo:
+        internal = item.author == "system"  # messages to agents are logged, but are not the customer's conversation
+        contacts.append(
+            {
+                "channel": item.channel,
+                "external_id": ext,
+                "direction": "out",
+                "author": item.author,
+                "address": item.recipient,
+                "customer_id": None if internal else item.customer_id,
+                "agent_id": item.agent_id,
+                "ticket_id": None if internal else item.ticket_id,
+                "text": item.text,
+                "subject": item.subject or None,
+                "attachments": [],
+                "created_at": at,
+                "logged_at": at,
+                "thread_ref": item.reply_to or None,
+                "truncated": False,
+            }
+        )
+    await session.execute(insert_ignoring_conflicts(session, Contact), contacts)
+    return len(todo)

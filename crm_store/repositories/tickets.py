@@ -6,12 +6,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from crm_store.errors import NotFound
 from crm_store.models import Note, Ticket, TicketEvent, now
-from crm_store.repositories._sql import chunks
+from crm_store.repositories._sql import chunks, insert_returning_ids
 
 ACTIVE = ("open", "pending")
 
@@ -55,11 +56,21 @@ async def tickets_by_ids(session: AsyncSession, ids: Iterable[int]) -> dict[int,
     return found
 
 
+async def open_tickets(session: AsyncSession, rows: list[dict[str, Any]]) -> list[Ticket]:
+    """Open many tickets in a few statements; returns them, in order, as live objects of the session."""
+    ids = await insert_returning_ids(session, Ticket, rows)
+    found = await tickets_by_ids(session, ids)
+    return [found[i] for i in ids]
+
+
 async def open_ticket(session: AsyncSession, **fields: Any) -> Ticket:
     ticket = Ticket(**fields)
     session.add(ticket)
     await session.flush()
     return ticket
+
+
+_EVENTS = "tierdesk.pending_ticket_events"
 
 
 def add_event(
@@ -72,10 +83,35 @@ def add_event(
     at: datetime | None = None,
     **data: Any,
 ) -> None:
-    session.add(TicketEvent(ticket_id=ticket_id, kind=kind, actor=actor, agent_id=agent_id, at=at or now(), data=data))
+    """Record a ticket event; events are written in one statement when the transaction commits."""
+    session.sync_session.info.setdefault(_EVENTS, []).append(
+        {"ticket_id": ticket_id, "kind": kind, "actor": actor, "agent_id": agent_id, "at": at or now(), "data": data}
+    )
+
+
+def _write_pending_events(session: Session) -> None:
+    rows = session.info.pop(_EVENTS, None)
+    if rows:
+        session.execute(insert(TicketEvent.__table__), rows)
+
+
+@event.listens_for(Session, "before_commit")
+def _events_before_commit(session: Session) -> None:
+    _write_pending_events(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _events_dropped_on_rollback(session: Session) -> None:
+    session.info.pop(_EVENTS, None)
+
+
+async def flush_events(session: AsyncSession) -> None:
+    """Write pending events now (to read them back inside the same transaction)."""
+    await session.run_sync(_write_pending_events)
 
 
 async def ticket_events(session: AsyncSession, ticket_id: int) -> list[TicketEvent]:
+    await flush_events(session)
     rows = await session.scalars(
         select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.at, TicketEvent.id)
     )
