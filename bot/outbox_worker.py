@@ -106,11 +106,13 @@ class OutboxWorker:
             except Exception:
                 log.exception("outbox pass failed")
                 n = 0
-            if n:
-                continue
+            if n >= self.cfg.batch:
+                continue  # a backlog: keep going
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self.cfg.poll_interval_s)
+                # let replies of the next few commits join this pass: fewer, larger write transactions
+                await asyncio.sleep(self.cfg.coalesce_s)
             except TimeoutError:
                 pass
 

@@ -49,14 +49,8 @@ def optional(module: str, attr: str) -> Any:
 
 
 def background_jobs(settings: Settings) -> list[Background]:
-    jobs: list[Background] = []
-    retier = optional("bot.tier_service", "retier_loop")
-    if retier is not None:
-        jobs.append(lambda app, stop: retier(app.sessions, app.settings, stop))
-    sla = optional("bot.sla_worker", "sla_loop")
-    if sla is not None:
-        jobs.append(lambda app, stop: sla(app.sessions, app.settings, stop))
-    return jobs
+    """Scheduled work inside `tierdesk run`: re-tiering and the SLA clock, where this build has them."""
+    return [job for job in (optional("bot.tier_service", "retier_job"), optional("bot.sla_worker", "sla_job")) if job]
 
 
 async def serve(settings: Settings, channels: list[Channel] | None = None, *, web: bool = True) -> None:

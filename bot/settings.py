@@ -35,7 +35,9 @@ class OutboxSettings(BaseModel):
     backoff_base_s: float = 1.0
     backoff_max_s: float = 300.0
     poll_interval_s: float = 0.5
-    batch: int = 50
+    coalesce_s: float = 0.01
+    """After a wake-up, wait this long so replies committed meanwhile go out in the same pass."""
+    batch: int = 200
 
 
 class NluSettings(BaseModel):

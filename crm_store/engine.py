@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +53,46 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10, ech
     return create_async_engine(url, **kwargs)
 
 
+class _SerialWriterSession(AsyncSession):
+    """A writing session that, on SQLite, holds an in-process lock from open to close.
+
+    SQLite has one writer at a time; waiting for it through SQLite's busy handler means sleeping in steps of up
+    to 100 ms. Writers of one process queue on an asyncio lock instead and get the database the moment it is free.
+    """
+
+    _write_lock: asyncio.Lock | None = None
+
+    async def __aenter__(self) -> AsyncSession:
+        if self._write_lock is not None:
+            await self._write_lock.acquire()
+        try:
+            return await super().__aenter__()
+        except BaseException:
+            if self._write_lock is not None:
+                self._write_lock.release()
+            raise
+
+    async def __aexit__(self, *exc: Any) -> None:
+        try:
+            await super().__aexit__(*exc)
+        finally:
+            if self._write_lock is not None:
+                self._write_lock.release()
+
+
+_WRITER_CLASSES: weakref.WeakKeyDictionary[Any, type[AsyncSession]] = weakref.WeakKeyDictionary()
+
+
 def make_sessionmaker(engine: AsyncEngine, *, writer: bool = False) -> async_sessionmaker[AsyncSession]:
-    """Sessions on `engine`; `writer=True` for transactions that will write (BEGIN IMMEDIATE on SQLite)."""
-    bind = engine.execution_options(sqlite_immediate=True) if writer else engine
-    return async_sessionmaker(bind, expire_on_commit=False)
+    """Sessions on `engine`; `writer=True` for transactions that will write (serialised and BEGIN IMMEDIATE on
+    SQLite, plain on PostgreSQL). Use writer sessions as `async with sessions() as s, s.begin():`."""
+    if not writer or engine.dialect.name != "sqlite":
+        return async_sessionmaker(engine, expire_on_commit=False)
+    cls = _WRITER_CLASSES.get(engine.sync_engine)
+    if cls is None:
+        cls = type("SqliteWriterSession", (_SerialWriterSession,), {"_write_lock": asyncio.Lock()})
+        _WRITER_CLASSES[engine.sync_engine] = cls
+    return async_sessionmaker(engine.execution_options(sqlite_immediate=True), expire_on_commit=False, class_=cls)
 
 
 def alembic_config(url: str, schema: str | None = None) -> Config:
