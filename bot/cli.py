@@ -199,6 +199,7 @@ def _mount_optional() -> None:
     for module, attr, name, target in (
         ("bot.cli_mail", "import_mail", "mail", import_app),
         ("bot.cli_tiers", "seed_data", "seed-data", app),
+        ("bot.cli_web", "agents_passwd", "passwd", agents_app),
         ("bot.cli_nlu", "actions", "actions", app),
     ):
         fn = optional(module, attr)

@@ -70,3 +70,16 @@ def test_bad_since_is_a_clear_error(tmp_path):
     result = run(["log", "show", "--since", "yesterday-ish"], tmp_path)
     assert result.returncode != 0 and "use a date" in (result.stdout + result.stderr)
     assert "Traceback" not in result.stderr
+
+
+def test_dashboard_password_and_api_tokens(tmp_path):
+    assert run(["agents", "add", "--name", "Sue", "--email", "sue@example.com", "--role", "supervisor"],
+               tmp_path).returncode == 0
+    short = run(["agents", "passwd", "sue@example.com"], tmp_path, TIERDESK_NEW_PASSWORD="short")
+    assert short.returncode == 1 and "at least 8" in short.stdout
+    ok = run(["agents", "passwd", "Sue"], tmp_path, TIERDESK_NEW_PASSWORD="correct horse battery")
+    assert ok.returncode == 0 and "sue@example.com can log in" in ok.stdout
+    created = run(["tokens", "create", "billing-sync"], tmp_path)
+    assert created.returncode == 0 and "tdk_" in created.stdout
+    assert run(["tokens", "revoke", "billing-sync"], tmp_path).returncode == 0
+    assert run(["tokens", "revoke", "billing-sync-nope"], tmp_path).returncode == 1

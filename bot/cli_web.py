@@ -1,0 +1,75 @@
+"""`tierdesk tokens …` and `tierdesk agents passwd`: credentials for the REST API and the dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+from rich.console import Console
+
+from bot.clitools import open_store
+
+tokens_app = typer.Typer(help="Bearer tokens for the REST API.", no_args_is_help=True)
+console = Console()
+
+
+@tokens_app.command("create")
+def tokens_create(name: str = typer.Argument(..., help="what the token is for, e.g. 'billing-sync'")) -> None:
+    """Create a token and print it; it is shown only this once (only its hash is stored)."""
+    from bot.web.tokens import create_token
+
+    async def go() -> str:
+        async with open_store() as sessions, sessions() as session, session.begin():
+            return await create_token(session, name)
+
+    try:
+        token = asyncio.run(go())
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"token [bold]{name}[/]: {token}\nUse it as `Authorization: Bearer {token}`; it is not shown again.")
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(name: str = typer.Argument(...)) -> None:
+    """Revoke every token with this name."""
+    from crm_store.repositories import web as web_repo
+
+    async def go() -> int:
+        async with open_store() as sessions, sessions() as session, session.begin():
+            return await web_repo.revoke_api_token(session, name)
+
+    n = asyncio.run(go())
+    console.print(f"revoked {n} token(s) named {name!r}")
+    raise typer.Exit(0 if n else 1)
+
+
+def agents_passwd(
+    who: str = typer.Argument(..., help="agent id, name or email"),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True,
+                                 envvar="TIERDESK_NEW_PASSWORD", help="the new password (asked if not given)"),
+) -> None:
+    """Set an agent's dashboard password (stored as an argon2 hash)."""
+    from bot.web.auth import hash_password
+    from crm_store.repositories import agents as agents_repo
+    from crm_store.repositories import web as web_repo
+
+    if len(password) < 8:
+        console.print("[red]use at least 8 characters[/]")
+        raise typer.Exit(1)
+
+    async def go() -> str | None:
+        async with open_store() as sessions, sessions() as session, session.begin():
+            agent = await agents_repo.find_agent(session, who)
+            if agent is None:
+                return None
+            if not agent.email:
+                raise typer.BadParameter(f"agent {agent.name} has no email to log in with; add one first")
+            await web_repo.set_password_hash(session, agent.id, hash_password(password))
+            return agent.email
+
+    email = asyncio.run(go())
+    if email is None:
+        console.print(f"[red]no agent {who!r}[/]")
+        raise typer.Exit(1)
+    console.print(f"password set; {email} can log in to the dashboard")
