@@ -111,6 +111,7 @@ class ImapInbox:
     async def process_unseen(self) -> int:
         """Deliver every unseen message once; returns how many were handled (delivered or rejected)."""
         client = self._client()
+        await client.noop()  # servers (dovecot among them) show mail that arrived meanwhile only after a sync
         response = await client.uid_search("UNSEEN", charset=None)
         if response.result != "OK":
             raise ImapError(f"search failed: {response.lines[-1:]!r}")

@@ -104,6 +104,34 @@ async def test_imap_delivers_then_marks_seen(tmp_path: Path, dovecot: Dovecot, i
     assert collector.ids() == ["<q1@example.org>", "<q2@example.org>"]
 
 
+async def test_idle_push_delivers_without_waiting_for_the_poll(tmp_path: Path, dovecot: Dovecot) -> None:
+    collector = Collector()
+    ch = channel(tmp_path, dovecot, imap_poll_s=60.0)  # a poll would come only after a minute
+    await ch.start(collector)
+    try:
+        await asyncio.sleep(0.5)  # connected and idling
+        await dovecot.append(mail(7))
+        await collector.wait_for(1, within=8.0)
+    finally:
+        await ch.stop()
+    assert collector.ids() == ["<q7@example.org>"]
+
+
+async def test_poll_now_wakes_a_polling_channel(tmp_path: Path, dovecot: Dovecot) -> None:
+    collector = Collector()
+    ch = channel(tmp_path, dovecot, imap_poll_s=60.0, imap_idle=False)
+    await ch.start(collector)
+    try:
+        await asyncio.sleep(0.5)
+        await dovecot.append(mail(8))
+        await asyncio.sleep(0.5)
+        assert collector.messages == []  # polling, and the next poll is a minute away
+        ch.poll_now()
+        await collector.wait_for(1, within=8.0)
+    finally:
+        await ch.stop()
+
+
 async def test_failed_deliver_stays_unseen_and_is_retried(tmp_path: Path, dovecot: Dovecot) -> None:
     await dovecot.append(mail(1))
     await dovecot.append(mail(2))
