@@ -133,6 +133,8 @@ async def handle_customer_message(ctx: BatchContext, msg: InboundMessage, contac
     rated = await _csat_answer(ctx, msg, customer_id, contact_id)
     if rated is not None:
         return rated
+    if not msg.text.strip() and all(a.kind == "contact" for a in msg.attachments):
+        return _nothing_to_read(ctx, msg, customer_id, contact_id)
     ticket, _opened = await ticket_for(ctx, msg, customer_id)
     facts = ctx.facts.get(customer_id, {})
     turn = _understand(ctx, msg, facts.get("language"))
@@ -281,3 +283,25 @@ async def _csat_answer(ctx: BatchContext, msg: InboundMessage, customer_id: int,
         ctx, ticket, say("csat_thanks", language), key=f"c{contact_id}:csat", author="bot", inbound=msg
     )
     return ticket.id
+
+
+def _nothing_to_read(ctx: BatchContext, msg: InboundMessage, customer_id: int, contact_id: int) -> int | None:
+    """An identity claim (a left email, a shared contact) or an empty message: logged, joined to the open
+    conversation if there is one, and never a reason to page a person."""
+    ticket = ctx.active.get(customer_id)
+    if ticket is not None:
+        ctx.contact_updates.append({"id": contact_id, "ticket_id": ticket.id})
+    is_claim = msg.meta_value("claimed_email") or msg.meta_value("claimed_phone")
+    if not is_claim and not wants_no_auto_reply(msg):
+        language = ctx.facts.get(customer_id, {}).get("language")
+        ctx.queue_message(
+            key=f"c{contact_id}:empty",
+            channel=msg.channel,
+            recipient=msg.sender,
+            text=say("empty_message", language),
+            author="bot",
+            ticket_id=ticket.id if ticket else None,
+            customer_id=customer_id,
+            reply_to=msg.external_id,
+        )
+    return ticket.id if ticket else None

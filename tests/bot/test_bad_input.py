@@ -22,7 +22,11 @@ async def test_empty_huge_nul_and_surrogate_texts_are_all_logged(h):
     assert rows["t3"].text == "nulinside"
     assert "\ud800" not in rows["t4"].text and rows["t4"].text.startswith("bad ")
     assert rows["t5"].text == "ctrl chars"
-    assert all(r.ticket_id for r in results)  # every one is on a ticket a person can see
+    assert all(r.ticket_id for r in results[2:])  # everything with content is on a ticket a person can see
+    await h.settle()
+    answers = h.ch["telegram"].sent_to("10")
+    assert answers[0].startswith("We received an empty message")  # the first, empty one is answered, not paged
+    assert sum("empty message" in a for a in answers) == 2
 
 
 def test_messages_without_identity_are_refused_clearly():
@@ -69,8 +73,9 @@ async def _refuse_inserts_of(db, external_id: str) -> None:
                 "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.external_id = "
                 f"'{external_id}' THEN RAISE EXCEPTION 'refused by policy'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
             )
-            await conn.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT ON contacts FOR EACH ROW EXECUTE "
-                                       "FUNCTION refuse()")
+            await conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON contacts FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
 
 
 async def test_a_refused_write_fails_only_its_own_message(h, db):
