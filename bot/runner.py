@@ -37,7 +37,17 @@ def build_channel(name: str, settings: Settings) -> Channel:
         return factory(max_message_chars=settings.web.max_message_chars)
     if name == "console":
         return factory(user="you")
+    if name == "webhook":
+        return factory(settings.web.webhook_secret)
     return factory()
+
+
+def configured_channels(settings: Settings) -> list[Channel]:
+    """The channels named in settings, plus the webhook sender when a webhook URL is set."""
+    names = list(dict.fromkeys(settings.channels))
+    if settings.web.webhook_url and "webhook" not in names:
+        names.append("webhook")
+    return [build_channel(n, settings) for n in names]
 
 
 def optional(module: str, attr: str) -> Any:
@@ -54,7 +64,7 @@ def background_jobs(settings: Settings) -> list[Background]:
 
 
 async def serve(settings: Settings, channels: list[Channel] | None = None, *, web: bool = True) -> None:
-    channels = channels if channels is not None else [build_channel(n, settings) for n in settings.channels]
+    channels = channels if channels is not None else configured_channels(settings)
     app = App(settings, channels=channels, background=background_jobs(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

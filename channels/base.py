@@ -37,6 +37,7 @@ _KNOWN: dict[str, str] = {
     "telegram": "channels.telegram:TelegramChannel",
     "email": "channels.email:EmailChannel",
     "webchat": "channels.webchat:WebChatChannel",
+    "webhook": "channels.webhook:WebhookChannel",
 }
 
 

@@ -3,35 +3,19 @@ are configured, queues a signed event through the outbox in the same transaction
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.events import ticket_event
 from bot.settings import Settings
-from channels.webhook import ticket_event_payload
 from crm_store.models import Ticket, now
-from crm_store.repositories import outbox as outbox_repo
 from crm_store.repositories import web as web_repo
 
 
 async def emit(session: AsyncSession, settings: Settings, event: str, ticket: Ticket, **data: Any) -> None:
     """Queue webhook `event` for `ticket` (no-op without web.webhook_url)."""
-    url = settings.web.webhook_url
-    if not url:
-        return
-    at = now()
-    key = f"webhook:T-{ticket.id}:{event}:{uuid.uuid4().hex[:12]}"
-    body = ticket_event_payload(
-        event, ticket_id=ticket.id, customer_id=ticket.customer_id, status=ticket.status, tier=ticket.tier_at_open,
-        queue=ticket.queue, assignee_id=ticket.assignee_id, at=at, event_id=key, **data,
-    )
-    await outbox_repo.enqueue(session, [{
-        "idempotency_key": key, "channel": "webhook", "recipient": url, "text": body, "subject": "", "reply_to": "",
-        "buttons": [], "meta": {"author": "system", "event": event}, "ticket_id": ticket.id,
-        "customer_id": ticket.customer_id, "agent_id": None, "author": "system", "status": "pending",
-        "attempts": 0, "next_attempt_at": at, "created_at": at,
-    }])
+    await ticket_event(session, settings, event, ticket, **data)
 
 
 async def created(session: AsyncSession, settings: Settings, ticket: Ticket, *, actor: str) -> None:
