@@ -13,8 +13,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.events import ticket_event
 from bot.outbound import preferred_address
 from bot.routing import AgentState, RouteRequest, RoutingPolicy, WaitingTicket, assign_waiting, route
+from bot.settings import Settings
 from bot.sla import FIRST_RESPONSE, Escalation, SlaTicket, plan_escalation
 from crm_store.models import Ticket
 from crm_store.repositories import agents as agents_repo
@@ -73,7 +75,8 @@ def _breach_text(ticket: Ticket, plan: Escalation) -> str:
 
 
 async def _escalate_one(
-    sessions: async_sessionmaker[AsyncSession], ticket: Ticket, plan: Escalation, policy: RoutingPolicy, at: datetime
+    sessions: async_sessionmaker[AsyncSession], ticket: Ticket, plan: Escalation, policy: RoutingPolicy, at: datetime,
+    settings: Settings | None = None,
 ) -> bool:
     async with sessions() as session, session.begin():
         won = await sla_repo.escalate_if_at_level(
@@ -83,6 +86,9 @@ async def _escalate_one(
             return False  # another worker escalated it (or someone changed it) meanwhile
         add = tickets_repo.add_event
         add(session, ticket.id, "sla_breached", at=at, breached=list(plan.breached), level=plan.new_level)
+        if settings is not None:
+            await ticket_event(session, settings, "ticket.sla_breached", ticket, key=f"L{plan.new_level}",
+                               breached=list(plan.breached), level=plan.new_level)
         add(session, ticket.id, "escalated", at=at, from_level=plan.old_level, to_level=plan.new_level,
             from_priority=plan.old_priority, to_priority=plan.new_priority)
         supervisors = [a.id for a in await agents_repo.agents_with_role(session, SUPERVISOR_ROLES)]
@@ -118,7 +124,8 @@ async def _reassign(session: AsyncSession, ticket: Ticket, policy: RoutingPolicy
 
 
 async def escalation_pass(
-    sessions: async_sessionmaker[AsyncSession], policy: RoutingPolicy, *, now: datetime | None = None
+    sessions: async_sessionmaker[AsyncSession], policy: RoutingPolicy, *, now: datetime | None = None,
+    settings: Settings | None = None,
 ) -> list[int]:
     """Escalate every ticket whose SLA is breached; returns the ids this worker escalated."""
     at = now or _utcnow()
@@ -132,7 +139,7 @@ async def escalation_pass(
                       ticket.first_responded_at, ticket.resolution_due, ticket.assignee_id),
             at, statuses.get(ticket.assignee_id) if ticket.assignee_id else None,
         )
-        if plan is not None and await _escalate_one(sessions, ticket, plan, policy, at):
+        if plan is not None and await _escalate_one(sessions, ticket, plan, policy, at, settings):
             done.append(ticket.id)
     return done
 
@@ -163,12 +170,12 @@ async def pickup_pass(
 
 async def sla_loop(
     sessions: async_sessionmaker[AsyncSession], policy: RoutingPolicy, stop_event: asyncio.Event,
-    *, interval_s: float = 30.0,
+    *, interval_s: float = 30.0, settings: Settings | None = None,
 ) -> None:
     """Escalate and pick up every `interval_s` until `stop_event` is set; a failing pass is logged, not fatal."""
     while not stop_event.is_set():
         try:
-            escalated = await escalation_pass(sessions, policy)
+            escalated = await escalation_pass(sessions, policy, settings=settings)
             picked = await pickup_pass(sessions)
             if escalated or picked:
                 log.info("SLA: escalated %d tickets, assigned %d waiting", len(escalated), len(picked))
@@ -182,4 +189,4 @@ async def sla_loop(
 
 async def sla_job(app: Any, stop_event: asyncio.Event) -> None:
     """`App(background=[sla_job])`: the loop on the app's database and routing policy."""
-    await sla_loop(app.sessions, app.dispatcher.policy, stop_event)
+    await sla_loop(app.sessions, app.dispatcher.policy, stop_event, settings=app.settings)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from bot.desk.access import may_see_ticket, visible_ticket
 from bot.desk.router import DeskCall, DeskError, DeskRouter
+from bot.events import ticket_event
 from bot.messages import Button
 from bot.routing import WaitingTicket, pick_next
 from crm_store.models import Ticket
@@ -39,6 +40,7 @@ async def take_ticket(call: DeskCall, ticket: Ticket, how: str) -> None:
     await ctx.note_assignment(call.agent.id)
     tickets_repo.add_event(ctx.session, ticket.id, "assigned", actor="agent", agent_id=call.agent.id, at=ctx.now,
                            reason=how)
+    await ticket_event(ctx.session, ctx.settings, "ticket.assigned", ticket, key=f"c{call.contact_id}", reason=how)
     names = await desk_repo.customer_names(ctx.session, [ticket.customer_id])
     name = names.get(ticket.customer_id) or "customer"
     call.ticket_id = ticket.id

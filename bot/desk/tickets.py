@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.desk.access import visible_ticket
 from bot.desk.router import DeskCall, DeskError, DeskRouter
+from bot.events import ticket_event
 from bot.messages import Button
 from bot.outbound import reply_to_customer
 from bot.texts import say
@@ -39,6 +40,8 @@ async def send_agent_reply(call: DeskCall, ticket: Ticket, text: str) -> None:
     tickets_repo.add_event(
         ctx.session, ticket.id, "replied", actor="agent", agent_id=call.agent.id, at=ctx.now, chars=len(text)
     )
+    await ticket_event(ctx.session, ctx.settings, "ticket.replied", ticket, key=f"c{call.contact_id}",
+                       agent_id=call.agent.id)
     customer = await customers_repo.get_customer(ctx.session, ticket.customer_id)
     call.answer(f"Sent to {customer.name or 'the customer'} on T-{ticket.id}.")
 

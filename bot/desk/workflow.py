@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from bot.desk.access import may_see_ticket, visible_ticket
 from bot.desk.router import DeskCall, DeskError, DeskRouter
+from bot.events import ticket_event
 from bot.messages import Button
 from bot.outbound import notify_agents
 from crm_store.repositories import agents as agents_repo
@@ -66,6 +67,8 @@ async def transfer(call: DeskCall) -> None:
     await ctx.note_assignment(new_agent)
     tickets_repo.add_event(ctx.session, ticket.id, "transferred", actor="agent", agent_id=call.agent.id, at=ctx.now,
                            from_agent_id=previous, to_agent_id=new_agent, queue=new_queue)
+    await ticket_event(ctx.session, ctx.settings, "ticket.assigned", ticket, key=f"c{call.contact_id}",
+                       reason="transferred")
     if new_agent is not None:
         targets = [new_agent]
     else:

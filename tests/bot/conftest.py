@@ -27,7 +27,7 @@ class Harness:
         self.ch = channels
 
     async def agent(self, name: str = "Alice", role: str = "agent", console: str | None = None, **fields):
-        async with self.app.sessions() as s, s.begin():
+        async with self.app.writer_sessions() as s, s.begin():
             return await agents_repo.add_agent(
                 s, name=name, role=role, addresses={"console": console or name.lower()}, **fields
             )
