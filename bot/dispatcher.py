@@ -86,8 +86,7 @@ class Dispatcher:
         """Finish what was accepted, then stop."""
         if self._task is None:
             return
-        while not self._queue.empty():
-            await asyncio.sleep(0.01)
+        await self._queue.join()
         self._task.cancel()
         try:
             await self._task
@@ -125,6 +124,9 @@ class Dispatcher:
                 for p in batch:
                     if not p.future.done():
                         p.future.set_exception(exc)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
 
     async def _handle_locked(self, batch: list[_Pending]) -> None:
         """Take the conversations' locks (Redis in scale-out), handle what we hold, retry the rest shortly."""
@@ -279,7 +281,8 @@ class Dispatcher:
                 await ctx.session.flush()  # desk queries (queues, loads) must see this batch's changes
                 ticket_id = await self.desk.handle(ctx, m, agents[(m.channel, m.sender)], cid)
             elif m.external_id in bounce_tickets:
-                await self._record_bounce(ctx, bounce_tickets[m.external_id][0], m)
+                if bounce_tickets[m.external_id][0] is not None:
+                    await self._record_bounce(ctx, bounce_tickets[m.external_id][0], m)
             else:
                 customer_id = await self._claims(ctx, m, row["customer_id"], cid)
                 ticket_id = await handle_customer_message(ctx, m, cid, customer_id)
@@ -322,16 +325,21 @@ class Dispatcher:
                 customer_id = survivor
         return customer_id
 
-    async def _bounce_targets(self, session: AsyncSession, msgs: list[InboundMessage]) -> dict[str, tuple[int, int]]:
-        """Bounces are logged on the ticket of the message that bounced, not as a new customer."""
-        found: dict[str, tuple[int, int]] = {}
+    async def _bounce_targets(
+        self, session: AsyncSession, msgs: list[InboundMessage]
+    ) -> dict[str, tuple[int | None, int | None]]:
+        """Bounces are logged on the ticket of the message that bounced, never as a new customer (a mailer
+        daemon is nobody's customer); a bounce of something we cannot find is logged on its own."""
+        found: dict[str, tuple[int | None, int | None]] = {}
         for m in msgs:
             original = m.meta_value("bounce_of")
             if not original:
                 continue
             contact = await contacts_repo.contact_by_external_id(session, m.channel, original)
-            if contact is not None and contact.ticket_id is not None and contact.customer_id is not None:
+            if contact is not None and contact.ticket_id is not None:
                 found[m.external_id] = (contact.ticket_id, contact.customer_id)
+            else:
+                found[m.external_id] = (None, None)
         return found
 
     async def _record_bounce(self, ctx: BatchContext, ticket_id: int, m: InboundMessage) -> None:

@@ -92,3 +92,25 @@ async def test_a_refused_write_fails_only_its_own_message(h, db):
     assert stored == 10
     ok = await h.ch["telegram"].receive("5", "still working", external_id="after")
     assert ok.contact_id and not ok.duplicate
+
+
+async def test_bounces_land_on_the_bounced_ticket_and_unknown_ones_create_nobody(h):
+    from crm_store.models import Customer, Ticket
+
+    await h.agent("Alice")
+    r = await h.ch["email"].receive("ann@example.com", "hello", external_id="<q1@example.com>")
+    await h.ch["console"].receive("alice", f"/reply {r.ticket_id} answer")
+    await h.settle()
+    async with h.app.sessions() as s:
+        sent = await s.scalar(select(OutboxItem).where(OutboxItem.text == "answer"))
+    bounce = await h.ch["email"].receive("mailer-daemon@example.org", "550 no such user", external_id="<b1@x>",
+                                         meta={"bounce_of": sent.external_id, "no_auto_reply": "1"})
+    stray = await h.ch["email"].receive("mailer-daemon@example.org", "550 unknown", external_id="<b2@x>",
+                                        meta={"bounce_of": "<never-sent@example.com>", "no_auto_reply": "1"})
+    async with h.app.sessions() as s:
+        ticket = await s.get(Ticket, r.ticket_id)
+        customers = (await s.scalars(select(Customer.name))).all()
+    assert bounce.ticket_id == r.ticket_id and bounce.customer_id == r.customer_id
+    assert "bounced" in ticket.delivery_problem
+    assert stray.ticket_id is None and stray.customer_id is None
+    assert customers == ["ann@example.com"]  # no customer for the mailer daemon
