@@ -8,17 +8,20 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from bot.settings import get_settings
-from nlu.evaluation import EvalDataError, EvalReport, evaluate, evaluate_clinc, evaluate_rasa_holdout, load_csv
 from nlu.rasa_format import NluDataError, load_nlu, load_responses
 
 console = Console()
 errors = Console(stderr=True)
+
+if TYPE_CHECKING:
+    from nlu.evaluation import EvalReport
 
 nlu_app = typer.Typer(help="Train, try and evaluate the intent classifier.", no_args_is_help=True)
 
@@ -104,6 +107,8 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Evaluate on CLINC150 (--clinc), a labelled CSV pair (--train/--test) or a Rasa nlu.yml (--nlu)."""
+    from nlu.evaluation import EvalDataError, evaluate, evaluate_clinc, evaluate_rasa_holdout, load_csv
+
     try:
         if clinc is not None:
             report = evaluate_clinc(clinc)
