@@ -203,14 +203,18 @@ class Dispatcher:
     ) -> list[DispatchResult]:
         session = ctx.session
         senders = {(m.channel, m.sender) for m in msgs}
-        agents = await agents_repo.agents_by_address(session, senders)
+        agent_ids, known_customers = await customers_repo.who_wrote(session, senders)
+        agents = await agents_repo.agents_by_ids(session, agent_ids) if agent_ids else {}
         bounce_tickets = await self._bounce_targets(session, msgs)
         names = {
             (m.channel, m.sender): m.sender_name
             for m in msgs
             if (m.channel, m.sender) not in agents and m.external_id not in bounce_tickets
         }
-        customers, _created = await customers_repo.resolve_customers(session, names) if names else ({}, set())
+        customers, created = (
+            await customers_repo.resolve_customers(session, names, known=known_customers) if names else ({}, set())
+        )
+        new_customers = {customers[p] for p in created}
         rows, first_of = [], {}
         for i, m in enumerate(msgs):
             key = (m.channel, m.external_id, "in")
@@ -245,7 +249,7 @@ class Dispatcher:
             if len(inserted) < len(first_of)
             else {}
         )
-        await self._load_facts(ctx, [r["customer_id"] for r in rows if r["customer_id"] is not None])
+        await self._load_facts(ctx, [r["customer_id"] for r in rows if r["customer_id"] is not None], new_customers)
         if not safe_mode:
             await open_tickets_in_bulk(
                 ctx,
@@ -303,12 +307,18 @@ class Dispatcher:
             out.append(r)
         return out
 
-    async def _load_facts(self, ctx: BatchContext, customer_ids: list[int]) -> None:
-        if not customer_ids:
+    async def _load_facts(self, ctx: BatchContext, customer_ids: list[int], new: set[int] = frozenset()) -> None:
+        """Tier, language, key-account manager and open conversation of each customer in the batch; customers
+        created in this batch have none of those yet, so they cost no query."""
+        for cid in new:
+            ctx.facts.setdefault(cid, {"tier": "potential", "language": None, "kam": None, "name": ""})
+        known = [c for c in set(customer_ids) if c not in new]
+        if not known:
             return
-        ctx.facts.update(await customers_repo.customer_facts(ctx.session, customer_ids))
-        ctx.active.update(await tickets_repo.active_tickets(ctx.session, customer_ids))
-        ctx.latest.update(await tickets_repo.latest_tickets(ctx.session, customer_ids))
+        ctx.facts.update(await customers_repo.customer_facts(ctx.session, known))
+        active, latest = await tickets_repo.conversations(ctx.session, known)
+        ctx.active.update(active)
+        ctx.latest.update(latest)
 
     async def _claims(self, ctx: BatchContext, m: InboundMessage, customer_id: int, contact_id: int) -> int:
         """A shared phone number or a left email joins this sender to the customer who owns it."""

@@ -30,6 +30,12 @@ async def agents_by_address(session: AsyncSession, pairs: Iterable[Pair]) -> dic
     return found
 
 
+async def agents_by_ids(session: AsyncSession, pairs: dict[Pair, int]) -> dict[Pair, Agent]:
+    """The Agent behind each address, given the agent ids found for them."""
+    rows = {a.id: a for a in await session.scalars(select(Agent).where(Agent.id.in_(set(pairs.values()))))}
+    return {pair: rows[aid] for pair, aid in pairs.items() if aid in rows}
+
+
 async def add_agent(
     session: AsyncSession,
     *,

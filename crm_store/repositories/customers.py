@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import delete, literal, select, tuple_, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.errors import NotFound
-from crm_store.models import Contact, Customer, Identity, Note, OutboxItem, Ticket, ValueEvent, now
+from crm_store.models import AgentAddress, Contact, Customer, Identity, Note, OutboxItem, Ticket, ValueEvent, now
 from crm_store.repositories._sql import chunks, insert_ignoring_conflicts, insert_returning_ids
 
 Pair = tuple[str, str]  # (channel, address)
@@ -30,15 +30,38 @@ async def customers_by_identity(session: AsyncSession, pairs: Iterable[Pair]) ->
     return found
 
 
+async def who_wrote(session: AsyncSession, pairs: Iterable[Pair]) -> tuple[dict[Pair, int], dict[Pair, int]]:
+    """For each (channel, address): the agent id if an agent writes from it, and the customer id if a customer
+    owns it — one query for both, since every message needs the answer."""
+    agents: dict[Pair, int] = {}
+    customers: dict[Pair, int] = {}
+    for part in chunks(sorted(set(pairs))):
+        q = union_all(
+            select(literal("a"), AgentAddress.channel, AgentAddress.address, AgentAddress.agent_id).where(
+                tuple_(AgentAddress.channel, AgentAddress.address).in_(part)
+            ),
+            select(literal("c"), Identity.channel, Identity.address, Identity.customer_id).where(
+                tuple_(Identity.channel, Identity.address).in_(part)
+            ),
+        )
+        for kind, ch, addr, ident in await session.execute(q):
+            (agents if kind == "a" else customers)[(ch, addr)] = ident
+    return agents, customers
+
+
 async def resolve_customers(
-    session: AsyncSession, pairs: dict[Pair, str], *, language: dict[Pair, str] | None = None
+    session: AsyncSession,
+    pairs: dict[Pair, str],
+    *,
+    language: dict[Pair, str] | None = None,
+    known: dict[Pair, int] | None = None,
 ) -> tuple[dict[Pair, int], set[Pair]]:
     """Customer id for every (channel, address); unknown senders become new customers, in bulk.
 
     `pairs` maps each pair to a display name. Returns the mapping and the set of pairs created now. If another
     worker registered the same address meanwhile, its customer wins and ours is removed again.
     """
-    found = await customers_by_identity(session, pairs)
+    found = dict(known) if known is not None else await customers_by_identity(session, pairs)
     missing = sorted(p for p in pairs if p not in found)
     created: set[Pair] = set()
     if not missing:

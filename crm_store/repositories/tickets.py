@@ -6,13 +6,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, func, insert, select, update
+from sqlalchemy import event, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from crm_store.errors import NotFound
 from crm_store.models import Note, Ticket, TicketEvent, now
-from crm_store.repositories._sql import chunks, insert_returning_ids
+from crm_store.repositories._sql import chunks, dialect
 
 ACTIVE = ("open", "pending")
 
@@ -29,16 +29,26 @@ async def active_tickets(session: AsyncSession, customer_ids: Iterable[int]) -> 
     return found
 
 
-async def latest_tickets(session: AsyncSession, customer_ids: Iterable[int]) -> dict[int, Ticket]:
-    """Each customer's most recent ticket of any status (to reopen a recently solved conversation)."""
-    found: dict[int, Ticket] = {}
+async def conversations(
+    session: AsyncSession, customer_ids: Iterable[int]
+) -> tuple[dict[int, Ticket], dict[int, Ticket]]:
+    """Each customer's open-or-pending ticket and most recent ticket, in one query."""
+    active: dict[int, Ticket] = {}
+    latest: dict[int, Ticket] = {}
     for part in chunks(sorted(set(customer_ids))):
         newest = (
             select(func.max(Ticket.id)).where(Ticket.customer_id.in_(part)).group_by(Ticket.customer_id)
         ).scalar_subquery()
-        for ticket in await session.scalars(select(Ticket).where(Ticket.id.in_(newest))):
-            found[ticket.customer_id] = ticket
-    return found
+        rows = await session.scalars(
+            select(Ticket)
+            .where(Ticket.customer_id.in_(part), or_(Ticket.status.in_(ACTIVE), Ticket.id.in_(newest)))
+            .order_by(Ticket.id)
+        )
+        for ticket in rows:
+            latest[ticket.customer_id] = ticket  # ordered by id: the last one seen is the newest
+            if ticket.status in ACTIVE:
+                active[ticket.customer_id] = ticket
+    return active, latest
 
 
 async def get_ticket(session: AsyncSession, ticket_id: int) -> Ticket:
@@ -57,10 +67,15 @@ async def tickets_by_ids(session: AsyncSession, ids: Iterable[int]) -> dict[int,
 
 
 async def open_tickets(session: AsyncSession, rows: list[dict[str, Any]]) -> list[Ticket]:
-    """Open many tickets in a few statements; returns them, in order, as live objects of the session."""
-    ids = await insert_returning_ids(session, Ticket, rows)
-    found = await tickets_by_ids(session, ids)
-    return [found[i] for i in ids]
+    """Open many tickets with one flush; returns them, in order, as live objects of the session."""
+    tickets = [Ticket(**row) for row in rows]
+    if dialect(session) == "sqlite":  # see insert_returning_ids: ids are ours to assign under the write lock
+        start = int(await session.scalar(select(func.coalesce(func.max(Ticket.id), 0))) or 0) + 1
+        for i, ticket in enumerate(tickets):
+            ticket.id = start + i
+    session.add_all(tickets)
+    await session.flush(tickets)
+    return tickets
 
 
 async def open_ticket(session: AsyncSession, **fields: Any) -> Ticket:
