@@ -75,6 +75,7 @@ class App:
         self.dispatcher: Dispatcher
         self.outbox: OutboxWorker
         self.redis: Any = None
+        self.ingest: Any = None
         self.started = False
 
     async def start(self) -> App:
@@ -91,7 +92,9 @@ class App:
         if s.redis_url:
             import redis.asyncio as aioredis
 
-            self.redis = aioredis.from_url(s.redis_url)
+            # a bounded pool that waits for a free connection instead of failing under a burst
+            pool = aioredis.BlockingConnectionPool.from_url(s.redis_url, max_connections=64, timeout=30)
+            self.redis = aioredis.Redis(connection_pool=pool)
             await self.redis.ping()
             locks = RedisLocks(self.redis, s.redis_prefix, int(s.dispatch.lock_ttl_s * 1000))
         responder = self._responder or await asyncio.to_thread(load_default_responder, s)
@@ -107,6 +110,8 @@ class App:
         )
         self.dispatcher.start()
         self.outbox.start()
+        if s.dispatch.ingest == "stream":
+            await self._start_stream()
         for job in self._background:
             self._tasks.append(asyncio.create_task(job(self, self._stopping)))
         for channel in self.registry:
@@ -114,8 +119,24 @@ class App:
         self.started = True
         return self
 
+    async def _start_stream(self) -> None:
+        import os
+        import socket
+
+        from bot.ingest import StreamIngest
+
+        if self.redis is None:
+            raise RuntimeError("dispatch.ingest = 'stream' needs redis_url")
+        self.ingest = StreamIngest(self.redis, self.settings.redis_prefix)
+        await self.ingest.ensure_group()
+        consumer = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
+        self._tasks.append(asyncio.create_task(self.ingest.consume(self.dispatcher.deliver, consumer, self._stopping)))
+
     async def deliver(self, msg: InboundMessage) -> DispatchResult:
-        """The callback every channel gets: returns once the message is stored."""
+        """The callback every channel gets: returns once the message is stored (in the database, or in the
+        Redis inbound stream in stream mode)."""
+        if self.ingest is not None:
+            return await self.ingest.publish(msg)
         return await self.dispatcher.deliver(msg)
 
     async def stop(self) -> None:
@@ -127,14 +148,16 @@ class App:
                 await channel.stop()
             except Exception:
                 log.exception("stopping channel %s failed", channel.name)
-        await self.dispatcher.stop()
-        await self.outbox.stop()
-        self._stopping.set()
-        for task in self._tasks:
+        self._stopping.set()  # background jobs and the stream consumer finish their current step
+        _done, pending = await asyncio.wait(self._tasks, timeout=5) if self._tasks else (set(), set())
+        for task in pending:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.dispatcher.stop()
+        await self.outbox.stop()
         if self.redis is not None:
             await self.redis.aclose()
+            await self.redis.connection_pool.disconnect()
         if self.engine is not None:
             await self.engine.dispose()
 

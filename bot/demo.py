@@ -58,8 +58,7 @@ class Stage:
 
 
 async def run_demo(db_path: Path) -> int:
-    if db_path.exists():
-        db_path.unlink()
+    db_path.unlink(missing_ok=True)  # noqa: ASYNC240 - once, before anything runs
     settings = Settings(database_url=f"sqlite+aiosqlite:///{db_path}")
     channels = {name: MemoryChannel(name) for name in ("telegram", "email", "console")}
     console.print(Panel.fit(f"tierdesk demo · a fresh SQLite store at {db_path}", style="bold"))

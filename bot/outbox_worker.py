@@ -129,7 +129,9 @@ class OutboxWorker:
 
     async def _pass(self) -> int:
         async with self.sessions() as session, session.begin():
-            items = await outbox_repo.claim_due(session, limit=self.cfg.batch, lease=self.lease)
+            items = await outbox_repo.claim_due(
+                session, limit=self.cfg.batch, lease=self.lease, channels=self.registry.names()
+            )
             session.expunge_all()
         if not items:
             return 0
@@ -198,7 +200,8 @@ class OutboxWorker:
                     "idempotency_key": f"o{item.id}:failed",
                     "channel": where[0],
                     "recipient": where[1],
-                    "text": f"Your reply on T-{item.ticket_id} could not be delivered via {item.channel}: {error[:300]}",
+                    "text": f"Your reply on T-{item.ticket_id} could not be delivered via {item.channel}: "
+                    f"{error[:300]}",
                     "subject": "",
                     "reply_to": "",
                     "buttons": [],

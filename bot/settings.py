@@ -28,6 +28,9 @@ class DispatchSettings(BaseModel):
     lock_ttl_s: float = 30.0
     ack_new_ticket: bool = True
     """Tell the customer their ticket number when a human is needed."""
+    ingest: str = "direct"
+    """"direct": channels hand messages to this process's dispatcher. "stream": channels append them to a Redis
+    Stream and every worker (`tierdesk run` / `tierdesk worker`) consumes it (needs redis_url)."""
 
 
 class OutboxSettings(BaseModel):

@@ -19,16 +19,24 @@ async def enqueue(session: AsyncSession, items: list[dict[str, Any]]) -> None:
 
 
 async def claim_due(
-    session: AsyncSession, *, limit: int, lease: timedelta, at: datetime | None = None
+    session: AsyncSession,
+    *,
+    limit: int,
+    lease: timedelta,
+    at: datetime | None = None,
+    channels: list[str] | None = None,
 ) -> list[OutboxItem]:
     """Take up to `limit` due items and lease them, so another worker skips them until the lease runs out.
 
-    On PostgreSQL rows are locked with SKIP LOCKED; SQLite has one writer, so the lease alone suffices.
+    Only items for `channels` (those this process can send on) are taken: a process without a channel leaves its
+    replies to one that has it. On PostgreSQL rows are locked with SKIP LOCKED; SQLite has one writer, so the
+    lease alone suffices.
     """
     at = at or now()
     q = (
         select(OutboxItem)
         .where(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= at)
+        .where(OutboxItem.channel.in_(channels) if channels is not None else True)
         .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
         .limit(limit)
     )
