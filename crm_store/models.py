@@ -324,3 +324,4 @@ class ApiToken(Base):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+from crm_store import rollups  # noqa: E402,F401  (dashboard rollup tables on the same Base)

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, and_, cast, func, literal_column, or_, select, tuple_
+from sqlalchemy import Float, Integer, and_, cast, func, literal_column, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Agent, Contact, Customer, Ticket, TierRun, ValueEvent
+from crm_store.repositories import contact_days
 from crm_store.repositories._sql import dialect
 
 ACTIVE = ("open", "pending")
@@ -37,12 +38,6 @@ class ContactFilter:
     customer_id: int | None = None
     ticket_id: int | None = None
     scope_tiers: tuple[str, ...] = field(default=())
-
-
-def _day(session: AsyncSession, column: Any) -> Any:
-    if dialect(session) == "postgresql":
-        return func.date(func.timezone("UTC", column))
-    return func.date(column)
 
 
 def _seconds_between(session: AsyncSession, later: Any, earlier: Any) -> Any:
@@ -70,10 +65,18 @@ def _filtered(session: AsyncSession, f: ContactFilter, columns: Sequence[Any]) -
         conds.append(_text_match(session, f.q.strip()))
     if f.channel:
         conds.append(Contact.channel == f.channel)
+    # SQLite would start from the customers of a tier and sort all their contacts (or hash every customer first);
+    # reading the log newest first and checking each contact's customer stops after one page.
+    if dialect(session) == "sqlite":
+        def tier_is(cond: Any) -> Any:
+            return select(Customer.id).where(Customer.id == Contact.customer_id, cond).correlate(Contact).exists()
+    else:
+        def tier_is(cond: Any) -> Any:
+            return cond
     if f.tier:
-        conds.append(Customer.tier == f.tier)
+        conds.append(tier_is(Customer.tier == f.tier))
     if f.scope_tiers:
-        conds.append(Customer.tier.in_(list(f.scope_tiers)))
+        conds.append(tier_is(Customer.tier.in_(list(f.scope_tiers))))
     if f.agent_id is not None:
         conds.append(Contact.agent_id == f.agent_id)
     if f.intent:
@@ -103,6 +106,9 @@ async def search_contacts(
     oldest_first: bool = False,
 ) -> list[dict[str, Any]]:
     """One page of the contact log, newest first, after the keyset cursor `before` (created_at, id)."""
+    if dialect(session) == "postgresql":
+        # A page stops after 50 rows; starting parallel workers costs more than it saves (tens of ms).
+        await session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
     stmt = _filtered(session, f, LOG_COLUMNS)
     if oldest_first:
         if before is not None:
@@ -140,17 +146,15 @@ async def known_intents(session: AsyncSession, limit: int = 100) -> list[str]:
 async def contacts_per_day(
     session: AsyncSession, since: datetime, until: datetime, *, by: str, scope_tiers: Sequence[str] = ()
 ) -> list[tuple[str, str, int]]:
-    """(day, channel or tier, contacts) for each day in [since, until)."""
-    day = _day(session, Contact.created_at).label("day")
-    key = (Contact.channel if by == "channel" else func.coalesce(Customer.tier, "unknown")).label("key")
-    stmt = select(day, key, func.count().label("n")).select_from(Contact)
-    if by != "channel" or scope_tiers:
-        stmt = stmt.join(Customer, Customer.id == Contact.customer_id, isouter=True)
-    stmt = stmt.where(Contact.created_at >= since, Contact.created_at < until)
-    if scope_tiers:
-        stmt = stmt.where(Customer.tier.in_(list(scope_tiers)))
-    rows = await session.execute(stmt.group_by(day, key).order_by(day, key))
-    return [(str(d), str(k), int(n)) for d, k, n in rows.all()]
+    """(day, channel or tier, contacts) for each day in [since, until), from the daily rollup (see contact_days;
+    the caller refreshes it)."""
+    totals: dict[tuple[str, str], int] = {}
+    for day, channel, tier, _direction, n in await contact_days.contacts_by_day(session, since, until):
+        if scope_tiers and tier not in scope_tiers:
+            continue
+        key = (day.isoformat(), channel if by == "channel" else tier)
+        totals[key] = totals.get(key, 0) + n
+    return [(d, k, n) for (d, k), n in sorted(totals.items())]
 
 
 async def backlog_by_queue(session: AsyncSession) -> list[tuple[str, str, int]]:
@@ -164,15 +168,14 @@ async def backlog_by_queue(session: AsyncSession) -> list[tuple[str, str, int]]:
     return [(q, s, int(n)) for q, s, n in rows.all()]
 
 
-def _percentile(values: list[float], p: float) -> float | None:
-    """Linear interpolation, as PostgreSQL's percentile_cont."""
-    if not values:
+def _interpolate(n: int, at: dict[int, float], p: float) -> float | None:
+    """Linear interpolation between the ranked values around position (n-1)*p, as PostgreSQL's percentile_cont."""
+    if n == 0:
         return None
-    values = sorted(values)
-    pos = (len(values) - 1) * p
+    pos = (n - 1) * p
     lo = int(pos)
-    hi = min(lo + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (pos - lo)
+    hi = min(lo + 1, n - 1)
+    return at[lo] + (at[hi] - at[lo]) * (pos - lo)
 
 
 async def _durations_by_tier(
@@ -192,10 +195,22 @@ async def _durations_by_tier(
             .group_by(Ticket.tier_at_open)
         )
         return {t: {"n": int(n), "p50": p50, "p90": p90} for t, n, p50, p90 in rows.all()}
-    values: dict[str, list[float]] = {}
-    for tier, secs in (await session.execute(select(Ticket.tier_at_open, seconds).where(*base))).all():
-        values.setdefault(tier, []).append(float(secs))
-    return {t: {"n": len(v), "p50": _percentile(v, 0.5), "p90": _percentile(v, 0.9)} for t, v in values.items()}
+    # SQLite has no percentile_cont: rank inside the database and fetch only the rows around each percentile.
+    ranked = select(
+        Ticket.tier_at_open.label("tier"), seconds.label("secs"),
+        (func.row_number().over(partition_by=Ticket.tier_at_open, order_by=seconds) - 1).label("pos"),
+        func.count().over(partition_by=Ticket.tier_at_open).label("n"),
+    ).where(*base).subquery()
+    wanted = [cast((ranked.c.n - 1) * p, Integer) + k for p in (0.5, 0.9) for k in (0, 1)]
+    picked: dict[str, tuple[int, dict[int, float]]] = {}
+    rows = await session.execute(
+        select(ranked.c.tier, ranked.c.n, ranked.c.pos, ranked.c.secs).where(ranked.c.pos.in_(wanted))
+    )
+    for tier, n, pos, secs in rows.all():
+        picked.setdefault(tier, (int(n), {}))[1][int(pos)] = float(secs)
+    return {
+        t: {"n": n, "p50": _interpolate(n, at, 0.5), "p90": _interpolate(n, at, 0.9)} for t, (n, at) in picked.items()
+    }
 
 
 async def response_times(session: AsyncSession, since: datetime, until: datetime) -> dict[str, dict[str, Any]]:

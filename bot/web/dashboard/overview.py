@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.web import charts
 from bot.web.auth import Viewer
 from bot.web.dashboard.common import current_viewer, date_range, db_session, render
 from crm_store.models import TIERS
-from crm_store.repositories import reports
+from crm_store.repositories import contact_days, reports
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger(__name__)
+
+
+async def refresh_rollups(request: Request) -> None:
+    """Count the days touched since the last look (usually just today) so the charts are up to the minute."""
+    ctx = request.app.state.ctx
+    try:
+        async with (getattr(ctx, "writer_sessions", None) or ctx.sessions)() as session, session.begin():
+            await contact_days.refresh_contact_days(session)
+    except SQLAlchemyError:
+        log.warning("contacts-per-day rollup not refreshed; the charts may lag", exc_info=True)
 
 
 def _series(rows: list[tuple[str, str, int]]) -> dict[str, dict[str, int]]:
@@ -32,6 +45,7 @@ async def overview(
         return RedirectResponse("/tickets", status_code=303)
     first, last, since, until = date_range(request.query_params.get("from"), request.query_params.get("to"))
     days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+    await refresh_rollups(request)
     by_channel = _series(await reports.contacts_per_day(session, since, until, by="channel"))
     by_tier = _series(await reports.contacts_per_day(session, since, until, by="tier"))
     backlog = await reports.backlog_by_queue(session)

@@ -1,0 +1,133 @@
+"""The contacts-per-day rollup behind the overview charts: whole UTC days, recomputed when something touched them.
+
+A day is touched when a contact was logged since the last refresh (whatever its created_at: imports log old mail)
+or when a customer with contacts on that day changed since then (a new tier, a merge). Recomputing whole days
+makes a refresh idempotent, so the mark can lag `MARGIN` behind the clock and still count a contact whose
+transaction committed late.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, text, union, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_store.models import Contact, Customer
+from crm_store.repositories._sql import dialect
+from crm_store.rollups import ContactDay, RollupMark
+
+MARK = "contact_days"
+MARGIN = timedelta(minutes=10)
+"""How long a contact's transaction may take between logging it and committing it and still be counted."""
+
+
+def utc_day(session: AsyncSession, column: Any) -> Any:
+    """The UTC calendar day of a timestamp column, as the database computes it."""
+    if dialect(session) == "postgresql":
+        return func.date(func.timezone("UTC", column))
+    return func.date(column)
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, UTC)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _runs(days: Sequence[date]) -> list[tuple[date, date]]:
+    """Consecutive days as inclusive (first, last) runs, so each run is one range scan of the contact log."""
+    runs: list[tuple[date, date]] = []
+    for d in sorted(set(days)):
+        if runs and d == runs[-1][1] + timedelta(days=1):
+            runs[-1] = (runs[-1][0], d)
+        else:
+            runs.append((d, d))
+    return runs
+
+
+def live_counts(session: AsyncSession, since: datetime | None = None, until: datetime | None = None) -> Any:
+    """(day, channel, tier, direction, contacts) counted from the contact log itself, for [since, until)."""
+    day = utc_day(session, Contact.created_at).label("day")
+    tier = func.coalesce(Customer.tier, "unknown").label("tier")
+    stmt = (
+        select(day, Contact.channel, tier, Contact.direction, func.count().label("contacts"))
+        .select_from(Contact)
+        .join(Customer, Customer.id == Contact.customer_id, isouter=True)
+    )
+    if since is not None:
+        stmt = stmt.where(Contact.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(Contact.created_at < until)
+    return stmt.group_by(day, Contact.channel, tier, Contact.direction)
+
+
+async def _touched_days(session: AsyncSession, mark: datetime) -> list[date]:
+    day = utc_day(session, Contact.created_at)
+    changed = select(Customer.id).where(Customer.updated_at >= mark)
+    logged = select(day.label("day")).where(Contact.logged_at >= mark)
+    moved = select(day.label("day")).where(Contact.customer_id.in_(changed))
+    return [_as_date(d) for d in await session.scalars(union(logged, moved)) if d is not None]
+
+
+async def refresh_contact_days(session: AsyncSession, *, full: bool = False, at: datetime | None = None) -> int:
+    """Bring the rollup up to date; returns how many days were recomputed. Writes only when a day was touched.
+
+    The first refresh (or `full=True`) counts the whole log. Refreshes serialise on a lock (PostgreSQL's advisory
+    lock; SQLite has one writer anyway), so two dashboards refreshing at once cannot count a day twice.
+    """
+    at = at or datetime.now(UTC)
+    if dialect(session) == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('tierdesk.contact_days'))"))
+    mark = await session.scalar(select(RollupMark.mark).where(RollupMark.name == MARK))
+    columns = ["day", "channel", "tier", "direction", "contacts"]
+    if full or mark is None:
+        await session.execute(delete(ContactDay))
+        await session.execute(insert(ContactDay).from_select(columns, live_counts(session)))
+        recomputed = int(await session.scalar(select(func.count(func.distinct(ContactDay.day)))) or 0)
+    else:
+        days = await _touched_days(session, mark)
+        if not days:
+            return 0
+        await session.execute(delete(ContactDay).where(ContactDay.day.in_(days)))
+        for first, last in _runs(days):
+            stmt = live_counts(session, day_start(first), day_start(last + timedelta(days=1)))
+            await session.execute(insert(ContactDay).from_select(columns, stmt))
+        recomputed = len(set(days))
+    new_mark = at - MARGIN
+    if mark is None:
+        session.add(RollupMark(name=MARK, mark=new_mark))
+        await session.flush()
+    else:
+        await session.execute(update(RollupMark).where(RollupMark.name == MARK).values(mark=new_mark))
+    return recomputed
+
+
+async def contacts_by_day(
+    session: AsyncSession, since: datetime, until: datetime
+) -> list[tuple[date, str, str, str, int]]:
+    """(day, channel, tier, direction, contacts) for [since, until): whole days from the rollup, the partial days
+    at either end counted from the log. Call `refresh_contact_days` first for figures up to the minute."""
+    first_full = since.astimezone(UTC).date()
+    if day_start(first_full) < since:
+        first_full += timedelta(days=1)
+    end_full = until.astimezone(UTC).date()  # exclusive
+    rows: list[tuple[date, str, str, str, int]] = []
+    if first_full >= end_full:
+        parts = [(since, until)]
+    else:
+        parts = [(since, day_start(first_full)), (day_start(end_full), until)]
+        stored = await session.execute(
+            select(ContactDay.day, ContactDay.channel, ContactDay.tier, ContactDay.direction, ContactDay.contacts)
+            .where(ContactDay.day >= first_full, ContactDay.day < end_full)
+        )
+        rows.extend((_as_date(d), c, t, w, int(n)) for d, c, t, w, n in stored.all())
+    for lo, hi in parts:
+        if lo < hi:
+            live = await session.execute(live_counts(session, lo, hi))
+            rows.extend((_as_date(d), c, t, w, int(n)) for d, c, t, w, n in live.all())
+    return rows
