@@ -18,10 +18,15 @@ from bot.settings import OutboxSettings
 from channels.base import ChannelRegistry, UnknownChannel
 from crm_store.models import OutboxItem
 from crm_store.repositories import agents as agents_repo
+from crm_store.repositories import desk as desk_repo
 from crm_store.repositories import outbox as outbox_repo
 from crm_store.repositories import tickets as tickets_repo
 
 log = logging.getLogger(__name__)
+
+TOPIC_MARK = "#topic="
+"""A channel may append ``#topic=<ref>`` to an external id: the thread the message went into. When the item asked
+for its ticket's topic (meta ``forum_topic_for_ticket``), the ref is remembered on the ticket."""
 
 
 def backoff(attempts: int, cfg: OutboxSettings, retry_after: float | None = None) -> float:
@@ -51,6 +56,7 @@ class _Outcome:
     error: str | None = None
     permanent: bool = False
     retry_after: float | None = None
+    topic_ref: str = ""
 
 
 class OutboxWorker:
@@ -152,7 +158,8 @@ class OutboxWorker:
         try:
             channel = self.registry.get(item.channel)
             external_id = await channel.send(to_message(item))
-            return _Outcome(item, external_id=str(external_id or f"outbox-{item.id}"))
+            external_id, _, topic_ref = str(external_id or f"outbox-{item.id}").partition(TOPIC_MARK)
+            return _Outcome(item, external_id=external_id, topic_ref=topic_ref)
         except UnknownChannel as exc:
             return _Outcome(item, error=str(exc))
         except DeliveryError as exc:
@@ -167,6 +174,10 @@ class OutboxWorker:
             self.sent += await outbox_repo.mark_sent_many(
                 session, [(o.item, o.external_id) for o in outcomes if o.external_id is not None], at=now
             )
+            topics = {o.item.ticket_id: o.topic_ref for o in outcomes if o.topic_ref and o.item.ticket_id
+                      and (o.item.meta or {}).get("forum_topic_for_ticket") == str(o.item.ticket_id)}
+            if topics:
+                await desk_repo.set_topic_refs(session, topics)
             for o in outcomes:
                 item = o.item
                 if o.external_id is not None:

@@ -78,3 +78,14 @@ async def set_agent_status(session: AsyncSession, agent_id: int, status: str) ->
 async def ticket_by_topic(session: AsyncSession, topic_ref: str) -> Ticket | None:
     return await session.scalar(select(Ticket).where(Ticket.topic_ref == topic_ref).limit(1))
 
+
+
+async def set_topic_refs(session: AsyncSession, topics: dict[int, str]) -> None:
+    """Remember which forum topic mirrors each ticket (ticket id → ``chat:thread``)."""
+    for ticket_id, topic_ref in topics.items():
+        await session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket_id)
+            .values(topic_ref=topic_ref[:64])
+            .execution_options(synchronize_session=False)
+        )
