@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from bot.desk.relay import post_to_forum
 from bot.messages import Button, InboundMessage
 from bot.outbound import BatchContext, notify_agents, reply_to_customer
 from bot.responder import BotTurn
@@ -237,6 +238,7 @@ async def hand_off(
         customer_id=ticket.customer_id,
         buttons=buttons,
     )
+    post_to_forum(ctx, ticket, text, key=f"c{contact_id}:forum", customer_name=name, tier=tier, buttons=buttons)
     if ctx.settings.dispatch.ack_new_ticket and not wants_no_auto_reply(msg):
         await reply_to_customer(
             ctx,
@@ -249,9 +251,11 @@ async def hand_off(
 
 
 async def _tell_assignee(ctx: BatchContext, ticket: Ticket, msg: InboundMessage, contact_id: int, facts: dict) -> None:
+    name = facts.get("name") or msg.sender_name or msg.sender
+    said = msg.text or " ".join(f"[{a.kind}]" for a in msg.attachments) or "(empty message)"
+    post_to_forum(ctx, ticket, f"{name}: {said}", key=f"c{contact_id}:forum", customer_name=name)
     if ticket.assignee_id is None:
         return
-    name = facts.get("name") or msg.sender_name or msg.sender
     await notify_agents(
         ctx,
         [ticket.assignee_id],

@@ -17,6 +17,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -24,13 +25,21 @@ from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 
-from bot.messages import Button, Deliver, OutboundMessage
+from bot.messages import Button, Deliver, DeliveryError, OutboundMessage
 from channels.telegram.embed import feed_update, fetch_bot_username
 from channels.telegram.sender import RateLimiter, SendPolicy, TelegramSender
 
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+FORUM_TICKET = "forum_topic_for_ticket"
+"""Outbound meta: this message belongs in the forum topic of that ticket (created on first use)."""
+TOPIC_TITLE = "topic_title"
+THREAD = "message_thread_id"
+CLOSE_TOPIC = "close_forum_topic"
+"""Outbound meta: close the topic once this message is in it."""
+TOPIC_MARK = "#topic="
+"""Appended to the external id of a message sent into a ticket's topic: ``m{chat}:{id}#topic={chat}:{thread}``."""
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 MAX_WEBHOOK_BYTES = 1_000_000
 
@@ -74,6 +83,10 @@ class TelegramChannel:
         self._polling: asyncio.Task | None = None
         self._offset: int | None = None
         self._confirmed: int | None = None
+        self._topics: dict[tuple[str, str], int] = {}
+        """(forum chat, ticket) → thread created here, for messages queued before the ticket knew its topic."""
+        self._closing: dict[str, str] = {}
+        """Idempotency key → external id of a closing message that was sent but whose topic is not closed yet."""
 
     # -- Channel protocol ----------------------------------------------------------------------------------------
 
@@ -145,7 +158,45 @@ class TelegramChannel:
             log.info("telegram: could not confirm the last updates on stop: %s", exc)
 
     async def send(self, message: OutboundMessage) -> str:
+        if message.meta_value(FORUM_TICKET):
+            return await self._send_to_topic(message)
         return await self.sender.send(message)
+
+    async def _send_to_topic(self, message: OutboundMessage) -> str:
+        """Forum mode: post into the ticket's topic, creating it first if the ticket has none yet; the external id
+        carries the topic (`TOPIC_MARK`) so the caller can remember it on the ticket."""
+        chat, ticket = message.recipient.strip(), message.meta_value(FORUM_TICKET)
+        known = _int_or_none(message.meta_value(THREAD)) or self._topics.get((chat, ticket))
+        thread = known or await self._new_topic(message, chat, ticket)
+        sent = self._closing.pop(message.idempotency_key, "") if message.idempotency_key else ""
+        if not sent:
+            try:
+                sent = await self.sender.send(_in_thread(message, thread))
+            except DeliveryError as exc:
+                if not known or "thread not found" not in exc.reason:
+                    raise
+                log.warning("telegram: topic %s of ticket %s is gone; opening a new one", thread, ticket)
+                thread = await self._new_topic(message, chat, ticket)
+                sent = await self.sender.send(_in_thread(message, thread))
+        if message.meta_value(CLOSE_TOPIC):
+            try:
+                await self.sender.close_topic(chat, thread)
+            except DeliveryError as exc:
+                if exc.permanent:  # the message is there; a topic that cannot be closed stays as it is
+                    log.warning("telegram: could not close topic %s of ticket %s: %s", thread, ticket, exc.reason)
+                else:
+                    if message.idempotency_key:  # the retry only closes; the message is already there
+                        self._closing[message.idempotency_key] = sent
+                    raise
+            self._topics.pop((chat, ticket), None)
+        return f"{sent}{TOPIC_MARK}{chat}:{thread}"
+
+    async def _new_topic(self, message: OutboundMessage, chat: str, ticket: str) -> int:
+        thread = await self.sender.create_topic(chat, message.meta_value(TOPIC_TITLE) or f"T-{ticket}")
+        self._topics[(chat, ticket)] = thread
+        if len(self._topics) > 10_000:  # older tickets know their topic by now
+            self._topics = dict(list(self._topics.items())[-5_000:])
+        return thread
 
     # -- extras the desk uses ------------------------------------------------------------------------------------
 
@@ -223,6 +274,19 @@ class TelegramChannel:
             await _asgi_reply(send, status, reason)
 
         return app
+
+
+def _in_thread(message: OutboundMessage, thread: int) -> OutboundMessage:
+    meta = dict(message.meta)
+    meta[THREAD] = str(thread)
+    return replace(message, meta=tuple(sorted(meta.items())))
+
+
+def _int_or_none(value: str) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
