@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.desk.access import visible_ticket
-from bot.desk.router import DeskCall, DeskError, DeskRouter
+from bot.desk.router import TICKET_REF, DeskCall, DeskError, DeskRouter
 from bot.events import ticket_event
 from bot.messages import Button
 from bot.outbound import reply_to_customer
@@ -59,13 +59,18 @@ async def reply(call: DeskCall) -> None:
     "close", usage="/close <ticket> [resolution]", help="close the ticket and ask the customer for a rating"
 )
 async def close(call: DeskCall) -> None:
-    if not call.args:
+    from bot.desk.relay import post_to_forum, topic_ticket
+
+    # In a ticket's forum topic the topic names the ticket: "/close" or "/close <resolution>" is enough.
+    in_topic = None if call.args and TICKET_REF.match(call.args[0]) else await topic_ticket(call)
+    named = in_topic is None
+    if named and not call.args:
         raise DeskError("Usage: /close <ticket> [resolution]")
-    ticket = await visible_ticket(call, call.args[0])
+    ticket = await visible_ticket(call, call.args[0]) if named else in_topic
     if ticket.status == "closed":
         raise DeskError(f"T-{ticket.id} is already closed.")
     ctx = call.ctx
-    resolution = call.rest.split(None, 1)[1] if len(call.rest.split(None, 1)) > 1 else ""
+    resolution = (call.rest.split(None, 1)[1:] or [""])[0] if named else call.rest
     was_assigned = ticket.assignee_id
     ticket.status, ticket.closed_at = "closed", ctx.now
     ticket.solved_at = ticket.solved_at or ctx.now
@@ -89,4 +94,8 @@ async def close(call: DeskCall) -> None:
         )
     except LookupError:
         pass  # nobody to ask; closing still counts
+    if ticket.topic_ref or ticket.handoff_reason:
+        post_to_forum(ctx, ticket, f"T-{ticket.id} closed by {call.agent.name}" + (f": {resolution}" if resolution
+                      else "."), key=f"c{call.contact_id}:forumclose", customer_name=customer.name or "",
+                      close_topic=True)
     call.answer(f"T-{ticket.id} closed.")
