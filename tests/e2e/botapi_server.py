@@ -184,8 +184,10 @@ class BotApiServer:
             original = self.messages[chat["id"]].get(reply_to)
             message["reply_to_message"] = original or {"message_id": reply_to, "chat": chat, "date": 0}
         elif thread_id is not None:
+            topic = self.topics.get(chat["id"], {}).get(thread_id, {})
+            created = {"name": topic.get("name", "topic"), "icon_color": topic.get("icon_color", 0)}
             message["reply_to_message"] = {"message_id": thread_id, "message_thread_id": thread_id, "chat": chat,
-                                           "date": 0, "forum_topic_created": {"name": "topic", "icon_color": 0}}
+                                           "date": 0, "forum_topic_created": created}
         message.update(fields)
         self.messages[chat["id"]][message_id] = message
         return message
@@ -227,6 +229,10 @@ class BotApiServer:
         """Messages the bot successfully sent to a chat, in order."""
         return [c.result for c in self.calls_of("sendMessage") if c.status == 200 and c.result["chat"]["id"] ==
                 int(chat_id)]
+
+    def sent_in_topic(self, chat_id: int, thread_id: int) -> list[dict[str, Any]]:
+        """Messages the bot successfully sent into one forum topic, in order."""
+        return [m for m in self.sent_to(chat_id) if m.get("message_thread_id") == thread_id]
 
     def texts_to(self, chat_id: int) -> list[str]:
         return [m["text"] for m in self.sent_to(chat_id)]
