@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, union, update
+from sqlalchemy import String, delete, func, insert, literal, select, text, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Contact, Customer
@@ -66,6 +66,15 @@ def live_counts(session: AsyncSession, since: datetime | None = None, until: dat
     return stmt.group_by(day, Contact.channel, tier, Contact.direction)
 
 
+def _whole_days(session: AsyncSession, first: date, end: date) -> tuple[Any, Any]:
+    """created_at within the days [first, end). SQLite compares timestamps as text, and a timestamp written
+    without fractional seconds sorts before the same instant with them; bare dates bound a day exactly."""
+    if dialect(session) == "sqlite":
+        lo, hi = literal(first.isoformat(), String()), literal(end.isoformat(), String())
+        return Contact.created_at >= lo, Contact.created_at < hi
+    return Contact.created_at >= day_start(first), Contact.created_at < day_start(end)
+
+
 async def _touched_days(session: AsyncSession, mark: datetime) -> list[date]:
     day = utc_day(session, Contact.created_at)
     changed = select(Customer.id).where(Customer.updated_at >= mark)
@@ -95,7 +104,7 @@ async def refresh_contact_days(session: AsyncSession, *, full: bool = False, at:
             return 0
         await session.execute(delete(ContactDay).where(ContactDay.day.in_(days)))
         for first, last in _runs(days):
-            stmt = live_counts(session, day_start(first), day_start(last + timedelta(days=1)))
+            stmt = live_counts(session).where(*_whole_days(session, first, last + timedelta(days=1)))
             await session.execute(insert(ContactDay).from_select(columns, stmt))
         recomputed = len(set(days))
     new_mark = at - MARGIN

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import text
+
 from crm_store.models import Contact, Customer, Ticket
 from crm_store.repositories import contact_days, reports
 
@@ -106,3 +108,21 @@ async def test_response_time_percentiles_interpolate_like_percentile_cont(db):
     assert first["n"] == 8
     assert abs(first["p50"] - cont(0.5)) < 0.01 and abs(first["p90"] - cont(0.9)) < 0.01
     assert times["VIP"]["resolution"] is None
+
+
+async def test_a_contact_at_midnight_written_without_fractions_counts_on_its_own_day(db):
+    """Rows loaded by other tools may store '2026-03-02 00:00:00' (no fraction); SQLite compares them as text."""
+    made = await _seed(db)
+    async with db.sessions() as s, s.begin():
+        await contact_days.refresh_contact_days(s)
+    async with db.sessions() as s, s.begin():
+        s.add(_contact(998, DAY0 + timedelta(days=2), "email", 1, logged=datetime.now(UTC)))
+        made.append((DAY0 + timedelta(days=2), "email", "VIP"))
+    if db.kind == "sqlite":
+        async with db.sessions() as s, s.begin():
+            await s.execute(text("UPDATE contacts SET created_at = '2026-03-03 00:00:00' WHERE external_id = 'x998'"))
+    async with db.sessions() as s, s.begin():
+        assert await contact_days.refresh_contact_days(s) == 1
+    async with db.sessions() as s:
+        got = await reports.contacts_per_day(s, DAY0, DAY0 + timedelta(days=5), by="tier")
+    assert got == _expected(made, DAY0, DAY0 + timedelta(days=5), "tier")
