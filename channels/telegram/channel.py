@@ -46,7 +46,8 @@ MAX_WEBHOOK_BYTES = 1_000_000
 
 class TelegramChannel:
     """`Channel` for Telegram. ``mode="polling"`` polls from `start`; ``"webhook"`` registers `webhook_url` (if
-    given) and waits for `webhook_handler()` / `asgi_app()` to be mounted on a web server."""
+    given) and waits for `webhook_handler()` / `asgi_app()` to be mounted on a web server; ``"embedded"`` only
+    sends: an existing bot receives and feeds tierdesk through `channels.telegram.embed`."""
 
     name = "telegram"
 
@@ -63,8 +64,8 @@ class TelegramChannel:
         policy: SendPolicy | None = None,
         forum_chat_id: int | None = None,
     ) -> None:
-        if mode not in ("polling", "webhook"):
-            raise ValueError(f"telegram mode must be 'polling' or 'webhook', not {mode!r}")
+        if mode not in ("polling", "webhook", "embedded"):
+            raise ValueError(f"telegram mode must be 'polling', 'webhook' or 'embedded', not {mode!r}")
         if mode == "webhook" and not webhook_secret:
             raise ValueError("telegram webhook mode needs a webhook_secret (Telegram sends it in every request)")
         if not token:
@@ -93,6 +94,8 @@ class TelegramChannel:
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
         self.bot_username = await fetch_bot_username(self.bot)
+        if self.mode == "embedded":
+            return  # the host bot receives; polling here would take its updates away
         if self.mode == "webhook":
             if self.webhook_url:
                 await self.bot.set_webhook(self.webhook_url, secret_token=self.webhook_secret,
