@@ -4,9 +4,11 @@ can, otherwise route the ticket to a human by tier and tell everyone who needs t
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 from bot.desk.relay import post_to_forum
+from bot.events import ticket_event
 from bot.messages import Button, InboundMessage
 from bot.outbound import BatchContext, notify_agents, reply_to_customer
 from bot.responder import BotTurn
@@ -197,10 +199,15 @@ async def hand_off(
         list(agents.values()),
         ctx.policy,
     )
+    imported = msg.meta_value("imported") == "1"  # migrated history: file it, page nobody, start no clock
+    first_handoff = ticket.handoff_reason is None
     ticket.handoff_reason = (turn.handoff_reason or "needs a person")[:255]
     ticket.intent, ticket.language = turn.intent, language
     ticket.queue, ticket.priority, ticket.tier_at_open = decision.queue, decision.priority, tier
-    ticket.first_response_due, ticket.resolution_due = decision.first_response_due, decision.resolution_due
+    if imported:
+        decision = replace(decision, assignee_id=None, reason="imported")
+    else:
+        ticket.first_response_due, ticket.resolution_due = decision.first_response_due, decision.resolution_due
     ticket.assignee_id, ticket.status, ticket.updated_at = decision.assignee_id, "open", ctx.now
     tickets_repo.add_event(
         ctx.session,
@@ -214,6 +221,13 @@ async def hand_off(
         handoff=ticket.handoff_reason,
     )
     await ctx.note_assignment(decision.assignee_id)
+    if first_handoff:
+        await ticket_event(ctx.session, ctx.settings, "ticket.created", ticket, key=f"c{contact_id}")
+    if decision.assignee_id:
+        await ticket_event(ctx.session, ctx.settings, "ticket.assigned", ticket, key=f"c{contact_id}",
+                           reason=decision.reason)
+    if imported:
+        return
     targets = (
         [decision.assignee_id]
         if decision.assignee_id

@@ -79,6 +79,8 @@ async def close(call: DeskCall) -> None:
     tickets_repo.add_event(
         ctx.session, ticket.id, "closed", actor="agent", agent_id=call.agent.id, at=ctx.now, resolution=resolution
     )
+    await ticket_event(ctx.session, ctx.settings, "ticket.closed", ticket, key=f"c{call.contact_id}",
+                       resolution=resolution)
     if was_assigned:
         await ctx.note_assignment(was_assigned, -1)
     customer = await customers_repo.get_customer(ctx.session, ticket.customer_id)

@@ -32,8 +32,21 @@ async def test_reply_take_and_sla_breach_emit_webhook_events(harness_factory):
         ticket.resolution_due = ticket.created_at - timedelta(minutes=1)
     escalated = await escalation_pass(h.app.sessions, h.app.dispatcher.policy, settings=h.app.settings)
     assert escalated == [r.ticket_id]
+    await h.ch["console"].receive("alice", f"/close {r.ticket_id} fixed")
     events = await webhook_events(h)
     kinds = [e["event"] for e in events]
-    assert "ticket.replied" in kinds and "ticket.sla_breached" in kinds
+    assert kinds[0] == "ticket.created" and kinds[-1] == "ticket.closed"
+    assert {"ticket.assigned", "ticket.replied", "ticket.sla_breached"} <= set(kinds)
     assert all(e["ticket"]["id"] == r.ticket_id for e in events)
     assert len({e["id"] for e in events}) == len(events)
+
+
+async def test_imported_mail_is_filed_without_paging_anyone_or_starting_a_clock(h):
+    await h.agent("Alice")
+    r = await h.ch["email"].receive("old@example.com", "a message from last year", external_id="<old-1@example.com>",
+                                    meta={"imported": "1", "no_auto_reply": "1", "subject": "Old question"})
+    await h.settle()
+    async with h.app.sessions() as s:
+        ticket = await s.get(Ticket, r.ticket_id)
+    assert ticket.handoff_reason and ticket.assignee_id is None and ticket.first_response_due is None
+    assert h.ch["console"].sent_to("alice") == [] and h.ch["email"].sent_to("old@example.com") == []
