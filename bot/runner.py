@@ -30,6 +30,7 @@ def build_channel(name: str, settings: Settings) -> Channel:
             mode=t.mode,
             webhook_secret=t.webhook_secret,
             webhook_url=t.webhook_url,
+            forum_chat_id=t.forum_chat_id,
         )
     if name == "email":
         return factory(**settings.email.model_dump())

@@ -64,7 +64,7 @@ class TelegramSettings(BaseModel):
     token: str = ""
     api_server: str = ""
     """A Bot-API-compatible server (empty: Telegram's own)."""
-    mode: str = "polling"  # polling | webhook
+    mode: str = "polling"  # polling | webhook | embedded (an existing aiogram/PTB bot receives; we only send)
     webhook_url: str = ""
     webhook_secret: str = ""
     forum_chat_id: int | None = None
