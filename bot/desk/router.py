@@ -139,10 +139,25 @@ class Desk:
             if agent.role not in command.roles:
                 call.answer(f"/{name} is for {' and '.join(r + 's' for r in command.roles)} only.")
                 return None
+            await self._ticket_from_context(call, command)
             await command.handler(call)
         except DeskError as exc:
             call.answer(str(exc))
         return call.ticket_id
+
+    @staticmethod
+    async def _ticket_from_context(call: DeskCall, command: Command) -> None:
+        """In a ticket's forum topic, or replying to a ticket's message, the ticket goes without saying:
+        "/note called back" means "/note T-12 called back"."""
+        first = command.usage.split()[1:2]
+        if first not in (["<ticket>"], ["<customer|T-ticket>"]) or (call.args and TICKET_REF.match(call.args[0])):
+            return
+        from bot.desk.relay import replied_ticket, topic_ticket
+
+        ticket = await topic_ticket(call) or await replied_ticket(call)
+        if ticket is not None:
+            call.args.insert(0, f"T-{ticket.id}")
+            call.rest = f"T-{ticket.id} {call.rest}".strip()
 
     @classmethod
     def default(cls) -> Desk:

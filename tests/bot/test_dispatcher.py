@@ -178,3 +178,21 @@ async def test_failed_delivery_is_retried_then_marked_failed_and_reported(h):
     assert item.status == "failed" and item.attempts == 2 and "blocked" in item.last_error
     assert "blocked" in ticket.delivery_problem
     assert any("could not be delivered" in t for t in h.ch["console"].sent_to("alice"))
+
+
+async def test_a_command_answering_a_ticket_message_needs_no_ticket_number(h):
+    from crm_store.models import Note
+
+    await h.agent("Alice")
+    r = await h.ch["telegram"].receive("77", "please call me back")
+    await h.settle()
+    async with h.app.sessions() as s:
+        notice = await s.scalar(select(OutboxItem).where(OutboxItem.recipient == "alice", OutboxItem.ticket_id ==
+                                                         r.ticket_id))
+    await h.ch["console"].receive("alice", "/note called back at 14:00", thread_ref=notice.external_id)
+    await h.ch["console"].receive("alice", "/note without any context")
+    await h.settle()
+    async with h.app.sessions() as s:
+        notes = (await s.scalars(select(Note))).all()
+    assert [(n.ticket_id, n.text) for n in notes] == [(r.ticket_id, "called back at 14:00")]
+    assert "Usage" in h.ch["console"].sent_to("alice")[-1] or "ticket" in h.ch["console"].sent_to("alice")[-1]
