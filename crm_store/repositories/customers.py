@@ -157,6 +157,8 @@ async def merge_customers(session: AsyncSession, *, source_id: int, target_id: i
     await session.execute(update(Customer).where(Customer.id == source_id).values(merged_into_id=target_id))
     target = await session.get(Customer, target_id)
     source = await session.get(Customer, source_id)
+    if target is not None:
+        target.updated_at = now()  # the merged contacts now count under this customer (daily rollups recount)
     if target is not None and source is not None:
         if not target.language and source.language:
             target.language = source.language
