@@ -27,14 +27,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert
 
-from bot.app import App  # noqa: E402
-from bot.messages import InboundMessage  # noqa: E402
-from bot.settings import NluSettings, Settings  # noqa: E402
-from channels.memory import MemoryChannel  # noqa: E402
-from crm_store.engine import make_engine, upgrade  # noqa: E402
-from crm_store.models import Contact  # noqa: E402
+from bot.app import App
+from bot.messages import InboundMessage
+from bot.settings import NluSettings, Settings
+from channels.memory import MemoryChannel
+from crm_store.engine import make_engine, upgrade
+from crm_store.models import Contact
 
 CHANNELS = ("telegram", "email", "webchat")
 PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -47,8 +47,14 @@ def make_messages(n: int, customers: int, repeat_share: float, seed: int = 7) ->
     for i in range(unique):
         c = rng.randrange(customers)
         channel = CHANNELS[c % len(CHANNELS)]
-        msgs.append(InboundMessage.build(channel=channel, external_id=f"m{i}", sender=f"cust{c}",
-                                         text=f"message {i} about order {rng.randrange(10**6)}"))
+        msgs.append(
+            InboundMessage.build(
+                channel=channel,
+                external_id=f"m{i}",
+                sender=f"cust{c}",
+                text=f"message {i} about order {rng.randrange(10**6)}",
+            )
+        )
     while len(msgs) < n:  # redeliveries of messages already sent
         msgs.append(msgs[rng.randrange(unique)])
     return msgs
@@ -56,7 +62,7 @@ def make_messages(n: int, customers: int, repeat_share: float, seed: int = 7) ->
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def fresh_database(kind: str) -> tuple[str, str | None, callable]:
@@ -96,8 +102,12 @@ async def dispatcher_burst(url: str, schema: str | None, msgs: list[InboundMessa
     elapsed = time.perf_counter() - t0
     batches = app.dispatcher.batches
     await app.stop()
-    return {"msgs_per_s": len(msgs) / elapsed, "burst_p99_ms": percentile(latencies, 0.99) * 1000,
-            "batches": batches, "seconds": elapsed}
+    return {
+        "msgs_per_s": len(msgs) / elapsed,
+        "burst_p99_ms": percentile(latencies, 0.99) * 1000,
+        "batches": batches,
+        "seconds": elapsed,
+    }
 
 
 async def dispatcher_paced(url: str, schema: str | None, msgs: list[InboundMessage], rate: float) -> dict:
@@ -121,8 +131,12 @@ async def dispatcher_paced(url: str, schema: str | None, msgs: list[InboundMessa
         tasks.append(asyncio.create_task(one(m)))
     await asyncio.gather(*tasks)
     await app.stop()
-    return {"p50_ms": percentile(latencies, 0.5) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
-            "offered_per_s": rate, "mean_ms": statistics.fmean(latencies) * 1000}
+    return {
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "offered_per_s": rate,
+        "mean_ms": statistics.fmean(latencies) * 1000,
+    }
 
 
 async def baseline(url: str, schema: str | None, msgs: list[InboundMessage], batch: int = 500) -> float:
@@ -133,9 +147,20 @@ async def baseline(url: str, schema: str | None, msgs: list[InboundMessage], bat
         if (m.channel, m.external_id) in seen:
             continue
         seen.add((m.channel, m.external_id))
-        rows.append({"channel": m.channel, "external_id": "b-" + m.external_id, "direction": "in",
-                     "author": "customer", "address": m.sender, "text": m.text, "attachments": [],
-                     "created_at": m.received_at, "logged_at": m.received_at, "truncated": False})
+        rows.append(
+            {
+                "channel": m.channel,
+                "external_id": "b-" + m.external_id,
+                "direction": "in",
+                "author": "customer",
+                "address": m.sender,
+                "text": m.text,
+                "attachments": [],
+                "created_at": m.received_at,
+                "logged_at": m.received_at,
+                "truncated": False,
+            }
+        )
     t0 = time.perf_counter()
     for i in range(0, len(rows), batch):
         async with engine.begin() as conn:
@@ -166,10 +191,15 @@ async def bench_one(kind: str, args: argparse.Namespace) -> dict:
         if asyncio.iscoroutine(result):
             await result
     return {
-        "msgs_per_s": round(burst["msgs_per_s"], 1), "p50_ms": round(paced["p50_ms"], 2),
-        "p99_ms": round(paced["p99_ms"], 2), "baseline_rows_per_s": round(base, 1),
-        "ratio": round(burst["msgs_per_s"] / base, 3), "burst_p99_ms": round(burst["burst_p99_ms"], 1),
-        "batches": burst["batches"], "messages": args.n, "paced_messages": args.paced_n,
+        "msgs_per_s": round(burst["msgs_per_s"], 1),
+        "p50_ms": round(paced["p50_ms"], 2),
+        "p99_ms": round(paced["p99_ms"], 2),
+        "baseline_rows_per_s": round(base, 1),
+        "ratio": round(burst["msgs_per_s"] / base, 3),
+        "burst_p99_ms": round(burst["burst_p99_ms"], 1),
+        "batches": burst["batches"],
+        "messages": args.n,
+        "paced_messages": args.paced_n,
         "offered_per_s": args.rate,
     }
 
@@ -181,7 +211,7 @@ async def pg_reachable() -> bool:
         async with engine.connect() as conn:
             await conn.exec_driver_sql("SELECT 1")
         return True
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
     finally:
         await engine.dispose()
@@ -206,9 +236,13 @@ async def main() -> None:
         print(json.dumps(results))
         return
     for kind, r in results.items():
-        print(f"{kind:>10}: {r['msgs_per_s']:>8.0f} msgs/s end to end (burst of {r['messages']}, "
-              f"{r['batches']} batches, burst p99 {r['burst_p99_ms']:.0f} ms)")
-        print(f"{'':>10}  at {r['offered_per_s']:.0f} msgs/s offered: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms")
+        print(
+            f"{kind:>10}: {r['msgs_per_s']:>8.0f} msgs/s end to end (burst of {r['messages']}, "
+            f"{r['batches']} batches, burst p99 {r['burst_p99_ms']:.0f} ms)"
+        )
+        print(
+            f"{'':>10}  at {r['offered_per_s']:.0f} msgs/s offered: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms"
+        )
         print(f"{'':>10}  baseline plain inserts {r['baseline_rows_per_s']:.0f} rows/s → ratio {r['ratio']:.3f}")
 
 
