@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Contact, Customer
@@ -106,8 +106,8 @@ async def thread_message_ids(session: AsyncSession, ticket_id: int, channel: str
     return list(reversed(list(rows)))
 
 
-def _log_query(customer_id: int | None, channel: str | None, since: datetime | None, until: datetime | None):
-    q = select(Contact, Customer.tier).join(Customer, Customer.id == Contact.customer_id, isouter=True)
+def _filtered(q: Any, customer_id: int | None, channel: str | None, since: datetime | None, until: datetime | None):
+    """The contact-log filters, shared by the table view, the export and the count."""
     if customer_id is not None:
         q = q.where(Contact.customer_id == customer_id)
     if channel:
@@ -117,6 +117,11 @@ def _log_query(customer_id: int | None, channel: str | None, since: datetime | N
     if until is not None:
         q = q.where(Contact.created_at < until)
     return q
+
+
+def _log_query(customer_id: int | None, channel: str | None, since: datetime | None, until: datetime | None):
+    q = select(Contact, Customer.tier).join(Customer, Customer.id == Contact.customer_id, isouter=True)
+    return _filtered(q, customer_id, channel, since, until)
 
 
 async def recent_contacts(
@@ -158,14 +163,7 @@ async def stream_contacts(
     )
     while True:
         q = select(*cols).where(Contact.id > last_id).order_by(Contact.id).limit(page)
-        if customer_id is not None:
-            q = q.where(Contact.customer_id == customer_id)
-        if channel:
-            q = q.where(Contact.channel == channel)
-        if since is not None:
-            q = q.where(Contact.created_at >= since)
-        if until is not None:
-            q = q.where(Contact.created_at < until)
+        q = _filtered(q, customer_id, channel, since, until)
         rows = (await session.execute(q)).all()
         if not rows:
             return
@@ -174,24 +172,13 @@ async def stream_contacts(
         last_id = rows[-1].id
 
 
-async def count_contacts(session: AsyncSession, **filters: Any) -> int:
-    from sqlalchemy import func
-
-    q = select(func.count(Contact.id))
-    if filters.get("customer_id") is not None:
-        q = q.where(Contact.customer_id == filters["customer_id"])
-    if filters.get("channel"):
-        q = q.where(Contact.channel == filters["channel"])
-    if filters.get("since") is not None:
-        q = q.where(Contact.created_at >= filters["since"])
+async def count_contacts(
+    session: AsyncSession,
+    *,
+    customer_id: int | None = None,
+    channel: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> int:
+    q = _filtered(select(func.count(Contact.id)), customer_id, channel, since, until)
     return int(await session.scalar(q) or 0)
-
-
-async def last_inbound(session: AsyncSession, ticket_id: int) -> Contact | None:
-    """The customer's latest message on a ticket: replies go back on its channel, to its address."""
-    return await session.scalar(
-        select(Contact)
-        .where(Contact.ticket_id == ticket_id, Contact.direction == "in", Contact.author == "customer")
-        .order_by(Contact.created_at.desc(), Contact.id.desc())
-        .limit(1)
-    )
