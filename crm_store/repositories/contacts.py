@@ -182,3 +182,13 @@ async def count_contacts(
 ) -> int:
     q = _filtered(select(func.count(Contact.id)), customer_id, channel, since, until)
     return int(await session.scalar(q) or 0)
+
+
+async def last_inbound(session: AsyncSession, ticket_id: int) -> Contact | None:
+    """The customer's latest message on a ticket: replies go back on its channel, to its address."""
+    return await session.scalar(
+        select(Contact)
+        .where(Contact.ticket_id == ticket_id, Contact.direction == "in", Contact.author == "customer")
+        .order_by(Contact.created_at.desc(), Contact.id.desc())
+        .limit(1)
+    )
