@@ -73,6 +73,7 @@ class OutboxWorker:
         self.cfg = cfg
         self.lease = lease
         self._wake = asyncio.Event()
+        self._stopping = False
         self._passing = asyncio.Lock()  # one pass at a time per process: SQLite has no SKIP LOCKED, and
         # drain() must also wait for a pass the background loop has in flight
         self._task: asyncio.Task[None] | None = None
@@ -84,17 +85,20 @@ class OutboxWorker:
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="outbox")
 
     async def stop(self, drain_for: float = 5.0) -> None:
         """Deliver what is due (for at most `drain_for` seconds), then stop."""
         if self._task is None:
             return
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
+        self._stopping = True
+        self._wake.set()
+        try:  # let a pass in flight finish: cancelling it mid-transaction would leave its connection half reset
+            await asyncio.wait_for(asyncio.shield(self._task), drain_for)
+        except TimeoutError:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
         try:
             await asyncio.wait_for(self.drain(), drain_for)
@@ -106,14 +110,14 @@ class OutboxWorker:
         return self._task is not None and not self._task.done()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 n = await self.drain_once()
             except Exception:
                 log.exception("outbox pass failed")
                 n = 0
-            if n >= self.cfg.batch:
-                continue  # a backlog: keep going
+            if n >= self.cfg.batch or self._stopping:
+                continue  # a backlog: keep going (or stop)
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self.cfg.poll_interval_s)
