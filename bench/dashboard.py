@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import sys
 import tempfile
@@ -30,19 +29,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, insert, select
 
+from bench.pg import pg_reachable, pg_url
 from crm_store.engine import make_engine, make_sessionmaker, upgrade
 from crm_store.models import Contact
 from crm_store.repositories import contact_days, reports
 
-PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 DAYS = 180
 WORDS = ("refund", "order", "parcel", "delivery", "invoice", "broken", "thanks", "password", "account", "late",
          "size", "return", "hello", "price", "discount", "warranty")
 INTENTS = ("refund", "shipping", "billing", "password_reset", "greeting", "complaint")
 
-
-def pg_url() -> str:
-    return os.environ.get("TIERDESK_BENCH_POSTGRES_URL") or os.environ.get("TIERDESK_TEST_POSTGRES_URL") or PG_DEFAULT
 
 
 def _sql(kind: str) -> dict[str, str]:
@@ -259,17 +255,6 @@ async def bench_one(kind: str, args: argparse.Namespace) -> dict:
         if drop is not None:
             await drop()
 
-
-async def pg_reachable() -> bool:
-    engine = make_engine(pg_url())
-    try:
-        async with engine.connect() as conn:
-            await conn.exec_driver_sql("SELECT 1")
-        return True
-    except Exception:
-        return False
-    finally:
-        await engine.dispose()
 
 
 async def main() -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import statistics
 import sys
@@ -29,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import insert
 
+from bench.pg import pg_reachable, pg_url
 from bot.app import App
 from bot.messages import InboundMessage
 from bot.settings import NluSettings, Settings
@@ -37,7 +37,6 @@ from crm_store.engine import make_engine, upgrade
 from crm_store.models import Contact
 
 CHANNELS = ("telegram", "email", "webchat")
-PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 
 def make_messages(n: int, customers: int, repeat_share: float, seed: int = 7) -> list[InboundMessage]:
@@ -71,7 +70,7 @@ async def fresh_database(kind: str) -> tuple[str, str | None, callable]:
         url = f"sqlite+aiosqlite:///{path}"
         await upgrade(url)
         return url, None, lambda: None
-    url = os.environ.get("TIERDESK_BENCH_POSTGRES_URL") or os.environ.get("TIERDESK_TEST_POSTGRES_URL") or PG_DEFAULT
+    url = pg_url()
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     await upgrade(url, schema=schema)
 
@@ -203,18 +202,6 @@ async def bench_one(kind: str, args: argparse.Namespace) -> dict:
         "offered_per_s": args.rate,
     }
 
-
-async def pg_reachable() -> bool:
-    url = os.environ.get("TIERDESK_BENCH_POSTGRES_URL") or os.environ.get("TIERDESK_TEST_POSTGRES_URL") or PG_DEFAULT
-    engine = make_engine(url)
-    try:
-        async with engine.connect() as conn:
-            await conn.exec_driver_sql("SELECT 1")
-        return True
-    except Exception:
-        return False
-    finally:
-        await engine.dispose()
 
 
 async def main() -> None:
