@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.web.api.deps import RESPONSES, cursor_id, invalid, session, writer
+from bot.web.api.deps import RESPONSES, cursor_id, invalid
 from bot.web.api.schemas import (
     MAX_ID,
     ContactOut,
@@ -23,6 +23,7 @@ from bot.web.api.schemas import (
     Tier,
     encode_cursor,
 )
+from bot.web.sessions import read_session, write_session
 from crm_store.errors import Conflict, NotFound
 from crm_store.models import Agent, Contact, Customer, Ticket
 from crm_store.repositories import customers as customers_repo
@@ -49,7 +50,7 @@ async def _check_agent(s: AsyncSession, agent_id: int | None) -> None:
 @router.get("/customers", response_model=Page[CustomerOut], tags=["customers"])
 async def list_customers(
     q: Annotated[str, Query(max_length=200)] = "", tier: Tier | None = None, cursor: str | None = None,
-    limit: Limit = 50, s: AsyncSession = Depends(session),
+    limit: Limit = 50, s: AsyncSession = Depends(read_session),
 ) -> Page[CustomerOut]:
     """Customers in id order; `q` matches name, external reference or any identity address."""
     rows = await web_repo.list_customers(s, q=q.replace("\x00", ""), tier=tier, after_id=cursor_id(cursor),
@@ -62,7 +63,7 @@ async def list_customers(
 
 @router.post("/customers", response_model=CustomerOut, status_code=201, tags=["customers"],
              responses={409: {"description": "External reference taken"}, 422: {"description": "Invalid"}})
-async def create_customer(body: CustomerIn, s: AsyncSession = Depends(writer)) -> CustomerOut:
+async def create_customer(body: CustomerIn, s: AsyncSession = Depends(write_session)) -> CustomerOut:
     fields = body.model_dump()
     if body.manual_tier:
         fields.update(tier=body.manual_tier, tier_reason="tier set by hand (API)")
@@ -76,7 +77,7 @@ async def create_customer(body: CustomerIn, s: AsyncSession = Depends(writer)) -
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut, tags=["customers"])
-async def get_customer(customer_id: CustomerId, s: AsyncSession = Depends(session)) -> CustomerOut:
+async def get_customer(customer_id: CustomerId, s: AsyncSession = Depends(read_session)) -> CustomerOut:
     """A customer; a merged customer answers with the one it was merged into."""
     return CustomerOut.model_validate(await _customer(s, customer_id))
 
@@ -84,7 +85,7 @@ async def get_customer(customer_id: CustomerId, s: AsyncSession = Depends(sessio
 @router.patch("/customers/{customer_id}", response_model=CustomerOut, tags=["customers"],
               responses={409: {"description": "External reference taken"}})
 async def update_customer(
-    customer_id: CustomerId, body: CustomerPatch, s: AsyncSession = Depends(writer)
+    customer_id: CustomerId, body: CustomerPatch, s: AsyncSession = Depends(write_session)
 ) -> CustomerOut:
     nullable = ("external_ref", "language", "manual_tier", "key_account_manager_id")
     fields = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None or k in nullable}
@@ -101,14 +102,16 @@ async def update_customer(
 
 
 @router.get("/customers/{customer_id}/identities", response_model=list[IdentityOut], tags=["identities"])
-async def list_identities(customer_id: CustomerId, s: AsyncSession = Depends(session)) -> list[IdentityOut]:
+async def list_identities(customer_id: CustomerId, s: AsyncSession = Depends(read_session)) -> list[IdentityOut]:
     customer = await _customer(s, customer_id)
     return [IdentityOut.model_validate(i) for i in await customers_repo.identities_of(s, customer.id)]
 
 
 @router.post("/customers/{customer_id}/identities", response_model=IdentityOut, status_code=201, tags=["identities"],
              responses={409: {"description": "Identity belongs to another customer"}})
-async def add_identity(customer_id: CustomerId, body: IdentityIn, s: AsyncSession = Depends(writer)) -> IdentityOut:
+async def add_identity(
+    customer_id: CustomerId, body: IdentityIn, s: AsyncSession = Depends(write_session)
+) -> IdentityOut:
     """Attach a (channel, address) so messages from it are recognised as this customer."""
     address = body.address.strip().lower() if body.channel == "email" else body.address.strip()
     if not address:
@@ -129,7 +132,7 @@ async def list_contacts(
     channel: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z0-9_-]+$")] = None,
     direction: Literal["in", "out"] | None = None,
     since: datetime | None = None,
-    cursor: str | None = None, limit: Limit = 50, s: AsyncSession = Depends(session),
+    cursor: str | None = None, limit: Limit = 50, s: AsyncSession = Depends(read_session),
 ) -> Page[ContactOut]:
     """The contact log in id order (stable while new contacts arrive); follow `next_cursor` for more."""
     if since is not None and since.tzinfo is None:
@@ -146,7 +149,7 @@ async def list_contacts(
 
 @router.get("/contacts/{contact_id}", response_model=ContactOut, tags=["contacts"])
 async def get_contact(
-    contact_id: Annotated[int, Path(ge=1, le=MAX_ID)], s: AsyncSession = Depends(session)
+    contact_id: Annotated[int, Path(ge=1, le=MAX_ID)], s: AsyncSession = Depends(read_session)
 ) -> ContactOut:
     contact = await s.get(Contact, contact_id)
     if contact is None:
@@ -155,13 +158,13 @@ async def get_contact(
 
 
 @router.get("/customers/{customer_id}/notes", response_model=list[NoteOut], tags=["notes"])
-async def list_notes(customer_id: CustomerId, s: AsyncSession = Depends(session)) -> list[NoteOut]:
+async def list_notes(customer_id: CustomerId, s: AsyncSession = Depends(read_session)) -> list[NoteOut]:
     customer = await _customer(s, customer_id)
     return [NoteOut.model_validate(n) for n in await web_repo.notes_for(s, customer_id=customer.id)]
 
 
 @router.post("/customers/{customer_id}/notes", response_model=NoteOut, status_code=201, tags=["notes"])
-async def add_note(customer_id: CustomerId, body: NoteIn, s: AsyncSession = Depends(writer)) -> NoteOut:
+async def add_note(customer_id: CustomerId, body: NoteIn, s: AsyncSession = Depends(write_session)) -> NoteOut:
     """A private note on a customer (and optionally one of their tickets); never sent to the customer."""
     async with s.begin():
         customer = await _customer(s, customer_id)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.web.api.schemas import decode_cursor
 from bot.web.tokens import token_is_valid
@@ -14,16 +11,8 @@ from bot.web.tokens import token_is_valid
 bearer = HTTPBearer(auto_error=False, description="A token from `tierdesk tokens create NAME`.")
 
 
-async def session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.ctx.sessions() as s:
-        yield s
 
 
-async def writer(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session for a write transaction (takes SQLite's write lock up front; the same as `session` elsewhere)."""
-    ctx = request.app.state.ctx
-    async with (getattr(ctx, "writer_sessions", None) or ctx.sessions)() as s:
-        yield s
 
 
 async def require_token(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.web import ticket_actions
-from bot.web.api.deps import RESPONSES, cursor_id, invalid, session, writer
+from bot.web.api.deps import RESPONSES, cursor_id, invalid
 from bot.web.api.schemas import (
     MAX_ID,
     AssignIn,
@@ -20,6 +20,7 @@ from bot.web.api.schemas import (
     TicketPatch,
     encode_cursor,
 )
+from bot.web.sessions import read_session, write_session
 from crm_store.errors import NotFound
 from crm_store.models import Agent, Ticket, now
 from crm_store.repositories import customers as customers_repo
@@ -41,7 +42,7 @@ async def _ticket(s: AsyncSession, ticket_id: int) -> Ticket:
 async def list_tickets(
     status: Literal["open", "pending", "solved", "closed"] | None = None, customer_id: OptId = None,
     assignee_id: OptId = None, queue: Annotated[str | None, Query(max_length=64)] = None, cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50, s: AsyncSession = Depends(session),
+    limit: Annotated[int, Query(ge=1, le=200)] = 50, s: AsyncSession = Depends(read_session),
 ) -> Page[TicketOut]:
     rows = await web_repo.list_tickets(
         s, status=status, customer_id=customer_id, assignee_id=assignee_id,
@@ -54,12 +55,12 @@ async def list_tickets(
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketOut)
-async def get_ticket(ticket_id: TicketId, s: AsyncSession = Depends(session)) -> TicketOut:
+async def get_ticket(ticket_id: TicketId, s: AsyncSession = Depends(read_session)) -> TicketOut:
     return TicketOut.model_validate(await _ticket(s, ticket_id))
 
 
 @router.post("/tickets", response_model=TicketOut, status_code=201)
-async def create_ticket(body: TicketIn, request: Request, s: AsyncSession = Depends(writer)) -> TicketOut:
+async def create_ticket(body: TicketIn, request: Request, s: AsyncSession = Depends(write_session)) -> TicketOut:
     """Open a ticket for a customer (e.g. from a phone call); replies go out on `channel`."""
     settings = request.app.state.ctx.settings
     async with s.begin():
@@ -85,7 +86,7 @@ async def create_ticket(body: TicketIn, request: Request, s: AsyncSession = Depe
 
 
 @router.patch("/tickets/{ticket_id}", response_model=TicketOut)
-async def update_ticket(ticket_id: TicketId, body: TicketPatch, s: AsyncSession = Depends(writer)) -> TicketOut:
+async def update_ticket(ticket_id: TicketId, body: TicketPatch, s: AsyncSession = Depends(write_session)) -> TicketOut:
     """Change subject, queue, priority or status (close with POST .../close)."""
     fields = body.model_dump(exclude_unset=True, exclude_none=True)
     async with s.begin():
@@ -104,7 +105,7 @@ async def update_ticket(ticket_id: TicketId, body: TicketPatch, s: AsyncSession 
 
 @router.post("/tickets/{ticket_id}/assign", response_model=TicketOut)
 async def assign_ticket(
-    ticket_id: TicketId, body: AssignIn, request: Request, s: AsyncSession = Depends(writer)
+    ticket_id: TicketId, body: AssignIn, request: Request, s: AsyncSession = Depends(write_session)
 ) -> TicketOut:
     """Assign to an agent (or unassign with null)."""
     async with s.begin():
@@ -118,7 +119,7 @@ async def assign_ticket(
 
 @router.post("/tickets/{ticket_id}/close", response_model=TicketOut)
 async def close_ticket(
-    ticket_id: TicketId, body: CloseIn, request: Request, s: AsyncSession = Depends(writer)
+    ticket_id: TicketId, body: CloseIn, request: Request, s: AsyncSession = Depends(write_session)
 ) -> TicketOut:
     async with s.begin():
         ticket = await _ticket(s, ticket_id)
@@ -128,6 +129,6 @@ async def close_ticket(
 
 
 @router.get("/tickets/{ticket_id}/notes", response_model=list[NoteOut])
-async def ticket_notes(ticket_id: TicketId, s: AsyncSession = Depends(session)) -> list[NoteOut]:
+async def ticket_notes(ticket_id: TicketId, s: AsyncSession = Depends(read_session)) -> list[NoteOut]:
     ticket = await _ticket(s, ticket_id)
     return [NoteOut.model_validate(n) for n in await web_repo.notes_for(s, ticket_id=ticket.id)]

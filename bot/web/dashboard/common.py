@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.web.auth import SESSION_COOKIE, Viewer, csrf_ok
 from crm_store.models import TIERS, Agent
@@ -25,16 +23,8 @@ class Forbidden(Exception):
         self.reason = reason
 
 
-async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.ctx.sessions() as session:
-        yield session
 
 
-async def db_writer(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session for a form that writes (SQLite's write lock taken up front)."""
-    ctx = request.app.state.ctx
-    async with (getattr(ctx, "writer_sessions", None) or ctx.sessions)() as session:
-        yield session
 
 
 async def current_viewer(request: Request) -> Viewer:

@@ -15,7 +15,8 @@ from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.web.auth import Viewer
-from bot.web.dashboard.common import current_viewer, db_session, int_or_none, parse_day, render
+from bot.web.dashboard.common import current_viewer, int_or_none, parse_day, render
+from bot.web.sessions import read_session
 from crm_store.repositories import reports
 from crm_store.repositories.agents import list_agents
 
@@ -58,7 +59,7 @@ def _cursor(value: str | None) -> tuple[datetime, int] | None:
 
 @router.get("/contacts")
 async def contact_log(
-    request: Request, viewer: Viewer = Depends(current_viewer), session: AsyncSession = Depends(db_session)
+    request: Request, viewer: Viewer = Depends(current_viewer), session: AsyncSession = Depends(read_session)
 ) -> Response:
     params = request.query_params
     f = contact_filter(params, viewer)

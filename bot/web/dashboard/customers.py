@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import clean_text
 from bot.web.auth import Viewer
-from bot.web.dashboard.common import check_csrf, current_viewer, db_session, db_writer, int_or_none, render
+from bot.web.dashboard.common import check_csrf, current_viewer, int_or_none, render
 from bot.web.dashboard.contacts import _cursor
+from bot.web.sessions import read_session, write_session
 from crm_store.errors import NotFound
 from crm_store.models import Agent
 from crm_store.repositories import customers as customers_repo
@@ -23,7 +24,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/customers")
 async def customer_list(
-    request: Request, viewer: Viewer = Depends(current_viewer), session: AsyncSession = Depends(db_session)
+    request: Request, viewer: Viewer = Depends(current_viewer), session: AsyncSession = Depends(read_session)
 ) -> Response:
     q = request.query_params.get("q", "")[:200].strip()
     tier = request.query_params.get("tier", "")[:20]
@@ -47,7 +48,7 @@ async def visible_customer(session: AsyncSession, viewer: Viewer, customer_id: i
 @router.get("/customers/{customer_id:int}")
 async def customer_card(
     customer_id: int, request: Request, viewer: Viewer = Depends(current_viewer),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(read_session),
 ) -> Response:
     customer = await visible_customer(session, viewer, customer_id)
     if customer.id != customer_id:
@@ -73,7 +74,7 @@ async def customer_card(
 @router.post("/customers/{customer_id:int}/notes")
 async def add_customer_note(
     customer_id: int, request: Request, viewer: Viewer = Depends(current_viewer),
-    session: AsyncSession = Depends(db_writer),
+    session: AsyncSession = Depends(write_session),
 ) -> Response:
     form = await check_csrf(request, viewer)
     text, _ = clean_text(str(form.get("text", "")), 10_000)

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.web import charts
 from bot.web.auth import Viewer
-from bot.web.dashboard.common import current_viewer, date_range, db_session, render
+from bot.web.dashboard.common import current_viewer, date_range, render
+from bot.web.sessions import read_session
 from crm_store.models import TIERS
 from crm_store.repositories import contact_days, reports
 
@@ -39,7 +40,7 @@ def _series(rows: list[tuple[str, str, int]]) -> dict[str, dict[str, int]]:
 
 @router.get("/")
 async def overview(
-    request: Request, viewer: Viewer = Depends(current_viewer), session: AsyncSession = Depends(db_session)
+    request: Request, viewer: Viewer = Depends(current_viewer), session: AsyncSession = Depends(read_session)
 ) -> Response:
     if not viewer.is_supervisor:
         return RedirectResponse("/tickets", status_code=303)

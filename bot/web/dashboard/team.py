@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.web import charts
 from bot.web.auth import Viewer
-from bot.web.dashboard.common import date_range, db_session, render, supervisor
+from bot.web.dashboard.common import date_range, render, supervisor
+from bot.web.sessions import read_session
 from crm_store.models import TIERS
 from crm_store.repositories import reports
 
@@ -18,7 +19,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/agents")
 async def agents_page(
-    request: Request, viewer: Viewer = Depends(supervisor), session: AsyncSession = Depends(db_session)
+    request: Request, viewer: Viewer = Depends(supervisor), session: AsyncSession = Depends(read_session)
 ) -> Response:
     first, last, since, until = date_range(request.query_params.get("from"), request.query_params.get("to"))
     rows = await reports.agent_figures(session, since, until)
@@ -29,7 +30,7 @@ async def agents_page(
 
 @router.get("/tiers")
 async def tiers_page(
-    request: Request, viewer: Viewer = Depends(supervisor), session: AsyncSession = Depends(db_session)
+    request: Request, viewer: Viewer = Depends(supervisor), session: AsyncSession = Depends(read_session)
 ) -> Response:
     rows = await reports.tier_figures(session)
     rows.sort(key=lambda r: TIERS.index(r["tier"]) if r["tier"] in TIERS else 99)

@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.messages import clean_text
 from bot.web import ticket_actions
 from bot.web.auth import Viewer
-from bot.web.dashboard.common import check_csrf, current_viewer, db_session, db_writer, int_or_none, render
+from bot.web.dashboard.common import check_csrf, current_viewer, int_or_none, render
 from bot.web.dashboard.customers import visible_customer
+from bot.web.sessions import read_session, write_session
 from crm_store.errors import NotFound
 from crm_store.models import TICKET_STATUSES, Customer
 from crm_store.repositories import contacts as contacts_repo
@@ -23,7 +24,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/tickets")
 async def ticket_list(
-    request: Request, viewer: Viewer = Depends(current_viewer), session: AsyncSession = Depends(db_session)
+    request: Request, viewer: Viewer = Depends(current_viewer), session: AsyncSession = Depends(read_session)
 ) -> Response:
     params = request.query_params
     status = params.get("status", "open")
@@ -55,7 +56,7 @@ async def visible_ticket(session: AsyncSession, viewer: Viewer, ticket_id: int):
 @router.get("/tickets/{ticket_id:int}")
 async def ticket_page(
     ticket_id: int, request: Request, viewer: Viewer = Depends(current_viewer),
-    session: AsyncSession = Depends(db_session),
+    session: AsyncSession = Depends(read_session),
 ) -> Response:
     ticket, customer = await visible_ticket(session, viewer, ticket_id)
     agents = await list_agents(session)
@@ -71,7 +72,7 @@ async def ticket_page(
 @router.post("/tickets/{ticket_id:int}/notes")
 async def add_ticket_note(
     ticket_id: int, request: Request, viewer: Viewer = Depends(current_viewer),
-    session: AsyncSession = Depends(db_writer),
+    session: AsyncSession = Depends(write_session),
 ) -> Response:
     form = await check_csrf(request, viewer)
     text, _ = clean_text(str(form.get("text", "")), 10_000)
@@ -86,7 +87,7 @@ async def add_ticket_note(
 @router.post("/tickets/{ticket_id:int}/close")
 async def close_ticket(
     ticket_id: int, request: Request, viewer: Viewer = Depends(current_viewer),
-    session: AsyncSession = Depends(db_writer),
+    session: AsyncSession = Depends(write_session),
 ) -> Response:
     form = await check_csrf(request, viewer)
     resolution, _ = clean_text(str(form.get("resolution", "")), 2000)
@@ -101,7 +102,7 @@ async def close_ticket(
 @router.post("/tickets/{ticket_id:int}/assign")
 async def assign_ticket(
     ticket_id: int, request: Request, viewer: Viewer = Depends(current_viewer),
-    session: AsyncSession = Depends(db_writer),
+    session: AsyncSession = Depends(write_session),
 ) -> Response:
     form = await check_csrf(request, viewer)
     agent_id = int_or_none(str(form.get("agent_id", "")))
