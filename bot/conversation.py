@@ -64,6 +64,15 @@ def _needs_per_message_lookup(msg: InboundMessage) -> bool:
     )
 
 
+def likely_ticket(ctx: BatchContext, msg: InboundMessage, customer_id: int | None) -> int | None:
+    """The ticket a plain message will join (its customer's open conversation), so its contact is logged with it
+    and needs no second write; a message that may name another thread gets its ticket when it is handled."""
+    if customer_id is None or _needs_per_message_lookup(msg):
+        return None
+    ticket = ctx.active.get(customer_id)
+    return ticket.id if ticket is not None else None
+
+
 async def open_tickets_in_bulk(ctx: BatchContext, items: list[tuple[InboundMessage, int]]) -> None:
     """Open, with one flush, the tickets that new conversations in this batch need (the common case); messages
     that name a thread, edit, rate or link are left to `ticket_for`."""

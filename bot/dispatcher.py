@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.conversation import handle_customer_message, open_tickets_in_bulk
+from bot.conversation import handle_customer_message, likely_ticket, open_tickets_in_bulk
 from bot.desk import Desk
 from bot.locks import ConversationLocks, LocalLocks
 from bot.messages import InboundMessage, utcnow
@@ -190,8 +190,9 @@ class Dispatcher:
                 session=session, now=utcnow(), settings=self.settings, policy=self.policy, responder=self.responder
             )
             results = await self._process(ctx, msgs, safe_mode)
-            if ctx.contact_updates:
-                await contacts_repo.update_contacts(session, ctx.contact_updates)
+            updates = ctx.changed_contacts()
+            if updates:
+                await contacts_repo.update_contacts(session, updates)
             if ctx.outbox:
                 await outbox_repo.enqueue(session, ctx.outbox)
         if ctx.outbox:
@@ -215,6 +216,8 @@ class Dispatcher:
             await customers_repo.resolve_customers(session, names, known=known_customers) if names else ({}, set())
         )
         new_customers = {customers[p] for p in created}
+        bounce_customers = [b[1] for b in bounce_tickets.values() if b[1] is not None]
+        await self._load_facts(ctx, [*customers.values(), *bounce_customers], new_customers)
         rows, first_of = [], {}
         for i, m in enumerate(msgs):
             key = (m.channel, m.external_id, "in")
@@ -223,6 +226,7 @@ class Dispatcher:
             first_of[key] = i
             agent = agents.get((m.channel, m.sender))
             bounce = bounce_tickets.get(m.external_id)
+            customer_id = bounce[1] if bounce else (None if agent else customers[(m.channel, m.sender)])
             rows.append(
                 {
                     "channel": m.channel,
@@ -230,9 +234,9 @@ class Dispatcher:
                     "direction": "in",
                     "author": "agent" if agent else ("system" if bounce else "customer"),
                     "address": m.sender,
-                    "customer_id": bounce[1] if bounce else (None if agent else customers[(m.channel, m.sender)]),
+                    "customer_id": customer_id,
                     "agent_id": agent.id if agent else None,
-                    "ticket_id": bounce[0] if bounce else None,
+                    "ticket_id": bounce[0] if bounce else (None if agent else likely_ticket(ctx, m, customer_id)),
                     "text": m.text,
                     "subject": (m.meta_value("subject") or None) and m.meta_value("subject")[:255],
                     "attachments": [a.as_dict() for a in m.attachments],
@@ -249,7 +253,6 @@ class Dispatcher:
             if len(inserted) < len(first_of)
             else {}
         )
-        await self._load_facts(ctx, [r["customer_id"] for r in rows if r["customer_id"] is not None], new_customers)
         if not safe_mode:
             await open_tickets_in_bulk(
                 ctx,
@@ -278,6 +281,8 @@ class Dispatcher:
                 )
                 continue
             cid = inserted[key]
+            if row["ticket_id"] is not None:
+                ctx.logged_with[cid] = row["ticket_id"]
             ticket_id = row["ticket_id"]
             if safe_mode:
                 ticket_id = await self._safe_ticket(ctx, m, cid, row["customer_id"], safe_mode)

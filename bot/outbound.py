@@ -29,6 +29,8 @@ class BatchContext:
     responder: Responder
     outbox: list[dict[str, Any]] = field(default_factory=list)
     contact_updates: list[dict[str, Any]] = field(default_factory=list)
+    logged_with: dict[int, int] = field(default_factory=dict)
+    """Contacts inserted with their ticket already set (contact id → ticket id)."""
     active: dict[int, Ticket] = field(default_factory=dict)
     latest: dict[int, Ticket] = field(default_factory=dict)
     opened: set[int] = field(default_factory=set)
@@ -36,6 +38,14 @@ class BatchContext:
     facts: dict[int, dict[str, Any]] = field(default_factory=dict)
     _agents: dict[int, AgentState] | None = None
     _addresses: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+
+    def changed_contacts(self) -> list[dict[str, Any]]:
+        """The contact updates that change something: setting the ticket a contact was logged with is none."""
+        return [
+            u
+            for u in self.contact_updates
+            if not (u.keys() == {"id", "ticket_id"} and self.logged_with.get(u["id"]) == u["ticket_id"])
+        ]
 
     async def agent_addresses(self, agent_ids: list[int]) -> dict[int, list[tuple[str, str]]]:
         """Agents' channel addresses, each looked up once per batch."""
