@@ -1,136 +1,35 @@
-"""The dashboard's read side: overview aggregates and the searchable, filterable contact log.
+"""The dashboard's read side: overview aggregates; the searchable, filterable contact log is in contact_search
+(re-exported here).
 
 Every function takes plain values and returns plain rows; the web layer only formats them.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Integer, and_, cast, func, literal_column, or_, select, text, tuple_
+from sqlalchemy import Float, Integer, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Agent, Contact, Customer, Ticket, TierRun, ValueEvent
 from crm_store.repositories import contact_days
 from crm_store.repositories._sql import dialect
+from crm_store.repositories.contact_search import (  # noqa: F401 (the log lives there; callers import it here)
+    LOG_COLUMNS,
+    ContactFilter,
+    iter_contacts,
+    search_contacts,
+)
 
 ACTIVE = ("open", "pending")
-_WORD = re.compile(r"\w+", re.UNICODE)
-_CJK = re.compile(r"[\u3000-\u9fff\uac00-\ud7af\uf900-\ufaff]")
-
-
-@dataclass(frozen=True)
-class ContactFilter:
-    """What a supervisor asked the contact log for. `scope_tiers` is the viewer's own limit (agents)."""
-
-    q: str = ""
-    channel: str = ""
-    tier: str = ""
-    agent_id: int | None = None
-    intent: str = ""
-    direction: str = ""
-    since: datetime | None = None
-    until: datetime | None = None
-    customer_id: int | None = None
-    ticket_id: int | None = None
-    scope_tiers: tuple[str, ...] = field(default=())
 
 
 def _seconds_between(session: AsyncSession, later: Any, earlier: Any) -> Any:
     if dialect(session) == "postgresql":
         return func.extract("epoch", later - earlier)
     return (func.julianday(later) - func.julianday(earlier)) * 86400.0
-
-
-def _text_match(session: AsyncSession, q: str) -> Any:
-    """Full text on PostgreSQL (a GIN index on to_tsvector('simple', text), prefix match per word); a
-    case-insensitive substring elsewhere and for scripts without spaces between words (Chinese)."""
-    words = _WORD.findall(q)
-    if dialect(session) == "postgresql" and words and not _CJK.search(q):
-        query = " & ".join(f"{w}:*" for w in words[:8])
-        cfg = literal_column("'simple'::regconfig")
-        return func.to_tsvector(cfg, Contact.text).op("@@")(func.to_tsquery(cfg, query))
-    like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return Contact.text.ilike(like, escape="\\")
-
-
-def _filtered(session: AsyncSession, f: ContactFilter, columns: Sequence[Any]) -> Any:
-    stmt = select(*columns).select_from(Contact).join(Customer, Customer.id == Contact.customer_id, isouter=True)
-    conds: list[Any] = []
-    if f.q.strip():
-        conds.append(_text_match(session, f.q.strip()))
-    if f.channel:
-        conds.append(Contact.channel == f.channel)
-    # SQLite would start from the customers of a tier and sort all their contacts (or hash every customer first);
-    # reading the log newest first and checking each contact's customer stops after one page.
-    if dialect(session) == "sqlite":
-        def tier_is(cond: Any) -> Any:
-            return select(Customer.id).where(Customer.id == Contact.customer_id, cond).correlate(Contact).exists()
-    else:
-        def tier_is(cond: Any) -> Any:
-            return cond
-    if f.tier:
-        conds.append(tier_is(Customer.tier == f.tier))
-    if f.scope_tiers:
-        conds.append(tier_is(Customer.tier.in_(list(f.scope_tiers))))
-    if f.agent_id is not None:
-        conds.append(Contact.agent_id == f.agent_id)
-    if f.intent:
-        conds.append(Contact.nlu["intent"].as_string() == f.intent)
-    if f.direction:
-        conds.append(Contact.direction == f.direction)
-    if f.since is not None:
-        conds.append(Contact.created_at >= f.since)
-    if f.until is not None:
-        conds.append(Contact.created_at < f.until)
-    if f.customer_id is not None:
-        conds.append(Contact.customer_id == f.customer_id)
-    if f.ticket_id is not None:
-        conds.append(Contact.ticket_id == f.ticket_id)
-    return stmt.where(and_(*conds)) if conds else stmt
-
-
-LOG_COLUMNS = (
-    Contact.id, Contact.created_at, Contact.channel, Contact.direction, Contact.author, Contact.address,
-    Contact.customer_id, Customer.name.label("customer_name"), Customer.tier, Contact.agent_id, Contact.ticket_id,
-    Contact.nlu["intent"].as_string().label("intent"), Contact.text,
-)
-
-
-async def search_contacts(
-    session: AsyncSession, f: ContactFilter, *, before: tuple[datetime, int] | None = None, limit: int = 50,
-    oldest_first: bool = False,
-) -> list[dict[str, Any]]:
-    """One page of the contact log, newest first, after the keyset cursor `before` (created_at, id)."""
-    if dialect(session) == "postgresql":
-        # A page stops after 50 rows; starting parallel workers costs more than it saves (tens of ms).
-        await session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-    stmt = _filtered(session, f, LOG_COLUMNS)
-    if oldest_first:
-        if before is not None:
-            stmt = stmt.where(tuple_(Contact.created_at, Contact.id) > tuple_(*before))
-        stmt = stmt.order_by(Contact.created_at, Contact.id)
-    else:
-        if before is not None:
-            stmt = stmt.where(tuple_(Contact.created_at, Contact.id) < tuple_(*before))
-        stmt = stmt.order_by(Contact.created_at.desc(), Contact.id.desc())
-    return [row._asdict() for row in (await session.execute(stmt.limit(limit))).all()]
-
-
-async def iter_contacts(session: AsyncSession, f: ContactFilter, *, page: int = 2000) -> AsyncIterator[dict[str, Any]]:
-    """Every contact the filter matches, oldest first, fetched page by page so memory stays flat (exports)."""
-    cursor: tuple[datetime, int] | None = None
-    while True:
-        rows = await search_contacts(session, f, before=cursor, limit=page, oldest_first=True)
-        for row in rows:
-            yield row
-        if len(rows) < page:
-            return
-        cursor = (rows[-1]["created_at"], rows[-1]["id"])
 
 
 async def known_intents(session: AsyncSession, limit: int = 100) -> list[str]:

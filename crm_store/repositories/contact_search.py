@@ -1,0 +1,240 @@
+"""The searchable, filterable contact log (the dashboard's log page, a customer's history, exports).
+
+A text search never leaves the planner to guess a word's frequency, so neither a common word nor a rare or
+absent one costs a scan of the log.
+
+SQLite: the FTS5 index answers "which contacts match, if at most PROBE do" in a few milliseconds for any word; a
+rare or absent word is then read by id, a common one by walking the log newest first and checking each row.
+
+PostgreSQL: counting a common word's matches in the GIN index costs tens of milliseconds, so the walk comes first:
+1. read a window of the newest contacts that pass the row filters (by the created_at/channel/... indexes) and
+   check each one's text; a common word fills the page here;
+2. if the window is full but its matches are too sparse to fill the page soon, ask the text index for up to PROBE
+   matches: a rare or absent word is then read by id;
+3. otherwise keep reading windows, larger each time (a common word with sparse filters).
+The text condition is never beside an ORDER BY ... LIMIT the planner could satisfy from either index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, and_, any_, bindparam, func, literal_column, or_, select, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from crm_store.models import Contact, Customer
+from crm_store.repositories._sql import dialect
+from crm_store.repositories.text_match import TextQuery, text_query
+
+WINDOW = 1000
+"""Contacts read in the first window of a text search (at least four pages)."""
+PROBE = 2000
+"""A word matching at most this many contacts is read by id from the text index."""
+WALK_BUDGET = 20_000
+"""Rows the window walk may still read before the text index is asked instead."""
+MAX_WINDOW = 50_000
+
+Cursor = tuple[datetime, int]
+
+
+@dataclass(frozen=True)
+class ContactFilter:
+    """What a supervisor asked the contact log for. `scope_tiers` is the viewer's own limit (agents)."""
+
+    q: str = ""
+    channel: str = ""
+    tier: str = ""
+    agent_id: int | None = None
+    intent: str = ""
+    direction: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    customer_id: int | None = None
+    ticket_id: int | None = None
+    scope_tiers: tuple[str, ...] = field(default=())
+
+
+def log_columns(c: Any) -> tuple[Any, ...]:
+    """The columns of a log row, read from the contacts table or a window over it."""
+    return (
+        c.id, c.created_at, c.channel, c.direction, c.author, c.address, c.customer_id,
+        Customer.name.label("customer_name"), Customer.tier, c.agent_id, c.ticket_id,
+        c.nlu["intent"].as_string().label("intent"), c.text,
+    )
+
+
+LOG_COLUMNS = log_columns(Contact)
+
+
+def _local(f: ContactFilter, c: Any) -> list[Any]:
+    """Conditions on the contact row itself (an index can order by them)."""
+    conds: list[Any] = []
+    if f.channel:
+        conds.append(c.channel == f.channel)
+    if f.agent_id is not None:
+        conds.append(c.agent_id == f.agent_id)
+    if f.intent:
+        conds.append(c.nlu["intent"].as_string() == f.intent)
+    if f.direction:
+        conds.append(c.direction == f.direction)
+    if f.since is not None:
+        conds.append(c.created_at >= f.since)
+    if f.until is not None:
+        conds.append(c.created_at < f.until)
+    if f.customer_id is not None:
+        conds.append(c.customer_id == f.customer_id)
+    if f.ticket_id is not None:
+        conds.append(c.ticket_id == f.ticket_id)
+    return conds
+
+
+def _tiers(session: AsyncSession, f: ContactFilter, c: Any) -> list[Any]:
+    """Conditions on the contact's customer.
+
+    SQLite would start from the customers of a tier and sort all their contacts (or hash every customer first);
+    reading the log newest first and checking each contact's customer stops after one page."""
+    sqlite = dialect(session) == "sqlite"
+    cu = aliased(Customer) if sqlite else Customer
+    conds: list[Any] = []
+    if f.tier:
+        conds.append(cu.tier == f.tier)
+    if f.scope_tiers:
+        conds.append(cu.tier.in_(list(f.scope_tiers)))
+    if sqlite:
+        return [select(cu.id).where(cu.id == c.customer_id, cond).exists() for cond in conds]
+    return conds
+
+
+def _order(c: Any, oldest_first: bool) -> list[Any]:
+    return [c.created_at, c.id] if oldest_first else [c.created_at.desc(), c.id.desc()]
+
+
+def _after(c: Any, cursor: Cursor | None, oldest_first: bool) -> list[Any]:
+    """Rows after the keyset cursor in reading order."""
+    if cursor is None:
+        return []
+    key = tuple_(c.created_at, c.id)
+    return [key > tuple_(*cursor) if oldest_first else key < tuple_(*cursor)]
+
+
+def _page(c: Any, conds: Sequence[Any], cursor: Cursor | None, oldest_first: bool,
+          limit: int) -> Any:
+    stmt = select(*log_columns(c)).select_from(c).join(Customer, Customer.id == c.customer_id, isouter=True)
+    where = [*conds, *_after(c, cursor, oldest_first)]
+    if where:
+        stmt = stmt.where(and_(*where))
+    return stmt.order_by(*_order(c, oldest_first)).limit(limit)
+
+
+async def _rows(session: AsyncSession, stmt: Any) -> list[dict[str, Any]]:
+    return [row._asdict() for row in (await session.execute(stmt)).all()]
+
+
+_WINDOW_COLUMNS = (
+    Contact.id, Contact.created_at, Contact.channel, Contact.direction, Contact.author, Contact.address,
+    Contact.customer_id, Contact.agent_id, Contact.ticket_id, Contact.nlu, Contact.text,
+    literal_column("contacts.search_tsv").label("search_tsv"),
+)
+
+
+async def _window(
+    session: AsyncSession, f: ContactFilter, tq: TextQuery, cursor: Cursor | None, oldest_first: bool, size: int,
+    limit: int,
+) -> tuple[list[dict[str, Any]], Cursor | None]:
+    """Matches among the next `size` contacts that pass the row filters, and the last of those contacts when the
+    window was full (where the next window starts)."""
+    order = _order(Contact, oldest_first)
+    inner = (
+        select(*_WINDOW_COLUMNS, func.row_number().over(order_by=order).label("rn"))
+        .where(*_local(f, Contact), *_after(Contact, cursor, oldest_first))
+        .order_by(*order).limit(size).subquery("w")
+    )
+    c = aliased(Contact, inner)
+    hit = and_(tq.row_match(c, inner.c.search_tsv), *_tiers(session, f, c))
+    stmt = (
+        select(*log_columns(c), hit.label("hit"), inner.c.rn).select_from(inner)
+        .join(Customer, Customer.id == c.customer_id, isouter=True)
+        .where(or_(hit, inner.c.rn == size)).order_by(*_order(c, oldest_first)).limit(limit + 1)
+    )
+    hits: list[dict[str, Any]] = []
+    last: Cursor | None = None
+    for row in await _rows(session, stmt):
+        if row.pop("rn") == size:
+            last = (row["created_at"], row["id"])
+        if row.pop("hit") and len(hits) < limit:
+            hits.append(row)
+    return hits, last
+
+
+async def _by_ids(
+    session: AsyncSession, f: ContactFilter, tq: TextQuery, ids: list[int], cursor: Cursor | None,
+    oldest_first: bool, limit: int,
+) -> list[dict[str, Any]]:
+    """The page among a few known matches (the text index's answer), every filter checked again."""
+    if not ids:
+        return []
+    if tq.postgres:
+        among = Contact.id == any_(bindparam("ids", ids, type_=ARRAY(BigInteger)))
+    else:
+        among = Contact.id.in_(ids)
+    conds = [among, tq.row_match(Contact), *_local(f, Contact), *_tiers(session, f, Contact)]
+    return await _rows(session, _page(Contact, conds, cursor, oldest_first, limit))
+
+
+async def _search_text(
+    session: AsyncSession, f: ContactFilter, tq: TextQuery, before: Cursor | None, limit: int, oldest_first: bool
+) -> list[dict[str, Any]]:
+    if not tq.postgres:
+        ids = await tq.probe(session, PROBE)
+        if ids is not None and len(ids) <= PROBE:
+            return await _by_ids(session, f, tq, ids, before, oldest_first, limit)
+        conds = [tq.row_match(Contact), *_local(f, Contact), *_tiers(session, f, Contact)]
+        return await _rows(session, _page(Contact, conds, before, oldest_first, limit))
+    found: list[dict[str, Any]] = []
+    cursor, size, probed = before, max(WINDOW, 4 * limit), False
+    while True:
+        hits, last = await _window(session, f, tq, cursor, oldest_first, size, limit - len(found))
+        found.extend(hits)
+        if len(found) >= limit or last is None:
+            return found
+        cursor, need = last, limit - len(found)
+        rows_needed = need * size / len(hits) if hits else float("inf")
+        if not probed:
+            probed = True
+            if rows_needed > WALK_BUDGET:
+                ids = await tq.probe(session, PROBE)
+                if ids is not None and len(ids) <= PROBE:
+                    return found + await _by_ids(session, f, tq, ids, cursor, oldest_first, need)
+        size = int(min(MAX_WINDOW, max(size * 4, rows_needed * 1.5)))
+
+
+async def search_contacts(
+    session: AsyncSession, f: ContactFilter, *, before: Cursor | None = None, limit: int = 50,
+    oldest_first: bool = False,
+) -> list[dict[str, Any]]:
+    """One page of the contact log, newest first, after the keyset cursor `before` (created_at, id)."""
+    if dialect(session) == "postgresql":
+        # A page stops after 50 rows; starting parallel workers costs more than it saves (tens of ms).
+        await session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    q = f.q.strip()
+    if q:
+        return await _search_text(session, f, text_query(session, q), before, limit, oldest_first)
+    conds = [*_local(f, Contact), *_tiers(session, f, Contact)]
+    return await _rows(session, _page(Contact, conds, before, oldest_first, limit))
+
+
+async def iter_contacts(session: AsyncSession, f: ContactFilter, *, page: int = 2000) -> AsyncIterator[dict[str, Any]]:
+    """Every contact the filter matches, oldest first, fetched page by page so memory stays flat (exports)."""
+    cursor: Cursor | None = None
+    while True:
+        rows = await search_contacts(session, f, before=cursor, limit=page, oldest_first=True)
+        for row in rows:
+            yield row
+        if len(rows) < page:
+            return
+        cursor = (rows[-1]["created_at"], rows[-1]["id"])

@@ -1,0 +1,181 @@
+"""Contact-log text search on both databases: words in English, Russian and Chinese, prefixes, absent words,
+text written after the migration (inserted, edited, deleted) and text written before it (backfill), combined
+filters and keyset pages. Every search strategy (window walk, index probe, read by id) must give the same pages as
+filtering the whole log by hand."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from alembic import command
+from sqlalchemy import delete, inspect, update
+
+from crm_store.engine import alembic_config, upgrade
+from crm_store.models import Contact, Customer
+from crm_store.repositories import contact_search, reports
+from crm_store.repositories.text_match import text_query
+
+T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+TEXTS = (
+    "I want a refund for order 1234",
+    "Where is my parcel? Tracking 5521",
+    "Где мой заказ? Посылка не пришла",
+    "Спасибо, всё получил",
+    "我想退款，订单号是5678",
+    "包裹还没到，请帮忙",
+    "Refund please, the parcel arrived broken",
+    "Hello, password reset",
+)
+TIERS = {1: "VIP", 2: "ordinary", 3: "potential"}
+SPACED = re.compile("[\u3000-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+
+def _contact(n: int, text: str) -> dict[str, Any]:
+    # every third pair of contacts shares a timestamp, so the id breaks the tie
+    return {"id": n, "channel": ("telegram", "email", "webchat")[n % 3], "external_id": f"m{n}",
+            "direction": "in" if n % 4 else "out", "customer_id": 1 + n % 3, "text": text, "attachments": [],
+            "created_at": T0 + timedelta(minutes=n - n % 2 * (n % 3 == 0))}
+
+
+async def _seed(db, count: int = 64) -> list[dict[str, Any]]:
+    rows = [_contact(n, TEXTS[n % len(TEXTS)] + f" #{n}") for n in range(1, count + 1)]
+    async with db.sessions() as s, s.begin():
+        s.add_all([Customer(id=i, name=f"C{i}", tier=t) for i, t in TIERS.items()])
+        await s.flush()
+        for row in rows:
+            s.add(Contact(**row))
+    return rows
+
+
+def _matches(text: str, q: str) -> bool:
+    """The documented meaning: every word of q starts a word of the text (case-folded); CJK is a substring."""
+    words = re.findall(r"\w+", text.lower())
+    for term in re.findall(r"\w+", q.lower()):
+        if SPACED.search(term):
+            if term not in text.lower():
+                return False
+        elif not any(w.startswith(term) for w in words):
+            return False
+    return True
+
+
+def _expected(rows: list[dict[str, Any]], f: reports.ContactFilter) -> list[int]:
+    keep = [
+        r for r in rows
+        if (not f.q or _matches(r["text"], f.q)) and (not f.channel or r["channel"] == f.channel)
+        and (not f.tier or TIERS[r["customer_id"]] == f.tier) and (not f.direction or r["direction"] == f.direction)
+        and (f.since is None or r["created_at"] >= f.since) and (f.until is None or r["created_at"] < f.until)
+    ]
+    keep.sort(key=lambda r: (r["created_at"], r["id"]), reverse=True)
+    return [r["id"] for r in keep]
+
+
+async def _all_pages(db, f: reports.ContactFilter, limit: int) -> list[int]:
+    got: list[int] = []
+    before = None
+    async with db.sessions() as s:
+        while True:
+            page = await reports.search_contacts(s, f, before=before, limit=limit)
+            got.extend(r["id"] for r in page)
+            if len(page) < limit:
+                return got
+            before = (page[-1]["created_at"], page[-1]["id"])
+
+
+async def _ids(db, q: str, **kw: Any) -> list[int]:
+    async with db.sessions() as s:
+        return [r["id"] for r in await reports.search_contacts(s, reports.ContactFilter(q=q, **kw), limit=500)]
+
+
+QUERIES = ["refund", "REFUND", "ref", "refund 1234", "parcel", "заказ", "ЗАКАЗ", "посылк", "спасибо", "退款",
+           "订单号", "包裹还没到", "xylophone", "退货", "refund xylophone", "password reset"]
+FILTERS = [{}, {"channel": "email"}, {"tier": "VIP"}, {"direction": "in", "channel": "webchat", "tier": "ordinary"},
+           {"since": T0 + timedelta(minutes=10), "until": T0 + timedelta(minutes=50), "tier": "potential"}]
+STRATEGIES = {
+    "defaults": {},
+    "walk windows": {"WINDOW": 1, "PROBE": 0, "WALK_BUDGET": 10**9, "MAX_WINDOW": 8},
+    "probe then by id": {"WINDOW": 1, "PROBE": 1000, "WALK_BUDGET": 0},
+    "probe overflows": {"WINDOW": 1, "PROBE": 3, "WALK_BUDGET": 0, "MAX_WINDOW": 8},
+}
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+async def test_every_strategy_pages_like_filtering_by_hand(db, monkeypatch, strategy):
+    for name, value in STRATEGIES[strategy].items():
+        monkeypatch.setattr(contact_search, name, value)
+    rows = await _seed(db)
+    for q in QUERIES:
+        for extra in FILTERS:
+            f = reports.ContactFilter(q=q, **extra)
+            want = _expected(rows, f)
+            assert await _all_pages(db, f, limit=2) == want, (q, extra)
+            async with db.sessions() as s:
+                exported = [r["id"] async for r in reports.iter_contacts(s, f, page=3)]
+            assert exported == want[::-1], (q, extra)
+
+
+async def test_words_of_three_languages_are_found_and_absent_ones_are_not(db):
+    rows = await _seed(db, count=16)
+    by_text = {r["text"]: r["id"] for r in rows}
+
+    def ids_of(*fragments: str) -> list[int]:
+        return sorted(i for t, i in by_text.items() if any(t.startswith(fr) for fr in fragments))
+
+    assert sorted(await _ids(db, "refund")) == ids_of("I want a refund", "Refund please")
+    assert sorted(await _ids(db, "заказ")) == ids_of("Где мой заказ")
+    assert sorted(await _ids(db, "Посылка")) == ids_of("Где мой заказ")
+    assert sorted(await _ids(db, "退款")) == ids_of("我想退款")
+    assert sorted(await _ids(db, "还没到")) == ids_of("包裹还没到")
+    assert sorted(await _ids(db, "pass")) == ids_of("Hello, password")
+    for absent in ("xylophone", "咖啡", "самовар", "refund 5521"):
+        assert await _ids(db, absent) == [], absent
+
+
+async def test_text_written_after_the_migration_is_found_by_its_current_words(db):
+    await _seed(db, count=8)
+    async with db.sessions() as s, s.begin():
+        s.add(Contact(id=100, channel="email", external_id="new", direction="in", customer_id=1,
+                      text="Новая жалоба: 发票 missing invoice", attachments=[], created_at=T0 + timedelta(days=1)))
+    assert await _ids(db, "invoice") == [100]
+    assert await _ids(db, "жалоба") == [100]
+    assert await _ids(db, "发票") == [100]
+    async with db.sessions() as s, s.begin():
+        await s.execute(update(Contact).where(Contact.id == 100).values(text="Edited: warranty claim 保修"))
+    assert await _ids(db, "invoice") == []
+    assert await _ids(db, "warranty claim") == [100]
+    assert await _ids(db, "保修") == [100]
+    async with db.sessions() as s, s.begin():
+        await s.execute(delete(Contact).where(Contact.id == 100))
+    assert await _ids(db, "warranty") == []
+
+
+async def _migrate_to(db, revision: str, down: bool) -> None:
+    async with db.engine.begin() as conn:
+        def run(sync_conn: Any) -> None:
+            cfg = alembic_config(db.url, db.schema)
+            cfg.attributes["connection"] = sync_conn
+            (command.downgrade if down else command.upgrade)(cfg, revision)
+
+        await conn.run_sync(run)
+
+
+async def test_the_migration_indexes_contacts_logged_before_it_and_downgrades(db):
+    await _migrate_to(db, "0004_ticket_figures_index", down=True)
+    await _seed(db, count=16)
+    await db.engine.dispose()
+    await upgrade(db.url, schema=db.schema)
+    assert len(await _ids(db, "refund")) == 4
+    assert len(await _ids(db, "包裹")) == 2
+    async with db.sessions() as s:  # the index itself answers (SQLite: the FTS5 table; PostgreSQL: search_tsv)
+        assert len(await text_query(s, "refund").probe(s, 100)) == 4
+    await _migrate_to(db, "0004_ticket_figures_index", down=True)
+    async with db.engine.connect() as conn:
+        names = await conn.run_sync(lambda c: inspect(c).get_table_names())
+        columns = await conn.run_sync(lambda c: [col["name"] for col in inspect(c).get_columns("contacts")])
+    assert "contacts_fts" not in names and "search_tsv" not in columns
+    await db.engine.dispose()
+    await upgrade(db.url, schema=db.schema)
+    assert len(await _ids(db, "parcel")) == 4
