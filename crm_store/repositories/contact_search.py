@@ -115,11 +115,15 @@ def _order(c: Any, oldest_first: bool) -> list[Any]:
 
 
 def _after(c: Any, cursor: Cursor | None, oldest_first: bool) -> list[Any]:
-    """Rows after the keyset cursor in reading order."""
+    """Rows after the keyset cursor in reading order. The bare created_at bound is implied by the row comparison;
+    it is there so an index on created_at (alone or after channel, agent, ...) starts at the cursor instead of
+    filtering every row before it."""
     if cursor is None:
         return []
     key = tuple_(c.created_at, c.id)
-    return [key > tuple_(*cursor) if oldest_first else key < tuple_(*cursor)]
+    if oldest_first:
+        return [c.created_at >= cursor[0], key > tuple_(*cursor)]
+    return [c.created_at <= cursor[0], key < tuple_(*cursor)]
 
 
 def _page(c: Any, conds: Sequence[Any], cursor: Cursor | None, oldest_first: bool,
