@@ -52,6 +52,15 @@ def run() -> None:
 
 
 @app.command()
+def worker() -> None:
+    """Consume the Redis inbound stream and deliver replies, beside `tierdesk run` (scale-out); SIGTERM stops it."""
+    from bot.runner import work
+
+    _setup_logging()
+    asyncio.run(work(get_settings()))
+
+
+@app.command()
 def chat(
     as_: str = typer.Option("customer", "--as", help="customer or agent"),
     name: str = typer.Option("", "--name", help="your name (customer) or agent name"),

@@ -69,6 +69,7 @@ class StreamIngest:
     def __init__(self, redis: Any, prefix: str, *, group: str = "dispatchers", claim_idle_ms: int = 30_000) -> None:
         self.redis = redis
         self.stream = f"{prefix}:inbound"
+        self.dead_letters = f"{prefix}:inbound:dead"
         self.group = group
         self.claim_idle_ms = claim_idle_ms
 
@@ -109,8 +110,11 @@ class StreamIngest:
             try:
                 msg = decode(fields)
             except (ValueError, KeyError, TypeError) as exc:
-                log.error("dropping undecodable stream entry %s: %s", entry_id, exc)
-                return entry_id  # cannot ever succeed: acknowledge so it does not block the group
+                # it can never succeed: park it, with the reason, where an operator finds it, so it neither
+                # blocks the group nor is lost
+                log.error("undecodable stream entry %s moved to %s: %s", entry_id, self.dead_letters, exc)
+                await self.redis.xadd(self.dead_letters, {**fields, "error": f"{type(exc).__name__}: {exc}"[:500]})
+                return entry_id
             try:
                 await deliver(msg)
             except Exception as exc:  # left pending: another pass (or worker) retries it

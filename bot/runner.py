@@ -17,8 +17,13 @@ from channels.base import Channel, channel_factory
 log = logging.getLogger(__name__)
 
 
-def build_channel(name: str, settings: Settings) -> Channel:
-    """One configured channel, from its settings section."""
+SEND_ONLY_UNSUPPORTED = ("webchat", "console")
+"""Channels whose replies only the receiving process can send: it holds the visitors' sockets, the terminal."""
+
+
+def build_channel(name: str, settings: Settings, *, send_only: bool = False) -> Channel:
+    """One configured channel, from its settings section; `send_only` builds it to send without receiving
+    (Telegram as a plain sender, email by SMTP without IMAP or the listener)."""
     factory = channel_factory(name)
     if name == "telegram":
         t = settings.telegram
@@ -27,13 +32,14 @@ def build_channel(name: str, settings: Settings) -> Channel:
         return factory(
             token=t.token,
             api_server=t.api_server,
-            mode=t.mode,
+            mode="embedded" if send_only else t.mode,
             webhook_secret=t.webhook_secret,
             webhook_url=t.webhook_url,
             forum_chat_id=t.forum_chat_id,
         )
     if name == "email":
-        return factory(**settings.email.model_dump())
+        receiving_off = {"imap_host": "", "lmtp_listen": ""} if send_only else {}
+        return factory(**{**settings.email.model_dump(), **receiving_off})
     if name == "webchat":
         return factory(max_message_chars=settings.web.max_message_chars)
     if name == "console":
@@ -43,12 +49,36 @@ def build_channel(name: str, settings: Settings) -> Channel:
     return factory()
 
 
-def configured_channels(settings: Settings) -> list[Channel]:
-    """The channels named in settings, plus the webhook sender when a webhook URL is set."""
+def configured_channels(settings: Settings, *, send_only: bool = False) -> list[Channel]:
+    """The channels named in settings, plus the webhook sender when a webhook URL is set; `send_only` leaves
+    out the channels only a receiving process can send on."""
     names = list(dict.fromkeys(settings.channels))
     if settings.web.webhook_url and "webhook" not in names:
         names.append("webhook")
-    return [build_channel(n, settings) for n in names]
+    if send_only:
+        names = [n for n in names if n not in SEND_ONLY_UNSUPPORTED]
+    return [build_channel(n, settings, send_only=send_only) for n in names]
+
+
+def worker_problem(settings: Settings) -> str | None:
+    """Why this configuration cannot run `tierdesk worker`, or None."""
+    if not settings.redis_url or settings.dispatch.ingest != "stream":
+        return (
+            "tierdesk worker consumes the Redis inbound stream: set TIERDESK_REDIS_URL and "
+            "TIERDESK_DISPATCH__INGEST=stream (for `tierdesk run` too, so its channels publish to the stream)"
+        )
+    if settings.database_url.startswith("sqlite"):
+        return "tierdesk worker shares the database with other processes: use PostgreSQL (TIERDESK_DATABASE_URL)"
+    return None
+
+
+async def work(settings: Settings) -> None:
+    """`tierdesk worker`: a dispatcher consuming the inbound stream, the outbox for the channels it can send on,
+    and the scheduled jobs; no receiving channels and no web app. Start as many as the load needs."""
+    problem = worker_problem(settings)
+    if problem:
+        raise SystemExit(problem)
+    await serve(settings, configured_channels(settings, send_only=True), web=False)
 
 
 def optional(module: str, attr: str) -> Any:
