@@ -106,7 +106,8 @@ class App:
             policy=load_policy(s),
             locks=locks,
             desk=self._desk,
-            on_outbox=self.outbox.wake,
+            on_outbox=self.outbox.adopt,
+            lease_for=self.outbox.lease_for,
         )
         self.dispatcher.start()
         self.outbox.start()

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,6 +26,7 @@ from bot.responder import HumanOnly, Responder
 from bot.routing import RoutingPolicy
 from bot.settings import Settings
 from crm_store.errors import StoreUnavailable
+from crm_store.models import OutboxItem
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import contacts as contacts_repo
 from crm_store.repositories import customers as customers_repo
@@ -54,6 +56,17 @@ def conversation_key(msg: InboundMessage) -> str:
     return f"{msg.channel}:{msg.sender}"
 
 
+def _written_now(rows: list[dict], added: dict[str, int]) -> list[OutboxItem]:
+    """The outbox rows this transaction added (the first of a repeated idempotency key), as items to send."""
+    items, seen = [], set()
+    for row in rows:
+        key = row["idempotency_key"]
+        if key in added and key not in seen:
+            seen.add(key)
+            items.append(OutboxItem(id=added[key], **row))
+    return items
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -64,7 +77,8 @@ class Dispatcher:
         policy: RoutingPolicy | None = None,
         locks: ConversationLocks | None = None,
         desk: Desk | None = None,
-        on_outbox: Callable[[], None] = lambda: None,
+        on_outbox: Callable[[list[OutboxItem]], None] = lambda items: None,
+        lease_for: Callable[[str, datetime], datetime | None] = lambda channel, at: None,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
@@ -73,6 +87,7 @@ class Dispatcher:
         self.locks = locks or LocalLocks()
         self.desk = desk or Desk.default()
         self.on_outbox = on_outbox
+        self.lease_for = lease_for
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
@@ -193,11 +208,22 @@ class Dispatcher:
             updates = ctx.changed_contacts()
             if updates:
                 await contacts_repo.update_contacts(session, updates)
-            if ctx.outbox:
-                await outbox_repo.enqueue(session, ctx.outbox)
+            leased = self._lease(ctx)
+            added = await outbox_repo.enqueue(session, ctx.outbox) if ctx.outbox else {}
         if ctx.outbox:
-            self.on_outbox()
+            self.on_outbox(_written_now(leased, added))
         return results
+
+    def _lease(self, ctx: BatchContext) -> list[dict]:
+        """Replies this process can send are leased to its outbox worker as they are written: handed over after
+        the commit, they go out without a claiming transaction (and after the lease, by anyone, if we die)."""
+        leased = []
+        for row in ctx.outbox:
+            until = self.lease_for(row["channel"], ctx.now)
+            if until is not None:
+                row["attempts"], row["next_attempt_at"] = 1, until
+                leased.append(row)
+        return leased
 
     async def _process(
         self, ctx: BatchContext, msgs: list[InboundMessage], safe_mode: str | None

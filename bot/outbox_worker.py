@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -77,10 +78,24 @@ class OutboxWorker:
         self._passing = asyncio.Lock()  # one pass at a time per process: SQLite has no SKIP LOCKED, and
         # drain() must also wait for a pass the background loop has in flight
         self._task: asyncio.Task[None] | None = None
+        self._adopted: list[OutboxItem] = []
+        self._last_claim = 0.0
         self.sent = 0
         self.failed = 0
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def lease_for(self, channel: str, at: datetime) -> datetime | None:
+        """Until when a reply committed now for `channel` is leased to this worker from birth, so it is sent
+        without a claiming transaction; None when this process cannot send on the channel, or is behind."""
+        if channel not in self.registry or len(self._adopted) >= self.cfg.batch * 5:
+            return None
+        return at + self.lease
+
+    def adopt(self, items: list[OutboxItem]) -> None:
+        """Replies just committed with a lease to this worker (see `lease_for`): the next pass sends them."""
+        self._adopted.extend(items)
         self._wake.set()
 
     def start(self) -> None:
@@ -138,11 +153,10 @@ class OutboxWorker:
             return await self._pass()
 
     async def _pass(self) -> int:
-        async with self.sessions() as session, session.begin():
-            items = await outbox_repo.claim_due(
-                session, limit=self.cfg.batch, lease=self.lease, channels=self.registry.names()
-            )
-            session.expunge_all()
+        adopted, self._adopted = self._adopted[: self.cfg.batch], self._adopted[self.cfg.batch :]
+        items = await self._claim(self.cfg.batch - len(adopted)) if self._claim_due_now(adopted) else []
+        adopted_ids = {item.id for item in adopted}
+        items = [i for i in items if i.id not in adopted_ids] + adopted  # older ones (retries) first
         if not items:
             return 0
         by_conversation: dict[tuple[str, str], list[OutboxItem]] = defaultdict(list)
@@ -151,6 +165,20 @@ class OutboxWorker:
         groups = await asyncio.gather(*(self._send_in_order(group) for group in by_conversation.values()))
         await self._record([o for group in groups for o in group])
         return len(items)
+
+    def _claim_due_now(self, adopted: list[OutboxItem]) -> bool:
+        """Look in the table when nothing was handed over, and at least every poll interval while replies keep
+        being handed over (retries, other processes' replies and expired leases wait there)."""
+        return not adopted or time.monotonic() - self._last_claim >= self.cfg.poll_interval_s
+
+    async def _claim(self, limit: int) -> list[OutboxItem]:
+        self._last_claim = time.monotonic()
+        if limit <= 0:
+            return []
+        async with self.sessions() as session, session.begin():
+            items = await outbox_repo.claim_due(session, limit=limit, lease=self.lease, channels=self.registry.names())
+            session.expunge_all()
+        return items
 
     async def _send_in_order(self, items: list[OutboxItem]) -> list[_Outcome]:
         outcomes = []

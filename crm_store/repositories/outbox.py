@@ -5,17 +5,22 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Contact, OutboxItem, Ticket, now
 from crm_store.repositories._sql import chunks, dialect, insert_ignoring_conflicts
 
 
-async def enqueue(session: AsyncSession, items: list[dict[str, Any]]) -> None:
-    """Add outbox rows; a repeated idempotency key is ignored (a retried transaction never sends twice)."""
+async def enqueue(session: AsyncSession, items: list[dict[str, Any]]) -> dict[str, int]:
+    """Add outbox rows; a repeated idempotency key is ignored (a retried transaction never sends twice).
+    Returns the id of each row added now, by idempotency key."""
+    added: dict[str, int] = {}
     for part in chunks(items, 300):
-        await session.execute(insert_ignoring_conflicts(session, OutboxItem), part)
+        stmt = insert_ignoring_conflicts(session, OutboxItem).returning(OutboxItem.id, OutboxItem.idempotency_key)
+        for item_id, key in await session.execute(stmt, part):
+            added[key] = item_id
+    return added
 
 
 async def claim_due(
@@ -116,21 +121,26 @@ async def mark_sent_many(
     if not sent:
         return 0
     at = at or now()
-    ids = [item.id for item, _ in sent]
-    q = select(OutboxItem.id).where(OutboxItem.id.in_(ids), OutboxItem.status != "sent")
-    if dialect(session) == "postgresql":
-        q = q.with_for_update()
-    open_ids = set(await session.scalars(q))
-    todo = [(item, ext) for item, ext in sent if item.id in open_ids]
+    table = OutboxItem.__table__
+    done: set[int] = set()
+    for part in chunks(sent, 500):
+        # one statement: rows another worker marked meanwhile (a lease that ran out mid-send) fail the status test,
+        # and on PostgreSQL a concurrent marker waits on the row lock and then fails it too
+        result = await session.execute(
+            update(table)
+            .where(table.c.id.in_([item.id for item, _ in part]), table.c.status != "sent")
+            .values(
+                status="sent",
+                external_id=case({item.id: ext for item, ext in part}, value=table.c.id),
+                sent_at=at,
+                last_error=None,
+            )
+            .returning(table.c.id)
+        )
+        done.update(result.scalars())
+    todo = [(item, ext) for item, ext in sent if item.id in done]
     if not todo:
         return 0
-    table = OutboxItem.__table__
-    await session.execute(
-        update(table)
-        .where(table.c.id == bindparam("b_id"))
-        .values(status="sent", external_id=bindparam("b_ext"), sent_at=at, last_error=None),
-        [{"b_id": item.id, "b_ext": ext} for item, ext in todo],
-    )
     contacts = []
     for item, ext in todo:
         internal = item.author == "system"  # messages to agents are logged, but are not the customer's conversation
