@@ -230,7 +230,8 @@ class Dispatcher:
     ) -> list[DispatchResult]:
         session = ctx.session
         senders = {(m.channel, m.sender) for m in msgs}
-        agent_ids, known_customers = await customers_repo.who_wrote(session, senders)
+        agent_ids, known_customers, facts = await customers_repo.who_wrote(session, senders)
+        ctx.facts.update(facts)
         agents = await agents_repo.agents_by_ids(session, agent_ids) if agent_ids else {}
         bounce_tickets = await self._bounce_targets(session, msgs)
         names = {
@@ -346,7 +347,9 @@ class Dispatcher:
         known = [c for c in set(customer_ids) if c not in new]
         if not known:
             return
-        ctx.facts.update(await customers_repo.customer_facts(ctx.session, known))
+        missing = [c for c in known if c not in ctx.facts]  # the senders' came with who wrote
+        if missing:
+            ctx.facts.update(await customers_repo.customer_facts(ctx.session, missing))
         active, latest = await tickets_repo.conversations(ctx.session, known)
         ctx.active.update(active)
         ctx.latest.update(latest)

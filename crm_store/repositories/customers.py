@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, literal, select, tuple_, union_all, update
+from sqlalchemy import cast, delete, literal, null, select, tuple_, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.errors import NotFound
@@ -30,23 +30,34 @@ async def customers_by_identity(session: AsyncSession, pairs: Iterable[Pair]) ->
     return found
 
 
-async def who_wrote(session: AsyncSession, pairs: Iterable[Pair]) -> tuple[dict[Pair, int], dict[Pair, int]]:
-    """For each (channel, address): the agent id if an agent writes from it, and the customer id if a customer
-    owns it — one query for both, since every message needs the answer."""
+async def who_wrote(
+    session: AsyncSession, pairs: Iterable[Pair]
+) -> tuple[dict[Pair, int], dict[Pair, int], dict[int, dict[str, Any]]]:
+    """For each (channel, address): the agent id if an agent writes from it, the customer id if a customer owns
+    it, and that customer's facts (see `customer_facts`) — one query for all three, since every message needs
+    them."""
     agents: dict[Pair, int] = {}
     customers: dict[Pair, int] = {}
+    facts: dict[int, dict[str, Any]] = {}
+    no_facts = [cast(null(), column.type) for column in _FACT_COLUMNS]  # agents have none; typed for the UNION
     for part in chunks(sorted(set(pairs))):
         q = union_all(
-            select(literal("a"), AgentAddress.channel, AgentAddress.address, AgentAddress.agent_id).where(
-                tuple_(AgentAddress.channel, AgentAddress.address).in_(part)
-            ),
-            select(literal("c"), Identity.channel, Identity.address, Identity.customer_id).where(
+            select(
+                literal("a"), AgentAddress.channel, AgentAddress.address, AgentAddress.agent_id, *no_facts,
+            ).where(tuple_(AgentAddress.channel, AgentAddress.address).in_(part)),
+            select(
+                literal("c"), Identity.channel, Identity.address, Identity.customer_id, *_FACT_COLUMNS,
+            ).join(Customer, Customer.id == Identity.customer_id).where(
                 tuple_(Identity.channel, Identity.address).in_(part)
             ),
         )
-        for kind, ch, addr, ident in await session.execute(q):
-            (agents if kind == "a" else customers)[(ch, addr)] = ident
-    return agents, customers
+        for kind, ch, addr, ident, *fact in await session.execute(q):
+            if kind == "a":
+                agents[(ch, addr)] = ident
+            else:
+                customers[(ch, addr)] = ident
+                facts[ident] = _facts(*fact)
+    return agents, customers, facts
 
 
 async def resolve_customers(
@@ -172,23 +183,19 @@ async def set_language(session: AsyncSession, customer_id: int, language: str) -
     )
 
 
+_FACT_COLUMNS = (Customer.tier, Customer.manual_tier, Customer.language, Customer.key_account_manager_id, Customer.name)
+
+
+def _facts(tier: str, manual: str | None, language: str | None, kam: int | None, name: str) -> dict[str, Any]:
+    return {"tier": manual or tier, "language": language, "kam": kam, "name": name}
+
+
 async def customer_facts(session: AsyncSession, customer_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     """What routing and replies need of each customer: tier, language, key-account manager, name."""
-    ids = sorted(set(customer_ids))
     facts: dict[int, dict[str, Any]] = {}
-    for part in chunks(ids):
-        rows = await session.execute(
-            select(
-                Customer.id,
-                Customer.tier,
-                Customer.manual_tier,
-                Customer.language,
-                Customer.key_account_manager_id,
-                Customer.name,
-            ).where(Customer.id.in_(part))
-        )
-        for cid, tier, manual, lang, kam, name in rows:
-            facts[cid] = {"tier": manual or tier, "language": lang, "kam": kam, "name": name}
+    for part in chunks(sorted(set(customer_ids))):
+        for cid, *fact in await session.execute(select(Customer.id, *_FACT_COLUMNS).where(Customer.id.in_(part))):
+            facts[cid] = _facts(*fact)
     return facts
 
 
