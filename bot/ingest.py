@@ -114,7 +114,9 @@ class StreamIngest:
                 # blocks the group nor is lost
                 log.error("undecodable stream entry %s moved to %s: %s", entry_id, self.dead_letters, exc)
                 await self.redis.xadd(self.dead_letters, {**fields, "error": f"{type(exc).__name__}: {exc}"[:500]})
-                return entry_id
+                await self.redis.xack(self.stream, self.group, entry_id)  # at once: nobody else parks it again
+                await self.redis.xdel(self.stream, entry_id)
+                return None
             try:
                 await deliver(msg)
             except Exception as exc:  # left pending: another pass (or worker) retries it
