@@ -31,8 +31,9 @@ from crm_store.models import Contact, Customer
 from crm_store.repositories._sql import dialect
 from crm_store.repositories.text_match import TextQuery, text_query
 
-WINDOW = 1000
-"""Contacts read in the first window of a text search (at least four pages)."""
+WINDOW = 400
+"""Contacts read in the first window of a text search (at least four pages): a word in one contact of eight
+fills a page from it, and a rare word costs little more than the index lookup."""
 PROBE = 2000
 """A word matching at most this many contacts is read by id from the text index."""
 WALK_BUDGET = 20_000
@@ -139,11 +140,11 @@ async def _rows(session: AsyncSession, stmt: Any) -> list[dict[str, Any]]:
     return [row._asdict() for row in (await session.execute(stmt)).all()]
 
 
-_WINDOW_COLUMNS = (
+_ROW_COLUMNS = (
     Contact.id, Contact.created_at, Contact.channel, Contact.direction, Contact.author, Contact.address,
     Contact.customer_id, Contact.agent_id, Contact.ticket_id, Contact.nlu, Contact.text,
-    literal_column("contacts.search_tsv").label("search_tsv"),
 )
+_WINDOW_COLUMNS = (*_ROW_COLUMNS, literal_column("contacts.search_tsv").label("search_tsv"))
 
 
 async def _window(
@@ -186,8 +187,11 @@ async def _by_ids(
         among = Contact.id == any_(bindparam("ids", ids, type_=ARRAY(BigInteger)))
     else:
         among = Contact.id.in_(ids)
-    conds = [among, tq.row_match(Contact), *_local(f, Contact), *_tiers(session, f, Contact)]
-    return await _rows(session, _page(Contact, conds, cursor, oldest_first, limit))
+    conds = [among, tq.row_match(Contact), *_local(f, Contact), *_after(Contact, cursor, oldest_first)]
+    # OFFSET 0 fences the lookup by id off from the ORDER BY ... LIMIT: the planner cannot turn it into a walk of
+    # the created_at index that checks each row against the id list.
+    c = aliased(Contact, select(*_ROW_COLUMNS).where(*conds).offset(0).subquery("m"))
+    return await _rows(session, _page(c, _tiers(session, f, c), None, oldest_first, limit))
 
 
 async def _search_text(
@@ -200,20 +204,22 @@ async def _search_text(
         conds = [tq.row_match(Contact), *_local(f, Contact), *_tiers(session, f, Contact)]
         return await _rows(session, _page(Contact, conds, before, oldest_first, limit))
     found: list[dict[str, Any]] = []
-    cursor, size, probed = before, max(WINDOW, 4 * limit), False
+    cursor, size, walked, probed = before, max(WINDOW, 4 * limit), 0, False
+    common = await tq.looks_common(session, 4 * PROBE)
     while True:
         hits, last = await _window(session, f, tq, cursor, oldest_first, size, limit - len(found))
         found.extend(hits)
         if len(found) >= limit or last is None:
             return found
-        cursor, need = last, limit - len(found)
+        cursor, need, walked = last, limit - len(found), walked + size
         rows_needed = need * size / len(hits) if hits else float("inf")
-        if not probed:
+        # A word the statistics call common is only counted once a long walk has not found it (recent contacts
+        # may lack it); any other is counted as soon as its matches look sparse.
+        if not probed and rows_needed > WALK_BUDGET and (not common or walked >= WALK_BUDGET):
             probed = True
-            if rows_needed > WALK_BUDGET:
-                ids = await tq.probe(session, PROBE)
-                if ids is not None and len(ids) <= PROBE:
-                    return found + await _by_ids(session, f, tq, ids, cursor, oldest_first, need)
+            ids = await tq.probe(session, PROBE)
+            if ids is not None and len(ids) <= PROBE:
+                return found + await _by_ids(session, f, tq, ids, cursor, oldest_first, need)
         size = int(min(MAX_WINDOW, max(size * 4, rows_needed * 1.5)))
 
 

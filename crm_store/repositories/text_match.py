@@ -10,6 +10,8 @@ checked row by row.
 from __future__ import annotations
 
 import re
+import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,9 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _RUN = re.compile(f"[{SPACED}]+|[^{SPACED}]+")
 _SPACED_RUN = re.compile(f"[{SPACED}]+")
 _CFG = "'simple'::regconfig"
+STATS_TTL_S = 600.0
+_STATS: weakref.WeakKeyDictionary[Any, tuple[float, float, dict[str, float]]] = weakref.WeakKeyDictionary()
+"""Per engine: when read, the contacts' row estimate and the share of contacts with each common lexeme."""
 
 
 def _lexeme(value: str) -> str:
@@ -42,6 +47,38 @@ def to_tsquery_text(q: str) -> str:
             else:
                 parts.append(_lexeme(run) + ":*")
     return " & ".join(parts)
+
+
+def estimated_share(q: str, shares: dict[str, float]) -> float:
+    """The share of contacts matching q by the planner's statistics (common lexemes only; a word they do not list
+    counts as rare), words taken as independent."""
+    total = 1.0
+    for word in _WORD.findall(q.lower())[:MAX_TERMS]:
+        for run in _RUN.findall(word):
+            if _SPACED_RUN.fullmatch(run):
+                share = min(shares.get(ch, 0.0) for ch in run)
+            else:
+                share = min(1.0, sum(f for lexeme, f in shares.items() if lexeme.startswith(run)))
+            total *= share
+    return total
+
+
+async def _lexeme_shares(session: AsyncSession) -> tuple[float, dict[str, float]]:
+    engine = session.get_bind()
+    cached = _STATS.get(engine)
+    if cached is not None and time.monotonic() - cached[0] < STATS_TTL_S:
+        return cached[1], cached[2]
+    row = (await session.execute(text(
+        "SELECT c.reltuples, s.most_common_elems::text::text[], s.most_common_elem_freqs FROM pg_class c "
+        "LEFT JOIN pg_stats s ON s.schemaname = current_schema() AND s.tablename = 'contacts' "
+        "AND s.attname = 'search_tsv' WHERE c.oid = 'contacts'::regclass"
+    ))).first()
+    rows, shares = 0.0, {}
+    if row is not None:
+        rows = max(float(row[0] or 0), 0.0)
+        shares = dict(zip(row[1] or [], row[2] or [], strict=False))
+    _STATS[engine] = (time.monotonic(), rows, shares)
+    return rows, shares
 
 
 def fts_terms(q: str) -> list[str]:
@@ -84,6 +121,14 @@ class TextQuery:
             column = tsv if tsv is not None else literal_column("contacts.search_tsv")
             return column.op("@@")(func.to_tsquery(literal_column(_CFG), query))
         return and_(*(_substring(contact.text, t) for t in fts_terms(self.q)))
+
+    async def looks_common(self, session: AsyncSession, matches: int) -> bool:
+        """Whether the statistics say more than `matches` contacts match (PostgreSQL; counting them in the GIN
+        index would cost tens of milliseconds for such a word)."""
+        if not self.postgres or not self.tsquery:
+            return False
+        rows, shares = await _lexeme_shares(session)
+        return rows * estimated_share(self.q, shares) > matches
 
     async def probe(self, session: AsyncSession, cap: int) -> list[int] | None:
         """Ids of up to cap + 1 contacts whose text matches, read from the text index alone; None when the index

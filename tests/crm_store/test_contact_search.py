@@ -15,8 +15,8 @@ from sqlalchemy import delete, inspect, update
 
 from crm_store.engine import alembic_config, upgrade
 from crm_store.models import Contact, Customer
-from crm_store.repositories import contact_search, reports
-from crm_store.repositories.text_match import text_query
+from crm_store.repositories import contact_search, reports, text_match
+from crm_store.repositories.text_match import estimated_share, text_query
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 TEXTS = (
@@ -99,6 +99,7 @@ STRATEGIES = {
     "walk windows": {"WINDOW": 1, "PROBE": 0, "WALK_BUDGET": 10**9, "MAX_WINDOW": 8},
     "probe then by id": {"WINDOW": 1, "PROBE": 1000, "WALK_BUDGET": 0},
     "probe overflows": {"WINDOW": 1, "PROBE": 3, "WALK_BUDGET": 0, "MAX_WINDOW": 8},
+    "statistics call every word common": {"WINDOW": 1, "PROBE": 1000, "WALK_BUDGET": 20, "MAX_WINDOW": 8},
 }
 
 
@@ -106,6 +107,11 @@ STRATEGIES = {
 async def test_every_strategy_pages_like_filtering_by_hand(db, monkeypatch, strategy):
     for name, value in STRATEGIES[strategy].items():
         monkeypatch.setattr(contact_search, name, value)
+    if strategy.startswith("statistics"):
+        async def common(self, session, matches):
+            return True
+
+        monkeypatch.setattr(text_match.TextQuery, "looks_common", common)
     rows = await _seed(db)
     for q in QUERIES:
         for extra in FILTERS:
@@ -179,3 +185,26 @@ async def test_the_migration_indexes_contacts_logged_before_it_and_downgrades(db
     await db.engine.dispose()
     await upgrade(db.url, schema=db.schema)
     assert len(await _ids(db, "parcel")) == 4
+
+
+def test_statistics_estimate_prefixes_phrases_and_words_they_do_not_list():
+    shares = {"order": 1.0, "warranty": 0.2, "warm": 0.1, "refund": 0.2, "late": 0.25, "退": 0.1, "款": 0.05}
+    assert estimated_share("order", shares) == 1.0
+    assert estimated_share("WAR", shares) == pytest.approx(0.3)
+    assert estimated_share("refund late", shares) == pytest.approx(0.05)
+    assert estimated_share("退款", shares) == pytest.approx(0.05)
+    assert estimated_share("xylophone", shares) == 0.0
+    assert estimated_share("order xylophone", shares) == 0.0
+
+
+async def test_postgres_statistics_tell_a_common_word_from_a_rare_one(db):
+    if db.kind != "postgresql":
+        pytest.skip("SQLite asks its FTS5 index, which answers any word in a few milliseconds")
+    await _seed(db, count=64)
+    async with db.engine.begin() as conn:
+        await conn.exec_driver_sql("ANALYZE contacts")
+    text_match._STATS.clear()
+    async with db.sessions() as s:
+        assert await text_query(s, "refund").looks_common(s, 5)
+        assert not await text_query(s, "refund").looks_common(s, 100)
+        assert not await text_query(s, "xylophone").looks_common(s, 0)

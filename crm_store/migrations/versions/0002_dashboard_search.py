@@ -15,7 +15,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_index("ix_contacts_agent_created", "contacts", ["agent_id", "created_at"])
     if op.get_bind().dialect.name == "postgresql":
-        # Same expression as crm_store.repositories.reports._text_match, so the planner can use it.
+        # Superseded by the stored search_tsv column of 0005 (crm_store.repositories.text_match).
         op.execute("CREATE INDEX ix_contacts_text_fts ON contacts USING gin (to_tsvector('simple'::regconfig, text))")
 
 
