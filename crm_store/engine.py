@@ -35,6 +35,9 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10, ech
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            # Reads straight from the mapped file instead of a 2 MB page cache per connection: the dashboard's log
+            # walks jump between pages (newest first by an index), several times faster this way.
+            cur.execute("PRAGMA mmap_size=1073741824")
             cur.close()
 
         @event.listens_for(engine.sync_engine, "begin")
@@ -45,8 +48,11 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10, ech
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
+    # Multi-row inserts and IN-lists render one statement text per row count: a few hundred texts in all, so the
+    # prepared-statement cache must hold them or every batch prepares again (a round trip and a server parse).
+    kwargs["connect_args"] = {"prepared_statement_cache_size": 1000}
     if schema:
-        kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
+        kwargs["connect_args"]["server_settings"] = {"search_path": schema}
     kwargs["pool_size"] = pool_size
     kwargs["max_overflow"] = pool_size
     kwargs["pool_pre_ping"] = True
