@@ -26,12 +26,12 @@ from bot.responder import HumanOnly, Responder
 from bot.routing import RoutingPolicy
 from bot.settings import Settings
 from crm_store.errors import StoreUnavailable
-from crm_store.models import OutboxItem
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import contacts as contacts_repo
 from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import outbox as outbox_repo
 from crm_store.repositories import tickets as tickets_repo
+from crm_store.repositories.outbox import Reply
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +56,14 @@ def conversation_key(msg: InboundMessage) -> str:
     return f"{msg.channel}:{msg.sender}"
 
 
-def _written_now(rows: list[dict], added: dict[str, int]) -> list[OutboxItem]:
+def _written_now(rows: list[dict], added: dict[str, int]) -> list[Reply]:
     """The outbox rows this transaction added (the first of a repeated idempotency key), as items to send."""
     items, seen = [], set()
     for row in rows:
         key = row["idempotency_key"]
         if key in added and key not in seen:
             seen.add(key)
-            items.append(OutboxItem(id=added[key], **row))
+            items.append(Reply.from_row(added[key], row))
     return items
 
 
@@ -77,7 +77,7 @@ class Dispatcher:
         policy: RoutingPolicy | None = None,
         locks: ConversationLocks | None = None,
         desk: Desk | None = None,
-        on_outbox: Callable[[list[OutboxItem]], None] = lambda items: None,
+        on_outbox: Callable[[list[Reply]], None] = lambda items: None,
         lease_for: Callable[[str, datetime], datetime | None] = lambda channel, at: None,
     ) -> None:
         self.sessions = sessions

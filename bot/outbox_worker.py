@@ -17,11 +17,11 @@ from bot.messages import Button, DeliveryError, OutboundMessage, utcnow
 from bot.outbound import preferred_address
 from bot.settings import OutboxSettings
 from channels.base import ChannelRegistry, UnknownChannel
-from crm_store.models import OutboxItem
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import desk as desk_repo
 from crm_store.repositories import outbox as outbox_repo
 from crm_store.repositories import tickets as tickets_repo
+from crm_store.repositories.outbox import Reply
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def backoff(attempts: int, cfg: OutboxSettings, retry_after: float | None = None
     return max(delay, retry_after or 0.0)
 
 
-def to_message(item: OutboxItem) -> OutboundMessage:
+def to_message(item: Reply) -> OutboundMessage:
     return OutboundMessage(
         channel=item.channel,
         recipient=item.recipient,
@@ -52,7 +52,7 @@ def to_message(item: OutboxItem) -> OutboundMessage:
 
 @dataclass(slots=True)
 class _Outcome:
-    item: OutboxItem
+    item: Reply
     external_id: str | None = None
     error: str | None = None
     permanent: bool = False
@@ -78,7 +78,7 @@ class OutboxWorker:
         self._passing = asyncio.Lock()  # one pass at a time per process: SQLite has no SKIP LOCKED, and
         # drain() must also wait for a pass the background loop has in flight
         self._task: asyncio.Task[None] | None = None
-        self._adopted: list[OutboxItem] = []
+        self._adopted: list[Reply] = []
         self._last_claim = 0.0
         self.sent = 0
         self.failed = 0
@@ -93,7 +93,7 @@ class OutboxWorker:
             return None
         return at + self.lease
 
-    def adopt(self, items: list[OutboxItem]) -> None:
+    def adopt(self, items: list[Reply]) -> None:
         """Replies just committed with a lease to this worker (see `lease_for`): the next pass sends them."""
         self._adopted.extend(items)
         self._wake.set()
@@ -159,34 +159,32 @@ class OutboxWorker:
         items = [i for i in items if i.id not in adopted_ids] + adopted  # older ones (retries) first
         if not items:
             return 0
-        by_conversation: dict[tuple[str, str], list[OutboxItem]] = defaultdict(list)
+        by_conversation: dict[tuple[str, str], list[Reply]] = defaultdict(list)
         for item in items:
             by_conversation[(item.channel, item.recipient)].append(item)
         groups = await asyncio.gather(*(self._send_in_order(group) for group in by_conversation.values()))
         await self._record([o for group in groups for o in group])
         return len(items)
 
-    def _claim_due_now(self, adopted: list[OutboxItem]) -> bool:
+    def _claim_due_now(self, adopted: list[Reply]) -> bool:
         """Look in the table when nothing was handed over, and at least every poll interval while replies keep
         being handed over (retries, other processes' replies and expired leases wait there)."""
         return not adopted or time.monotonic() - self._last_claim >= self.cfg.poll_interval_s
 
-    async def _claim(self, limit: int) -> list[OutboxItem]:
+    async def _claim(self, limit: int) -> list[Reply]:
         self._last_claim = time.monotonic()
         if limit <= 0:
             return []
         async with self.sessions() as session, session.begin():
-            items = await outbox_repo.claim_due(session, limit=limit, lease=self.lease, channels=self.registry.names())
-            session.expunge_all()
-        return items
+            return await outbox_repo.claim_due(session, limit=limit, lease=self.lease, channels=self.registry.names())
 
-    async def _send_in_order(self, items: list[OutboxItem]) -> list[_Outcome]:
+    async def _send_in_order(self, items: list[Reply]) -> list[_Outcome]:
         outcomes = []
         for item in items:
             outcomes.append(await self._send(item))
         return outcomes
 
-    async def _send(self, item: OutboxItem) -> _Outcome:
+    async def _send(self, item: Reply) -> _Outcome:
         try:
             channel = self.registry.get(item.channel)
             external_id = await channel.send(to_message(item))
@@ -220,7 +218,7 @@ class OutboxWorker:
                 delay = backoff(item.attempts, self.cfg, o.retry_after)
                 await outbox_repo.mark_retry(session, item.id, o.error or "failed", now + timedelta(seconds=delay))
 
-    async def _give_up(self, session: AsyncSession, item: OutboxItem, error: str) -> None:
+    async def _give_up(self, session: AsyncSession, item: Reply, error: str) -> None:
         self.failed += 1
         log.error(
             "delivery of outbox item %s to %s:%s failed for good: %s", item.id, item.channel, item.recipient, error

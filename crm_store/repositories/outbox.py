@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,6 +11,39 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Contact, OutboxItem, Ticket, now
 from crm_store.repositories._sql import chunks, dialect, insert_ignoring_conflicts
+
+
+@dataclass(slots=True)
+class Reply:
+    """An outbox row as its sender needs it: a plain value, cheap to make for every reply a batch writes."""
+
+    id: int
+    idempotency_key: str
+    channel: str
+    recipient: str
+    text: str
+    author: str
+    attempts: int
+    subject: str = ""
+    reply_to: str = ""
+    buttons: list[list[str]] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)
+    ticket_id: int | None = None
+    customer_id: int | None = None
+    agent_id: int | None = None
+
+    @classmethod
+    def from_row(cls, item_id: int, row: dict[str, Any]) -> Reply:
+        """From the values an outbox row was inserted with."""
+        return cls(item_id, *(row[name] for name in _REPLY_FIELDS))
+
+    @classmethod
+    def of(cls, item: OutboxItem) -> Reply:
+        return cls(item.id, *(getattr(item, name) for name in _REPLY_FIELDS))
+
+
+_REPLY_FIELDS = ("idempotency_key", "channel", "recipient", "text", "author", "attempts", "subject", "reply_to",
+                 "buttons", "meta", "ticket_id", "customer_id", "agent_id")
 
 
 async def enqueue(session: AsyncSession, items: list[dict[str, Any]]) -> dict[str, int]:
@@ -30,7 +64,7 @@ async def claim_due(
     lease: timedelta,
     at: datetime | None = None,
     channels: list[str] | None = None,
-) -> list[OutboxItem]:
+) -> list[Reply]:
     """Take up to `limit` due items and lease them, so another worker skips them until the lease runs out.
 
     Only items for `channels` (those this process can send on) are taken: a process without a channel leaves its
@@ -52,7 +86,7 @@ async def claim_due(
         item.next_attempt_at = at + lease
         item.attempts += 1
     await session.flush()
-    return items
+    return [Reply.of(item) for item in items]
 
 
 async def mark_retry(session: AsyncSession, item_id: int, error: str, next_at: datetime) -> None:
@@ -114,7 +148,7 @@ async def bot_replies_since(session: AsyncSession, customer_id: int, since: date
 
 
 async def mark_sent_many(
-    session: AsyncSession, sent: list[tuple[OutboxItem, str]], *, at: datetime | None = None
+    session: AsyncSession, sent: list[tuple[Reply, str]], *, at: datetime | None = None
 ) -> int:
     """Mark delivered items sent and log each as an outbound contact, in a few statements. Items someone else
     already marked sent (a lease that ran out mid-send) are skipped. Returns how many were marked now."""

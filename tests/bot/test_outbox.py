@@ -31,7 +31,7 @@ async def test_a_reply_written_by_the_dispatcher_is_sent_without_claiming_it(h):
 
 
 async def test_a_reply_whose_process_died_before_sending_goes_out_after_its_lease_once(db):
-    lost: list[OutboxItem] = []
+    lost: list = []
     first = App(settings_for(db), channels=[MemoryChannel("telegram")])
     await first.start()
     first.dispatcher.on_outbox = lost.extend  # the process dies between commit and send: its worker never has them
