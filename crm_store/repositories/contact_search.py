@@ -38,7 +38,8 @@ PROBE = 2000
 """A word matching at most this many contacts is read by id from the text index."""
 WALK_BUDGET = 20_000
 """Rows the window walk may still read before the text index is asked instead."""
-MAX_WINDOW = 50_000
+MAX_WINDOW = 4000
+"""Larger windows would tempt the planner to sort all the filtered rows instead of reading them in index order."""
 
 Cursor = tuple[datetime, int]
 

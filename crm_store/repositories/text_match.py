@@ -86,11 +86,6 @@ def fts_terms(q: str) -> list[str]:
     return q.split()[:MAX_TERMS]
 
 
-def to_fts_match(q: str) -> str:
-    """An FTS5 MATCH expression over the terms the trigram index can answer (three characters or more)."""
-    return " AND ".join('"' + t.replace('"', '""') + '"' for t in fts_terms(q) if len(t) >= 3)
-
-
 def _like(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
@@ -131,23 +126,37 @@ class TextQuery:
         return rows * estimated_share(self.q, shares) > matches
 
     async def probe(self, session: AsyncSession, cap: int) -> list[int] | None:
-        """Ids of up to cap + 1 contacts whose text matches, read from the text index alone; None when the index
-        cannot answer this query (no indexable word)."""
+        """Ids of up to cap + 1 contacts the text index finds for q (SQLite: for one of its terms; every term is
+        checked again on the rows); None when the index cannot answer (no indexable word)."""
         if self.postgres:
             query = self.tsquery
             if not query:
                 return None
-            # No ORDER BY: the planner's choice is a GIN bitmap scan (or, for a word its statistics call common, a
-            # sequential scan that stops after cap + 1 rows).
-            stmt = select(Contact.id).where(self.row_match(Contact)).limit(cap + 1)
-            return list((await session.scalars(stmt)).all())
-        match = to_fts_match(self.q)
-        if not match:
-            return None
-        rows = await session.execute(
-            text("SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH :m LIMIT :n"), {"m": match, "n": cap + 1}
-        )
-        return [int(r[0]) for r in rows.all()]
+            # With a LIMIT and a prefix the statistics cannot size (0.02 of the rows by default) the planner prefers a
+            # sequential scan expecting to stop early; for a rare word it reads the whole table. Only the GIN index
+            # may answer here.
+            previous = (await session.execute(text(
+                "SELECT current_setting('enable_seqscan'), set_config('enable_seqscan', 'off', true)"
+            ))).scalar_one()
+            try:
+                stmt = select(Contact.id).where(self.row_match(Contact)).limit(cap + 1)
+                return list((await session.scalars(stmt)).all())
+            finally:
+                await session.execute(text("SELECT set_config('enable_seqscan', :v, true)"), {"v": previous})
+        # One term at a time: a rare term settles it at once, and intersecting the trigram lists of several common
+        # terms would cost more than walking the log.
+        ids: list[int] | None = None
+        for term in fts_terms(self.q):
+            if len(term) < 3:
+                continue
+            rows = await session.execute(
+                text("SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH :m LIMIT :n"),
+                {"m": '"' + term.replace('"', '""') + '"', "n": cap + 1},
+            )
+            ids = [int(r[0]) for r in rows.all()]
+            if len(ids) <= cap:
+                return ids
+        return ids
 
 
 def text_query(session: AsyncSession, q: str) -> TextQuery:
