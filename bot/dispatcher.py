@@ -162,11 +162,14 @@ class Dispatcher:
         raise StoreUnavailable("conversation locks stayed busy")
 
     # -- the batch -------------------------------------------------------------------------------------------
-    async def handle_batch(self, batch: list[_Pending]) -> None:
+    async def handle_batch(self, batch: list[_Pending], *, reconnected: bool = False) -> None:
         """One transaction for the batch; on failure, each message alone, so one bad message spoils nothing."""
         try:
             results = await self._transaction(batch)
         except (OperationalError, DBAPIError, StoreUnavailable) as exc:
+            if getattr(exc, "connection_invalidated", False) and not reconnected:
+                log.warning("database connection lost (%s); the batch once more on a new one", type(exc).__name__)
+                return await self.handle_batch(batch, reconnected=True)
             if len(batch) == 1:
                 self._fail(batch, StoreUnavailable(f"could not store message: {exc.__class__.__name__}: {exc}"))
                 return

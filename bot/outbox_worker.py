@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.messages import Button, DeliveryError, OutboundMessage, utcnow
@@ -154,7 +155,13 @@ class OutboxWorker:
 
     async def _pass(self) -> int:
         adopted, self._adopted = self._adopted[: self.cfg.batch], self._adopted[self.cfg.batch :]
-        items = await self._claim(self.cfg.batch - len(adopted)) if self._claim_due_now(adopted) else []
+        try:
+            items = await self._claim(self.cfg.batch - len(adopted)) if self._claim_due_now(adopted) else []
+        except Exception:
+            if not adopted:
+                raise
+            log.exception("claiming due replies failed; sending the ones handed over")
+            items = []
         adopted_ids = {item.id for item in adopted}
         items = [i for i in items if i.id not in adopted_ids] + adopted  # older ones (retries) first
         if not items:
@@ -199,6 +206,17 @@ class OutboxWorker:
             return _Outcome(item, error=f"{type(exc).__name__}: {exc}")
 
     async def _record(self, outcomes: list[_Outcome]) -> None:
+        """Write what the sends did. Once more on a fresh connection if the database connection died (a
+        restart): what was sent is recorded, never sent again when its lease runs out."""
+        try:
+            await self._record_once(outcomes)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.warning("database connection lost while recording sends; once more on a new one")
+            await self._record_once(outcomes)
+
+    async def _record_once(self, outcomes: list[_Outcome]) -> None:
         now = utcnow()
         async with self.sessions() as session, session.begin():
             self.sent += await outbox_repo.mark_sent_many(

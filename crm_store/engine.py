@@ -50,12 +50,17 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10, ech
         return engine
     # Multi-row inserts and IN-lists render one statement text per row count: a few hundred texts in all, so the
     # prepared-statement cache must hold them or every batch prepares again (a round trip and a server parse).
-    kwargs["connect_args"] = {"prepared_statement_cache_size": 1000}
+    # The application name tells operators (pg_stat_activity) which connections are ours, and of which schema.
+    server_settings = {"application_name": f"tierdesk:{schema}" if schema else "tierdesk"}
     if schema:
-        kwargs["connect_args"]["server_settings"] = {"search_path": schema}
+        server_settings["search_path"] = schema
+    kwargs["connect_args"] = {"prepared_statement_cache_size": 1000, "server_settings": server_settings}
     kwargs["pool_size"] = pool_size
     kwargs["max_overflow"] = pool_size
-    kwargs["pool_pre_ping"] = True
+    # No ping per checkout (a round trip for every transaction): a connection that died is invalidated by the
+    # error it raises, and the dispatcher and outbox retry on a fresh one; idle ones are recycled before
+    # firewalls and poolers drop them.
+    kwargs["pool_recycle"] = 1800
     return create_async_engine(url, **kwargs)
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Contact, OutboxItem, Ticket, now
@@ -155,26 +155,21 @@ async def mark_sent_many(
     if not sent:
         return 0
     at = at or now()
-    table = OutboxItem.__table__
-    done: set[int] = set()
-    for part in chunks(sent, 500):
-        # one statement: rows another worker marked meanwhile (a lease that ran out mid-send) fail the status test,
-        # and on PostgreSQL a concurrent marker waits on the row lock and then fails it too
-        result = await session.execute(
-            update(table)
-            .where(table.c.id.in_([item.id for item, _ in part]), table.c.status != "sent")
-            .values(
-                status="sent",
-                external_id=case({item.id: ext for item, ext in part}, value=table.c.id),
-                sent_at=at,
-                last_error=None,
-            )
-            .returning(table.c.id)
-        )
-        done.update(result.scalars())
-    todo = [(item, ext) for item, ext in sent if item.id in done]
+    ids = [item.id for item, _ in sent]
+    q = select(OutboxItem.id).where(OutboxItem.id.in_(ids), OutboxItem.status != "sent")
+    if dialect(session) == "postgresql":
+        q = q.with_for_update()
+    open_ids = set(await session.scalars(q))
+    todo = [(item, ext) for item, ext in sent if item.id in open_ids]
     if not todo:
         return 0
+    table = OutboxItem.__table__
+    await session.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(status="sent", external_id=bindparam("b_ext"), sent_at=at, last_error=None),
+        [{"b_id": item.id, "b_ext": ext} for item, ext in todo],
+    )
     contacts = []
     for item, ext in todo:
         internal = item.author == "system"  # messages to agents are logged, but are not the customer's conversation

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from bot.app import App
@@ -68,3 +69,27 @@ def _writer(db):
     from crm_store.engine import make_sessionmaker
 
     return make_sessionmaker(db.engine, writer=True)
+
+
+async def test_a_database_restart_loses_no_message_and_sends_no_reply_twice(harness_factory, db):
+    """Pooled connections die with the server's backends (a restart, a failover): the next batch and the next
+    record of sends notice, take a new connection and carry on."""
+    if db.kind == "sqlite":
+        pytest.skip("an embedded SQLite file has no server to restart")
+    h = await harness_factory()
+    first = await h.ch["telegram"].receive("701", "before the restart")
+    await h.settle()
+    async with db.engine.connect() as conn:  # what a restart does to every connection the app holds
+        killed = await conn.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            f"WHERE application_name = 'tierdesk:{db.schema}' AND pid <> pg_backend_pid()")
+        assert killed.scalar() >= 1
+    second = await h.ch["telegram"].receive("702", "after the restart")
+    await h.settle()
+    assert second.contact_id and second.ticket_id != first.ticket_id
+    assert len(h.ch["telegram"].sent_to("702")) == 1  # its acknowledgement, once
+    async with db.sessions() as s:
+        item = await s.scalar(select(OutboxItem).where(OutboxItem.recipient == "702"))
+        logged = await s.scalar(select(func.count()).select_from(Contact).where(
+            Contact.direction == "out", Contact.address == "702"))
+    assert item.status == "sent" and logged == 1
