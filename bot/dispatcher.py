@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.bounces import bounce_targets, record_bounce
 from bot.conversation import handle_customer_message, likely_ticket, open_tickets_in_bulk
 from bot.desk import Desk
 from bot.locks import ConversationLocks, LocalLocks
@@ -236,7 +237,7 @@ class Dispatcher:
         agent_ids, known_customers, facts = await customers_repo.who_wrote(session, senders)
         ctx.facts.update(facts)
         agents = await agents_repo.agents_by_ids(session, agent_ids) if agent_ids else {}
-        bounce_tickets = await self._bounce_targets(session, msgs)
+        bounce_tickets = await bounce_targets(session, msgs)
         names = {
             (m.channel, m.sender): m.sender_name
             for m in msgs
@@ -321,7 +322,7 @@ class Dispatcher:
                 ticket_id = await self.desk.handle(ctx, m, agents[(m.channel, m.sender)], cid)
             elif m.external_id in bounce_tickets:
                 if bounce_tickets[m.external_id][0] is not None:
-                    await self._record_bounce(ctx, bounce_tickets[m.external_id][0], m)
+                    await record_bounce(ctx, bounce_tickets[m.external_id][0], m)
             else:
                 customer_id = await self._claims(ctx, m, row["customer_id"], cid)
                 ticket_id = await handle_customer_message(ctx, m, cid, customer_id)
@@ -371,30 +372,6 @@ class Dispatcher:
                     ctx.active[survivor] = ctx.active.pop(customer_id)
                 customer_id = survivor
         return customer_id
-
-    async def _bounce_targets(
-        self, session: AsyncSession, msgs: list[InboundMessage]
-    ) -> dict[str, tuple[int | None, int | None]]:
-        """Bounces are logged on the ticket of the message that bounced, never as a new customer (a mailer
-        daemon is nobody's customer); a bounce of something we cannot find is logged on its own."""
-        found: dict[str, tuple[int | None, int | None]] = {}
-        for m in msgs:
-            original = m.meta_value("bounce_of")
-            if not original:
-                continue
-            contact = await contacts_repo.contact_by_external_id(session, m.channel, original)
-            if contact is not None and contact.ticket_id is not None:
-                found[m.external_id] = (contact.ticket_id, contact.customer_id)
-            else:
-                found[m.external_id] = (None, None)
-        return found
-
-    async def _record_bounce(self, ctx: BatchContext, ticket_id: int, m: InboundMessage) -> None:
-        ticket = await tickets_repo.get_ticket(ctx.session, ticket_id)
-        ticket.delivery_problem = f"{m.channel}: bounced ({m.text[:200]})"
-        tickets_repo.add_event(
-            ctx.session, ticket_id, "delivery_bounced", at=ctx.now, original=m.meta_value("bounce_of")
-        )
 
     async def _safe_ticket(
         self, ctx: BatchContext, m: InboundMessage, contact_id: int, customer_id: int | None, reason: str
