@@ -3,8 +3,9 @@
 A text search never leaves the planner to guess a word's frequency, so neither a common word nor a rare or
 absent one costs a scan of the log.
 
-SQLite: the FTS5 index answers "which contacts match, if at most PROBE do" in a few milliseconds for any word; a
-rare or absent word is then read by id, a common one by walking the log newest first and checking each row.
+SQLite: the FTS5 index answers "which contacts have this term, if at most PROBE do" in a few milliseconds for any
+term; a query with a rare or absent term is then read by id, one of common terms by walking the log newest first
+and checking each row.
 
 PostgreSQL: counting a common word's matches in the GIN index costs tens of milliseconds, so the walk comes first:
 1. read a window of the newest contacts that pass the row filters (by the created_at/channel/... indexes) and
