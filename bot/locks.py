@@ -7,8 +7,9 @@ handled in arrival order; across processes a Redis lock per conversation keeps t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
 
 RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
@@ -56,3 +57,24 @@ class RedisLocks:
     async def release_many(self, keys: Iterable[str]) -> None:
         for key in keys:
             await self._release(keys=[self._key(key)], args=[self._token])
+
+
+class JobTurns:
+    """Scheduled jobs that must not run in two workers at once (a re-tiering run writes the tier history): one
+    Redis lock per job while it runs. Without Redis there is one process, so every turn is ours."""
+
+    def __init__(self, client: Any | None, prefix: str, ttl_s: float = 3600.0) -> None:
+        self._locks = RedisLocks(client, f"{prefix}:job", int(ttl_s * 1000)) if client is not None else None
+
+    @asynccontextmanager
+    async def turn(self, job: str) -> AsyncIterator[bool]:
+        """True inside when this process has the job's turn; the turn ends with the block."""
+        if self._locks is None:
+            yield True
+            return
+        held = await self._locks.acquire_many([job])
+        try:
+            yield job in held
+        finally:
+            if held:
+                await self._locks.release_many(held)

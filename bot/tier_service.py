@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.locks import JobTurns
 from bot.tiering import TIERS, TierResult, ValueTable, compute_tiers
 from crm_store.repositories import tiering as tier_repo
 from crm_store.repositories import value as value_repo
@@ -125,22 +126,32 @@ async def latest_report(sessions: async_sessionmaker[AsyncSession]) -> dict | No
                 "finished_at": run.finished_at.isoformat() if run.finished_at else None}
 
 
-async def retier_loop(sessions: async_sessionmaker[AsyncSession], settings, stop_event: asyncio.Event) -> None:
-    """Re-tier every `settings.tiering.schedule_hours`; the first run is due when the last one is that old."""
+async def _next_due(sessions: async_sessionmaker[AsyncSession], interval: timedelta) -> datetime:
+    async with sessions() as session:
+        last = await tier_repo.last_run(session)
+    last_at = last.finished_at if last is not None else None
+    return last_at + interval if last_at else datetime.now(UTC)
+
+
+async def retier_loop(
+    sessions: async_sessionmaker[AsyncSession], settings, stop_event: asyncio.Event, *, turns: JobTurns | None = None
+) -> None:
+    """Re-tier every `settings.tiering.schedule_hours`; the first run is due when the last one is that old. With
+    several workers, `turns` lets one run while the others wait and then find the run done."""
     interval = timedelta(hours=float(settings.tiering.schedule_hours))
     if interval <= timedelta(0):
         return
+    turns = turns or JobTurns(None, "")
     while not stop_event.is_set():
         try:
-            async with sessions() as session:
-                last = await tier_repo.last_run(session)
-            last_at = last.finished_at if last is not None else None
-            now = datetime.now(UTC)
-            due = last_at + interval if last_at else now
-            if due <= now:
-                summary = await compute_and_store(sessions, method=settings.tiering.method)
-                log.info("re-tiered %d customers, %d changed tier", summary.customers, summary.changed)
-                due = datetime.now(UTC) + interval
+            due = await _next_due(sessions, interval)
+            if due <= datetime.now(UTC):
+                async with turns.turn("retier") as ours:
+                    # looked at again with the turn held: another worker may have just finished this run
+                    if ours and await _next_due(sessions, interval) <= datetime.now(UTC):
+                        summary = await compute_and_store(sessions, method=settings.tiering.method)
+                        log.info("re-tiered %d customers, %d changed tier", summary.customers, summary.changed)
+                due = datetime.now(UTC) + (interval if ours else min(interval, timedelta(seconds=60)))
             wait = (due - datetime.now(UTC)).total_seconds()
         except Exception:
             log.exception("re-tiering failed; trying again later")
@@ -152,5 +163,5 @@ async def retier_loop(sessions: async_sessionmaker[AsyncSession], settings, stop
 
 
 async def retier_job(app, stop_event: asyncio.Event) -> None:
-    """`App(background=[retier_job])`: the schedule on the app's database and settings."""
-    await retier_loop(app.sessions, app.settings, stop_event)
+    """`App(background=[retier_job])`: the schedule on the app's database and settings, one worker at a time."""
+    await retier_loop(app.sessions, app.settings, stop_event, turns=JobTurns(app.redis, app.settings.redis_prefix))

@@ -131,3 +131,38 @@ async def test_two_worker_processes_store_every_published_message_once(db, redis
         assert w.returncode == 0, out
         assert "stopping: closing channels, draining the outbox" in out
         assert "Traceback" not in out
+
+
+async def test_workers_take_turns_so_a_scheduled_retiering_runs_once(db, redis_url, redis_prefix):
+    """Every worker runs the re-tiering schedule; when it falls due they must not all run it (each run writes
+    the tier history): one takes the turn, the others find the run done."""
+    from bot import tier_service
+    from bot.locks import JobTurns
+    from bot.seed import seed_database
+    from bot.settings import Settings, TieringSettings
+    from crm_store.engine import make_sessionmaker
+    from crm_store.models import TierRun
+
+    await seed_database(make_sessionmaker(db.engine, writer=True), 150, 1500, seed=9)
+    settings = Settings(database_url=db.url, tiering=TieringSettings(schedule_hours=24, method="quantile"))
+    clients = [aioredis.from_url(redis_url) for _ in range(3)]
+    stop = asyncio.Event()
+    loops = [
+        asyncio.create_task(tier_service.retier_loop(make_sessionmaker(db.engine, writer=True), settings, stop,
+                                                     turns=JobTurns(client, redis_prefix)))
+        for client in clients
+    ]
+    try:
+        for _ in range(400):
+            async with db.sessions() as s:
+                if await s.scalar(select(func.count(TierRun.id))):
+                    break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # time for a second run, if the others were going to do one
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*loops), 30)
+        for client in clients:
+            await client.aclose()
+    async with db.sessions() as s:
+        assert await s.scalar(select(func.count(TierRun.id))) == 1
