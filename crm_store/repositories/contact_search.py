@@ -7,7 +7,8 @@ SQLite: the FTS5 index answers "which contacts have this term, if at most PROBE 
 term; a query with a rare or absent term is then read by id, one of common terms by walking the log newest first
 and checking each row.
 
-PostgreSQL: counting a common word's matches in the GIN index costs tens of milliseconds, so the walk comes first:
+PostgreSQL: counting a common word's matches in the GIN index costs tens of milliseconds, so unless the planner's
+statistics call the word rare (then the index is asked first, as in step 2), the walk comes first:
 1. read a window of the newest contacts that pass the row filters (by the created_at/channel/... indexes) and
    check each one's text; a common word fills the page here;
 2. if the window is full but its matches are too sparse to fill the page soon, ask the text index for up to PROBE
@@ -207,7 +208,13 @@ async def _search_text(
         return await _rows(session, _page(Contact, conds, before, oldest_first, limit))
     found: list[dict[str, Any]] = []
     cursor, size, walked, probed = before, max(WINDOW, 4 * limit), 0, False
-    common = await tq.looks_common(session, 4 * PROBE)
+    estimate = await tq.estimated_matches(session)
+    common = estimate is not None and estimate > 4 * PROBE
+    if estimate is not None and estimate < PROBE / 4:  # rare by the statistics: the index first
+        probed = True
+        ids = await tq.probe(session, PROBE)
+        if ids is not None and len(ids) <= PROBE:
+            return await _by_ids(session, f, tq, ids, cursor, oldest_first, limit)
     while True:
         hits, last = await _window(session, f, tq, cursor, oldest_first, size, limit - len(found))
         found.extend(hits)

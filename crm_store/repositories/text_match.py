@@ -117,13 +117,14 @@ class TextQuery:
             return column.op("@@")(func.to_tsquery(literal_column(_CFG), query))
         return and_(*(_substring(contact.text, t) for t in fts_terms(self.q)))
 
-    async def looks_common(self, session: AsyncSession, matches: int) -> bool:
-        """Whether the statistics say more than `matches` contacts match (PostgreSQL; counting them in the GIN
-        index would cost tens of milliseconds for such a word)."""
+    async def estimated_matches(self, session: AsyncSession) -> float | None:
+        """How many contacts match by the planner's statistics (PostgreSQL; None elsewhere or for no word). A
+        word they do not list counts as rare; counting a common word in the GIN index costs tens of milliseconds,
+        a rare one next to nothing."""
         if not self.postgres or not self.tsquery:
-            return False
+            return None
         rows, shares = await _lexeme_shares(session)
-        return rows * estimated_share(self.q, shares) > matches
+        return rows * estimated_share(self.q, shares)
 
     async def probe(self, session: AsyncSession, cap: int) -> list[int] | None:
         """Ids of up to cap + 1 contacts the text index finds for q (SQLite: for one of its terms; every term is
