@@ -15,7 +15,18 @@ from bot.settings import Settings
 from crm_store.models import Ticket
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import contacts as contacts_repo
-from crm_store.repositories import tickets as tickets_repo
+
+
+async def load_agent_states(session: AsyncSession) -> dict[int, AgentState]:
+    """Every agent as routing sees them: what they serve, their status and capacity, and their open tickets."""
+    return {
+        a.id: AgentState(
+            id=a.id, status=a.status, role=a.role, tiers=tuple(a.tiers or ()), queues=tuple(a.queues or ()),
+            languages=tuple(a.languages or ()), skills=tuple(a.skills or ()), capacity=a.capacity,
+            open_tickets=load,
+        )
+        for a, load in await agents_repo.agents_with_load(session)
+    }
 
 
 @dataclass
@@ -59,21 +70,7 @@ class BatchContext:
     async def agent_states(self) -> dict[int, AgentState]:
         """Agents with their current load, loaded once per batch and kept current as tickets are assigned."""
         if self._agents is None:
-            loads = await tickets_repo.open_counts(self.session)
-            self._agents = {
-                a.id: AgentState(
-                    id=a.id,
-                    status=a.status,
-                    role=a.role,
-                    tiers=tuple(a.tiers or ()),
-                    queues=tuple(a.queues or ()),
-                    languages=tuple(a.languages or ()),
-                    skills=tuple(a.skills or ()),
-                    capacity=a.capacity,
-                    open_tickets=loads.get(a.id, 0),
-                )
-                for a in await agents_repo.list_agents(self.session)
-            }
+            self._agents = await load_agent_states(self.session)
         return self._agents
 
     async def note_assignment(self, agent_id: int | None, delta: int = 1) -> None:

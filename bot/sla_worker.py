@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.events import ticket_event
-from bot.outbound import preferred_address
-from bot.routing import AgentState, RouteRequest, RoutingPolicy, WaitingTicket, assign_waiting, route
+from bot.outbound import load_agent_states, preferred_address
+from bot.routing import RouteRequest, RoutingPolicy, WaitingTicket, assign_waiting, route
 from bot.settings import Settings
 from bot.sla import FIRST_RESPONSE, Escalation, SlaTicket, plan_escalation
 from crm_store.models import Ticket
@@ -31,18 +31,6 @@ SUPERVISOR_ROLES = ("supervisor",)
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-async def agent_states(session: AsyncSession) -> dict[int, AgentState]:
-    loads = await tickets_repo.open_counts(session)
-    return {
-        a.id: AgentState(
-            id=a.id, status=a.status, role=a.role, tiers=tuple(a.tiers or ()), queues=tuple(a.queues or ()),
-            languages=tuple(a.languages or ()), skills=tuple(a.skills or ()), capacity=a.capacity,
-            open_tickets=loads.get(a.id, 0),
-        )
-        for a in await agents_repo.list_agents(session)
-    }
 
 
 async def _notify(
@@ -102,7 +90,7 @@ async def _escalate_one(
 
 async def _reassign(session: AsyncSession, ticket: Ticket, policy: RoutingPolicy, at: datetime, level: int) -> None:
     """The assignee is away: route again among the others; nobody free means back to the queue."""
-    states = await agent_states(session)
+    states = await load_agent_states(session)
     others = [s for aid, s in states.items() if aid != ticket.assignee_id]
     facts = (await customers_repo.customer_facts(session, [ticket.customer_id])).get(ticket.customer_id, {})
     decision = route(
@@ -151,7 +139,7 @@ async def pickup_pass(
     at = now or _utcnow()
     async with sessions() as session:
         rows = await sla_repo.waiting_tickets(session)
-        states = await agent_states(session) if rows else {}
+        states = await load_agent_states(session) if rows else {}
     waiting = [WaitingTicket(**row) for row in rows]
     made = []
     for ticket, agent_id, why in assign_waiting(waiting, states.values()):

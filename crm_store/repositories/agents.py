@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.errors import Conflict, NotFound
-from crm_store.models import ROLES, Agent, AgentAddress
+from crm_store.models import ROLES, Agent, AgentAddress, Ticket
 from crm_store.repositories._sql import chunks
 
 Pair = tuple[str, str]
@@ -85,6 +85,20 @@ async def find_agent(session: AsyncSession, query: str) -> Agent | None:
 
 async def list_agents(session: AsyncSession) -> list[Agent]:
     return list(await session.scalars(select(Agent).order_by(Agent.id)))
+
+
+async def agents_with_load(session: AsyncSession) -> list[tuple[Agent, int]]:
+    """Every agent with the number of open or pending tickets assigned to them, in one query (routing's view)."""
+    load = (
+        select(Ticket.assignee_id, func.count(Ticket.id).label("n"))
+        .where(Ticket.status.in_(("open", "pending")), Ticket.assignee_id.is_not(None))
+        .group_by(Ticket.assignee_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(Agent, func.coalesce(load.c.n, 0)).outerjoin(load, load.c.assignee_id == Agent.id).order_by(Agent.id)
+    )
+    return [(agent, int(n)) for agent, n in rows.all()]
 
 
 async def addresses_of(session: AsyncSession, agent_ids: Iterable[int]) -> dict[int, list[Pair]]:
