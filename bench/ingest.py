@@ -44,12 +44,17 @@ from crm_store.models import Contact
 CHANNELS = ("telegram", "email", "webchat")
 
 
-def make_messages(n: int, customers: int, repeat_share: float, seed: int = 7) -> list[InboundMessage]:
+def make_messages(
+    n: int, customers: int, repeat_share: float, seed: int = 7, *, steady: bool = False
+) -> list[InboundMessage]:
+    """`n` messages from `customers` senders, the last `repeat_share` of them redeliveries. Senders are drawn from
+    all customers at once, or, `steady`, from those arrived so far, customers arriving at an even pace (the same
+    share of new conversations all along, as in a running service)."""
     rng = random.Random(seed)
     unique = int(n * (1 - repeat_share))
     msgs = []
     for i in range(unique):
-        c = rng.randrange(customers)
+        c = rng.randrange(i * customers // unique + 1 if steady else customers)
         channel = CHANNELS[c % len(CHANNELS)]
         msgs.append(
             InboundMessage.build(
@@ -210,7 +215,8 @@ async def bench_one(kind: str, args: argparse.Namespace) -> dict:
     try:
         # the same workload shape as the burst (messages per customer), over a shorter stretch
         per_customer = max(args.n / args.customers, 1.0)
-        paced_msgs = make_messages(args.paced_n, max(int(args.paced_n / per_customer), 1), args.repeats, seed=11)
+        paced_msgs = make_messages(args.paced_n, max(int(args.paced_n / per_customer), 1), args.repeats, seed=11,
+                                   steady=args.arrivals == "steady")
         warmup = [
             InboundMessage.build(channel=m.channel, external_id=f"w{m.external_id}", sender=f"w{m.sender}", text=m.text)
             for m in make_messages(args.warmup, max(args.warmup // 10, 1), 0.0, seed=5)
@@ -232,6 +238,7 @@ async def bench_one(kind: str, args: argparse.Namespace) -> dict:
         "paced_messages": args.paced_n,
         "offered_per_s": args.rate,
         "warmup_messages": args.warmup,
+        "arrivals": args.arrivals,
     }
 
 
@@ -245,6 +252,9 @@ async def main() -> None:
     p.add_argument("--paced-n", type=int, default=10_000, help="messages in the latency run (same shape as -n)")
     p.add_argument("--rounds", type=int, default=3, help="burst rounds, each between two baseline runs")
     p.add_argument("--warmup", type=int, default=1000, help="untimed messages before the latency run")
+    p.add_argument("--arrivals", choices=["steady", "front"], default="steady",
+                   help="latency run: customers arrive at an even pace, or all are there from the start (most of "
+                   "the first second's messages then open a conversation)")
     p.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
