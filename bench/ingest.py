@@ -13,7 +13,8 @@ acknowledgement in the outbox, and its delivery and outbound contact by the outb
 Shared machines change speed from one minute to the next, so the ratio is measured in rounds: each round times
 the baseline right before and right after its burst, and the round's ratio is the burst over the mean of the
 two; the median round is reported (with every round's ratio). The latency run starts after a warm-up of
-`--warmup` messages from other customers, untimed (statement caches and connections, as in a running service).
+`--warmup` messages from other customers, untimed (statement caches and connections, as in a running service),
+and with the heap built so far frozen out of the garbage collector, as `tierdesk run` does once started.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import insert
 
 from bench.pg import pg_reachable, pg_url
-from bot.app import App
+from bot.app import App, freeze_startup_heap
 from bot.messages import InboundMessage
 from bot.settings import NluSettings, Settings
 from channels.memory import MemoryChannel
@@ -131,6 +132,7 @@ async def dispatcher_paced(
     for i in range(0, len(warmup), 20):
         await asyncio.gather(*(app.deliver(m) for m in warmup[i : i + 20]))
     await app.outbox.drain()
+    freeze_startup_heap()  # as `tierdesk run` does once started; also keeps this harness's message lists out of it
     latencies: list[float] = []
 
     async def one(m: InboundMessage) -> None:

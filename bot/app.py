@@ -8,6 +8,7 @@ drains, and the database closes last.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -28,6 +29,14 @@ from crm_store.engine import is_sqlite, make_engine, make_sessionmaker, needs_up
 log = logging.getLogger(__name__)
 
 Background = Callable[["App", asyncio.Event], Awaitable[None]]
+
+
+def freeze_startup_heap() -> None:
+    """For a long-running process, once started: what startup built (modules, mappers, the NLU model, caches)
+    lives as long as the process, so it leaves the collector's view. Full collections then scan only what
+    handling messages made, and pause for milliseconds instead of a tenth of a second."""
+    gc.collect()
+    gc.freeze()
 
 
 class NotMigrated(RuntimeError):

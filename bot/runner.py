@@ -10,7 +10,7 @@ import logging
 import signal
 from typing import Any
 
-from bot.app import App, Background
+from bot.app import App, Background, freeze_startup_heap
 from bot.settings import Settings
 from channels.base import Channel, channel_factory
 
@@ -103,6 +103,7 @@ async def serve(settings: Settings, channels: list[Channel] | None = None, *, we
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     await app.start()
+    freeze_startup_heap()
     tasks = []
     web_serve = optional("bot.web", "serve") if web and settings.web.enabled else None
     if web_serve is not None:
