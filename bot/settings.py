@@ -38,7 +38,7 @@ class OutboxSettings(BaseModel):
     backoff_base_s: float = 1.0
     backoff_max_s: float = 300.0
     poll_interval_s: float = 0.5
-    coalesce_s: float = 0.01
+    coalesce_s: float = 0.05
     """After a wake-up, wait this long so replies committed meanwhile go out in the same pass."""
     batch: int = 200
 
