@@ -81,6 +81,11 @@ async def _lexeme_shares(session: AsyncSession) -> tuple[float, dict[str, float]
     return rows, shares
 
 
+async def estimated_log_rows(session: AsyncSession) -> float:
+    """The contacts' row count by the planner's statistics (PostgreSQL), read with the lexeme shares."""
+    return (await _lexeme_shares(session))[0]
+
+
 def fts_terms(q: str) -> list[str]:
     """The whitespace-separated terms of q (SQLite matches each as a substring)."""
     return q.split()[:MAX_TERMS]

@@ -101,8 +101,10 @@ STRATEGIES = {
     "probe overflows": {"WINDOW": 1, "PROBE": 3, "WALK_BUDGET": 0, "MAX_WINDOW": 8},
     "statistics call every word common": {"WINDOW": 1, "PROBE": 1000, "WALK_BUDGET": 20, "MAX_WINDOW": 8},
     "statistics call every word middling": {"WINDOW": 1, "PROBE": 1000, "WALK_BUDGET": 0, "MAX_WINDOW": 8},
+    "statistics size the first window": {"WINDOW": 1, "PROBE": 0, "WALK_BUDGET": 10**9, "MAX_WINDOW": 8},
 }
-ESTIMATES = {"statistics call every word common": 10.0**9, "statistics call every word middling": 1000.0}
+ESTIMATES = {"statistics call every word common": 10.0**9, "statistics call every word middling": 1000.0,
+             "statistics size the first window": 0.5}
 
 
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
@@ -113,7 +115,11 @@ async def test_every_strategy_pages_like_filtering_by_hand(db, monkeypatch, stra
         async def estimate(self, session):
             return ESTIMATES[strategy] if self.postgres and self.tsquery else None
 
+        async def log_rows(session):
+            return 64.0
+
         monkeypatch.setattr(text_match.TextQuery, "estimated_matches", estimate)
+        monkeypatch.setattr(contact_search, "estimated_log_rows", log_rows)
     rows = await _seed(db)
     for q in QUERIES:
         for extra in FILTERS:
