@@ -13,6 +13,7 @@ from typing import Any
 from bot.app import App, Background, freeze_startup_heap
 from bot.settings import Settings
 from channels.base import Channel, channel_factory
+from crm_store.engine import is_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def worker_problem(settings: Settings) -> str | None:
             "tierdesk worker consumes the Redis inbound stream: set TIERDESK_REDIS_URL and "
             "TIERDESK_DISPATCH__INGEST=stream (for `tierdesk run` too, so its channels publish to the stream)"
         )
-    if settings.database_url.startswith("sqlite"):
+    if is_sqlite(settings.database_url):
         return "tierdesk worker shares the database with other processes: use PostgreSQL (TIERDESK_DATABASE_URL)"
     return None
 

@@ -48,12 +48,12 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10, ech
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
-    # Multi-row inserts and IN-lists render one statement text per row count: a few hundred texts in all, so the
-    # prepared-statement cache must hold them or every batch prepares again (a round trip and a server parse).
     # The application name tells operators (pg_stat_activity) which connections are ours, and of which schema.
     server_settings = {"application_name": f"tierdesk:{schema}" if schema else "tierdesk"}
     if schema:
         server_settings["search_path"] = schema
+    # Multi-row inserts and IN-lists render one statement text per row count: a few hundred texts in all, so the
+    # prepared-statement cache must hold them or every batch prepares again (a round trip and a server parse).
     kwargs["connect_args"] = {"prepared_statement_cache_size": 1000, "server_settings": server_settings}
     kwargs["pool_size"] = pool_size
     kwargs["max_overflow"] = pool_size

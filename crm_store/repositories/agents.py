@@ -10,8 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.errors import Conflict, NotFound
-from crm_store.models import ROLES, Agent, AgentAddress, Ticket
+from crm_store.models import ROLES, Agent, AgentAddress
 from crm_store.repositories._sql import chunks
+from crm_store.repositories.tickets import load_by_assignee
 
 Pair = tuple[str, str]
 
@@ -89,12 +90,7 @@ async def list_agents(session: AsyncSession) -> list[Agent]:
 
 async def agents_with_load(session: AsyncSession) -> list[tuple[Agent, int]]:
     """Every agent with the number of open or pending tickets assigned to them, in one query (routing's view)."""
-    load = (
-        select(Ticket.assignee_id, func.count(Ticket.id).label("n"))
-        .where(Ticket.status.in_(("open", "pending")), Ticket.assignee_id.is_not(None))
-        .group_by(Ticket.assignee_id)
-        .subquery()
-    )
+    load = load_by_assignee().subquery()
     rows = await session.execute(
         select(Agent, func.coalesce(load.c.n, 0)).outerjoin(load, load.c.assignee_id == Agent.id).order_by(Agent.id)
     )

@@ -140,13 +140,18 @@ async def customer_tickets(session: AsyncSession, customer_id: int, *, active_on
     return list(await session.scalars(q.order_by(Ticket.id.desc()).limit(50)))
 
 
-async def open_counts(session: AsyncSession, agent_ids: Iterable[int] | None = None) -> dict[int, int]:
-    """Open tickets per assigned agent: the load routing balances."""
-    q = (
-        select(Ticket.assignee_id, func.count(Ticket.id))
+def load_by_assignee() -> Any:
+    """(assignee_id, n): open or pending tickets per assigned agent, the load routing balances."""
+    return (
+        select(Ticket.assignee_id, func.count(Ticket.id).label("n"))
         .where(Ticket.status.in_(ACTIVE), Ticket.assignee_id.is_not(None))
         .group_by(Ticket.assignee_id)
     )
+
+
+async def open_counts(session: AsyncSession, agent_ids: Iterable[int] | None = None) -> dict[int, int]:
+    """Open tickets per assigned agent: the load routing balances."""
+    q = load_by_assignee()
     if agent_ids is not None:
         q = q.where(Ticket.assignee_id.in_(list(agent_ids)))
     return {aid: n for aid, n in (await session.execute(q)).all()}
