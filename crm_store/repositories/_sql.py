@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import and_, false, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,3 +46,21 @@ async def insert_returning_ids(session: AsyncSession, model: Any, rows: list[dic
     for part_ids, part in zip(chunks(ids, 500), chunks(rows, 500), strict=True):
         await session.execute(insert(table), [{**row, "id": i} for i, row in zip(part_ids, part, strict=True)])
     return ids
+
+
+def keys_match(columns: Sequence[Any], keys: Iterable[tuple[Any, ...]], *, vary: int) -> Any:
+    """WHERE clause for rows whose `columns` equal one of `keys`.
+
+    Written as `(a = ? AND c = ? AND b IN (...)) OR ...`, one group per value of the other columns, `columns[vary]`
+    taking the IN-list. SQLite plans the plain row-value form `(a, b) IN (VALUES ...)` of two or more keys as a
+    scan of the whole index; these groups are index searches on both databases.
+    """
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for key in keys:
+        groups.setdefault(key[:vary] + key[vary + 1 :], []).append(key[vary])
+    fixed = list(columns[:vary]) + list(columns[vary + 1 :])
+    return or_(
+        false(),
+        *(and_(*(c == v for c, v in zip(fixed, values, strict=True)), columns[vary].in_(sorted(set(varying))))
+          for values, varying in groups.items()),
+    )

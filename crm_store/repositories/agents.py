@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.errors import Conflict, NotFound
 from crm_store.models import ROLES, Agent, AgentAddress
-from crm_store.repositories._sql import chunks
+from crm_store.repositories._sql import chunks, keys_match
 from crm_store.repositories.tickets import load_by_assignee
 
 Pair = tuple[str, str]
@@ -24,7 +24,7 @@ async def agents_by_address(session: AsyncSession, pairs: Iterable[Pair]) -> dic
         rows = await session.execute(
             select(AgentAddress.channel, AgentAddress.address, Agent)
             .join(Agent, Agent.id == AgentAddress.agent_id)
-            .where(tuple_(AgentAddress.channel, AgentAddress.address).in_(part))
+            .where(keys_match([AgentAddress.channel, AgentAddress.address], part, vary=1))
         )
         for ch, addr, agent in rows:
             found[(ch, addr)] = agent

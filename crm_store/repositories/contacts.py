@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Contact, Customer
-from crm_store.repositories._sql import chunks, insert_ignoring_conflicts
+from crm_store.repositories._sql import chunks, insert_ignoring_conflicts, keys_match
 
 Key = tuple[str, str, str]  # (channel, external_id, direction)
 
@@ -36,7 +36,7 @@ async def existing_contacts(session: AsyncSession, keys: Iterable[Key]) -> dict[
     wanted = sorted(set(keys))
     found: dict[Key, Contact] = {}
     for part in chunks(wanted):
-        match = tuple_(Contact.channel, Contact.external_id, Contact.direction).in_(part)
+        match = keys_match([Contact.channel, Contact.external_id, Contact.direction], part, vary=1)
         for contact in await session.scalars(select(Contact).where(match)):
             found[(contact.channel, contact.external_id, contact.direction)] = contact
     return found

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import cast, delete, literal, null, select, tuple_, union_all, update
+from sqlalchemy import cast, delete, literal, null, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.errors import NotFound
 from crm_store.models import AgentAddress, Contact, Customer, Identity, Note, OutboxItem, Ticket, ValueEvent, now
-from crm_store.repositories._sql import chunks, insert_ignoring_conflicts, insert_returning_ids
+from crm_store.repositories._sql import chunks, insert_ignoring_conflicts, insert_returning_ids, keys_match
 
 Pair = tuple[str, str]  # (channel, address)
 
@@ -22,7 +22,7 @@ async def customers_by_identity(session: AsyncSession, pairs: Iterable[Pair]) ->
     for part in chunks(wanted):
         rows = await session.execute(
             select(Identity.channel, Identity.address, Identity.customer_id).where(
-                tuple_(Identity.channel, Identity.address).in_(part)
+                keys_match([Identity.channel, Identity.address], part, vary=1)
             )
         )
         for ch, addr, cid in rows:
@@ -44,11 +44,11 @@ async def who_wrote(
         q = union_all(
             select(
                 literal("a"), AgentAddress.channel, AgentAddress.address, AgentAddress.agent_id, *no_facts,
-            ).where(tuple_(AgentAddress.channel, AgentAddress.address).in_(part)),
+            ).where(keys_match([AgentAddress.channel, AgentAddress.address], part, vary=1)),
             select(
                 literal("c"), Identity.channel, Identity.address, Identity.customer_id, *_FACT_COLUMNS,
             ).join(Customer, Customer.id == Identity.customer_id).where(
-                tuple_(Identity.channel, Identity.address).in_(part)
+                keys_match([Identity.channel, Identity.address], part, vary=1)
             ),
         )
         for kind, ch, addr, ident, *fact in await session.execute(q):
