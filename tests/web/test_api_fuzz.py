@@ -1,5 +1,7 @@
 """Schemathesis against /openapi.json: generated requests (valid and invalid) never get a 5xx, and answers
-match the schema. The app runs with a real App and database in a background thread, served by uvicorn."""
+match the schema. All its phases run: the schema's examples, the coverage phase's boundary values (empty, longest,
+just out of range, wrong type for every parameter and body field) and random fuzzing.
+The app runs with a real App and database in a background thread, served by uvicorn."""
 
 from __future__ import annotations
 
@@ -27,7 +29,6 @@ from tests.web.conftest import free_port
 # The schema needs no database: build it from an app with a throwaway context.
 _schema_app = create_web_app(type("Ctx", (), {"settings": Settings(web=WebSettings(secret_key="s" * 32))})())
 schema = schemathesis.openapi.from_dict(_schema_app.openapi())
-schema.config.phases.coverage.enabled = False  # its exhaustive boundary sweep takes minutes; fuzzing stays on
 
 
 class Server:
