@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, false, func, insert, or_, select
+from sqlalchemy import and_, any_, bindparam, false, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,10 +15,36 @@ def dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
 
-def insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Any:
-    """`INSERT ... ON CONFLICT DO NOTHING` for whichever database the session is on."""
-    ins = postgresql.insert if dialect(session) == "postgresql" else sqlite.insert
-    return ins(getattr(table, "__table__", table)).on_conflict_do_nothing()
+def is_pg(session: AsyncSession) -> bool:
+    return dialect(session) == "postgresql"
+
+
+def insert_ignoring_conflicts(session: AsyncSession, table: Any, returning: tuple[str, ...] = ()) -> Any:
+    """`INSERT ... ON CONFLICT DO NOTHING [RETURNING columns]` for whichever database the session is on."""
+    return _insert_ignoring(dialect(session), getattr(table, "__table__", table), returning)
+
+
+@cache
+def _insert_ignoring(dialect_name: str, table: Any, returning: tuple[str, ...]) -> Any:
+    ins = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    stmt = ins(table).on_conflict_do_nothing()
+    return stmt.returning(*(table.c[name] for name in returning)) if returning else stmt
+
+
+@cache
+def _max_id(table: Any) -> Any:
+    return select(func.coalesce(func.max(table.c.id), 0))
+
+
+async def next_id(session: AsyncSession, table: Any) -> int:
+    """The next free id of a table on SQLite, where a writer holds the database's single write lock for the whole
+    transaction (BEGIN IMMEDIATE), so max(id) cannot move under us (see `insert_returning_ids`)."""
+    return int(await session.scalar(_max_id(getattr(table, "__table__", table))) or 0) + 1
+
+
+@cache
+def _insert_returning(table: Any) -> Any:
+    return insert(table).returning(table.c.id, sort_by_parameter_order=True)
 
 
 def chunks(items: list[Any], size: int = 500) -> list[list[Any]]:
@@ -38,29 +65,54 @@ async def insert_returning_ids(session: AsyncSession, model: Any, rows: list[dic
     if dialect(session) == "postgresql":
         ids: list[int] = []
         for part in chunks(rows, 1000):
-            result = await session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), part)
+            result = await session.execute(_insert_returning(table), part)
             ids.extend(result.scalars().all())
         return ids
-    start = int(await session.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0) + 1
+    start = await next_id(session, table)
     ids = list(range(start, start + len(rows)))
     for part_ids, part in zip(chunks(ids, 500), chunks(rows, 500), strict=True):
         await session.execute(insert(table), [{**row, "id": i} for i, row in zip(part_ids, part, strict=True)])
     return ids
 
 
-def keys_match(columns: Sequence[Any], keys: Iterable[tuple[Any, ...]], *, vary: int) -> Any:
-    """WHERE clause for rows whose `columns` equal one of `keys`.
 
-    Written as `(a = ? AND c = ? AND b IN (...)) OR ...`, one group per value of the other columns, `columns[vary]`
-    taking the IN-list. SQLite plans the plain row-value form `(a, b) IN (VALUES ...)` of two or more keys as a
-    scan of the whole index; these groups are index searches on both databases.
+# Hot statements are built once and reused with bind parameters (`functools.cache` on a builder keyed by dialect
+# and shape): SQLAlchemy spends more CPU building an expression and its cache key than executing it.
+
+
+def in_values(column: Any, name: str, *, pg: bool) -> Any:
+    """`column IN (:name)`, the list bound at execution. On PostgreSQL `column = ANY(:name)`: one statement text
+    (one prepared statement) whatever the list's length; on SQLite an expanding IN."""
+    if pg:
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def keys_clause(columns: Sequence[Any], *, vary: int, groups: int, pg: bool) -> Any:
+    """WHERE clause for rows whose `columns` equal one of the keys given by `keys_params` (of `groups` groups).
+
+    Written as `(a = :k0_0 AND c = :k0_1 AND b IN (:v0)) OR ...`, one group per value of the other columns,
+    `columns[vary]` taking the list. SQLite plans the plain row-value form `(a, b) IN (VALUES ...)` of two or more
+    keys as a scan of the whole index; these groups are index searches on both databases.
     """
-    groups: dict[tuple[Any, ...], list[Any]] = {}
-    for key in keys:
-        groups.setdefault(key[:vary] + key[vary + 1 :], []).append(key[vary])
-    fixed = list(columns[:vary]) + list(columns[vary + 1 :])
+    fixed = [c for i, c in enumerate(columns) if i != vary]
     return or_(
         false(),
-        *(and_(*(c == v for c, v in zip(fixed, values, strict=True)), columns[vary].in_(sorted(set(varying))))
-          for values, varying in groups.items()),
+        *(
+            and_(*(c == bindparam(f"k{g}_{i}") for i, c in enumerate(fixed)),
+                 in_values(columns[vary], f"v{g}", pg=pg))
+            for g in range(groups)
+        ),
     )
+
+
+def keys_params(keys: Iterable[tuple[Any, ...]], *, vary: int) -> tuple[int, dict[str, Any]]:
+    """The groups of `keys` (see `keys_clause`) and their bind parameters."""
+    grouped: dict[tuple[Any, ...], set[Any]] = {}
+    for key in keys:
+        grouped.setdefault(key[:vary] + key[vary + 1 :], set()).add(key[vary])
+    params: dict[str, Any] = {}
+    for g, (fixed, values) in enumerate(sorted(grouped.items())):
+        params.update({f"k{g}_{i}": v for i, v in enumerate(fixed)})
+        params[f"v{g}"] = sorted(values)
+    return len(grouped), params

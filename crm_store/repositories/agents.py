@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
 from sqlalchemy import func, select
@@ -11,22 +12,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.errors import Conflict, NotFound
 from crm_store.models import ROLES, Agent, AgentAddress
-from crm_store.repositories._sql import chunks, keys_match
+from crm_store.repositories._sql import chunks, is_pg, keys_clause, keys_params
 from crm_store.repositories.tickets import load_by_assignee
 
 Pair = tuple[str, str]
 
 
+@cache
+def _agents_by_address_query(pg: bool, groups: int) -> Any:
+    return (
+        select(AgentAddress.channel, AgentAddress.address, Agent)
+        .join(Agent, Agent.id == AgentAddress.agent_id)
+        .where(keys_clause([AgentAddress.channel, AgentAddress.address], vary=1, groups=groups, pg=pg))
+    )
+
+
 async def agents_by_address(session: AsyncSession, pairs: Iterable[Pair]) -> dict[Pair, Agent]:
-    wanted = sorted(set(pairs))
     found: dict[Pair, Agent] = {}
-    for part in chunks(wanted):
-        rows = await session.execute(
-            select(AgentAddress.channel, AgentAddress.address, Agent)
-            .join(Agent, Agent.id == AgentAddress.agent_id)
-            .where(keys_match([AgentAddress.channel, AgentAddress.address], part, vary=1))
-        )
-        for ch, addr, agent in rows:
+    for part in chunks(sorted(set(pairs))):
+        groups, params = keys_params(part, vary=1)
+        for ch, addr, agent in await session.execute(_agents_by_address_query(is_pg(session), groups), params):
             found[(ch, addr)] = agent
     return found
 
@@ -88,12 +93,15 @@ async def list_agents(session: AsyncSession) -> list[Agent]:
     return list(await session.scalars(select(Agent).order_by(Agent.id)))
 
 
+@cache
+def _agents_with_load_query() -> Any:
+    load = load_by_assignee().subquery()
+    return select(Agent, func.coalesce(load.c.n, 0)).outerjoin(load, load.c.assignee_id == Agent.id).order_by(Agent.id)
+
+
 async def agents_with_load(session: AsyncSession) -> list[tuple[Agent, int]]:
     """Every agent with the number of open or pending tickets assigned to them, in one query (routing's view)."""
-    load = load_by_assignee().subquery()
-    rows = await session.execute(
-        select(Agent, func.coalesce(load.c.n, 0)).outerjoin(load, load.c.assignee_id == Agent.id).order_by(Agent.id)
-    )
+    rows = await session.execute(_agents_with_load_query())
     return [(agent, int(n)) for agent, n in rows.all()]
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Contact, Customer
-from crm_store.repositories._sql import chunks, insert_ignoring_conflicts, keys_match
+from crm_store.repositories._sql import chunks, insert_ignoring_conflicts, is_pg, keys_clause, keys_params
 
 Key = tuple[str, str, str]  # (channel, external_id, direction)
 
@@ -22,22 +23,25 @@ async def insert_contacts(session: AsyncSession, rows: list[dict[str, Any]]) -> 
     that is how the caller learns a message is a repeat, even when another worker logged it a moment ago.
     """
     inserted: dict[Key, int] = {}
+    stmt = insert_ignoring_conflicts(session, Contact, ("id", "channel", "external_id", "direction"))
     for part in chunks(rows, 300):
-        stmt = insert_ignoring_conflicts(session, Contact).returning(
-            Contact.id, Contact.channel, Contact.external_id, Contact.direction
-        )
-        result = await session.execute(stmt, part)
-        for cid, ch, ext, direction in result:
+        for cid, ch, ext, direction in await session.execute(stmt, part):
             inserted[(ch, ext, direction)] = cid
     return inserted
 
 
+@cache
+def _existing_query(pg: bool, groups: int) -> Any:
+    return select(Contact).where(
+        keys_clause([Contact.channel, Contact.external_id, Contact.direction], vary=1, groups=groups, pg=pg)
+    )
+
+
 async def existing_contacts(session: AsyncSession, keys: Iterable[Key]) -> dict[Key, Contact]:
-    wanted = sorted(set(keys))
     found: dict[Key, Contact] = {}
-    for part in chunks(wanted):
-        match = keys_match([Contact.channel, Contact.external_id, Contact.direction], part, vary=1)
-        for contact in await session.scalars(select(Contact).where(match)):
+    for part in chunks(sorted(set(keys))):
+        groups, params = keys_params(part, vary=1)
+        for contact in await session.scalars(_existing_query(is_pg(session), groups), params):
             found[(contact.channel, contact.external_id, contact.direction)] = contact
     return found
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
 from sqlalchemy import cast, delete, literal, null, select, union_all, update
@@ -10,24 +11,47 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.errors import NotFound
 from crm_store.models import AgentAddress, Contact, Customer, Identity, Note, OutboxItem, Ticket, ValueEvent, now
-from crm_store.repositories._sql import chunks, insert_ignoring_conflicts, insert_returning_ids, keys_match
+from crm_store.repositories._sql import (
+    chunks,
+    in_values,
+    insert_ignoring_conflicts,
+    insert_returning_ids,
+    is_pg,
+    keys_clause,
+    keys_params,
+)
 
 Pair = tuple[str, str]  # (channel, address)
 
 
+@cache
+def _identity_query(pg: bool, groups: int) -> Any:
+    return select(Identity.channel, Identity.address, Identity.customer_id).where(
+        keys_clause([Identity.channel, Identity.address], vary=1, groups=groups, pg=pg)
+    )
+
+
 async def customers_by_identity(session: AsyncSession, pairs: Iterable[Pair]) -> dict[Pair, int]:
     """Map each known (channel, address) to its customer id, in one query per 500 pairs."""
-    wanted = sorted(set(pairs))
     found: dict[Pair, int] = {}
-    for part in chunks(wanted):
-        rows = await session.execute(
-            select(Identity.channel, Identity.address, Identity.customer_id).where(
-                keys_match([Identity.channel, Identity.address], part, vary=1)
-            )
-        )
-        for ch, addr, cid in rows:
+    for part in chunks(sorted(set(pairs))):
+        groups, params = keys_params(part, vary=1)
+        for ch, addr, cid in await session.execute(_identity_query(is_pg(session), groups), params):
             found[(ch, addr)] = cid
     return found
+
+
+@cache
+def _who_wrote_query(pg: bool, groups: int) -> Any:
+    no_facts = [cast(null(), column.type) for column in _FACT_COLUMNS]  # agents have none; typed for the UNION
+    return union_all(
+        select(literal("a"), AgentAddress.channel, AgentAddress.address, AgentAddress.agent_id, *no_facts).where(
+            keys_clause([AgentAddress.channel, AgentAddress.address], vary=1, groups=groups, pg=pg)
+        ),
+        select(literal("c"), Identity.channel, Identity.address, Identity.customer_id, *_FACT_COLUMNS)
+        .join(Customer, Customer.id == Identity.customer_id)
+        .where(keys_clause([Identity.channel, Identity.address], vary=1, groups=groups, pg=pg)),
+    )
 
 
 async def who_wrote(
@@ -39,19 +63,9 @@ async def who_wrote(
     agents: dict[Pair, int] = {}
     customers: dict[Pair, int] = {}
     facts: dict[int, dict[str, Any]] = {}
-    no_facts = [cast(null(), column.type) for column in _FACT_COLUMNS]  # agents have none; typed for the UNION
     for part in chunks(sorted(set(pairs))):
-        q = union_all(
-            select(
-                literal("a"), AgentAddress.channel, AgentAddress.address, AgentAddress.agent_id, *no_facts,
-            ).where(keys_match([AgentAddress.channel, AgentAddress.address], part, vary=1)),
-            select(
-                literal("c"), Identity.channel, Identity.address, Identity.customer_id, *_FACT_COLUMNS,
-            ).join(Customer, Customer.id == Identity.customer_id).where(
-                keys_match([Identity.channel, Identity.address], part, vary=1)
-            ),
-        )
-        for kind, ch, addr, ident, *fact in await session.execute(q):
+        groups, params = keys_params(part, vary=1)
+        for kind, ch, addr, ident, *fact in await session.execute(_who_wrote_query(is_pg(session), groups), params):
             if kind == "a":
                 agents[(ch, addr)] = ident
             else:
@@ -97,7 +111,7 @@ async def resolve_customers(
     ]
     for part in chunks(ident_rows, 500):
         result = await session.execute(
-            insert_ignoring_conflicts(session, Identity).returning(Identity.channel, Identity.address), part
+            insert_ignoring_conflicts(session, Identity, ("channel", "address")), part
         )
         created.update((ch, addr) for ch, addr in result.all())
     losers = [cid for p, cid in zip(missing, new_ids, strict=True) if p not in created]
@@ -190,11 +204,16 @@ def _facts(tier: str, manual: str | None, language: str | None, kam: int | None,
     return {"tier": manual or tier, "language": language, "kam": kam, "name": name}
 
 
+@cache
+def _facts_query(pg: bool) -> Any:
+    return select(Customer.id, *_FACT_COLUMNS).where(in_values(Customer.id, "ids", pg=pg))
+
+
 async def customer_facts(session: AsyncSession, customer_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     """What routing and replies need of each customer: tier, language, key-account manager, name."""
     facts: dict[int, dict[str, Any]] = {}
     for part in chunks(sorted(set(customer_ids))):
-        for cid, *fact in await session.execute(select(Customer.id, *_FACT_COLUMNS).where(Customer.id.in_(part))):
+        for cid, *fact in await session.execute(_facts_query(is_pg(session)), {"ids": part}):
             facts[cid] = _facts(*fact)
     return facts
 

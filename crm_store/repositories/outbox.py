@@ -50,8 +50,8 @@ async def enqueue(session: AsyncSession, items: list[dict[str, Any]]) -> dict[st
     """Add outbox rows; a repeated idempotency key is ignored (a retried transaction never sends twice).
     Returns the id of each row added now, by idempotency key."""
     added: dict[str, int] = {}
+    stmt = insert_ignoring_conflicts(session, OutboxItem, ("id", "idempotency_key"))
     for part in chunks(items, 300):
-        stmt = insert_ignoring_conflicts(session, OutboxItem).returning(OutboxItem.id, OutboxItem.idempotency_key)
         for item_id, key in await session.execute(stmt, part):
             added[key] = item_id
     return added

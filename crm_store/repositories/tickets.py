@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import event, func, insert, or_, select, update
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from crm_store.errors import NotFound
 from crm_store.models import Note, Ticket, TicketEvent, now
-from crm_store.repositories._sql import chunks, dialect
+from crm_store.repositories._sql import chunks, dialect, in_values, is_pg, next_id
 
 ACTIVE = ("open", "pending")
 
@@ -29,6 +30,18 @@ async def active_tickets(session: AsyncSession, customer_ids: Iterable[int]) -> 
     return found
 
 
+@cache
+def _conversations_query(pg: bool) -> Any:
+    newest = (
+        select(func.max(Ticket.id)).where(in_values(Ticket.customer_id, "ids", pg=pg)).group_by(Ticket.customer_id)
+    ).scalar_subquery()
+    return (
+        select(Ticket)
+        .where(in_values(Ticket.customer_id, "ids", pg=pg), or_(Ticket.status.in_(ACTIVE), Ticket.id.in_(newest)))
+        .order_by(Ticket.id)
+    )
+
+
 async def conversations(
     session: AsyncSession, customer_ids: Iterable[int]
 ) -> tuple[dict[int, Ticket], dict[int, Ticket]]:
@@ -36,15 +49,7 @@ async def conversations(
     active: dict[int, Ticket] = {}
     latest: dict[int, Ticket] = {}
     for part in chunks(sorted(set(customer_ids))):
-        newest = (
-            select(func.max(Ticket.id)).where(Ticket.customer_id.in_(part)).group_by(Ticket.customer_id)
-        ).scalar_subquery()
-        rows = await session.scalars(
-            select(Ticket)
-            .where(Ticket.customer_id.in_(part), or_(Ticket.status.in_(ACTIVE), Ticket.id.in_(newest)))
-            .order_by(Ticket.id)
-        )
-        for ticket in rows:
+        for ticket in await session.scalars(_conversations_query(is_pg(session)), {"ids": part}):
             latest[ticket.customer_id] = ticket  # ordered by id: the last one seen is the newest
             if ticket.status in ACTIVE:
                 active[ticket.customer_id] = ticket
@@ -70,7 +75,7 @@ async def open_tickets(session: AsyncSession, rows: list[dict[str, Any]]) -> lis
     """Open many tickets with one flush; returns them, in order, as live objects of the session."""
     tickets = [Ticket(**row) for row in rows]
     if dialect(session) == "sqlite":  # see insert_returning_ids: ids are ours to assign under the write lock
-        start = int(await session.scalar(select(func.coalesce(func.max(Ticket.id), 0))) or 0) + 1
+        start = await next_id(session, Ticket)
         for i, ticket in enumerate(tickets):
             ticket.id = start + i
     session.add_all(tickets)
@@ -140,6 +145,7 @@ async def customer_tickets(session: AsyncSession, customer_id: int, *, active_on
     return list(await session.scalars(q.order_by(Ticket.id.desc()).limit(50)))
 
 
+@cache
 def load_by_assignee() -> Any:
     """(assignee_id, n): open or pending tickets per assigned agent, the load routing balances."""
     return (

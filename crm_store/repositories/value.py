@@ -128,7 +128,7 @@ async def insert_value_events(session: AsyncSession, rows: list[dict[str, Any]],
     """Insert purchases; a source_key seen before is skipped. Returns how many were new."""
     added = 0
     for part in chunks(rows, chunk):
-        result = await session.execute(insert_ignoring_conflicts(session, ValueEvent).returning(ValueEvent.id), part)
+        result = await session.execute(insert_ignoring_conflicts(session, ValueEvent, ("id",)), part)
         added += len(result.all())
     return added
 
