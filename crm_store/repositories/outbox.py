@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Contact, OutboxItem, Ticket, now
-from crm_store.repositories._sql import chunks, dialect, insert_ignoring_conflicts
+from crm_store.repositories._sql import chunks, dialect, in_values, insert_ignoring_conflicts, is_pg
 
 
 @dataclass(slots=True)
@@ -147,6 +148,22 @@ async def bot_replies_since(session: AsyncSession, customer_id: int, since: date
     )
 
 
+@cache
+def _unsent_query(pg: bool) -> Any:
+    q = select(OutboxItem.id).where(in_values(OutboxItem.id, "ids", pg=pg), OutboxItem.status != "sent")
+    return q.with_for_update() if pg else q
+
+
+@cache
+def _mark_sent() -> Any:
+    table = OutboxItem.__table__
+    return (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(status="sent", external_id=bindparam("b_ext"), sent_at=bindparam("b_at"), last_error=None)
+    )
+
+
 async def mark_sent_many(
     session: AsyncSession, sent: list[tuple[Reply, str]], *, at: datetime | None = None
 ) -> int:
@@ -156,20 +173,11 @@ async def mark_sent_many(
         return 0
     at = at or now()
     ids = [item.id for item, _ in sent]
-    q = select(OutboxItem.id).where(OutboxItem.id.in_(ids), OutboxItem.status != "sent")
-    if dialect(session) == "postgresql":
-        q = q.with_for_update()
-    open_ids = set(await session.scalars(q))
+    open_ids = set(await session.scalars(_unsent_query(is_pg(session)), {"ids": ids}))
     todo = [(item, ext) for item, ext in sent if item.id in open_ids]
     if not todo:
         return 0
-    table = OutboxItem.__table__
-    await session.execute(
-        update(table)
-        .where(table.c.id == bindparam("b_id"))
-        .values(status="sent", external_id=bindparam("b_ext"), sent_at=at, last_error=None),
-        [{"b_id": item.id, "b_ext": ext} for item, ext in todo],
-    )
+    await session.execute(_mark_sent(), [{"b_id": item.id, "b_ext": ext, "b_at": at} for item, ext in todo])
     contacts = []
     for item, ext in todo:
         internal = item.author == "system"  # messages to agents are logged, but are not the customer's conversation
