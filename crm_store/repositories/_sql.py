@@ -1,4 +1,8 @@
-"""Dialect helpers shared by the repositories."""
+"""Dialect helpers shared by the repositories.
+
+Hot statements are built once and reused with bind parameters (`functools.cache` on a builder keyed by dialect
+and shape): SQLAlchemy spends more CPU building an expression and its cache key than running it.
+"""
 
 from __future__ import annotations
 
@@ -73,11 +77,6 @@ async def insert_returning_ids(session: AsyncSession, model: Any, rows: list[dic
     for part_ids, part in zip(chunks(ids, 500), chunks(rows, 500), strict=True):
         await session.execute(insert(table), [{**row, "id": i} for i, row in zip(part_ids, part, strict=True)])
     return ids
-
-
-
-# Hot statements are built once and reused with bind parameters (`functools.cache` on a builder keyed by dialect
-# and shape): SQLAlchemy spends more CPU building an expression and its cache key than executing it.
 
 
 def in_values(column: Any, name: str, *, pg: bool) -> Any:

@@ -4,6 +4,7 @@ on a log of millions of rows is the difference between microseconds and a second
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from sqlalchemy import event
@@ -78,3 +79,21 @@ async def test_sqlite_searches_the_unique_indexes_for_many_keys(sqlite_db):
             for table in ("identities", "contacts", "agent_addresses"):
                 assert f"SCAN {table}" not in plan, (statement, plan)
             assert "SEARCH" in plan, (statement, plan)
+
+
+async def test_any_mix_of_keys_finds_exactly_the_logged_ones(db):
+    """Random mixes of logged keys and near misses (other channel, other direction, unknown id), many groups."""
+    await _seed(db)
+    logged = {(CHANNELS[i % 3], f"m{i}", d) for i in range(30) for d in ("in", "out")}
+    candidates = sorted(logged | {(ch, f"m{i}", d) for ch in (*CHANNELS, "sms") for i in range(0, 34, 3)
+                                  for d in ("in", "out")})
+    rng = random.Random(3)
+    async with db.sessions() as s:
+        for _ in range(40):
+            asked = rng.sample(candidates, rng.randrange(1, 40))
+            found = await contacts_repo.existing_contacts(s, asked + asked[:3])  # repeats in the request too
+            assert set(found) == set(asked) & logged
+            assert all(key == (c.channel, c.external_id, c.direction) for key, c in found.items())
+            pairs = [(ch, f"a{int(ext[1:])}") for ch, ext, _d in asked]
+            known = await customers_repo.customers_by_identity(s, pairs)
+            assert set(known) == {(ch, a) for ch, a in pairs if ch == CHANNELS[int(a[1:]) % 3] and int(a[1:]) < 30}
