@@ -66,7 +66,7 @@ async def insert_returning_ids(session: AsyncSession, model: Any, rows: list[dic
     if not rows:
         return []
     table = getattr(model, "__table__", model)
-    if dialect(session) == "postgresql":
+    if dialect(session) == "postgresql" or len(rows) == 1:  # one row's RETURNING has no order to doubt
         ids: list[int] = []
         for part in chunks(rows, 1000):
             result = await session.execute(_insert_returning(table), part)

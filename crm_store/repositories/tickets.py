@@ -74,7 +74,9 @@ async def tickets_by_ids(session: AsyncSession, ids: Iterable[int]) -> dict[int,
 async def open_tickets(session: AsyncSession, rows: list[dict[str, Any]]) -> list[Ticket]:
     """Open many tickets with one flush; returns them, in order, as live objects of the session."""
     tickets = [Ticket(**row) for row in rows]
-    if dialect(session) == "sqlite":  # see insert_returning_ids: ids are ours to assign under the write lock
+    if dialect(session) == "sqlite" and len(tickets) > 1:
+        # SQLite's flush inserts row by row to learn each id; for several, assign them under the write lock
+        # (see insert_returning_ids): one max(id) query and one multi-row INSERT
         start = await next_id(session, Ticket)
         for i, ticket in enumerate(tickets):
             ticket.id = start + i
