@@ -107,7 +107,7 @@ class App:
             await self.redis.ping()
             locks = RedisLocks(self.redis, s.redis_prefix, int(s.dispatch.lock_ttl_s * 1000))
         responder = self._responder or await asyncio.to_thread(load_default_responder, s)
-        self.outbox = OutboxWorker(self.writer_sessions, self.registry, s.outbox)
+        self.outbox = OutboxWorker(self.writer_sessions, self.registry, s.outbox, readers=self.sessions)
         self.dispatcher = Dispatcher(
             self.writer_sessions,
             s,

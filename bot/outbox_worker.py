@@ -69,8 +69,10 @@ class OutboxWorker:
         cfg: OutboxSettings,
         *,
         lease: timedelta = timedelta(seconds=60),
+        readers: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self.sessions = sessions
+        self.readers = readers  # to look before claiming: on SQLite a claim takes the one write lock
         self.registry = registry
         self.cfg = cfg
         self.lease = lease
@@ -182,8 +184,13 @@ class OutboxWorker:
         self._last_claim = time.monotonic()
         if limit <= 0:
             return []
+        channels = self.registry.names()
+        if self.readers is not None:
+            async with self.readers() as session:
+                if not await outbox_repo.any_due(session, channels=channels):
+                    return []
         async with self.sessions() as session, session.begin():
-            return await outbox_repo.claim_due(session, limit=limit, lease=self.lease, channels=self.registry.names())
+            return await outbox_repo.claim_due(session, limit=limit, lease=self.lease, channels=channels)
 
     async def _send_in_order(self, items: list[Reply]) -> list[_Outcome]:
         outcomes = []

@@ -58,6 +58,25 @@ async def enqueue(session: AsyncSession, items: list[dict[str, Any]]) -> dict[st
     return added
 
 
+@cache
+def _any_due_query(pg: bool) -> Any:
+    return (
+        select(OutboxItem.id)
+        .where(
+            OutboxItem.status == "pending",
+            OutboxItem.next_attempt_at <= bindparam("at"),
+            in_values(OutboxItem.channel, "channels", pg=pg),
+        )
+        .limit(1)
+    )
+
+
+async def any_due(session: AsyncSession, *, channels: list[str], at: datetime | None = None) -> bool:
+    """Whether `claim_due` would find anything: a read, so a worker with nothing to claim takes no write lock."""
+    found = await session.scalar(_any_due_query(is_pg(session)), {"at": at or now(), "channels": channels})
+    return found is not None
+
+
 async def claim_due(
     session: AsyncSession,
     *,

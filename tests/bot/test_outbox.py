@@ -93,3 +93,36 @@ async def test_a_database_restart_loses_no_message_and_sends_no_reply_twice(harn
         logged = await s.scalar(select(func.count()).select_from(Contact).where(
             Contact.direction == "out", Contact.address == "702"))
     assert item.status == "sent" and logged == 1
+
+
+async def test_a_worker_with_nothing_due_takes_no_write_lock(sqlite_db):
+    """On SQLite a claim takes the database's one write lock: a worker polling an empty or fully leased outbox
+    looks first with a read, and claims only when something is due."""
+    from sqlalchemy import event
+
+    from crm_store.engine import make_sessionmaker
+
+    db = sqlite_db
+    registry = ChannelRegistry()
+    channel = MemoryChannel("telegram")
+    registry.add(channel)
+    worker = OutboxWorker(_writer(db), registry, settings_for(db).outbox, readers=make_sessionmaker(db.engine))
+    statements: list[str] = []
+    event.listen(db.engine.sync_engine, "before_cursor_execute",
+                 lambda conn, cur, statement, *rest: statements.append(statement))
+    for _ in range(3):
+        assert await worker.drain() == 0
+    assert statements and not any(s.startswith("BEGIN IMMEDIATE") for s in statements)
+    async with _writer(db)() as s, s.begin():
+        s.add(OutboxItem(idempotency_key="k1", channel="telegram", recipient="701", text="hi", author="bot",
+                         status="pending", attempts=0, next_attempt_at=utcnow() - timedelta(seconds=1),
+                         created_at=utcnow(), buttons=[], meta={}))
+        s.add(OutboxItem(idempotency_key="k2", channel="email", recipient="x@y.z", text="hi", author="bot",
+                         status="pending", attempts=0, next_attempt_at=utcnow() - timedelta(seconds=1),
+                         created_at=utcnow(), buttons=[], meta={}))
+    statements.clear()
+    assert await worker.drain() == 1  # the telegram one; email is not this worker's channel
+    assert any(s.startswith("BEGIN IMMEDIATE") for s in statements) and len(channel.sent_to("701")) == 1
+    statements.clear()
+    assert await worker.drain() == 0
+    assert not any(s.startswith("BEGIN IMMEDIATE") for s in statements), "the email reply alone claims nothing"
