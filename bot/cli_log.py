@@ -110,7 +110,7 @@ async def _export(
 ) -> int:
     filters = {"customer_id": customer, "channel": channel, "since": since}
     written = 0
-    async with open_store() as sessions, sessions() as session:
+    async with open_store() as sessions, sessions() as session, contacts_repo.one_pass(session):
         total = await contacts_repo.count_contacts(session, **filters)
         with (
             out.open("w", encoding="utf-8", newline="") as fh,

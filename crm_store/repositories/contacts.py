@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Contact, Customer
-from crm_store.repositories._sql import chunks, insert_ignoring_conflicts, is_pg, keys_clause, keys_params
+from crm_store.repositories._sql import chunks, dialect, insert_ignoring_conflicts, is_pg, keys_clause, keys_params
 
 Key = tuple[str, str, str]  # (channel, external_id, direction)
 
@@ -154,7 +155,36 @@ async def stream_contacts(
     until: datetime | None = None,
     page: int = 5000,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Every matching contact in id order, fetched page by page (keyset), so memory stays flat at any size."""
+    """Every matching contact in id order, fetched page by page (keyset), so memory stays flat at any size
+    (inside `one_pass` on SQLite, see there)."""
+    async for row in _stream_contacts(session, customer_id, channel, since, until, page):
+        yield row
+
+
+@asynccontextmanager
+async def one_pass(session: AsyncSession) -> AsyncIterator[None]:
+    """For a single pass over the whole log (an export): on SQLite, read through the page cache instead of the
+    connection's memory map. Mapped pages count as the process's own memory, so an export of a large log would
+    seem to grow to the size of the file."""
+    if dialect(session) != "sqlite":
+        yield
+        return
+    mapped = await session.scalar(text("PRAGMA mmap_size"))
+    await session.execute(text("PRAGMA mmap_size=0"))
+    try:
+        yield
+    finally:
+        await session.execute(text(f"PRAGMA mmap_size={int(mapped or 0)}"))
+
+
+async def _stream_contacts(
+    session: AsyncSession,
+    customer_id: int | None,
+    channel: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    page: int,
+) -> AsyncIterator[dict[str, Any]]:
     last_id = 0
     cols = (
         Contact.id,
