@@ -18,9 +18,7 @@ import asyncio
 import json
 import random
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,9 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, insert, select
 
+from bench.ingest import _drop, fresh_database
 from bench.pg import pg_reachable, pg_url
 from bot.app import freeze_startup_heap
-from crm_store.engine import make_engine, make_sessionmaker, upgrade
+from crm_store.engine import make_engine, make_sessionmaker
 from crm_store.models import Contact
 from crm_store.repositories import contact_days, reports
 
@@ -255,19 +254,8 @@ def _describe(f: reports.ContactFilter) -> str:
 
 
 async def bench_one(kind: str, args: argparse.Namespace) -> dict:
-    drop: Callable[[], Awaitable[None]] | None = None
-    if kind == "sqlite":
-        url, schema = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'dashboard.db'}", None
-    else:
-        url, schema = pg_url(), f"bench_{uuid.uuid4().hex[:8]}"
-
-        async def drop() -> None:
-            engine = make_engine(url)
-            async with engine.begin() as conn:
-                await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            await engine.dispose()
+    url, schema, drop = await fresh_database(kind)
     try:
-        await upgrade(url, schema=schema)
         seconds = await seed(url, schema, kind, args.customers, args.tickets, args.contacts)
         out = {"db": kind, "contacts": args.contacts, "customers": args.customers, "tickets": args.tickets,
                "seed_s": round(seconds, 1)}
@@ -275,9 +263,7 @@ async def bench_one(kind: str, args: argparse.Namespace) -> dict:
         out.update(await measure(url, schema, args))
         return out
     finally:
-        if drop is not None:
-            await drop()
-
+        await _drop(drop)
 
 
 async def main() -> None:

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -108,9 +109,11 @@ def line_count(path: Path) -> int:
 
 async def one_size(kind: str, n: int) -> dict:
     url, schema, drop = await fresh_database(kind)
+    cleanup: list[Path] = []
     try:
         await seed(url, schema, n)
         out = Path(tempfile.mkdtemp())
+        cleanup.append(out)
         env = {**os.environ, "TIERDESK_DATABASE_URL": url, "TIERDESK_DATABASE_SCHEMA": schema or ""}
         if not schema:
             env.pop("TIERDESK_DATABASE_SCHEMA")
@@ -125,6 +128,8 @@ async def one_size(kind: str, n: int) -> dict:
                 "raw_rows_per_s": round(n / raw_s), "raw_peak_mib": round(raw_kib / 1024, 1),
                 "ratio": round(raw_s / export_s, 3)}
     finally:
+        for folder in cleanup:
+            shutil.rmtree(folder, ignore_errors=True)
         await _drop(drop)
 
 

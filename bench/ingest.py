@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -77,10 +78,10 @@ def percentile(values: list[float], q: float) -> float:
 
 async def fresh_database(kind: str) -> tuple[str, str | None, callable]:
     if kind == "sqlite":
-        path = Path(tempfile.mkdtemp()) / "bench.db"
-        url = f"sqlite+aiosqlite:///{path}"
+        folder = Path(tempfile.mkdtemp())
+        url = f"sqlite+aiosqlite:///{folder / 'bench.db'}"
         await upgrade(url)
-        return url, None, lambda: None
+        return url, None, lambda: shutil.rmtree(folder, ignore_errors=True)
     url = pg_url()
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     await upgrade(url, schema=schema)
