@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import func, insert, select
 
 from bench.ingest import _drop, fresh_database
-from bench.pg import pg_reachable, pg_url
+from bench.pg import databases
 from bot.app import freeze_startup_heap
 from crm_store.engine import make_engine, make_sessionmaker
 from crm_store.models import Contact
@@ -279,13 +279,7 @@ async def main() -> None:
                    help="contacts logged before each overview, so its rollup refresh has a day to recount")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    results = []
-    for kind in kinds:
-        if kind == "postgresql" and not await pg_reachable():
-            print(f"PostgreSQL at {pg_url()} not reachable; skipped", file=sys.stderr)
-            continue
-        results.append(await bench_one(kind, args))
+    results = [await bench_one(kind, args) for kind in await databases(args.db)]
     if args.json:
         print(json.dumps(results, indent=2))
         return

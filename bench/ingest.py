@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import insert
 
-from bench.pg import pg_reachable, pg_url
+from bench.pg import databases, pg_url
 from bot.app import App, freeze_startup_heap
 from bot.messages import InboundMessage
 from bot.settings import NluSettings, Settings
@@ -261,9 +261,7 @@ async def main() -> None:
     p.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    if args.db == "both" and not await pg_reachable():
-        kinds = ["sqlite"]
+    kinds = await databases(args.db)
     results = {kind: await bench_one(kind, args) for kind in kinds}
     if args.json:
         print(json.dumps(results))

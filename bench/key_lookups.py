@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import insert, select
 
 from bench.ingest import _drop, fresh_database
-from bench.pg import pg_reachable
+from bench.pg import databases
 from crm_store.engine import make_engine, make_sessionmaker
 from crm_store.models import Contact, Customer, Identity, now
 from crm_store.repositories import contacts as contacts_repo
@@ -106,11 +106,7 @@ async def main() -> None:
     p.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    if "postgresql" in kinds and not await pg_reachable():
-        if args.db == "postgresql":
-            sys.exit("PostgreSQL is not reachable (set TIERDESK_BENCH_POSTGRES_URL)")
-        kinds.remove("postgresql")
+    kinds = await databases(args.db)
     out = {kind: [await one_size(kind, n, args.calls) for n in args.sizes] for kind in kinds}
     if args.json:
         print(json.dumps(out))

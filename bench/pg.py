@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from crm_store.engine import make_engine
 
@@ -23,3 +24,16 @@ async def pg_reachable() -> bool:
         return False
     finally:
         await engine.dispose()
+
+
+async def databases(choice: str) -> list[str]:
+    """The databases a bench runs on for `--db sqlite|postgresql|both`: with `both`, PostgreSQL only if it is
+    reachable (said on stderr when it is not); asked for alone and unreachable, the bench stops with why."""
+    if choice == "sqlite":
+        return ["sqlite"]
+    if await pg_reachable():
+        return ["postgresql"] if choice == "postgresql" else ["sqlite", "postgresql"]
+    if choice == "postgresql":
+        sys.exit(f"PostgreSQL at {pg_url()} is not reachable (set TIERDESK_BENCH_POSTGRES_URL)")
+    print(f"PostgreSQL at {pg_url()} is not reachable; SQLite only", file=sys.stderr)
+    return ["sqlite"]
