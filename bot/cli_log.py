@@ -123,13 +123,13 @@ async def _export(
             ) as progress,
         ):
             task = progress.add_task("export", total=total)
-            writer = csv.DictWriter(fh, fieldnames=EXPORT_COLUMNS) if fmt == "csv" else None
+            writer = csv.writer(fh) if fmt == "csv" else None
             if writer:
-                writer.writeheader()
+                writer.writerow(EXPORT_COLUMNS)
             async for row in contacts_repo.stream_contacts(session, **filters):
                 record = export_record(row)
                 if writer:
-                    writer.writerow(record)
+                    writer.writerow([record[k] for k in EXPORT_COLUMNS])
                 else:
                     fh.write(json.dumps(record, ensure_ascii=False) + "\n")
                 written += 1
@@ -140,8 +140,6 @@ async def _export(
 
 
 def export_record(row: dict[str, Any]) -> dict[str, Any]:
-    nlu = row.get("nlu") or {}
-    record = {k: row.get(k) for k in EXPORT_COLUMNS if k not in ("intent", "created_at")}
-    record["intent"] = nlu.get("intent") if isinstance(nlu, dict) else None
-    record["created_at"] = row["created_at"].isoformat() if row.get("created_at") else None
-    return record
+    """One exported contact: the streamed columns (see `contacts_repo.stream_contacts`), the time as ISO 8601."""
+    created = row.get("created_at")
+    return {**row, "created_at": created.isoformat() if created else None}

@@ -155,10 +155,37 @@ async def stream_contacts(
     until: datetime | None = None,
     page: int = 5000,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Every matching contact in id order, fetched page by page (keyset), so memory stays flat at any size
-    (inside `one_pass` on SQLite, see there)."""
-    async for row in _stream_contacts(session, customer_id, channel, since, until, page):
-        yield row
+    """Every matching contact in id order, in the export's columns (of the NLU result, its intent), fetched page
+    by page (keyset), so memory stays flat at any size (inside `one_pass` on SQLite, see there)."""
+    last_id = 0
+    while True:
+        q = _filtered(_export_query().where(Contact.id > last_id), customer_id, channel, since, until)
+        result = await session.execute(q.order_by(Contact.id).limit(page))
+        names = tuple(result.keys())
+        rows = result.all()
+        if not rows:
+            return
+        for row in rows:
+            yield dict(zip(names, row, strict=True))
+        last_id = rows[-1][0]
+
+
+@cache
+def _export_query() -> Any:
+    return select(
+        Contact.id,
+        Contact.channel,
+        Contact.external_id,
+        Contact.direction,
+        Contact.author,
+        Contact.address,
+        Contact.customer_id,
+        Contact.agent_id,
+        Contact.ticket_id,
+        Contact.text,
+        Contact.nlu["intent"].as_string().label("intent"),
+        Contact.created_at,
+    )
 
 
 @asynccontextmanager
@@ -175,40 +202,6 @@ async def one_pass(session: AsyncSession) -> AsyncIterator[None]:
         yield
     finally:
         await session.execute(text(f"PRAGMA mmap_size={int(mapped or 0)}"))
-
-
-async def _stream_contacts(
-    session: AsyncSession,
-    customer_id: int | None,
-    channel: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    page: int,
-) -> AsyncIterator[dict[str, Any]]:
-    last_id = 0
-    cols = (
-        Contact.id,
-        Contact.channel,
-        Contact.external_id,
-        Contact.direction,
-        Contact.author,
-        Contact.address,
-        Contact.customer_id,
-        Contact.agent_id,
-        Contact.ticket_id,
-        Contact.text,
-        Contact.nlu,
-        Contact.created_at,
-    )
-    while True:
-        q = select(*cols).where(Contact.id > last_id).order_by(Contact.id).limit(page)
-        q = _filtered(q, customer_id, channel, since, until)
-        rows = (await session.execute(q)).all()
-        if not rows:
-            return
-        for row in rows:
-            yield row._asdict()
-        last_id = rows[-1].id
 
 
 async def count_contacts(
