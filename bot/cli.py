@@ -132,28 +132,23 @@ def agents_add(
 def agents_list() -> None:
     """All agents with their load."""
     from crm_store.repositories import agents as agents_repo
-    from crm_store.repositories import tickets as tickets_repo
 
     async def go():
         async with open_store() as sessions, sessions() as session:
-            agents = await agents_repo.list_agents(session)
-            return (
-                agents,
-                await agents_repo.addresses_of(session, [a.id for a in agents]),
-                await tickets_repo.open_counts(session),
-            )
+            agents = await agents_repo.agents_with_load(session)
+            return agents, await agents_repo.addresses_of(session, [a.id for a, _load in agents])
 
-    agents, addresses, load = asyncio.run(go())
+    agents, addresses = asyncio.run(go())
     table = Table(title="Agents")
     for col in ("id", "name", "role", "status", "load", "tiers", "languages", "addresses"):
         table.add_column(col)
-    for a in agents:
+    for a, load in agents:
         table.add_row(
             str(a.id),
             a.name,
             a.role,
             a.status,
-            f"{load.get(a.id, 0)}/{a.capacity}",
+            f"{load}/{a.capacity}",
             ",".join(a.tiers or []) or "all",
             ",".join(a.languages or []) or "any",
             ", ".join(f"{c}:{x}" for c, x in addresses.get(a.id, [])),

@@ -66,7 +66,7 @@ async def insert_returning_ids(session: AsyncSession, model: Any, rows: list[dic
     if not rows:
         return []
     table = getattr(model, "__table__", model)
-    if dialect(session) == "postgresql" or len(rows) == 1:  # one row's RETURNING has no order to doubt
+    if is_pg(session) or len(rows) == 1:  # one row's RETURNING has no order to doubt
         ids: list[int] = []
         for part in chunks(rows, 1000):
             result = await session.execute(_insert_returning(table), part)
@@ -79,12 +79,12 @@ async def insert_returning_ids(session: AsyncSession, model: Any, rows: list[dic
     return ids
 
 
-def in_values(column: Any, name: str, *, pg: bool) -> Any:
-    """`column IN (:name)`, the list bound at execution. On PostgreSQL `column = ANY(:name)`: one statement text
-    (one prepared statement) whatever the list's length; on SQLite an expanding IN."""
+def in_values(column: Any, name: str, *, pg: bool, value: Any = None) -> Any:
+    """`column IN (:name)`, the list bound at execution (or given as `value`). On PostgreSQL `column = ANY(:name)`:
+    one statement text (one prepared statement) whatever the list's length; on SQLite an expanding IN."""
     if pg:
-        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
-    return column.in_(bindparam(name, expanding=True))
+        return column == any_(bindparam(name, value, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, value, expanding=True))
 
 
 def keys_clause(columns: Sequence[Any], *, vary: int, groups: int, pg: bool) -> Any:

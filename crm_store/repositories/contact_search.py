@@ -25,13 +25,12 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, and_, any_, bindparam, func, literal_column, or_, select, text, tuple_
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import BigInteger, Integer, and_, bindparam, func, literal_column, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from crm_store.models import Contact, Customer
-from crm_store.repositories._sql import dialect
+from crm_store.repositories._sql import dialect, in_values
 from crm_store.repositories.text_match import TextQuery, estimated_log_rows, text_query
 
 WINDOW = 400
@@ -203,10 +202,7 @@ async def _by_ids(
     """The page among a few known matches (the text index's answer), every filter checked again."""
     if not ids:
         return []
-    if tq.postgres:
-        among = Contact.id == any_(bindparam("ids", ids, type_=ARRAY(BigInteger)))
-    else:
-        among = Contact.id.in_(ids)
+    among = in_values(Contact.id, "ids", pg=tq.postgres, value=ids)
     conds = [among, tq.row_match(Contact), *_local(f, Contact), *_after(Contact, cursor, oldest_first)]
     # OFFSET 0 fences the lookup by id off from the ORDER BY ... LIMIT: the planner cannot turn it into a walk of
     # the created_at index that checks each row against the id list.

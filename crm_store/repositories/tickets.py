@@ -157,14 +157,6 @@ def load_by_assignee() -> Any:
     )
 
 
-async def open_counts(session: AsyncSession, agent_ids: Iterable[int] | None = None) -> dict[int, int]:
-    """Open tickets per assigned agent: the load routing balances."""
-    q = load_by_assignee()
-    if agent_ids is not None:
-        q = q.where(Ticket.assignee_id.in_(list(agent_ids)))
-    return {aid: n for aid, n in (await session.execute(q)).all()}
-
-
 async def set_status(session: AsyncSession, ticket_id: int, status: str, **fields: Any) -> None:
     await session.execute(
         update(Ticket).where(Ticket.id == ticket_id).values(status=status, updated_at=now(), **fields)
