@@ -117,7 +117,7 @@ async def one_size(kind: str, n: int) -> dict:
         env = {**os.environ, "TIERDESK_DATABASE_URL": url, "TIERDESK_DATABASE_SCHEMA": schema or ""}
         if not schema:
             env.pop("TIERDESK_DATABASE_SCHEMA")
-        cli = [sys.executable, "-c", PEAK + "from bot.cli import app; app()"]
+        cli = [sys.executable, "-c", PEAK + "from bot.cli.main import app; app()"]
         export_s, export_kib = run_child(
             [*cli, "log", "export", "--format", "csv", "--quiet", "--out", str(out / "log.csv")], env)
         raw_s, raw_kib = run_child([sys.executable, "-c", RAW_DUMP, url, schema or "", str(out / "raw.csv")], env)

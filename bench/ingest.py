@@ -37,7 +37,7 @@ from sqlalchemy import insert
 
 from bench.pg import databases, pg_url
 from bot.app import App, freeze_startup_heap
-from bot.messages import InboundMessage
+from bot.core.messages import InboundMessage
 from bot.settings import NluSettings, Settings
 from channels.memory import MemoryChannel
 from crm_store.engine import make_engine, upgrade

@@ -25,9 +25,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.routing import TIER_ORDER, AgentState, RouteRequest, RoutingPolicy, WaitingTicket, pick_next, route
-from bot.seed import synthetic_purchases
-from bot.tiering import TIERS, ValueTable, aggregate_purchases, compute_tiers
+from bot.cli.seed import synthetic_purchases
+from bot.routing.policy import TIER_ORDER, AgentState, RouteRequest, RoutingPolicy, WaitingTicket, pick_next, route
+from bot.routing.tiering import TIERS, ValueTable, aggregate_purchases, compute_tiers
 
 
 def timed_tiers(data, method: str, k: int | None) -> dict:

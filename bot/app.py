@@ -15,13 +15,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.assistant.responder import HumanOnly, Responder
+from bot.core.dispatcher import Dispatcher, DispatchResult
+from bot.core.locks import ConversationLocks, LocalLocks, RedisLocks
+from bot.core.messages import InboundMessage
+from bot.core.outbox_worker import OutboxWorker
 from bot.desk import Desk
-from bot.dispatcher import Dispatcher, DispatchResult
-from bot.locks import ConversationLocks, LocalLocks, RedisLocks
-from bot.messages import InboundMessage
-from bot.outbox_worker import OutboxWorker
-from bot.responder import HumanOnly, Responder
-from bot.routing import RoutingPolicy
+from bot.routing.policy import RoutingPolicy
 from bot.settings import Settings, get_settings
 from channels.base import Channel, ChannelRegistry
 from crm_store.engine import is_sqlite, make_engine, make_sessionmaker, needs_upgrade, upgrade
@@ -53,7 +53,7 @@ def load_default_responder(settings: Settings) -> Responder:
     if not settings.nlu.enabled:
         return HumanOnly()
     try:
-        from bot.faq import load_responder
+        from bot.assistant.faq import load_responder
     except ImportError:
         log.warning("NLU is enabled but not installed; every message goes to a person")
         return HumanOnly()
@@ -133,7 +133,7 @@ class App:
         import os
         import socket
 
-        from bot.ingest import StreamIngest
+        from bot.core.ingest import StreamIngest
 
         if self.redis is None:
             raise RuntimeError("dispatch.ingest = 'stream' needs redis_url")

@@ -92,7 +92,8 @@ def optional(module: str, attr: str) -> Any:
 
 def background_jobs(settings: Settings) -> list[Background]:
     """Scheduled work inside `tierdesk run`: re-tiering and the SLA clock, where this build has them."""
-    return [job for job in (optional("bot.tier_service", "retier_job"), optional("bot.sla_worker", "sla_job")) if job]
+    jobs = (optional("bot.routing.tier_service", "retier_job"), optional("bot.routing.sla_worker", "sla_job"))
+    return [job for job in jobs if job]
 
 
 async def serve(settings: Settings, channels: list[Channel] | None = None, *, web: bool = True) -> None:

@@ -1,7 +1,7 @@
 """The `Channel` protocol and the registry by name.
 
 A new channel is one module against this protocol plus one line in `_KNOWN`. Channels import only
-`bot.messages`; they never see the database or the NLU.
+`bot.core.messages`; they never see the database or the NLU.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Protocol, runtime_checkable
 
-from bot.messages import Deliver, OutboundMessage
+from bot.core.messages import Deliver, OutboundMessage
 
 
 @runtime_checkable

@@ -12,7 +12,7 @@ import sys
 import uuid
 from collections.abc import Callable
 
-from bot.messages import Deliver, DeliveryError, InboundMessage, InvalidMessage, OutboundMessage
+from bot.core.messages import Deliver, DeliveryError, InboundMessage, InvalidMessage, OutboundMessage
 
 
 class ConsoleChannel:

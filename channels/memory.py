@@ -10,7 +10,7 @@ import asyncio
 import itertools
 from typing import Any
 
-from bot.messages import Deliver, DeliveryError, InboundMessage, OutboundMessage
+from bot.core.messages import Deliver, DeliveryError, InboundMessage, OutboundMessage
 
 
 class MemoryChannel:

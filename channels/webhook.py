@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from bot.messages import Deliver, DeliveryError, OutboundMessage
+from bot.core.messages import Deliver, DeliveryError, OutboundMessage
 
 EVENTS = ("ticket.created", "ticket.assigned", "ticket.replied", "ticket.closed", "ticket.sla_breached")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC
 
+from bot.core.messages import Button
 from bot.desk.access import visible_customer
 from bot.desk.router import DeskCall, DeskError, DeskRouter
-from bot.messages import Button
 from crm_store.models import Contact
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import contacts as contacts_repo

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.core.events import ticket_event
+from bot.core.messages import Button
 from bot.desk.access import may_see_ticket, visible_ticket
 from bot.desk.router import DeskCall, DeskError, DeskRouter
-from bot.events import ticket_event
-from bot.messages import Button
-from bot.routing import WaitingTicket, pick_next
+from bot.routing.policy import WaitingTicket, pick_next
 from crm_store.models import Ticket
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import desk as desk_repo

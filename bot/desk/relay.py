@@ -8,11 +8,11 @@ then remembers the topic on the ticket (``Ticket.topic_ref`` = ``chat:thread``).
 
 from __future__ import annotations
 
+from bot.core.messages import Button
+from bot.core.outbound import BatchContext
 from bot.desk.access import visible_ticket
 from bot.desk.router import DeskCall
 from bot.desk.tickets import send_agent_reply
-from bot.messages import Button
-from bot.outbound import BatchContext
 from crm_store.models import Ticket
 from crm_store.repositories import desk as desk_repo
 from crm_store.repositories import outbox as outbox_repo

@@ -7,8 +7,8 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bot.messages import Button, InboundMessage
-from bot.outbound import BatchContext
+from bot.core.messages import Button, InboundMessage
+from bot.core.outbound import BatchContext
 from crm_store.models import Agent
 
 ALL_ROLES = ("agent", "supervisor", "admin")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from bot.assistant.texts import say
+from bot.core.events import ticket_event
+from bot.core.messages import Button
+from bot.core.outbound import reply_to_customer
 from bot.desk.access import visible_ticket
 from bot.desk.router import TICKET_REF, DeskCall, DeskError, DeskRouter
-from bot.events import ticket_event
-from bot.messages import Button
-from bot.outbound import reply_to_customer
-from bot.texts import say
 from crm_store.models import Ticket
 from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import tickets as tickets_repo

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from bot.core.events import ticket_event
+from bot.core.messages import Button
+from bot.core.outbound import notify_agents
 from bot.desk.access import may_see_ticket, visible_ticket
 from bot.desk.router import DeskCall, DeskError, DeskRouter
-from bot.events import ticket_event
-from bot.messages import Button
-from bot.outbound import notify_agents
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import desk as desk_repo
 from crm_store.repositories import sla as sla_repo

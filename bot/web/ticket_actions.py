@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.events import ticket_event
+from bot.core.events import ticket_event
 from bot.settings import Settings
 from crm_store.models import Ticket, now
 from crm_store.repositories import web as web_repo

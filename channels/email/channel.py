@@ -1,6 +1,6 @@
 """`EmailChannel`: IMAP and an optional LMTP/SMTP listener in, SMTP out, behind the `Channel` protocol.
 
-Built from plain keyword arguments (channels import nothing of ours but `bot.messages`);
+Built from plain keyword arguments (channels import nothing of ours but `bot.core.messages`);
 `EmailChannel.from_settings(section)` reads any object with the fields of the email settings section.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import aiosmtplib
 
-from bot.messages import Deliver, DeliveryError, InboundMessage, OutboundMessage
+from bot.core.messages import Deliver, DeliveryError, InboundMessage, OutboundMessage
 
 from .imap import ImapAccount, ImapInbox
 from .listener import DeliveringHandler, start_listener

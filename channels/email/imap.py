@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import aioimaplib
 
-from bot.messages import InboundMessage
+from bot.core.messages import InboundMessage
 
 from .parse import MailRejected
 

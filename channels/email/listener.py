@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
-from bot.messages import InboundMessage
+from bot.core.messages import InboundMessage
 
 from .parse import MAX_MESSAGE_BYTES, MailRejected
 

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from email.message import Message
 
-from bot.messages import Attachment
+from bot.core.messages import Attachment
 
 from .decode import decode_bytes, decode_rfc2047, html_to_text
 from .quotes import strip_quotes_and_signature

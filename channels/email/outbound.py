@@ -11,7 +11,7 @@ import re
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 
-from bot.messages import OutboundMessage
+from bot.core.messages import OutboundMessage
 
 MAX_REFERENCES = 20
 _MSGID = re.compile(r"<[^<>\s]{1,250}>")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from bot.messages import InboundMessage, InvalidMessage
+from bot.core.messages import InboundMessage, InvalidMessage
 
 from .headers import MailHeaders, hashed_message_id, load_message
 from .loops import find_bounce, no_auto_reply_reason

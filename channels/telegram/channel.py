@@ -25,7 +25,7 @@ from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 
-from bot.messages import Button, Deliver, DeliveryError, OutboundMessage
+from bot.core.messages import Button, Deliver, DeliveryError, OutboundMessage
 from channels.telegram.embed import feed_update, fetch_bot_username
 from channels.telegram.sender import RateLimiter, SendPolicy, TelegramSender
 

@@ -22,7 +22,7 @@ from aiogram import Bot, Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.types import CallbackQuery, Message, Update
 
-from bot.messages import Deliver, InboundMessage, InvalidMessage
+from bot.core.messages import Deliver, InboundMessage, InvalidMessage
 from channels.telegram.updates import update_to_inbound
 
 log = logging.getLogger(__name__)

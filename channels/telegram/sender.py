@@ -29,7 +29,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 
-from bot.messages import Button, DeliveryError, OutboundMessage
+from bot.core.messages import Button, DeliveryError, OutboundMessage
 from channels.telegram.updates import message_external_id, parse_message_ref
 
 log = logging.getLogger(__name__)

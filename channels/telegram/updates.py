@@ -19,7 +19,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.messages import Attachment, InboundMessage, InvalidMessage
+from bot.core.messages import Attachment, InboundMessage, InvalidMessage
 
 log = logging.getLogger(__name__)
 

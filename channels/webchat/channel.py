@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from bot.messages import Deliver, InboundMessage, InvalidMessage, OutboundMessage
+from bot.core.messages import Deliver, InboundMessage, InvalidMessage, OutboundMessage
 from channels.webchat.frames import BadFrame, Frame, dump, parse_frame
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy import func, select
 
-from bot.messages import MAX_TEXT_CHARS, InboundMessage, InvalidMessage
+from bot.core.messages import MAX_TEXT_CHARS, InboundMessage, InvalidMessage
 from crm_store.errors import StoreUnavailable
 from crm_store.models import Contact, OutboxItem
 

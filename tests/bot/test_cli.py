@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-TIERDESK = [sys.executable, "-m", "bot.cli"]
+TIERDESK = [sys.executable, "-m", "bot.cli.main"]
 
 
 def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,7 @@ import asyncio
 
 from sqlalchemy import func, select
 
-from bot.responder import BotTurn
+from bot.assistant.responder import BotTurn
 from crm_store.models import Contact, Customer, OutboxItem, Ticket, TicketEvent
 from crm_store.repositories import customers as customers_repo
 
@@ -164,7 +164,7 @@ async def test_bursts_are_committed_in_batches(h):
 
 
 async def test_failed_delivery_is_retried_then_marked_failed_and_reported(h):
-    from bot.messages import DeliveryError
+    from bot.core.messages import DeliveryError
 
     await h.agent("Alice")
     r = await h.ch["telegram"].receive("8", "hello")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.faq import FaqResponder, load_responder
-from bot.responder import HumanOnly
+from bot.assistant.faq import FaqResponder, load_responder
+from bot.assistant.responder import HumanOnly
 from bot.settings import NluSettings, Settings
 from nlu.rasa_format import load_responses
 
@@ -118,7 +118,7 @@ def test_disabled_nlu_means_human_only(tmp_path: Path) -> None:
 def test_malformed_training_data_means_human_only_with_the_line_logged(tmp_path, caplog) -> None:
     (tmp_path / "nlu.yml").write_text("version: '3.1'\nnlu:\n- intent: a\n  examples: [oops\n", encoding="utf-8")
     shutil.copy(CONFIG / "responses.yml", tmp_path / "responses.yml")
-    with caplog.at_level(logging.ERROR, logger="bot.faq"):
+    with caplog.at_level(logging.ERROR, logger="bot.assistant.faq"):
         loaded = load_responder(nlu_settings(tmp_path))
     assert isinstance(loaded, HumanOnly)
     assert f"{tmp_path / 'nlu.yml'}:" in caplog.text and "invalid YAML" in caplog.text

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from bot.importers import ImportFileError, import_customers, import_purchases
+from bot.importers.csv_import import ImportFileError, import_customers, import_purchases
 from crm_store.models import Customer, Identity, ValueEvent
 from crm_store.repositories.agents import add_agent
 

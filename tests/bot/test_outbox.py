@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select, update
 
 from bot.app import App
-from bot.messages import InboundMessage, utcnow
-from bot.outbox_worker import OutboxWorker
+from bot.core.messages import InboundMessage, utcnow
+from bot.core.outbox_worker import OutboxWorker
 from channels.base import ChannelRegistry
 from channels.memory import MemoryChannel
 from crm_store.models import Contact, OutboxItem

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.messages import InboundMessage
+from bot.core.messages import InboundMessage
 from bot.settings import DispatchSettings, NluSettings, Settings
 from crm_store.models import Contact, Ticket
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.routing import (
+from bot.routing.policy import (
     TIER_ORDER,
     AgentState,
     RouteRequest,

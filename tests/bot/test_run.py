@@ -28,7 +28,7 @@ def test_run_serves_health_and_stops_on_sigterm(tmp_path):
         "TIERDESK_NLU__ENABLED": "false",
         "TIERDESK_STATE_DIR": str(tmp_path / "state"),
     }
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=tmp_path, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli.main", "run"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 90

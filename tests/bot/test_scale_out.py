@@ -9,8 +9,8 @@ import redis.asyncio as aioredis
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.locks import RedisLocks
-from bot.messages import InboundMessage
+from bot.core.locks import RedisLocks
+from bot.core.messages import InboundMessage
 from channels.memory import MemoryChannel
 from crm_store.models import Contact, Ticket
 from tests.bot.conftest import settings_for

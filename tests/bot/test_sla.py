@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.sla import BusinessHours, SlaTicket, breaches, deadline, plan_escalation
+from bot.routing.sla import BusinessHours, SlaTicket, breaches, deadline, plan_escalation
 
 BERLIN = BusinessHours(
     timezone="Europe/Berlin", days=frozenset({1, 2, 3, 4, 5}), start=time(9), end=time(18),
@@ -116,8 +116,8 @@ from pathlib import Path  # noqa: E402
 
 from sqlalchemy import select  # noqa: E402
 
-from bot.routing import RoutingPolicy  # noqa: E402
-from bot.sla_worker import escalation_pass, pickup_pass  # noqa: E402
+from bot.routing.policy import RoutingPolicy  # noqa: E402
+from bot.routing.sla_worker import escalation_pass, pickup_pass  # noqa: E402
 from crm_store.engine import make_engine, make_sessionmaker  # noqa: E402
 from crm_store.models import Customer, OutboxItem, Ticket, TicketEvent  # noqa: E402
 from crm_store.repositories.agents import add_agent  # noqa: E402

@@ -9,8 +9,8 @@ import redis.asyncio as aioredis
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.ingest import StreamIngest, decode, encode
-from bot.messages import Attachment, InboundMessage
+from bot.core.ingest import StreamIngest, decode, encode
+from bot.core.messages import Attachment, InboundMessage
 from bot.settings import DispatchSettings
 from crm_store.models import Contact
 from tests.bot.conftest import settings_for

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot.tiering import (
+from bot.routing.tiering import (
     IMPORTANT,
     ORDINARY,
     TIER_CODE,
@@ -170,8 +170,8 @@ from datetime import UTC, datetime  # noqa: E402
 
 from sqlalchemy import func, select  # noqa: E402
 
-from bot import tier_service  # noqa: E402
-from bot.seed import seed_database  # noqa: E402
+from bot.cli.seed import seed_database  # noqa: E402
+from bot.routing import tier_service  # noqa: E402
 from crm_store.models import Customer, TierChange, TierRun  # noqa: E402
 from crm_store.repositories import tiering as tier_repo  # noqa: E402
 

@@ -18,7 +18,7 @@ async def webhook_events(h) -> list[dict]:
 
 
 async def test_reply_take_and_sla_breach_emit_webhook_events(harness_factory):
-    from bot.sla_worker import escalation_pass
+    from bot.routing.sla_worker import escalation_pass
 
     # no webhook channel runs in this harness: the events stay in the outbox for inspection (delivery is tested
     # with a real receiver in tests/web/test_webhook.py)

@@ -13,8 +13,8 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import func, select
 
-from bot.ingest import StreamIngest
-from bot.messages import InboundMessage
+from bot.core.ingest import StreamIngest
+from bot.core.messages import InboundMessage
 from bot.runner import configured_channels, worker_problem
 from crm_store.models import Contact, Ticket
 
@@ -36,7 +36,7 @@ def _worker_env(db, redis_url: str, redis_prefix: str, tmp_path) -> dict[str, st
 
 
 def _start_worker(env: dict[str, str], cwd) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], cwd=cwd, env=env,
+    return subprocess.Popen([sys.executable, "-m", "bot.cli.main", "worker"], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -44,7 +44,7 @@ def test_worker_refuses_a_configuration_it_cannot_serve(tmp_path):
     env = {**os.environ, "TIERDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'w.db'}",
            "TIERDESK_NLU__ENABLED": "false"}
     env.pop("TIERDESK_REDIS_URL", None)
-    done = subprocess.run([sys.executable, "-m", "bot.cli", "worker"], cwd=tmp_path, env=env,
+    done = subprocess.run([sys.executable, "-m", "bot.cli.main", "worker"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "TIERDESK_DISPATCH__INGEST=stream" in done.stderr
@@ -136,9 +136,9 @@ async def test_two_worker_processes_store_every_published_message_once(db, redis
 async def test_workers_take_turns_so_a_scheduled_retiering_runs_once(db, redis_url, redis_prefix):
     """Every worker runs the re-tiering schedule; when it falls due they must not all run it (each run writes
     the tier history): one takes the turn, the others find the run done."""
-    from bot import tier_service
-    from bot.locks import JobTurns
-    from bot.seed import seed_database
+    from bot.cli.seed import seed_database
+    from bot.core.locks import JobTurns
+    from bot.routing import tier_service
     from bot.settings import Settings, TieringSettings
     from crm_store.engine import make_sessionmaker
     from crm_store.models import TierRun

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.messages import DeliveryError, InboundMessage, OutboundMessage
+from bot.core.messages import DeliveryError, InboundMessage, OutboundMessage
 from channels.base import Channel
 from channels.email import EmailChannel
 from tests.e2e.mailservers import (  # noqa: F401 (fixtures "dovecot", "smtp_relay")

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.messages import InboundMessage
+from bot.core.messages import InboundMessage
 from channels.email import EmailChannel
 from channels.email.parse import MailRejected, parse_mail
 from tests.e2e.mailservers import Dovecot, dovecot_fixture  # noqa: F401 (fixture "dovecot")

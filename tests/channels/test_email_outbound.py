@@ -7,7 +7,7 @@ from email import policy
 
 import pytest
 
-from bot.messages import Button, OutboundMessage
+from bot.core.messages import Button, OutboundMessage
 from channels.email.outbound import BadOutboundMail, build_email, subject_for
 from channels.email.parse import parse_mail
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
-from bot.cli_log import EXPORT_COLUMNS, export_record
+from bot.cli.log import EXPORT_COLUMNS, export_record
 from crm_store.models import Contact
 from crm_store.repositories import contacts as contacts_repo
 

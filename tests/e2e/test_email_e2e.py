@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.messages import InboundMessage
+from bot.core.messages import InboundMessage
 from bot.settings import DispatchSettings, EmailSettings, NluSettings, OutboxSettings, Settings
 from channels.email import EmailChannel
 from channels.memory import MemoryChannel

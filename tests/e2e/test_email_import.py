@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from bot.cli_mail import run_import
+from bot.cli.mail import run_import
 from bot.settings import DispatchSettings, EmailSettings, NluSettings, OutboxSettings, Settings
 from channels.email.store import ContentStore
 from crm_store.models import Contact, OutboxItem, Ticket
@@ -86,7 +86,7 @@ async def test_import_threads_and_is_idempotent(db, tmp_path: Path) -> None:
 
 def test_cli_json_summary(sqlite_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from bot import settings as settings_module
-    from bot.cli import app
+    from bot.cli.main import app
 
     paths = archive(tmp_path)[:3]
     monkeypatch.setenv("TIERDESK_DATABASE_URL", sqlite_db.url)

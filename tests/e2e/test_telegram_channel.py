@@ -17,7 +17,7 @@ from aiogram.types import Message
 from aiohttp import web
 from botapi_server import BotApiServer
 
-from bot.messages import InboundMessage, InvalidMessage, OutboundMessage
+from bot.core.messages import InboundMessage, InvalidMessage, OutboundMessage
 from channels.telegram import (
     SECRET_HEADER,
     TIERDESK_PTB_GROUP,

@@ -13,7 +13,7 @@ from botapi_server import BotApiServer
 from sqlalchemy import select
 
 from bot.app import App
-from bot.messages import DeliveryError, OutboundMessage
+from bot.core.messages import DeliveryError, OutboundMessage
 from bot.settings import DispatchSettings, NluSettings, OutboxSettings, Settings, TelegramSettings
 from channels.telegram import RateLimiter, SendPolicy, TelegramChannel
 from crm_store.models import Contact, Ticket

@@ -12,7 +12,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from botapi_server import BotApiServer
 
-from bot.messages import Button, DeliveryError, OutboundMessage
+from bot.core.messages import Button, DeliveryError, OutboundMessage
 from channels.telegram.sender import RateLimiter, SendPolicy, TelegramSender
 
 FAST = RateLimiter(per_chat=1000, overall=1000, chat_burst=1000, overall_burst=1000)

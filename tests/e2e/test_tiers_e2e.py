@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from bot.app import App
-from bot.importers import import_customers, import_purchases
+from bot.importers.csv_import import import_customers, import_purchases
+from bot.routing.tier_service import compute_and_store
 from bot.settings import DispatchSettings, NluSettings, OutboxSettings, Settings
-from bot.tier_service import compute_and_store
 from channels.memory import MemoryChannel
 from crm_store.models import Customer, Ticket, TicketEvent
 from crm_store.repositories import agents as agents_repo

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli_nlu import nlu_app
+from bot.cli.nlu import nlu_app
 from nlu.evaluation import EvalDataError, evaluate, load_clinc, load_csv, score
 
 KEYS = {"in_scope_accuracy", "oos_recall", "oos_precision", "macro_f1", "train_seconds", "p50_ms", "p99_ms"}

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from bot.messages import DeliveryError, OutboundMessage
+from bot.core.messages import DeliveryError, OutboundMessage
 from channels.webhook import WebhookChannel, sign, ticket_event_payload, verify
 from tests.web.conftest import free_port
 

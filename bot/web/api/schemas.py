@@ -8,7 +8,7 @@ from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from bot.messages import clean_text
+from bot.core.messages import clean_text
 
 MAX_ID = 2**62
 T = TypeVar("T")

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.messages import clean_text
+from bot.core.messages import clean_text
 from bot.web.auth import Viewer
 from bot.web.dashboard.common import check_csrf, current_viewer, int_or_none, render
 from bot.web.dashboard.contacts import _cursor

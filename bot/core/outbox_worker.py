@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.messages import Button, DeliveryError, OutboundMessage, utcnow
-from bot.outbound import preferred_address
+from bot.core.messages import Button, DeliveryError, OutboundMessage, utcnow
+from bot.core.outbound import preferred_address
 from bot.settings import OutboxSettings
 from channels.base import ChannelRegistry, UnknownChannel
 from crm_store.repositories import agents as agents_repo

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.messages import Button, InboundMessage
-from bot.responder import Responder
-from bot.routing import AgentState, RoutingPolicy
+from bot.assistant.responder import Responder
+from bot.core.messages import Button, InboundMessage
+from bot.routing.policy import AgentState, RoutingPolicy
 from bot.settings import Settings
 from crm_store.models import Ticket
 from crm_store.repositories import agents as agents_repo

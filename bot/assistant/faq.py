@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bot.responder import BotTurn, HumanOnly, Responder
+from bot.assistant.responder import BotTurn, HumanOnly, Responder
 from bot.settings import Settings
 from nlu.classifier import ClassifierConfig, IntentClassifier, ModelFileError
 from nlu.rasa_format import NluDataError, Responses, TrainingData, load_nlu, load_responses

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.tiering import TIERS
+from bot.routing.tiering import TIERS
 from crm_store.repositories import value as repo
 from crm_store.repositories.customers import customers_by_identity
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from bot.sla import BusinessHours, deadline
+from bot.routing.sla import BusinessHours, deadline
 
 TIER_ORDER = ("VIP", "important", "ordinary", "potential")
 TIER_RANK = {t: i for i, t in enumerate(TIER_ORDER)}

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from bot.clitools import open_store
+from bot.cli.tools import open_store
 from crm_store.repositories import contacts as contacts_repo
 
 log_app = typer.Typer(help="Review and export the contact log.", no_args_is_help=True)

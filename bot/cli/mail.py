@@ -12,15 +12,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from bot.mail_import import ImportSummary, count_messages
+from bot.importers.mail import ImportSummary, count_messages
 from bot.settings import Settings, get_settings
 
 
 async def run_import(settings: Settings, paths: list[Path], *, progress: Progress | None = None) -> ImportSummary:
     """Start the app without channels (nothing is sent while importing), import, stop."""
     from bot.app import App
-    from bot.mail_import import import_mail
-    from bot.responder import HumanOnly
+    from bot.assistant.responder import HumanOnly
+    from bot.importers.mail import import_mail
     from channels.email.store import ContentStore
     from crm_store.repositories import contacts as contacts_repo
 

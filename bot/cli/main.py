@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.cli_log import log_app
-from bot.clitools import open_store
+from bot.cli.log import log_app
+from bot.cli.tools import open_store
 from bot.settings import get_settings
 
 app = typer.Typer(help="tierdesk: contact center and service desk.", no_args_is_help=True, add_completion=False)
@@ -36,7 +36,7 @@ def demo(
     db: Path | None = typer.Option(None, "--db", help="where to keep the demo store (default: a temp dir)"),
 ) -> None:
     """Run a scripted conversation on a fresh SQLite store and print it."""
-    from bot.demo import main
+    from bot.cli.demo import main
 
     logging.basicConfig(level=logging.WARNING)
     raise typer.Exit(main(db))
@@ -66,7 +66,7 @@ def chat(
     name: str = typer.Option("", "--name", help="your name (customer) or agent name"),
 ) -> None:
     """Chat in this terminal as a customer or as an agent (type /quit to leave)."""
-    from bot.chat import run_chat
+    from bot.cli.chat import run_chat
 
     if as_ not in ("customer", "agent"):
         raise typer.BadParameter("--as must be customer or agent")
@@ -189,22 +189,22 @@ def _mount_optional() -> None:
     from bot.runner import optional
 
     for module, attr, name, target in (
-        ("bot.cli_nlu", "nlu_app", "nlu", app),
-        ("bot.cli_tiers", "tiers_app", "tiers", app),
-        ("bot.cli_web", "tokens_app", "tokens", app),
+        ("bot.cli.nlu", "nlu_app", "nlu", app),
+        ("bot.cli.tiers", "tiers_app", "tiers", app),
+        ("bot.cli.web", "tokens_app", "tokens", app),
     ):
         sub = optional(module, attr)
         if sub is not None:
             target.add_typer(sub, name=name)
-    for module in ("bot.cli_tiers", "bot.cli_mail"):
+    for module in ("bot.cli.tiers", "bot.cli.mail"):
         sub = optional(module, "import_app")
         if sub is not None:
             import_app.registered_commands.extend(sub.registered_commands)
     for module, attr, name, target in (
-        ("bot.cli_mail", "import_mail", "mail", import_app),
-        ("bot.cli_tiers", "seed_data", "seed-data", app),
-        ("bot.cli_web", "agents_passwd", "passwd", agents_app),
-        ("bot.cli_nlu", "actions", "actions", app),
+        ("bot.cli.mail", "import_mail", "mail", import_app),
+        ("bot.cli.tiers", "seed_data", "seed-data", app),
+        ("bot.cli.web", "agents_passwd", "passwd", agents_app),
+        ("bot.cli.nlu", "actions", "actions", app),
     ):
         fn = optional(module, attr)
         if fn is not None:

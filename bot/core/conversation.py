@@ -7,13 +7,13 @@ import re
 from dataclasses import replace
 from datetime import timedelta
 
+from bot.assistant.responder import BotTurn
+from bot.assistant.texts import say
+from bot.core.events import ticket_event
+from bot.core.messages import Button, InboundMessage
+from bot.core.outbound import BatchContext, notify_agents, reply_to_customer
 from bot.desk.relay import post_to_forum
-from bot.events import ticket_event
-from bot.messages import Button, InboundMessage
-from bot.outbound import BatchContext, notify_agents, reply_to_customer
-from bot.responder import BotTurn
-from bot.routing import RouteRequest, route
-from bot.texts import say
+from bot.routing.policy import RouteRequest, route
 from crm_store.models import Ticket
 from crm_store.repositories import contacts as contacts_repo
 from crm_store.repositories import customers as customers_repo

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.panel import Panel
 
 from bot.app import App
-from bot.cli_log import contact_table
+from bot.cli.log import contact_table
 from bot.settings import Settings
 from channels.memory import MemoryChannel
 from crm_store.repositories import agents as agents_repo

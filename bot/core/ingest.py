@@ -16,8 +16,8 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from bot.dispatcher import DispatchResult
-from bot.messages import Attachment, InboundMessage
+from bot.core.dispatcher import DispatchResult
+from bot.core.messages import Attachment, InboundMessage
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.events import ticket_event
-from bot.outbound import load_agent_states, preferred_address
-from bot.routing import RouteRequest, RoutingPolicy, WaitingTicket, assign_waiting, route
+from bot.core.events import ticket_event
+from bot.core.outbound import load_agent_states, preferred_address
+from bot.routing.policy import RouteRequest, RoutingPolicy, WaitingTicket, assign_waiting, route
+from bot.routing.sla import FIRST_RESPONSE, Escalation, SlaTicket, plan_escalation
 from bot.settings import Settings
-from bot.sla import FIRST_RESPONSE, Escalation, SlaTicket, plan_escalation
 from crm_store.models import Ticket
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import customers as customers_repo

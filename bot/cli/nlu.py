@@ -34,7 +34,7 @@ def _fail(message: str) -> typer.Exit:
 @nlu_app.command()
 def train() -> None:
     """Train on the configured nlu.yml and save the model (replacing the saved one)."""
-    from bot.faq import load_classifier
+    from bot.assistant.faq import load_classifier
 
     settings = get_settings()
     started = time.perf_counter()
@@ -51,7 +51,7 @@ def train() -> None:
 @nlu_app.command()
 def parse(text: str = typer.Argument(..., help="The message to classify."), top: int = 5) -> None:
     """Classify one message and show the ranking and the entities."""
-    from bot.faq import load_classifier
+    from bot.assistant.faq import load_classifier
 
     try:
         result = load_classifier(get_settings()).parse(text)

@@ -13,7 +13,7 @@ console = Console()
 
 
 async def run_chat(settings: Settings, role: str, name: str) -> None:
-    from bot.clitools import open_store
+    from bot.cli.tools import open_store
 
     user = name or ("agent" if role == "agent" else "you")
     if role == "agent":

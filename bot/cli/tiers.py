@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.importers import ImportFileError, ImportReport, import_customers, import_purchases
+from bot.importers.csv_import import ImportFileError, ImportReport, import_customers, import_purchases
 from bot.settings import get_settings
 from crm_store.engine import make_engine, make_sessionmaker, needs_upgrade, upgrade
 
@@ -94,7 +94,7 @@ def compute(
     seed: int = typer.Option(0, help="Random seed for reproducible clusters"),
 ) -> None:
     """Segment all customers by value and store the tiers, the run and the tier history."""
-    from bot.tier_service import compute_and_store
+    from bot.routing.tier_service import compute_and_store
 
     method = method or get_settings().tiering.method
     if method not in ("kmeans", "quantile"):
@@ -112,7 +112,7 @@ def compute(
 @tiers_app.command("report")
 def report(as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table")) -> None:
     """How the tiers of the last run look: size, revenue share, centroid R/F/M, silhouette, stability."""
-    from bot.tier_service import latest_report, report_object
+    from bot.routing.tier_service import latest_report, report_object
 
     found = with_database(latest_report)
     if found is None:
@@ -151,7 +151,7 @@ def seed_data(
     seed: int = typer.Option(0, help="Random seed; customers get external ids seed<N>-<i>"),
 ) -> None:
     """Make realistic synthetic customers and purchases (heavy-tailed spend, seasonality) for demos."""
-    from bot.seed import seed_database
+    from bot.cli.seed import seed_database
 
     try:
         with_database(

@@ -7,7 +7,7 @@ import asyncio
 import typer
 from rich.console import Console
 
-from bot.clitools import open_store
+from bot.cli.tools import open_store
 
 tokens_app = typer.Typer(help="Bearer tokens for the REST API.", no_args_is_help=True)
 console = Console()

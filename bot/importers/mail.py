@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.messages import InboundMessage
+from bot.core.messages import InboundMessage
 from channels.email.parse import MailRejected, parse_mail
 from channels.email.store import ContentStore
 

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.locks import JobTurns
-from bot.tiering import TIERS, TierResult, ValueTable, compute_tiers
+from bot.core.locks import JobTurns
+from bot.routing.tiering import TIERS, TierResult, ValueTable, compute_tiers
 from crm_store.repositories import tiering as tier_repo
 from crm_store.repositories import value as value_repo
 

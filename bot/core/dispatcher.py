@@ -17,14 +17,14 @@ from datetime import datetime
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.bounces import bounce_targets, record_bounce
-from bot.conversation import handle_customer_message, likely_ticket, open_tickets_in_bulk
+from bot.assistant.responder import HumanOnly, Responder
+from bot.core.bounces import bounce_targets, record_bounce
+from bot.core.conversation import handle_customer_message, likely_ticket, open_tickets_in_bulk
+from bot.core.locks import ConversationLocks, LocalLocks
+from bot.core.messages import InboundMessage, utcnow
+from bot.core.outbound import BatchContext
 from bot.desk import Desk
-from bot.locks import ConversationLocks, LocalLocks
-from bot.messages import InboundMessage, utcnow
-from bot.outbound import BatchContext
-from bot.responder import HumanOnly, Responder
-from bot.routing import RoutingPolicy
+from bot.routing.policy import RoutingPolicy
 from bot.settings import Settings
 from crm_store.errors import StoreUnavailable
 from crm_store.repositories import agents as agents_repo

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.messages import InboundMessage
-from bot.outbound import BatchContext
+from bot.core.messages import InboundMessage
+from bot.core.outbound import BatchContext
 from crm_store.repositories import contacts as contacts_repo
 from crm_store.repositories import tickets as tickets_repo
 

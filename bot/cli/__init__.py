@@ -1,0 +1,1 @@
+"""The `tierdesk` command line."""

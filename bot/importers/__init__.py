@@ -1,0 +1,1 @@
+"""Bringing existing data in: customer and purchase CSV files, mail archives."""
