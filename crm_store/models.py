@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -85,6 +86,8 @@ class Agent(Base):
     status: Mapped[str] = mapped_column(String(20), default="online")
     email: Mapped[str | None] = mapped_column(String(255), unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
+    auto_assign: Mapped[bool | None] = mapped_column(default=None)
+    """Whether routing may hand this person tickets; None: agents yes, supervisors and admins only if they opt in."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
 
@@ -139,6 +142,7 @@ class Ticket(Base):
         Index("ix_tickets_customer_status", "customer_id", "status"),
         Index("ix_tickets_assignee_status", "assignee_id", "status"),
         Index("ix_tickets_status_resolution_due", "status", "resolution_due"),
+        Index("ix_tickets_status_snoozed", "status", "snoozed_until"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -169,6 +173,11 @@ class Ticket(Base):
     topic_ref: Mapped[str | None] = mapped_column(String(64))
     """Forum-mode topic (chat:thread) that mirrors this ticket, if any."""
     delivery_problem: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16), default="live", server_default="live")
+    """live | imported (migrated history: no SLA, left out of the figures) | api | agent | rasa."""
+    tags: Mapped[list[str] | None] = mapped_column(Json, default=list)
+    snoozed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """A pending ticket comes back to its agent by itself at this time."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now, index=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now, onupdate=now)
 
@@ -203,6 +212,8 @@ class Contact(Base):
     raw_ref: Mapped[str | None] = mapped_column(Text)
     edit_of_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     truncated: Mapped[bool] = mapped_column(default=False)
+    desk: Mapped[bool] = mapped_column(default=False, server_default=false())
+    """Desk traffic (agent commands, notices and answers to agents): logged, but not a customer contact."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     """When it was received (inbound) or delivered (outbound)."""
     logged_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
@@ -304,6 +315,8 @@ class OutboxItem(Base):
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     author: Mapped[str] = mapped_column(String(16), default="bot")
+    audience: Mapped[str] = mapped_column(String(8), default="customer", server_default="customer")
+    """customer (a contact once sent) | desk (logged as desk traffic) | event (a webhook: not a contact)."""
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)

@@ -10,9 +10,9 @@ from datetime import timedelta
 from bot.assistant.responder import BotTurn
 from bot.assistant.texts import say
 from bot.core.events import ticket_event
+from bot.core.forum import post_to_forum
 from bot.core.messages import Button, InboundMessage
 from bot.core.outbound import BatchContext, notify_agents, reply_to_customer
-from bot.desk.relay import post_to_forum
 from bot.routing.policy import RouteRequest, route
 from crm_store.models import Ticket
 from crm_store.repositories import contacts as contacts_repo

@@ -274,6 +274,7 @@ class Dispatcher:
                     "thread_ref": m.thread_ref or None,
                     "raw_ref": m.raw_ref or None,
                     "truncated": m.truncated,
+                    "desk": agent is not None,
                     "created_at": m.received_at,
                     "logged_at": ctx.now,
                 }

@@ -1,64 +1,54 @@
 """Outbound webhook events for ticket changes, queued through the outbox in the caller's transaction.
 
-Whoever changes a ticket (the dispatcher, the desk, the SLA clock, the web) calls `ticket_event`; without
-`web.webhook_url` it does nothing. Receivers verify the HMAC signature the webhook channel adds.
+The ticket writer queues them for every change it writes; without `web.webhook_url` nothing is queued.
+Receivers verify the HMAC signature the webhook channel adds. Webhook events are events, not contacts: they
+never appear in the contact log.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from bot.core.outbound import outbox_row
 from bot.settings import Settings
 from channels.webhook import ticket_event_payload
-from crm_store.models import Ticket, now
-from crm_store.repositories import outbox as outbox_repo
+from crm_store.models import Ticket
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from bot.core.outbound import BatchContext
 
 
-async def ticket_event(
-    session: AsyncSession, settings: Settings, event: str, ticket: Ticket, *, key: str = "", **data: Any
-) -> None:
-    """Queue `event` ("ticket.created", "ticket.assigned", ...) for `ticket`. `key` makes a retried transaction
-    queue it once; without one a fresh id is used."""
+def event_row(settings: Settings, event: str, ticket: Ticket, *, at: datetime, key: str = "",
+              **data: Any) -> dict[str, Any] | None:
+    """The outbox row of webhook `event` ("ticket.created", "ticket.assigned", ...) for `ticket`, or None
+    without a webhook URL. `key` makes a retried transaction queue it once; without one a fresh id is used."""
     url = settings.web.webhook_url
     if not url:
-        return
-    at = now()
+        return None
     event_id = f"webhook:T-{ticket.id}:{event}:{key or uuid.uuid4().hex[:12]}"
     body = ticket_event_payload(
-        event,
-        ticket_id=ticket.id,
-        customer_id=ticket.customer_id,
-        status=ticket.status,
-        tier=ticket.tier_at_open,
-        queue=ticket.queue,
-        assignee_id=ticket.assignee_id,
-        at=at,
-        event_id=event_id,
-        **data,
+        event, ticket_id=ticket.id, customer_id=ticket.customer_id, status=ticket.status, tier=ticket.tier_at_open,
+        queue=ticket.queue, assignee_id=ticket.assignee_id, at=at, event_id=event_id, **data,
     )
-    await outbox_repo.enqueue(
-        session,
-        [
-            {
-                "idempotency_key": event_id[:255],
-                "channel": "webhook",
-                "recipient": url,
-                "text": body,
-                "subject": "",
-                "reply_to": "",
-                "buttons": [],
-                "meta": {"author": "system", "event": event},
-                "ticket_id": ticket.id,
-                "customer_id": ticket.customer_id,
-                "agent_id": None,
-                "author": "system",
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": at,
-                "created_at": at,
-            }
-        ],
-    )
+    return outbox_row(key=event_id, channel="webhook", recipient=url, text=body, author="system", audience="event",
+                      at=at, ticket_id=ticket.id, customer_id=ticket.customer_id, meta={"event": event})
+
+
+def queue_ticket_event(ctx: BatchContext, event: str, ticket: Ticket, *, key: str = "", **data: Any) -> None:
+    row = event_row(ctx.settings, event, ticket, at=ctx.now, key=key, **data)
+    if row is not None:
+        ctx.outbox.append(row)
+
+
+async def ticket_event(session: Any, settings: Settings, event: str, ticket: Ticket, *, key: str = "",
+                       **data: Any) -> None:
+    """Transitional, for callers not yet on the ticket writer: queue the event straight into the outbox."""
+    from crm_store.models import now
+    from crm_store.repositories import outbox as outbox_repo
+
+    row = event_row(settings, event, ticket, at=now(), key=key, **data)
+    if row is not None:
+        await outbox_repo.enqueue(session, [row])

@@ -81,51 +81,73 @@ class BatchContext:
 
             agents[state.id] = replace(state, open_tickets=max(0, state.open_tickets + delta))
 
-    def queue_message(
-        self,
-        *,
-        key: str,
-        channel: str,
-        recipient: str,
-        text: str,
-        author: str,
-        ticket_id: int | None = None,
-        customer_id: int | None = None,
-        agent_id: int | None = None,
-        subject: str = "",
-        reply_to: str = "",
-        buttons: tuple[Button, ...] = (),
-        meta: dict[str, str] | None = None,
-    ) -> None:
-        meta = dict(meta or {})
-        meta.setdefault("author", author)
-        self.outbox.append(
-            {
-                "idempotency_key": key[:255],
-                "channel": channel,
-                "recipient": recipient,
-                "text": text,
-                "subject": subject[:255],
-                "reply_to": reply_to,
-                "buttons": [[b.label, b.data] for b in buttons],
-                "meta": meta,
-                "ticket_id": ticket_id,
-                "customer_id": customer_id,
-                "agent_id": agent_id,
-                "author": author,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": self.now,
-                "created_at": self.now,
-            }
-        )
+    def queue_message(self, **fields: Any) -> dict[str, Any]:
+        """Add one outbox row (see `outbox_row`), sent after this transaction commits."""
+        row = outbox_row(at=self.now, **fields)
+        self.outbox.append(row)
+        return row
+
+
+AUDIENCES = ("customer", "desk", "event")
+"""Who an outbox row is for: a customer (logged as a contact when sent), the desk (agents' notices and
+answers: logged apart, never a customer contact) or a system (webhook events: not contacts at all)."""
+
+
+def outbox_row(
+    *,
+    key: str,
+    channel: str,
+    recipient: str,
+    text: str,
+    author: str,
+    at: datetime,
+    audience: str | None = None,
+    ticket_id: int | None = None,
+    customer_id: int | None = None,
+    agent_id: int | None = None,
+    subject: str = "",
+    reply_to: str = "",
+    buttons: tuple[Button, ...] = (),
+    meta: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The one shape of an outbox row, whoever writes it. `audience` defaults from the author: what the bot or
+    an agent says goes to a customer, what the system says goes to the desk."""
+    audience = audience or ("desk" if author == "system" else "customer")
+    if audience not in AUDIENCES:
+        raise ValueError(f"unknown outbox audience {audience!r}")
+    meta = dict(meta or {})
+    meta.setdefault("author", author)
+    return {
+        "idempotency_key": key[:255],
+        "channel": channel,
+        "recipient": recipient,
+        "text": text,
+        "subject": subject[:255],
+        "reply_to": reply_to,
+        "buttons": [[b.label, b.data] for b in buttons],
+        "meta": meta,
+        "ticket_id": ticket_id,
+        "customer_id": customer_id,
+        "agent_id": agent_id,
+        "author": author,
+        "audience": audience,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": at,
+        "created_at": at,
+    }
 
 
 def ticket_tag(ticket_id: int) -> str:
     return f"[#T-{ticket_id}]"
 
 
-async def reply_to_customer(
+async def reply_to_customer(ctx: BatchContext, ticket: Ticket, text: str, **kwargs: Any) -> None:
+    """Queue a message to the ticket's customer (see `address_customer`)."""
+    ctx.outbox.append(await address_customer(ctx, ticket, text, **kwargs))
+
+
+async def address_customer(
     ctx: BatchContext,
     ticket: Ticket,
     text: str,
@@ -135,8 +157,9 @@ async def reply_to_customer(
     agent_id: int | None = None,
     buttons: tuple[Button, ...] = (),
     inbound: InboundMessage | None = None,
-) -> None:
-    """Send on the channel the customer last wrote from on this ticket, threading it where the channel can.
+) -> dict[str, Any]:
+    """The outbox row for a message to the customer: on the channel the customer last wrote from on this
+    ticket, threading it where the channel can. Raises LookupError when the customer has no address there.
 
     `inbound` is the message being answered right now (not yet visible as a committed contact).
     """
@@ -169,7 +192,9 @@ async def reply_to_customer(
         meta["references"] = " ".join(dict.fromkeys(refs))
     else:
         reply_to = last_ext  # the channel decides what replying to it means
-    ctx.queue_message(
+    return outbox_row(
+        at=ctx.now,
+        audience="customer",
         key=key,
         channel=channel,
         recipient=address,
@@ -225,6 +250,7 @@ async def notify_agents(
             recipient=where[1],
             text=text,
             author="system",
+            audience="desk",
             ticket_id=ticket_id,
             customer_id=customer_id,
             agent_id=aid,

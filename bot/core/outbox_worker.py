@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.messages import Button, DeliveryError, OutboundMessage, utcnow
-from bot.core.outbound import preferred_address
+from bot.core.outbound import outbox_row, preferred_address
 from bot.settings import OutboxSettings
 from channels.base import ChannelRegistry, UnknownChannel
 from crm_store.repositories import agents as agents_repo
@@ -249,7 +249,7 @@ class OutboxWorker:
             "delivery of outbox item %s to %s:%s failed for good: %s", item.id, item.channel, item.recipient, error
         )
         await outbox_repo.mark_failed(session, item.id, error)
-        if item.ticket_id is None or item.author == "system":
+        if item.ticket_id is None or item.audience != "customer":
             return
         tickets_repo.add_event(
             session, item.ticket_id, "delivery_failed", channel=item.channel, error=error[:500], outbox_id=item.id
@@ -259,27 +259,9 @@ class OutboxWorker:
         where = preferred_address((await agents_repo.addresses_of(session, [item.agent_id])).get(item.agent_id, []))
         if where is None:
             return
-        await outbox_repo.enqueue(
-            session,
-            [
-                {
-                    "idempotency_key": f"o{item.id}:failed",
-                    "channel": where[0],
-                    "recipient": where[1],
-                    "text": f"Your reply on T-{item.ticket_id} could not be delivered via {item.channel}: "
-                    f"{error[:300]}",
-                    "subject": "",
-                    "reply_to": "",
-                    "buttons": [],
-                    "meta": {"author": "system"},
-                    "ticket_id": item.ticket_id,
-                    "customer_id": item.customer_id,
-                    "agent_id": item.agent_id,
-                    "author": "system",
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": utcnow(),
-                    "created_at": utcnow(),
-                }
-            ],
-        )
+        text = f"Your reply on T-{item.ticket_id} could not be delivered via {item.channel}: {error[:300]}"
+        await outbox_repo.enqueue(session, [outbox_row(
+            key=f"o{item.id}:failed", channel=where[0], recipient=where[1], text=text, author="system",
+            audience="desk", at=utcnow(), ticket_id=item.ticket_id, customer_id=item.customer_id,
+            agent_id=item.agent_id,
+        )])

@@ -8,8 +8,6 @@ then remembers the topic on the ticket (``Ticket.topic_ref`` = ``chat:thread``).
 
 from __future__ import annotations
 
-from bot.core.messages import Button
-from bot.core.outbound import BatchContext
 from bot.desk.access import visible_ticket
 from bot.desk.router import DeskCall
 from bot.desk.tickets import send_agent_reply
@@ -54,50 +52,4 @@ async def relay_plain_reply(call: DeskCall) -> bool:
         call.answer("Only text can be relayed to the customer; nothing was sent.")
         return True
     await send_agent_reply(call, ticket, call.msg.text)
-    return True
-
-
-
-def forum_chat(ctx: BatchContext) -> int | None:
-    """The forum supergroup, when forum mode is on."""
-    return ctx.settings.telegram.forum_chat_id
-
-
-def topic_title(ticket: Ticket, tier: str | None, customer_name: str) -> str:
-    return f"T-{ticket.id} · {tier or ticket.tier_at_open or 'potential'} · {customer_name or 'customer'}"[:128]
-
-
-def post_to_forum(
-    ctx: BatchContext,
-    ticket: Ticket,
-    text: str,
-    *,
-    key: str,
-    customer_name: str,
-    tier: str | None = None,
-    buttons: tuple[Button, ...] = (),
-    close_topic: bool = False,
-) -> bool:
-    """Queue `text` for the ticket's topic (the channel creates the topic on first use); False when forum mode
-    is off. Only agents are in the forum: these messages are internal and never reach the customer."""
-    chat = forum_chat(ctx)
-    if chat is None:
-        return False
-    meta = {"forum_topic_for_ticket": str(ticket.id), "topic_title": topic_title(ticket, tier, customer_name)}
-    topic_chat, _, thread = (ticket.topic_ref or "").rpartition(":")
-    if thread and topic_chat == str(chat):  # a topic in an earlier forum chat is not reused
-        meta["message_thread_id"] = thread
-    if close_topic:
-        meta["close_forum_topic"] = "1"
-    ctx.queue_message(
-        key=key,
-        channel="telegram",
-        recipient=str(chat),
-        text=text,
-        author="system",
-        ticket_id=ticket.id,
-        customer_id=ticket.customer_id,
-        buttons=buttons,
-        meta=meta,
-    )
     return True

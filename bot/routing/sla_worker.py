@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.events import ticket_event
-from bot.core.outbound import load_agent_states, preferred_address
+from bot.core.outbound import load_agent_states, outbox_row, preferred_address
 from bot.routing.policy import RouteRequest, RoutingPolicy, WaitingTicket, assign_waiting, route
 from bot.routing.sla import FIRST_RESPONSE, Escalation, SlaTicket, plan_escalation
 from bot.settings import Settings
@@ -43,11 +43,10 @@ async def _notify(
         where = preferred_address(addresses.get(aid, []))
         if where is None:
             continue
-        rows.append({
-            "idempotency_key": f"{key}:a{aid}"[:255], "channel": where[0], "recipient": where[1], "text": text,
-            "author": "system", "ticket_id": ticket.id, "customer_id": ticket.customer_id, "agent_id": aid,
-            "meta": {"author": "system"},
-        })
+        rows.append(outbox_row(
+            key=f"{key}:a{aid}", channel=where[0], recipient=where[1], text=text, author="system", audience="desk",
+            at=_utcnow(), ticket_id=ticket.id, customer_id=ticket.customer_id, agent_id=aid,
+        ))
     await outbox_repo.enqueue(session, rows)
     return [r["agent_id"] for r in rows]
 

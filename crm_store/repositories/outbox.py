@@ -32,11 +32,13 @@ class Reply:
     ticket_id: int | None = None
     customer_id: int | None = None
     agent_id: int | None = None
+    audience: str = "customer"
+    """customer | desk | event (see OutboxItem.audience)."""
 
     @classmethod
     def from_row(cls, item_id: int, row: dict[str, Any]) -> Reply:
         """From the values an outbox row was inserted with."""
-        return cls(item_id, *(row[name] for name in _REPLY_FIELDS))
+        return cls(item_id, *(row.get(name, _DEFAULTS.get(name)) for name in _REPLY_FIELDS))
 
     @classmethod
     def of(cls, item: OutboxItem) -> Reply:
@@ -44,7 +46,9 @@ class Reply:
 
 
 _REPLY_FIELDS = ("idempotency_key", "channel", "recipient", "text", "author", "attempts", "subject", "reply_to",
-                 "buttons", "meta", "ticket_id", "customer_id", "agent_id")
+                 "buttons", "meta", "ticket_id", "customer_id", "agent_id", "audience")
+
+_DEFAULTS = {"audience": "customer"}
 
 
 async def enqueue(session: AsyncSession, items: list[dict[str, Any]]) -> dict[str, int]:
@@ -199,7 +203,9 @@ async def mark_sent_many(
     await session.execute(_mark_sent(), [{"b_id": item.id, "b_ext": ext, "b_at": at} for item, ext in todo])
     contacts = []
     for item, ext in todo:
-        internal = item.author == "system"  # messages to agents are logged, but are not the customer's conversation
+        if item.audience == "event":
+            continue  # a webhook delivery is an event, not a contact
+        internal = item.audience == "desk"  # messages to agents are logged, but are not the customer's conversation
         contacts.append(
             {
                 "channel": item.channel,
@@ -217,7 +223,9 @@ async def mark_sent_many(
                 "logged_at": at,
                 "thread_ref": item.reply_to or None,
                 "truncated": False,
+                "desk": internal,
             }
         )
-    await session.execute(insert_ignoring_conflicts(session, Contact), contacts)
+    if contacts:
+        await session.execute(insert_ignoring_conflicts(session, Contact), contacts)
     return len(todo)
