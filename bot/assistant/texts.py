@@ -23,6 +23,18 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "您的工单 T-{ticket} 已关闭。您对我们的服务满意吗？请回复 1（差）到 5（很好）。",
         "ru": "Ваше обращение T-{ticket} закрыто. Насколько вы довольны помощью? Ответьте от 1 (плохо) до 5 (отлично).",
     },
+    "csat_already": {
+        "en": "You have rated T-{ticket} already. Thank you! Write to us any time if you need more help.",
+        "zh": "您已经为 T-{ticket} 评过分了，谢谢！如需更多帮助，请随时联系我们。",
+        "ru": "Вы уже оценили обращение T-{ticket}. Спасибо! Пишите, если понадобится ещё помощь.",
+    },
+    "csat_late": {
+        "en": "T-{ticket} was closed a while ago, so we can no longer take a rating for it. Write to us any time "
+        "if you need more help.",
+        "zh": "T-{ticket} 已关闭较长时间，无法再评分。如需更多帮助，请随时联系我们。",
+        "ru": "Обращение T-{ticket} закрыто давно, оценку за него мы уже не принимаем. Пишите, если понадобится "
+        "помощь.",
+    },
     "csat_thanks": {
         "en": "Thank you for your rating!",
         "zh": "感谢您的评价！",

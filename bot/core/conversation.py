@@ -4,16 +4,15 @@ can, otherwise route the ticket to a human by tier and tell everyone who needs t
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import timedelta
 
 from bot.assistant.responder import BotTurn
 from bot.assistant.texts import say
-from bot.core.events import ticket_event
 from bot.core.forum import post_to_forum
-from bot.core.messages import Button, InboundMessage
+from bot.core.messages import InboundMessage
 from bot.core.outbound import BatchContext, notify_agents, reply_to_customer
 from bot.routing.policy import RouteRequest, route
+from bot.tickets import BOT, CUSTOMER, DEFAULT_RULES, MAX_ID, TicketError, apply, lifecycle
 from crm_store.models import Ticket
 from crm_store.repositories import contacts as contacts_repo
 from crm_store.repositories import customers as customers_repo
@@ -21,8 +20,8 @@ from crm_store.repositories import outbox as outbox_repo
 from crm_store.repositories import tickets as tickets_repo
 
 TAG = re.compile(r"\[#T-(\d+)\]")
-CSAT = re.compile(r"^\s*(?:/csat\s+(\d+)\s+)?([1-5])\s*$")
-REOPEN_WINDOW = timedelta(days=7)
+CSAT = re.compile(r"^\s*(?:/csat\s+(\d{1,20})\s+)?([1-5])\s*$")
+RULES = DEFAULT_RULES
 
 
 def wants_no_auto_reply(msg: InboundMessage) -> bool:
@@ -40,16 +39,22 @@ async def find_thread(ctx: BatchContext, msg: InboundMessage, customer_id: int) 
     for text in (msg.meta_value("subject"), msg.thread_ref):
         match = TAG.search(text or "")
         if match:
-            ticket = await ctx.session.get(Ticket, int(match.group(1)))
+            ticket = await _ticket_by_number(ctx, match.group(1))
             if ticket is not None and ticket.customer_id == customer_id:
                 return ticket
     return None
 
 
+async def _ticket_by_number(ctx: BatchContext, number: str) -> Ticket | None:
+    """A ticket a customer's message names; a number no ticket can have names none."""
+    value = int(number)
+    return await ctx.session.get(Ticket, value) if 1 <= value <= MAX_ID else None
+
+
 def _reusable(ctx: BatchContext, ticket: Ticket | None) -> bool:
     """A recently solved conversation is picked up again rather than opening a new ticket."""
     return bool(
-        ticket and ticket.status == "solved" and ticket.updated_at and ctx.now - ticket.updated_at < REOPEN_WINDOW
+        ticket and ticket.status == "solved" and ticket.updated_at and ctx.now - ticket.updated_at < RULES.reopen_window
     )
 
 
@@ -89,23 +94,24 @@ async def open_tickets_in_bulk(ctx: BatchContext, items: list[tuple[InboundMessa
         ctx.session, [_ticket_fields(ctx, msg, cid) for cid, msg in wanted.items()]
     )
     for cid, ticket in zip(wanted, opened, strict=True):
-        tickets_repo.add_event(ctx.session, ticket.id, "opened", actor="customer", at=ctx.now, channel=ticket.channel)
+        tickets_repo.add_event(ctx.session, ticket.id, "opened", actor="customer", at=ticket.created_at,
+                               channel=ticket.channel)
         ctx.active[cid] = ctx.latest[cid] = ticket
         ctx.opened.add(ticket.id)
 
 
+def _imported(msg: InboundMessage) -> bool:
+    """Migrated history: filed on its own date, pages nobody, starts no clock, left out of the figures."""
+    return msg.meta_value("imported") == "1"
+
+
 def _ticket_fields(ctx: BatchContext, msg: InboundMessage, customer_id: int) -> dict:
-    facts = ctx.facts.get(customer_id, {})
-    subject = msg.meta_value("subject") or (msg.text.strip().splitlines() or [""])[0][:120]
-    return {
-        "customer_id": customer_id,
-        "channel": msg.channel,
-        "status": "open",
-        "subject": subject[:255],
-        "tier_at_open": facts.get("tier") or "potential",
-        "created_at": ctx.now,
-        "updated_at": ctx.now,
-    }
+    imported = _imported(msg)
+    return lifecycle.open_fields(
+        customer_id=customer_id, channel=msg.channel, tier=ctx.facts.get(customer_id, {}).get("tier"),
+        now=min(msg.received_at, ctx.now) if imported else ctx.now, subject=lifecycle.subject_of(msg.text,
+        msg.meta_value("subject")), source="imported" if imported else "live",
+    )
 
 
 async def ticket_for(ctx: BatchContext, msg: InboundMessage, customer_id: int) -> tuple[Ticket, bool]:
@@ -114,15 +120,14 @@ async def ticket_for(ctx: BatchContext, msg: InboundMessage, customer_id: int) -
     if ticket is None and _reusable(ctx, ctx.latest.get(customer_id)):
         ticket = ctx.latest[customer_id]
     if ticket is not None:
-        if ticket.status in ("solved", "pending") or (ticket.status == "closed" and ticket.id == _thread_id(msg)):
-            if ticket.status != "pending":
-                tickets_repo.add_event(ctx.session, ticket.id, "reopened", actor="customer", at=ctx.now)
-            ticket.status = "open"
+        wrote = lifecycle.customer_wrote(ticket, now=ctx.now, thread_named=ticket.id == _thread_id(msg))
+        await apply(ctx, ticket, wrote, CUSTOMER, cause=f"m{msg.channel}:{msg.external_id}")
         if ticket.status != "closed":
             ctx.active[customer_id] = ticket
             return ticket, False
     ticket = await tickets_repo.open_ticket(ctx.session, **_ticket_fields(ctx, msg, customer_id))
-    tickets_repo.add_event(ctx.session, ticket.id, "opened", actor="customer", at=ctx.now, channel=msg.channel)
+    tickets_repo.add_event(ctx.session, ticket.id, "opened", actor="customer", at=ticket.created_at,
+                           channel=msg.channel)
     ctx.active[customer_id] = ctx.latest[customer_id] = ticket
     ctx.opened.add(ticket.id)
     return ticket, True
@@ -130,7 +135,7 @@ async def ticket_for(ctx: BatchContext, msg: InboundMessage, customer_id: int) -
 
 def _thread_id(msg: InboundMessage) -> int | None:
     match = TAG.search(msg.meta_value("subject") or "")
-    return int(match.group(1)) if match else None
+    return int(match.group(1)) if match and int(match.group(1)) <= MAX_ID else None
 
 
 async def handle_customer_message(ctx: BatchContext, msg: InboundMessage, contact_id: int, customer_id: int) -> int:
@@ -163,12 +168,8 @@ async def handle_customer_message(ctx: BatchContext, msg: InboundMessage, contac
         await _tell_assignee(ctx, ticket, msg, contact_id, facts)
         return ticket.id
     if turn.answer and not wants_no_auto_reply(msg) and await _bot_may_answer(ctx, customer_id):
-        await reply_to_customer(ctx, ticket, turn.answer, key=f"c{contact_id}:bot", author="bot", inbound=msg)
-        ticket.status, ticket.solved_at, ticket.resolution = "solved", ctx.now, "answered by the bot"
-        ticket.intent = turn.intent
-        ticket.first_responded_at = ticket.first_responded_at or ctx.now
-        ticket.updated_at = ctx.now
-        tickets_repo.add_event(ctx.session, ticket.id, "bot_answered", actor="bot", at=ctx.now, intent=turn.intent)
+        answered = lifecycle.bot_answered(ticket, turn.answer, intent=turn.intent, now=ctx.now)
+        await apply(ctx, ticket, answered, BOT, cause=f"c{contact_id}", inbound=msg)
         return ticket.id
     await hand_off(ctx, ticket, msg, contact_id, turn, language)
     return ticket.id
@@ -198,79 +199,18 @@ async def hand_off(
     facts = ctx.facts.get(ticket.customer_id, {})
     tier = facts.get("tier") or "potential"
     agents = await ctx.agent_states()
-    decision = route(
-        RouteRequest(
-            tier=tier,
-            opened_at=ctx.now,
-            language=language,
-            key_account_manager_id=facts.get("kam"),
-        ),
+    routed = route(
+        RouteRequest(tier=tier, opened_at=ctx.now, language=language, key_account_manager_id=facts.get("kam")),
         list(agents.values()),
         ctx.policy,
     )
-    imported = msg.meta_value("imported") == "1"  # migrated history: file it, page nobody, start no clock
-    first_handoff = ticket.handoff_reason is None
-    ticket.handoff_reason = (turn.handoff_reason or "needs a person")[:255]
-    ticket.intent, ticket.language = turn.intent, language
-    ticket.queue, ticket.priority, ticket.tier_at_open = decision.queue, decision.priority, tier
-    if imported:
-        decision = replace(decision, assignee_id=None, reason="imported")
-    else:
-        ticket.first_response_due, ticket.resolution_due = decision.first_response_due, decision.resolution_due
-    ticket.assignee_id, ticket.status, ticket.updated_at = decision.assignee_id, "open", ctx.now
-    tickets_repo.add_event(
-        ctx.session,
-        ticket.id,
-        "routed",
-        at=ctx.now,
-        queue=decision.queue,
-        tier=tier,
-        assignee_id=decision.assignee_id,
-        reason=decision.reason,
-        handoff=ticket.handoff_reason,
+    decision = lifecycle.route(
+        ticket, routed, tier=tier, reason=turn.handoff_reason, intent=turn.intent, language=language,
+        agents=agents.values(), customer_name=facts.get("name") or msg.sender_name or msg.sender, text=msg.text,
+        channel=msg.channel, subject=lifecycle.subject_of(msg.text, msg.meta_value("subject")), now=ctx.now,
+        imported=_imported(msg), ack=ctx.settings.dispatch.ack_new_ticket and not wants_no_auto_reply(msg),
     )
-    await ctx.note_assignment(decision.assignee_id)
-    if first_handoff:
-        await ticket_event(ctx.session, ctx.settings, "ticket.created", ticket, key=f"c{contact_id}")
-    if decision.assignee_id:
-        await ticket_event(ctx.session, ctx.settings, "ticket.assigned", ticket, key=f"c{contact_id}",
-                           reason=decision.reason)
-    if imported:
-        return
-    targets = (
-        [decision.assignee_id]
-        if decision.assignee_id
-        else [a.id for a in agents.values() if a.status == "online" and a.serves(tier, decision.queue)]
-    )
-    name = facts.get("name") or msg.sender_name or msg.sender
-    text = (
-        f"New ticket T-{ticket.id} · {tier} · {msg.channel}\nFrom: {name}\n{msg.text[:700]}\n"
-        f"Why: {ticket.handoff_reason}" + ("" if decision.assignee_id else f"\nWaiting in queue {decision.queue}")
-    )
-    buttons = (
-        Button("Take", f"/take {ticket.id}"),
-        Button("Close", f"/close {ticket.id}"),
-        Button("History", f"/history T-{ticket.id}"),
-    )
-    await notify_agents(
-        ctx,
-        targets,
-        text,
-        key=f"c{contact_id}:notify",
-        ticket_id=ticket.id,
-        customer_id=ticket.customer_id,
-        buttons=buttons,
-    )
-    post_to_forum(ctx, ticket, text, key=f"c{contact_id}:forum", customer_name=name, tier=tier, buttons=buttons)
-    if ctx.settings.dispatch.ack_new_ticket and not wants_no_auto_reply(msg):
-        await reply_to_customer(
-            ctx,
-            ticket,
-            say("handoff_ack", language, ticket=ticket.id),
-            key=f"c{contact_id}:ack",
-            author="bot",
-            inbound=msg,
-        )
+    await apply(ctx, ticket, decision, BOT, cause=f"c{contact_id}", inbound=msg)
 
 
 async def _tell_assignee(ctx: BatchContext, ticket: Ticket, msg: InboundMessage, contact_id: int, facts: dict) -> None:
@@ -282,7 +222,7 @@ async def _tell_assignee(ctx: BatchContext, ticket: Ticket, msg: InboundMessage,
     await notify_agents(
         ctx,
         [ticket.assignee_id],
-        f"T-{ticket.id} · {name}: {msg.text[:700]}",
+        f"T-{ticket.id} · {name}: {lifecycle.excerpt(said)}",
         key=f"c{contact_id}:fwd",
         ticket_id=ticket.id,
         customer_id=ticket.customer_id,
@@ -290,25 +230,38 @@ async def _tell_assignee(ctx: BatchContext, ticket: Ticket, msg: InboundMessage,
 
 
 async def _csat_answer(ctx: BatchContext, msg: InboundMessage, customer_id: int, contact_id: int) -> int | None:
-    """A rating (a button press or a bare 1-5) for the customer's recently closed ticket; None if it is not one."""
+    """A rating: a button press (always), or a bare 1-5 when the customer's newest ticket is closed. It is taken
+    once, within the rating window; a late or second one is answered politely and never opens a ticket. None:
+    the message is not a rating."""
     match = CSAT.match(msg.text)
     if not match:
         return None
-    if match.group(1):
-        ticket = await ctx.session.get(Ticket, int(match.group(1)))
-    else:
-        ticket = ctx.latest.get(customer_id)
-    if ticket is None or ticket.customer_id != customer_id or ticket.status != "closed" or ticket.csat is not None:
-        return None
-    if ticket.closed_at and ctx.now - ticket.closed_at > REOPEN_WINDOW:
-        return None
-    ticket.csat = int(match.group(2))
-    tickets_repo.add_event(ctx.session, ticket.id, "csat", actor="customer", at=ctx.now, score=ticket.csat)
-    ctx.contact_updates.append({"id": contact_id, "ticket_id": ticket.id})
+    pressed = match.group(1) is not None
+    ticket = await _ticket_by_number(ctx, match.group(1)) if pressed else ctx.latest.get(customer_id)
+    if ticket is None or ticket.customer_id != customer_id:
+        return None if not pressed else await _answer_rating(ctx, msg, None, customer_id, contact_id, "csat_thanks")
+    try:
+        rated = lifecycle.rate(ticket, int(match.group(2)), now=ctx.now, rules=RULES)
+    except TicketError as refused:
+        if refused.code == "not_closed" and not pressed:
+            return None  # a "5" in a conversation that is still going on is just a message
+        text = {"already_rated": "csat_already", "window_closed": "csat_late"}.get(refused.code, "csat_thanks")
+        return await _answer_rating(ctx, msg, ticket, customer_id, contact_id, text)
+    await apply(ctx, ticket, rated, CUSTOMER, cause=f"c{contact_id}")
+    return await _answer_rating(ctx, msg, ticket, customer_id, contact_id, "csat_thanks")
+
+
+async def _answer_rating(ctx: BatchContext, msg: InboundMessage, ticket: Ticket | None, customer_id: int,
+                         contact_id: int, text: str) -> int | None:
+    """Answer the customer where they wrote from; the contact is logged on the rated ticket."""
     language = ctx.facts.get(customer_id, {}).get("language")
-    await reply_to_customer(
-        ctx, ticket, say("csat_thanks", language), key=f"c{contact_id}:csat", author="bot", inbound=msg
-    )
+    key = f"c{contact_id}:csat"
+    if ticket is None:
+        ctx.queue_message(key=key, channel=msg.channel, recipient=msg.sender, author="bot", customer_id=customer_id,
+                          text=say(text, language, ticket=""), reply_to=msg.external_id)
+        return None
+    ctx.contact_updates.append({"id": contact_id, "ticket_id": ticket.id})
+    await reply_to_customer(ctx, ticket, say(text, language, ticket=ticket.id), key=key, author="bot", inbound=msg)
     return ticket.id
 
 
