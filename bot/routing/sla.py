@@ -103,6 +103,8 @@ class SlaTicket:
     first_responded_at: datetime | None
     resolution_due: datetime | None
     assignee_id: int | None = None
+    clocked: bool = True
+    """Whether the ticket runs SLA clocks at all (handed to a person, not imported history)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +121,7 @@ class Escalation:
 
 def breaches(ticket: SlaTicket, now: datetime) -> tuple[str, ...]:
     """Which targets the ticket has missed by `now`."""
-    if ticket.status not in ACTIVE_STATUSES:
+    if not ticket.clocked or ticket.status not in ACTIVE_STATUSES:
         return ()
     missed = []
     if ticket.first_response_due and ticket.first_responded_at is None and ticket.first_response_due < now:

@@ -1,7 +1,9 @@
-"""SLA timers and queue pickup: breached tickets found by index, once-only escalation, capacity-safe claims.
+"""SLA timers, queue pickup and snooze: the candidates the SLA worker looks at, found by index, and the
+capacity check a pickup makes under a lock.
 
-Once-only without a lock service: an escalation is a conditional UPDATE that only matches while the ticket is
-still at the level the decision was made from, so of many workers exactly one sees a changed row.
+The changes themselves are the ticket core's guarded decisions (`bot.tickets.sla`): a decision only takes effect
+while the ticket still has the values it was made from, so of many workers exactly one sees a changed row.
+Only tickets handed to a person run clocks; imported history never does.
 """
 
 from __future__ import annotations
@@ -14,9 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Agent, Customer, Ticket, now
 from crm_store.repositories._sql import dialect
-from crm_store.repositories.value import lock_for_writing
 
 ACTIVE = ("open", "pending")
+IMPORTED = "imported"
+
+
+def _clocked() -> tuple[Any, ...]:
+    """Tickets that run SLA clocks: handed off to a person, and not imported history."""
+    return (Ticket.handoff_reason.is_not(None), Ticket.source != IMPORTED)
 
 
 async def breached_tickets(session: AsyncSession, at: datetime, *, limit: int = 200) -> list[Ticket]:
@@ -25,14 +32,14 @@ async def breached_tickets(session: AsyncSession, at: datetime, *, limit: int = 
         select(Ticket)
         .where(
             Ticket.status.in_(ACTIVE), Ticket.first_response_due < at, Ticket.first_responded_at.is_(None),
-            Ticket.escalation_level < 1,
+            Ticket.escalation_level < 1, *_clocked(),
         )
         .order_by(Ticket.first_response_due)
         .limit(limit)
     )
     resolution = (
         select(Ticket)
-        .where(Ticket.status.in_(ACTIVE), Ticket.resolution_due < at, Ticket.escalation_level < 2)
+        .where(Ticket.status.in_(ACTIVE), Ticket.resolution_due < at, Ticket.escalation_level < 2, *_clocked())
         .order_by(Ticket.resolution_due)
         .limit(limit)
     )
@@ -43,25 +50,10 @@ async def breached_tickets(session: AsyncSession, at: datetime, *, limit: int = 
     return list(found.values())
 
 
-async def escalate_if_at_level(
-    session: AsyncSession, ticket_id: int, *, old_level: int, new_level: int, priority: int, at: datetime
-) -> bool:
-    """Raise the level and priority only if the ticket is still at `old_level`; True for the one caller who did."""
-    result = await session.execute(
-        update(Ticket)
-        .where(Ticket.id == ticket_id, Ticket.escalation_level == old_level)
-        .values(
-            escalation_level=new_level, priority=priority, updated_at=at,
-            sla_breached_at=func.coalesce(Ticket.sla_breached_at, at),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
-
-
 async def reassign_if_assigned_to(
     session: AsyncSession, ticket_id: int, *, old_agent_id: int | None, new_agent_id: int | None
 ) -> bool:
+    """Transitional, for desk callers not yet on the ticket writer (whose guarded decisions replace it)."""
     cond = Ticket.assignee_id.is_(None) if old_agent_id is None else Ticket.assignee_id == old_agent_id
     result = await session.execute(
         update(Ticket)
@@ -73,14 +65,15 @@ async def reassign_if_assigned_to(
 
 
 async def waiting_tickets(session: AsyncSession, *, limit: int = 1000) -> list[dict[str, Any]]:
-    """Handed-off open tickets nobody has, with what the pickup needs (the customer's KAM included)."""
+    """Handed-off open tickets nobody has, with what the pickup needs (the customer's KAM included); imported
+    history is filed, not offered to anyone."""
     rows = await session.execute(
         select(
             Ticket.id, Ticket.tier_at_open, Ticket.priority, Ticket.created_at, Ticket.queue, Ticket.language,
             Ticket.skill, Customer.key_account_manager_id,
         )
         .join(Customer, Customer.id == Ticket.customer_id)
-        .where(Ticket.status == "open", Ticket.assignee_id.is_(None), Ticket.handoff_reason.is_not(None))
+        .where(Ticket.status == "open", Ticket.assignee_id.is_(None), *_clocked())
         .order_by(Ticket.priority, Ticket.created_at)
         .limit(limit)
     )
@@ -88,13 +81,10 @@ async def waiting_tickets(session: AsyncSession, *, limit: int = 1000) -> list[d
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
-async def claim_for_agent(session: AsyncSession, ticket_id: int, agent_id: int) -> bool:
-    """Give an unassigned ticket to an agent if they are online and under capacity, checked under a row lock.
-
-    On PostgreSQL the agent row is locked, so two workers cannot both fill an agent's last free slot; on SQLite
-    the transaction holds the single write lock from its start (call this first in the transaction).
-    """
-    await lock_for_writing(session)
+async def agent_has_room(session: AsyncSession, agent_id: int) -> bool:
+    """Whether the agent is online and under capacity, checked so that two workers cannot both fill their last
+    free slot: on PostgreSQL the agent row stays locked until the transaction ends; on SQLite the transaction
+    must hold the single write lock from its start (begin it with `lock_for_writing`)."""
     q = select(Agent.capacity, Agent.status).where(Agent.id == agent_id)
     if dialect(session) == "postgresql":
         q = q.with_for_update()
@@ -104,6 +94,15 @@ async def claim_for_agent(session: AsyncSession, ticket_id: int, agent_id: int) 
     load = await session.scalar(
         select(func.count(Ticket.id)).where(Ticket.assignee_id == agent_id, Ticket.status.in_(ACTIVE))
     )
-    if (load or 0) >= row.capacity:
-        return False
-    return await reassign_if_assigned_to(session, ticket_id, old_agent_id=None, new_agent_id=agent_id)
+    return (load or 0) < row.capacity
+
+
+async def snoozed_due(session: AsyncSession, at: datetime, *, limit: int = 500) -> list[int]:
+    """Pending tickets whose snooze ran out by `at`, soonest first (the status/snoozed_until index)."""
+    rows = await session.scalars(
+        select(Ticket.id)
+        .where(Ticket.status == "pending", Ticket.snoozed_until <= at)
+        .order_by(Ticket.snoozed_until, Ticket.id)
+        .limit(limit)
+    )
+    return list(rows)
