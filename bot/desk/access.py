@@ -1,48 +1,80 @@
-"""Who may see what: supervisors see everything, agents the tiers and queues they serve and their own tickets."""
+"""The desk's lookups of what an agent names: a ticket, a customer, the ticket a message is about. Who may see
+what is the ticket core's rule (`bot.tickets.access`); these only find the row and ask it."""
 
 from __future__ import annotations
 
-from bot.desk.router import SUPERVISORS, DeskCall, DeskError, parse_ticket_ref
-from crm_store.models import Agent, Customer, Ticket
+import re
+
+from bot.desk.router import DeskCall, DeskError
+from bot.tickets import may_see_ticket, may_see_tier, not_visible, parse_id
+from crm_store.models import Customer, Ticket
 from crm_store.repositories import customers as customers_repo
-from crm_store.repositories import tickets as tickets_repo
+from crm_store.repositories import desk as desk_repo
+from crm_store.repositories import outbox as outbox_repo
+
+LOOKS_LIKE_CUSTOMER = re.compile(r"^-?(?:C-?|#)?-?\d+$", re.IGNORECASE)
+"""A customer number as typed (the core's `parse_id` then says whether it is one); a phone is "+49...", not this."""
 
 
-def may_see_tier(agent: Agent, tier: str | None) -> bool:
-    return agent.role in SUPERVISORS or not agent.tiers or (tier or "potential") in agent.tiers
-
-
-def may_see_ticket(agent: Agent, ticket: Ticket) -> bool:
-    if agent.role in SUPERVISORS or ticket.assignee_id == agent.id:
-        return True
-    if agent.queues and ticket.queue not in agent.queues:
-        return False
-    return may_see_tier(agent, ticket.tier_at_open)
-
-
-async def visible_ticket(call: DeskCall, ref: str) -> Ticket:
-    """The ticket an agent named, if it exists and they may work on it (same answer either way: no leaks)."""
-    ticket_id = parse_ticket_ref(ref)
+async def visible_ticket(call: DeskCall, ref: str | int) -> Ticket:
+    """The ticket an agent named, if it exists and they may see it (the same answer either way: no leaks)."""
+    ticket_id = parse_id(ref, what="ticket")
     ticket = await call.ctx.session.get(Ticket, ticket_id)
-    if ticket is None or not may_see_ticket(call.agent, ticket):
-        raise DeskError(f"Ticket T-{ticket_id} does not exist or is not in your queues.")
+    if ticket is None or not may_see_ticket(call.actor, ticket):
+        raise not_visible(ticket_id)
     call.ticket_id = ticket.id
     return ticket
 
 
 async def visible_customer(call: DeskCall, ref: str) -> Customer:
-    """A customer by id, @username, email, phone, or a ticket (T-12) of theirs."""
+    """A customer by number, @username, email, phone, external ref, or a ticket (T-12) of theirs."""
     session = call.ctx.session
-    customer = None
+    ref = ref.strip()
     if ref.upper().startswith("T-"):
         ticket = await visible_ticket(call, ref)
         customer = await customers_repo.get_customer(session, ticket.customer_id)
     else:
+        if LOOKS_LIKE_CUSTOMER.match(ref):
+            parse_id(ref.lstrip("#"), what="customer")  # too large, negative: the core's answer, not a crash
         customer = await customers_repo.find_customer(session, ref)
-    if customer is None or not may_see_tier(call.agent, customer.manual_tier or customer.tier):
-        raise DeskError(f"No customer {ref!r} in your tiers.")
+    if customer is None or not may_see_tier(call.actor, customer.manual_tier or customer.tier):
+        raise DeskError(f"No customer {ref[:60]!r} in your tiers.")
     return customer
 
 
-async def active_ticket_of(call: DeskCall, customer_id: int) -> Ticket | None:
-    return (await tickets_repo.active_tickets(call.ctx.session, [customer_id])).get(customer_id)
+async def customer_by_number(call: DeskCall, ref: str) -> Customer:
+    """A customer named by number only (C-12 or 12), as it is: a merged customer is not followed to the one it
+    went into, so a second merge of it can be refused."""
+    customer = await call.ctx.session.get(Customer, parse_id(ref, what="customer"))
+    if customer is None or not may_see_tier(call.actor, customer.manual_tier or customer.tier):
+        raise DeskError(f"No customer {ref[:60]!r} in your tiers.")
+    return customer
+
+
+async def replied_ticket(call: DeskCall) -> Ticket | None:
+    """The ticket of the message the agent replied to (a notification, a /take answer, ...), if it had one."""
+    msg = call.msg
+    if not msg.thread_ref:
+        return None
+    # Notifications go to the agent's own chat (or the chat they were sent to): that is the outbox recipient.
+    recipients = dict.fromkeys([msg.meta_value("chat_id"), msg.sender])
+    for recipient in filter(None, recipients):
+        item = await outbox_repo.item_by_external_id(call.ctx.session, msg.channel, recipient, msg.thread_ref)
+        if item is not None and item.ticket_id is not None:
+            return await visible_ticket(call, item.ticket_id)
+    return None
+
+
+async def topic_ticket(call: DeskCall) -> Ticket | None:
+    """The ticket mirrored by the forum topic the agent wrote in (forum mode)."""
+    thread = call.msg.meta_value("message_thread_id")
+    chat = call.msg.meta_value("chat_id")
+    if not thread or not chat:
+        return None
+    ticket = await desk_repo.ticket_by_topic(call.ctx.session, f"{chat}:{thread}")
+    return await visible_ticket(call, ticket.id) if ticket is not None else None
+
+
+async def context_ticket(call: DeskCall) -> Ticket | None:
+    """The ticket a message is about without naming it: the one it replies to, else its forum topic's."""
+    return await replied_ticket(call) or await topic_ticket(call)

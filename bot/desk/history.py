@@ -1,12 +1,15 @@
-"""/history and /customer: everything an agent needs to know about a customer, across every channel."""
+"""/history, /customer and /merge: everything an agent needs to know about a customer, across every channel, and
+joining two records of the same person (the core's `bot.tickets.customers` decides and writes the merge)."""
 
 from __future__ import annotations
 
 from datetime import UTC
 
 from bot.core.messages import Button
-from bot.desk.access import visible_customer
+from bot.desk.access import customer_by_number, visible_customer
 from bot.desk.router import DeskCall, DeskError, DeskRouter
+from bot.tickets import SUPERVISOR_ROLES
+from bot.tickets.customers import merge, write_merge
 from crm_store.models import Contact
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import contacts as contacts_repo
@@ -101,3 +104,19 @@ async def customer_card(call: DeskCall) -> None:
     if notes:
         lines += ["Notes:", *(f"- {n.text[:200]}" for n in notes)]
     call.answer("\n".join(lines), (Button("History", f"/history C-{customer.id}"),))
+
+
+@router.command("merge", usage="/merge <customer> <into-customer>",
+                help="join two records of the same person (C-7 C-3: C-7's history becomes C-3's)",
+                roles=SUPERVISOR_ROLES)
+async def merge_customers(call: DeskCall) -> None:
+    if len(call.args) != 2:
+        raise DeskError("Usage: /merge <customer> <into-customer>, e.g. /merge C-7 C-3")
+    source = await customer_by_number(call, call.args[0])
+    target = await customer_by_number(call, call.args[1])
+    decided = merge(source, target, call.actor, now=call.ctx.now)
+    moved = await write_merge(call.ctx, decided, call.actor, cause=call.cause)
+    shown = ", ".join(f"T-{t}" for t in moved[:10]) + (" …" if len(moved) > 10 else "")
+    call.answer(f"C-{source.id} ({source.name or 'customer'}) merged into C-{target.id} "
+                f"({target.name or 'customer'}): {len(moved)} tickets moved{': ' + shown if moved else ''}.",
+                (Button("History", f"/history C-{target.id}"),))

@@ -1,19 +1,17 @@
-"""/queue, /next and /take: what is waiting, and taking it — only tickets of the tiers and queues one serves."""
+"""/queue, /next and /take: what is waiting, and taking it — only tickets of the tiers and queues one serves.
+Whether a take is allowed (someone else's ticket, a stale button) is the ticket core's rule (`work.take`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from bot.core.events import ticket_event
 from bot.core.messages import Button
-from bot.desk.access import may_see_ticket, visible_ticket
 from bot.desk.router import DeskCall, DeskError, DeskRouter
 from bot.routing.policy import WaitingTicket, pick_next
+from bot.tickets import may_see_ticket, work
 from crm_store.models import Ticket
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import desk as desk_repo
-from crm_store.repositories import sla as sla_repo
-from crm_store.repositories import tickets as tickets_repo
 
 router = DeskRouter(__name__)
 QUEUE_LINES = 15
@@ -24,38 +22,31 @@ def waited(ticket: Ticket, now: datetime) -> str:
     return f"{minutes}m" if minutes < 120 else f"{minutes // 60}h"
 
 
-def ticket_buttons(ticket_id: int) -> tuple[Button, ...]:
-    return (Button("Close", f"/close {ticket_id}"), Button("History", f"/history T-{ticket_id}"))
-
-
 async def take_ticket(call: DeskCall, ticket: Ticket, how: str) -> None:
-    """Assign `ticket` to the caller if nobody has it (a conditional update: two quick clicks cannot both win)."""
+    """The core decides whether the caller may take `ticket` (and from whom); the writer moves it and its load."""
     ctx = call.ctx
-    claimed = await sla_repo.reassign_if_assigned_to(ctx.session, ticket.id, old_agent_id=None,
-                                                     new_agent_id=call.agent.id)
-    if not claimed:
-        await ctx.session.refresh(ticket)
-        raise DeskError(f"T-{ticket.id} was just taken by someone else.")
-    await ctx.session.refresh(ticket)
-    await ctx.note_assignment(call.agent.id)
-    tickets_repo.add_event(ctx.session, ticket.id, "assigned", actor="agent", agent_id=call.agent.id, at=ctx.now,
-                           reason=how)
-    await ticket_event(ctx.session, ctx.settings, "ticket.assigned", ticket, key=f"c{call.contact_id}", reason=how)
+    holder = (await ctx.agent_states()).get(ticket.assignee_id) if ticket.assignee_id else None
+    holder_row = await agents_repo.get_agent(ctx.session, ticket.assignee_id) if ticket.assignee_id else None
+    decision = work.take(ticket, call.actor, now=ctx.now, how=how, holder=holder,
+                         holder_name=holder_row.name if holder_row else "")
     names = await desk_repo.customer_names(ctx.session, [ticket.customer_id])
-    name = names.get(ticket.customer_id) or "customer"
-    call.ticket_id = ticket.id
-    call.answer(
-        f"T-{ticket.id} is yours ({ticket.tier_at_open}, {ticket.channel}) — {name}: "
-        f"{ticket.subject or '(no subject)'}\nAnswer with /reply {ticket.id} <text> or reply to this message.",
-        ticket_buttons(ticket.id),
-    )
+    await call.apply(ticket, decision, (
+        f"T-{ticket.id} is yours ({ticket.tier_at_open}, {ticket.channel}) — "
+        f"{names.get(ticket.customer_id) or 'customer'}: {ticket.subject or '(no subject)'}\n"
+        f"Answer with /reply {ticket.id} <text> or reply to this message."
+    ))
+
+
+async def waiting_for(call: DeskCall) -> list[Ticket]:
+    """Waiting tickets the caller may see (the core's visibility rule)."""
+    return [t for t in await desk_repo.waiting_tickets(call.ctx.session) if may_see_ticket(call.actor, t)]
 
 
 @router.command("queue", "q", usage="/queue [tier|queue]", help="tickets waiting in the tiers and queues you serve")
 async def show_queue(call: DeskCall) -> None:
     session = call.ctx.session
     wanted = call.args[0].lower() if call.args else ""
-    waiting = [t for t in await desk_repo.waiting_tickets(session) if may_see_ticket(call.agent, t)]
+    waiting = await waiting_for(call)
     if wanted:
         waiting = [t for t in waiting if wanted in (t.tier_at_open.lower(), t.queue.lower())]
     mine = await desk_repo.assigned_tickets(session, call.agent.id)
@@ -75,13 +66,11 @@ async def show_queue(call: DeskCall) -> None:
 
 @router.command("next", "n", usage="/next", help="take the most urgent waiting ticket you can serve")
 async def take_next(call: DeskCall) -> None:
-    ctx = call.ctx
-    states = await ctx.agent_states()
-    me = states.get(call.agent.id)
+    me = (await call.ctx.agent_states()).get(call.agent.id)
     if me is None or not me.available:
         raise DeskError(f"You are {call.agent.status} with {me.open_tickets if me else 0} open tickets "
                         f"(capacity {call.agent.capacity}); /status online or close a ticket first.")
-    waiting = [t for t in await desk_repo.waiting_tickets(ctx.session) if may_see_ticket(call.agent, t)]
+    waiting = await waiting_for(call)
     choice = pick_next(
         [WaitingTicket(id=t.id, tier=t.tier_at_open, priority=t.priority, opened_at=t.created_at, queue=t.queue,
                        language=t.language, skill=t.skill) for t in waiting],
@@ -90,29 +79,9 @@ async def take_next(call: DeskCall) -> None:
     if choice is None:
         call.answer("Nothing waiting that you can take. /queue shows the queue.")
         return
-    ticket = next(t for t in waiting if t.id == choice.id)
-    await take_ticket(call, ticket, "next")
+    await take_ticket(call, next(t for t in waiting if t.id == choice.id), "next")
 
 
-@router.command("take", "t", usage="/take <ticket>", help="take a ticket (supervisors may take over)")
-async def take(call: DeskCall) -> None:
-    if not call.args:
-        raise DeskError("Usage: /take <ticket>, e.g. /take 12")
-    ticket = await visible_ticket(call, call.args[0])
-    if ticket.status == "closed":
-        raise DeskError(f"T-{ticket.id} is closed.")
-    if ticket.assignee_id == call.agent.id:
-        call.answer(f"T-{ticket.id} is already yours.", ticket_buttons(ticket.id))
-        return
-    how = "taken"
-    if ticket.assignee_id is not None:
-        how = "taken over"
-        holder = await agents_repo.get_agent(call.ctx.session, ticket.assignee_id)
-        if not call.is_supervisor:
-            raise DeskError(f"T-{ticket.id} is being handled by {holder.name}; a supervisor can /transfer it.")
-        previous = ticket.assignee_id
-        if not await sla_repo.reassign_if_assigned_to(call.ctx.session, ticket.id, old_agent_id=previous,
-                                                      new_agent_id=None):
-            raise DeskError(f"T-{ticket.id} changed hands just now; try again.")
-        await call.ctx.note_assignment(previous, -1)
-    await take_ticket(call, ticket, how)
+@router.command("take", "t", usage="/take <ticket>", help="take a ticket (supervisors may take over)", ticket=True)
+async def take(call: DeskCall, ticket: Ticket) -> None:
+    await take_ticket(call, ticket, "taken")

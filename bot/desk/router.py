@@ -1,23 +1,27 @@
 """A small command router for the agent desk, shaped like aiogram's: routers own handlers registered with a
-decorator, a `Desk` composes routers, and the role check lives in one place instead of every handler."""
+decorator, a `Desk` composes routers, and the cross-cutting steps live in one place instead of every handler:
+the role check, the ticket a command names (parsed, looked up and checked for visibility before the handler
+runs) and turning a refusal (`DeskError`, the ticket core's `TicketError`) into the agent's answer."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.core.messages import Button, InboundMessage
 from bot.core.outbound import BatchContext
-from crm_store.models import Agent
+from bot.tickets import ALL_ROLES, Actor, Decision, TicketError, apply
+from crm_store.models import Agent, Ticket
 
-ALL_ROLES = ("agent", "supervisor", "admin")
-SUPERVISORS = ("supervisor", "admin")
-TICKET_REF = re.compile(r"^(?:T-?|#)?(\d+)$", re.IGNORECASE)
+LOOKS_LIKE_TICKET = re.compile(r"^-?(?:T-?|#)?-?\d+$", re.IGNORECASE)
+"""What an agent meant as a ticket number (the core's `parse_id` then says whether it is one)."""
 
 
 class DeskError(Exception):
-    """A problem the agent should read (bad arguments, no such ticket, not allowed); never a traceback."""
+    """A problem with what the agent typed (bad arguments, an unknown name); never a traceback. Refusals by a
+    ticket rule come from the core as `TicketError`."""
 
 
 @dataclass
@@ -36,25 +40,42 @@ class DeskCall:
     _answers: int = field(default=0)
 
     def answer(self, text: str, buttons: tuple[Button, ...] = ()) -> None:
-        """Reply to the agent where they wrote from."""
+        """Reply to the agent where they wrote from (desk traffic, never a customer contact)."""
         self._answers += 1
         self.ctx.queue_message(
-            key=f"c{self.contact_id}:desk{self._answers}",
+            key=f"{self.cause}:desk{self._answers}",
             channel=self.msg.channel,
             recipient=self.msg.sender,
             text=text,
             author="system",
+            audience="desk",
             agent_id=self.agent.id,
             ticket_id=self.ticket_id,
             buttons=buttons,
         )
 
     @property
+    def actor(self) -> Actor:
+        return Actor.of_agent(self.agent)
+
+    @property
+    def cause(self) -> str:
+        """What the ticket writer prefixes outbox keys with: a retried batch sends nothing twice."""
+        return f"c{self.contact_id}"
+
+    @property
     def is_supervisor(self) -> bool:
-        return self.agent.role in SUPERVISORS
+        return self.actor.is_supervisor
+
+    async def apply(self, ticket: Ticket, decision: Decision, answer: str = "") -> Decision:
+        """Write the core's decision through the one writer and tell the agent what happened."""
+        await apply(self.ctx, ticket, decision, self.actor, cause=self.cause)
+        self.ticket_id = ticket.id
+        self.answer(decision.answer or answer, decision.buttons)
+        return decision
 
 
-Handler = Callable[[DeskCall], Awaitable[None]]
+Handler = Callable[..., Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -64,6 +85,8 @@ class Command:
     roles: tuple[str, ...]
     usage: str
     help: str
+    ticket: bool = False
+    """The first argument names a ticket (or the topic / replied-to message does): the handler gets `ticket`."""
 
 
 class DeskRouter:
@@ -71,19 +94,13 @@ class DeskRouter:
         self.name = name
         self.commands: list[Command] = []
 
-    def command(self, *names: str, roles: tuple[str, ...] = ALL_ROLES, usage: str = "", help: str = ""):
+    def command(self, *names: str, roles: tuple[str, ...] = ALL_ROLES, usage: str = "", help: str = "",
+                ticket: bool = False) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            self.commands.append(Command(names, handler, roles, usage or f"/{names[0]}", help))
+            self.commands.append(Command(names, handler, roles, usage or f"/{names[0]}", help, ticket))
             return handler
 
         return register
-
-
-def parse_ticket_ref(text: str) -> int:
-    match = TICKET_REF.match(text.strip())
-    if not match:
-        raise DeskError(f"{text!r} is not a ticket number (write 12 or T-12)")
-    return int(match.group(1))
 
 
 def split_command(text: str) -> tuple[str, list[str], str]:
@@ -94,11 +111,19 @@ def split_command(text: str) -> tuple[str, list[str], str]:
     return name, rest.split(), rest
 
 
+def drop_first(call: DeskCall) -> None:
+    """The ticket argument is used up: the handler sees what follows it."""
+    call.args = call.args[1:]
+    parts = call.rest.split(None, 1)
+    call.rest = parts[1].strip() if len(parts) > 1 else ""
+
+
 PlainText = Callable[[DeskCall], Awaitable[bool]]
 
 
 class Desk:
-    """All routers together; finds the command, checks the role, runs it, and turns errors into answers."""
+    """All routers together; finds the command, checks the role, resolves its ticket, runs it, and turns
+    refusals into answers."""
 
     def __init__(self) -> None:
         self.routers: list[DeskRouter] = []
@@ -123,41 +148,58 @@ class Desk:
         name, args, rest = split_command(text) if text.startswith("/") else ("", text.split(), text)
         call = DeskCall(ctx, msg, agent, contact_id, name, args, rest, desk=self)
         try:
-            if not name:
-                for plain in self.plain_text_handlers:
-                    if await plain(call):
-                        return call.ticket_id
-                call.answer(
-                    "To answer a customer, use /reply <ticket> <text> or reply to the ticket's message. "
-                    "/help lists what you can do."
-                )
-                return None
-            command = self.find(name)
-            if command is None:
-                call.answer(f"Unknown command /{name}. /help lists what you can do.")
-                return None
-            if agent.role not in command.roles:
-                call.answer(f"/{name} is for {' and '.join(r + 's' for r in command.roles)} only.")
-                return None
-            await self._ticket_from_context(call, command)
-            await command.handler(call)
+            await self._run(call)
         except DeskError as exc:
             call.answer(str(exc))
+        except TicketError as exc:
+            call.answer(exc.message, tuple(exc.offer))
         return call.ticket_id
 
-    @staticmethod
-    async def _ticket_from_context(call: DeskCall, command: Command) -> None:
-        """In a ticket's forum topic, or replying to a ticket's message, the ticket goes without saying:
-        "/note called back" means "/note T-12 called back"."""
-        first = command.usage.split()[1:2]
-        if first not in (["<ticket>"], ["<customer|T-ticket>"]) or (call.args and TICKET_REF.match(call.args[0])):
+    async def _run(self, call: DeskCall) -> None:
+        if not call.command:
+            for plain in self.plain_text_handlers:
+                if await plain(call):
+                    return
+            call.answer("To answer a customer, use /reply <ticket> <text> or reply to the ticket's message. "
+                        "/help lists what you can do.")
             return
-        from bot.desk.relay import replied_ticket, topic_ticket
+        command = self.find(call.command)
+        if command is None:
+            call.answer(f"Unknown command /{call.command}. /help lists what you can do.")
+            return
+        if call.agent.role not in command.roles:
+            call.answer(f"/{call.command} is for {' and '.join(r + 's' for r in command.roles)} only.")
+            return
+        extras: dict[str, Any] = {}
+        if command.ticket:
+            extras["ticket"] = await self._ticket_of(call, command)
+        elif not call.args and "<customer|T-ticket>" in command.usage:
+            # In a ticket's topic, or replying to its message, "/history" means the ticket's customer.
+            from bot.desk.access import context_ticket
 
-        ticket = await topic_ticket(call) or await replied_ticket(call)
+            if (ticket := await context_ticket(call)) is not None:
+                call.args, call.rest = [f"T-{ticket.id}"], f"T-{ticket.id}"
+        await command.handler(call, **extras)
+
+    @staticmethod
+    async def _ticket_of(call: DeskCall, command: Command) -> Ticket:
+        """The ticket a command is about: its first argument when that looks like a ticket number, else the
+        ticket of the forum topic or of the message being replied to ("/note called back" there means
+        "/note T-12 called back"). Numbers go through the core's `parse_id` and visibility rule."""
+        from bot.desk.access import context_ticket, visible_ticket
+
+        if call.args and LOOKS_LIKE_TICKET.match(call.args[0]):
+            ticket = await visible_ticket(call, call.args[0])
+            drop_first(call)
+            return ticket
+        ticket = await context_ticket(call)
         if ticket is not None:
-            call.args.insert(0, f"T-{ticket.id}")
-            call.rest = f"T-{ticket.id} {call.rest}".strip()
+            return ticket
+        if not call.args:
+            raise DeskError(f"Usage: {command.usage}")
+        ticket = await visible_ticket(call, call.args[0])  # "abc": the core says what a ticket number is
+        drop_first(call)
+        return ticket
 
     @classmethod
     def default(cls) -> Desk:

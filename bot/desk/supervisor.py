@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bot.desk.access import visible_customer
-from bot.desk.router import SUPERVISORS, DeskCall, DeskError, DeskRouter
+from bot.desk.router import DeskCall, DeskError, DeskRouter
+from bot.tickets import SUPERVISOR_ROLES
 from crm_store.models import TIERS
 from crm_store.repositories import desk as desk_repo
 from crm_store.repositories import reports as reports_repo
@@ -32,7 +33,7 @@ def duration(seconds: float | None) -> str:
 
 
 @router.command("tier", usage="/tier <customer> <VIP|important|ordinary|potential|auto>",
-                help="set a customer's tier by hand (auto: back to the computed one)", roles=SUPERVISORS)
+                help="set a customer's tier by hand (auto: back to the computed one)", roles=SUPERVISOR_ROLES)
 async def set_tier(call: DeskCall) -> None:
     if len(call.args) < 2:
         raise DeskError("Usage: /tier <customer> <VIP|important|ordinary|potential|auto>")
@@ -52,7 +53,7 @@ async def set_tier(call: DeskCall) -> None:
                 f"new ones route by the new tier.")
 
 
-@router.command("sla", usage="/sla", help="SLA breaches and tickets at risk", roles=SUPERVISORS)
+@router.command("sla", usage="/sla", help="SLA breaches and tickets at risk", roles=SUPERVISOR_ROLES)
 async def sla(call: DeskCall) -> None:
     now = call.ctx.now
     due = await desk_repo.tickets_due_before(call.ctx.session, now + AT_RISK_WITHIN)
@@ -77,7 +78,7 @@ async def sla(call: DeskCall) -> None:
 
 
 @router.command("report", usage="/report [today|week]", help="volumes, response times, CSAT by tier and agent",
-                roles=SUPERVISORS)
+                roles=SUPERVISOR_ROLES)
 async def report(call: DeskCall) -> None:
     period = (call.args[0].lower() if call.args else "today")
     if period not in PERIODS:

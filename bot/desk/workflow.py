@@ -1,86 +1,107 @@
-"""/note, /transfer and /status: private notes, handing a ticket on, and saying whether one takes new work."""
+"""/note, /transfer, /pending, /tag, /priority, /subject and /status: working a ticket and saying whether one takes
+new work. The rules are the ticket core's (`bot.tickets.work` and `lifecycle`); this module reads what was typed
+(an agent's or queue's name, a time, tags) and hands it over."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
-from bot.core.events import ticket_event
-from bot.core.messages import Button
-from bot.core.outbound import notify_agents
-from bot.desk.access import may_see_ticket, visible_ticket
 from bot.desk.router import DeskCall, DeskError, DeskRouter
+from bot.tickets import MAX_ID, lifecycle, work
+from crm_store.models import Agent, Ticket
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import desk as desk_repo
-from crm_store.repositories import sla as sla_repo
-from crm_store.repositories import tickets as tickets_repo
 
 router = DeskRouter(__name__)
 STATUSES = ("online", "away")
+DURATION = re.compile(r"^(\d{1,4})([mhdw])$", re.IGNORECASE)
+UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+UNTIL_HELP = "a time like 2h, 30m, 1d or 2026-12-24T09:00 (UTC)"
 
 
-@router.command("note", usage="/note <ticket> <text>", help="a private note on the ticket (never sent)")
-async def note(call: DeskCall) -> None:
-    parts = call.rest.split(None, 1)
-    if len(parts) < 2 or not parts[1].strip():
-        raise DeskError("Usage: /note <ticket> <text>")
-    ticket = await visible_ticket(call, parts[0])
-    ctx = call.ctx
-    saved = await tickets_repo.add_note(ctx.session, customer_id=ticket.customer_id, ticket_id=ticket.id,
-                                        agent_id=call.agent.id, text=parts[1].strip())
-    tickets_repo.add_event(ctx.session, ticket.id, "note", actor="agent", agent_id=call.agent.id, at=ctx.now,
-                           note_id=saved.id)
-    call.answer(f"Note saved on T-{ticket.id} (the customer does not see it).")
+def parse_until(text: str, now: datetime) -> datetime:
+    """"2h", "1d" from now, or an ISO date and time (UTC unless it says otherwise)."""
+    text = text.strip()
+    if match := DURATION.match(text):
+        return now + timedelta(**{UNITS[match.group(2).lower()]: int(match.group(1))})
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise DeskError(f"{text[:40]!r} is not {UNTIL_HELP}.") from exc
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
-@router.command("transfer", usage="/transfer <ticket> <agent|queue>", help="hand the ticket to an agent or a queue")
-async def transfer(call: DeskCall) -> None:
-    if len(call.args) < 2:
+@router.command("note", usage="/note <ticket> <text>", help="a private note on the ticket (never sent)",
+                ticket=True)
+async def note(call: DeskCall, ticket: Ticket) -> None:
+    await call.apply(ticket, work.note(ticket, call.actor, call.rest, now=call.ctx.now))
+
+
+async def find_agent(call: DeskCall, name: str) -> Agent | None:
+    """An agent by name, email, address or number (a number too large to be one is nobody's)."""
+    bare = name.strip().lstrip("@")
+    if bare.isdigit() and int(bare) > MAX_ID:
+        return None
+    return await agents_repo.find_agent(call.ctx.session, name)
+
+
+async def queue_named(call: DeskCall, name: str) -> str | None:
+    """A queue by name, as the routing policy and the agents know them."""
+    queues = {p.queue.lower(): p.queue for p in call.ctx.policy.tiers.values()}
+    for agent in (await call.ctx.agent_states()).values():
+        queues.update({q.lower(): q for q in agent.queues})
+    return queues.get(name.lower())
+
+
+@router.command("transfer", usage="/transfer <ticket> <agent|queue>", help="hand the ticket to an agent or a queue",
+                ticket=True)
+async def transfer(call: DeskCall, ticket: Ticket) -> None:
+    name = call.rest
+    if not name:
         raise DeskError("Usage: /transfer <ticket> <agent|queue>, e.g. /transfer 12 Ana or /transfer 12 vip")
-    ticket = await visible_ticket(call, call.args[0])
-    ctx = call.ctx
-    if ticket.status == "closed":
-        raise DeskError(f"T-{ticket.id} is closed.")
-    if not call.is_supervisor and ticket.assignee_id not in (None, call.agent.id):
-        raise DeskError(f"T-{ticket.id} is someone else's; ask a supervisor to transfer it.")
-    target_name = " ".join(call.args[1:])
-    previous = ticket.assignee_id
-    target = await agents_repo.find_agent(ctx.session, target_name)
+    states = await call.ctx.agent_states()
+    target = await find_agent(call, name)
     if target is not None:
-        if target.id == previous:
-            raise DeskError(f"T-{ticket.id} is already {target.name}'s.")
-        if not may_see_ticket(target, ticket) and target.role == "agent" and (target.tiers or target.queues):
-            raise DeskError(f"{target.name} does not serve {ticket.tier_at_open}/{ticket.queue} tickets.")
-        new_agent, new_queue, where = target.id, ticket.queue, target.name
+        if target.id not in states:
+            raise DeskError(f"{target.name} cannot take tickets.")
+        decision = work.transfer(ticket, call.actor, now=call.ctx.now, to_agent=states[target.id],
+                                 to_agent_name=target.name)
+    elif (queue := await queue_named(call, name)) is not None:
+        decision = work.transfer(ticket, call.actor, now=call.ctx.now, to_queue=queue, agents=states.values())
     else:
-        queues = {p.queue.lower(): p.queue for p in ctx.policy.tiers.values()}
-        for agent in (await ctx.agent_states()).values():
-            queues.update({q.lower(): q for q in agent.queues})
-        if target_name.lower() not in queues:
-            raise DeskError(f"No agent or queue named {target_name!r}.")
-        new_agent, new_queue, where = None, queues[target_name.lower()], f"queue {queues[target_name.lower()]}"
-    if not await sla_repo.reassign_if_assigned_to(ctx.session, ticket.id, old_agent_id=previous,
-                                                  new_agent_id=new_agent):
-        raise DeskError(f"T-{ticket.id} changed hands just now; try again.")
-    await ctx.session.refresh(ticket)
-    ticket.queue = new_queue
-    await ctx.note_assignment(previous, -1)
-    await ctx.note_assignment(new_agent)
-    tickets_repo.add_event(ctx.session, ticket.id, "transferred", actor="agent", agent_id=call.agent.id, at=ctx.now,
-                           from_agent_id=previous, to_agent_id=new_agent, queue=new_queue)
-    await ticket_event(ctx.session, ctx.settings, "ticket.assigned", ticket, key=f"c{call.contact_id}",
-                       reason="transferred")
-    if new_agent is not None:
-        targets = [new_agent]
-    else:
-        targets = [a.id for a in (await ctx.agent_states()).values()
-                   if a.status == "online" and a.serves(ticket.tier_at_open, new_queue) and a.id != call.agent.id]
-    buttons = (Button("Take", f"/take {ticket.id}"), Button("History", f"/history T-{ticket.id}"))
-    await notify_agents(ctx, targets, f"T-{ticket.id} was transferred to you by {call.agent.name}: "
-                        f"{ticket.subject or '(no subject)'}", key=f"c{call.contact_id}:transfer",
-                        ticket_id=ticket.id, customer_id=ticket.customer_id,
-                        buttons=buttons if new_agent is None else buttons[1:])
-    call.ticket_id = ticket.id
-    call.answer(f"T-{ticket.id} transferred to {where}.")
+        raise DeskError(f"No agent or queue named {name[:60]!r}.")
+    await call.apply(ticket, decision)
+
+
+@router.command("pending", usage="/pending <ticket> [until]",
+                help=f"waiting for the customer; with {UNTIL_HELP}: snoozed until then", ticket=True)
+async def pending(call: DeskCall, ticket: Ticket) -> None:
+    until = parse_until(call.rest, call.ctx.now) if call.rest else None
+    await call.apply(ticket, lifecycle.pending(ticket, call.actor, now=call.ctx.now, until=until))
+
+
+@router.command("tag", usage="/tag <ticket> [+tag] [-tag]", help="add (+) or remove (-) tags; alone: show them",
+                ticket=True)
+async def tag(call: DeskCall, ticket: Ticket) -> None:
+    add = [a.lstrip("+") for a in call.args if not a.startswith("-")]
+    remove = [a[1:] for a in call.args if a.startswith("-")]
+    await call.apply(ticket, work.tag(ticket, call.actor, now=call.ctx.now, add=add, remove=remove))
+
+
+@router.command("priority", usage="/priority <ticket> <1-5>", help="set the priority (1 is most urgent)",
+                ticket=True)
+async def priority(call: DeskCall, ticket: Ticket) -> None:
+    if len(call.args) != 1:
+        raise DeskError("Usage: /priority <ticket> <1-5>")
+    wanted = int(call.args[0]) if re.fullmatch(r"-?\d{1,3}", call.args[0]) else 0  # the core says what is allowed
+    await call.apply(ticket, work.set_priority(ticket, call.actor, wanted, now=call.ctx.now))
+
+
+@router.command("subject", usage="/subject <ticket> <text>", help="set the ticket's subject", ticket=True)
+async def subject(call: DeskCall, ticket: Ticket) -> None:
+    await call.apply(ticket, work.set_subject(ticket, call.actor, call.rest, now=call.ctx.now))
 
 
 @router.command("status", usage="/status online|away", help="whether new tickets may be routed to you")
