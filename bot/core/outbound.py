@@ -18,12 +18,13 @@ from crm_store.repositories import contacts as contacts_repo
 
 
 async def load_agent_states(session: AsyncSession) -> dict[int, AgentState]:
-    """Every agent as routing sees them: what they serve, their status and capacity, and their open tickets."""
+    """Every agent as routing sees them: what they serve, their status and capacity, their open tickets, and
+    whether they are handed tickets automatically (unset: agents are, supervisors and admins are not)."""
     return {
         a.id: AgentState(
             id=a.id, status=a.status, role=a.role, tiers=tuple(a.tiers or ()), queues=tuple(a.queues or ()),
             languages=tuple(a.languages or ()), skills=tuple(a.skills or ()), capacity=a.capacity,
-            open_tickets=load,
+            open_tickets=load, auto_assign=a.auto_assign if a.auto_assign is not None else a.role == "agent",
         )
         for a, load in await agents_repo.agents_with_load(session)
     }

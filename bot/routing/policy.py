@@ -3,8 +3,9 @@
 The dispatcher gathers the facts (the customer's stored tier, agents and their load) and does the I/O; this
 module only decides, so it is tested without a database.
 
-Assignment order: the key-account manager if online and under capacity; otherwise agents online and under
-capacity who serve the tier (and queue), speak the customer's language and have the skill, least loaded first
+Assignment order: the key-account manager if online and under capacity; otherwise agents who take tickets
+automatically (`auto_assign`: agents unless they opt out, supervisors and admins only if they opt in), online and
+under capacity, who serve the tier (and queue), speak the customer's language and have the skill, least loaded first
 (open tickets / capacity), ties by longest idle, then by id. With nobody free the ticket waits in its tier's
 queue; when capacity frees, waiting tickets are offered VIP first, then important, ordinary, potential, and
 within a tier by priority, then oldest first (`pick_next`, `assign_waiting`).
@@ -97,6 +98,9 @@ class AgentState:
     open_tickets: int = 0
     idle_since: datetime | None = None
     """When the agent last got a ticket (None: never); the longest idle wins a tie."""
+    auto_assign: bool = True
+    """Whether routing, pickup and SLA reassignment may hand this person tickets by themselves (supervisors and
+    admins only when they opt in). A key-account manager gets their customers' tickets either way."""
 
     @property
     def available(self) -> bool:
@@ -152,7 +156,9 @@ def choose_agent(
     kam = next((a for a in agents if a.id == key_account_manager_id), None) if key_account_manager_id else None
     if kam is not None and kam.available:
         return kam.id, "key-account manager", (kam.id,)
-    candidates = sorted((a for a in agents if a.can_take(tier, queue, language, skill)), key=_load_key)
+    candidates = sorted(
+        (a for a in agents if a.auto_assign and a.can_take(tier, queue, language, skill)), key=_load_key
+    )
     if candidates:
         why = "least loaded agent serving the tier"
         if key_account_manager_id is not None:

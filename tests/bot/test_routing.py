@@ -171,3 +171,36 @@ def test_property_pick_next_never_passes_over_a_better_ticket_it_could_serve(age
         return
     assert picked in servable
     assert all(waiting_order(picked) <= waiting_order(t) for t in servable)
+
+
+def test_people_who_do_not_auto_assign_are_skipped_but_a_key_account_manager_stays_explicit():
+    boss = AgentState(1, role="supervisor", auto_assign=False)
+    busy = AgentState(2, open_tickets=4, capacity=5)
+    decision = route(RouteRequest("ordinary", T0), [boss, busy], POLICY)
+    assert (decision.assignee_id, decision.considered) == (2, (2,))
+    assert route(RouteRequest("ordinary", T0), [boss], POLICY).assignee_id is None
+    opted_in = AgentState(1, role="admin", auto_assign=True)
+    assert route(RouteRequest("ordinary", T0), [opted_in, busy], POLICY).assignee_id == 1
+    kam = route(RouteRequest("VIP", T0, key_account_manager_id=1), [boss, busy], POLICY)
+    assert (kam.assignee_id, kam.reason) == (1, "key-account manager")
+    waiting = [WaitingTicket(10, "VIP", 1, T0), WaitingTicket(11, "ordinary", 3, T0)]
+    assert [(t.id, a) for t, a, _ in assign_waiting(waiting, [boss, busy])] == [(10, 2)]
+
+
+async def test_agent_states_map_auto_assign_from_the_agent_row(db):
+    from bot.core.outbound import load_agent_states
+    from crm_store.repositories.agents import add_agent
+
+    async with db.sessions() as s, s.begin():
+        made = {
+            (role, flag): (await add_agent(s, name=f"{role}-{flag}", role=role, auto_assign=flag)).id
+            for role in ("agent", "supervisor", "admin") for flag in (None, True, False)
+        }
+    async with db.sessions() as s:
+        states = await load_agent_states(s)
+    got = {key: states[aid].auto_assign for key, aid in made.items()}
+    assert got == {
+        ("agent", None): True, ("agent", True): True, ("agent", False): False,
+        ("supervisor", None): False, ("supervisor", True): True, ("supervisor", False): False,
+        ("admin", None): False, ("admin", True): True, ("admin", False): False,
+    }
