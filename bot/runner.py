@@ -12,53 +12,33 @@ from typing import Any
 
 from bot.app import App, Background, freeze_startup_heap
 from bot.settings import Settings
-from channels.base import Channel, channel_factory
+from channels.base import Channel, UnknownChannel, build, known_channels, section_of, traits_of
 from crm_store.engine import is_sqlite
 
 log = logging.getLogger(__name__)
 
 
-SEND_ONLY_UNSUPPORTED = ("webchat", "console")
-"""Channels whose replies only the receiving process can send: it holds the visitors' sockets, the terminal."""
-
-
 def build_channel(name: str, settings: Settings, *, send_only: bool = False) -> Channel:
-    """One configured channel, from its settings section; `send_only` builds it to send without receiving
-    (Telegram as a plain sender, email by SMTP without IMAP or the listener)."""
-    factory = channel_factory(name)
-    if name == "telegram":
-        t = settings.telegram
-        if not t.token:
-            raise SystemExit("telegram is configured but TIERDESK_TELEGRAM__TOKEN is empty")
-        return factory(
-            token=t.token,
-            api_server=t.api_server,
-            mode="embedded" if send_only else t.mode,
-            webhook_secret=t.webhook_secret,
-            webhook_url=t.webhook_url,
-            forum_chat_id=t.forum_chat_id,
-        )
-    if name == "email":
-        receiving_off = {"imap_host": "", "lmtp_listen": ""} if send_only else {}
-        return factory(**{**settings.email.model_dump(), **receiving_off})
-    if name == "webchat":
-        return factory(max_message_chars=settings.web.max_message_chars)
-    if name == "console":
-        return factory(user="you")
-    if name == "webhook":
-        return factory(settings.web.webhook_secret)
-    return factory()
+    """One configured channel, built by its own class from its own settings section; `send_only` builds it to
+    send without receiving. A channel that cannot be built as configured stops startup with its reason."""
+    try:
+        return build(name, settings, send_only=send_only)
+    except UnknownChannel as exc:
+        raise SystemExit(str(exc)) from None
+    except ValueError as exc:
+        raise SystemExit(f"channel {name!r} is configured but cannot start: {exc}") from None
+
+
+def configured_names(settings: Settings, *, send_only: bool = False) -> list[str]:
+    """The channels named in settings, plus those whose own section turns them on (the webhook sender once a
+    URL is set); `send_only` leaves out the channels only a receiving process can send on."""
+    names = list(dict.fromkeys(settings.channels))
+    names += [n for n in known_channels() if n not in names and traits_of(n).implied_by(section_of(settings, n))]
+    return [n for n in names if not send_only or traits_of(n).can_send_only]
 
 
 def configured_channels(settings: Settings, *, send_only: bool = False) -> list[Channel]:
-    """The channels named in settings, plus the webhook sender when a webhook URL is set; `send_only` leaves
-    out the channels only a receiving process can send on."""
-    names = list(dict.fromkeys(settings.channels))
-    if settings.web.webhook_url and "webhook" not in names:
-        names.append("webhook")
-    if send_only:
-        names = [n for n in names if n not in SEND_ONLY_UNSUPPORTED]
-    return [build_channel(n, settings, send_only=send_only) for n in names]
+    return [build_channel(n, settings, send_only=send_only) for n in configured_names(settings, send_only=send_only)]
 
 
 def worker_problem(settings: Settings) -> str | None:

@@ -28,6 +28,9 @@ class DispatchSettings(BaseModel):
     lock_ttl_s: float = 30.0
     ack_new_ticket: bool = True
     """Tell the customer their ticket number when a human is needed."""
+    bot_replies_per_sender_per_hour: int = 5
+    """How often the bot may answer one sender in an hour, on channels whose own section sets no cap (a loop
+    with another robot stops there; the next message goes to a person)."""
     ingest: str = "direct"
     """"direct": channels hand messages to this process's dispatcher. "stream": channels append them to a Redis
     Stream and every worker (`tierdesk run` / `tierdesk worker`) consumes it (needs redis_url)."""
@@ -90,6 +93,12 @@ class EmailSettings(BaseModel):
     attachment_dir: str = ".tierdesk/attachments"
     attachment_max_bytes: int = 10_000_000
     bot_replies_per_sender_per_hour: int = 5
+    """The email channel's own cap: auto-repliers answer every mail, so a loop stops here."""
+
+
+class ConsoleSettings(BaseModel):
+    user: str = "you"
+    """Who `tierdesk run` with the console channel speaks as."""
 
 
 class WebSettings(BaseModel):
@@ -128,6 +137,7 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = TelegramSettings()
     email: EmailSettings = EmailSettings()
     web: WebSettings = WebSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,13 +1,27 @@
-"""The `Channel` protocol and the registry by name.
+"""The `Channel` protocol, what the core may ask of a channel by name (`ChannelTraits`), and the registry.
 
-A new channel is one module against this protocol plus one line in `_KNOWN`. Channels import only
-`bot.core.messages`; they never see the database or the NLU.
+Adding a channel is one module (or small package) plus one line in `_KNOWN`:
+
+1. Write a class with `name`, `start(deliver)`, `stop()`, `send(message)` and a classmethod
+   `from_settings(section, *, send_only=False)` that builds it from its own settings section (the attribute of
+   `Settings` named by `section`, or by the channel's name; None when there is no such section). Subclass
+   `ChannelTraits` and override only what differs: `can_send_only`, `desk_rank`, `threads` / `reply_fields`,
+   `mirror_target` / `mirror_fields`, `implied_by`, `bot_reply_cap_field`.
+2. Add `"name": Entry("package.module:Class")` below. When importing the class is slow (a large SDK), put the
+   traits in a light module of their own and name it too: `Entry("pkg:Class", traits="pkg.traits:Traits")`;
+   the class must subclass those traits.
+
+Channels import only `bot.core.messages`; they never see the database or the NLU, so every hook takes plain
+values and returns plain values.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Protocol, runtime_checkable
 
 from bot.core.messages import Deliver, OutboundMessage
 
@@ -26,18 +40,80 @@ class Channel(Protocol):
         """Deliver one message; return the external id the channel gave it. Raise `DeliveryError` on failure."""
 
 
+@dataclass(frozen=True, slots=True)
+class ReplyFields:
+    """How a reply on a channel is addressed within its conversation."""
+
+    subject: str = ""
+    reply_to: str = ""
+    meta: tuple[tuple[str, str], ...] = ()
+
+
+class ChannelTraits:
+    """What the core asks of a channel by name, without building or running it. The defaults suit a plain chat
+    channel; a channel overrides what differs."""
+
+    section: str | None = None
+    """The `Settings` attribute this channel builds from; None: the attribute named like the channel."""
+    can_send_only: bool = True
+    """Can send from a process that does not receive (a `tierdesk worker`). False when only the receiving process
+    can reach the recipient (it holds the visitor's socket, the terminal)."""
+    desk_rank: int = 0
+    """Where agents are reached: an agent's notices go to their address on the channel ranked highest (0: only
+    when they have no address elsewhere)."""
+    threads: bool = False
+    """Replies thread on the earlier messages of the conversation: `reply_fields` gets their external ids."""
+    bot_reply_cap_field: str = "bot_replies_per_sender_per_hour"
+    """The field of the channel's section that caps the bot's answers to one sender per hour, if it has one."""
+
+    @classmethod
+    def from_settings(cls, section: Any, *, send_only: bool = False) -> Any:
+        """Build the channel from its settings section; `send_only` builds it to send without receiving."""
+        return cls()
+
+    @classmethod
+    def implied_by(cls, section: Any) -> bool:
+        """Whether the channel runs because its own section asks for it, even when `channels` does not name it
+        (the webhook sender once a URL is set)."""
+        return False
+
+    @staticmethod
+    def reply_fields(ticket_id: int, subject: str, last_ext: str, refs: list[str]) -> ReplyFields:
+        """Subject, reply-to and extra meta of a reply on ticket `ticket_id`: `subject` is the last subject in the
+        conversation, `last_ext` the external id of the customer's last message, `refs` (when `threads`) the
+        conversation's earlier external ids, oldest first. By default a reply answers the last message."""
+        return ReplyFields(reply_to=last_ext)
+
+    @classmethod
+    def mirror_target(cls, section: Any) -> str:
+        """Where the desk mirrors each handed-off ticket (a forum chat), or "" when this channel does not."""
+        return ""
+
+    @staticmethod
+    def mirror_fields(target: str, ticket_id: int, title: str, topic_ref: str, close: bool) -> dict[str, str]:
+        """Outbox meta for a post in ticket `ticket_id`'s mirror (`topic_ref`: where it was mirrored so far)."""
+        return {}
+
+
 class UnknownChannel(LookupError):
     pass
 
 
-# Importable factories by channel name; importing lazily keeps optional dependencies optional.
-_KNOWN: dict[str, str] = {
-    "memory": "channels.memory:MemoryChannel",
-    "console": "channels.console:ConsoleChannel",
-    "telegram": "channels.telegram:TelegramChannel",
-    "email": "channels.email:EmailChannel",
-    "webchat": "channels.webchat:WebChatChannel",
-    "webhook": "channels.webhook:WebhookChannel",
+@dataclass(frozen=True, slots=True)
+class Entry:
+    target: str
+    """"module:Class" of the channel (imported on demand, so optional SDKs stay optional)."""
+    traits: str = ""
+    """"module:Class" of its traits when importing the channel itself is slow; empty: the channel class."""
+
+
+_KNOWN: dict[str, Entry] = {
+    "memory": Entry("channels.memory:MemoryChannel"),
+    "console": Entry("channels.console:ConsoleChannel"),
+    "telegram": Entry("channels.telegram:TelegramChannel", traits="channels.telegram.traits:TelegramTraits"),
+    "email": Entry("channels.email:EmailChannel"),
+    "webchat": Entry("channels.webchat:WebChatChannel"),
+    "webhook": Entry("channels.webhook:WebhookChannel"),
 }
 
 
@@ -60,18 +136,48 @@ class ChannelRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._channels
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Channel]:
         return iter(list(self._channels.values()))
 
     def names(self) -> list[str]:
         return sorted(self._channels)
 
 
+def known_channels() -> list[str]:
+    return list(_KNOWN)
+
+
+def _load(target: str) -> Any:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def channel_factory(name: str) -> type:
     """The class registered for a channel name (imported on demand)."""
     try:
-        target = _KNOWN[name]
+        entry = _KNOWN[name]
     except KeyError:
         raise UnknownChannel(f"unknown channel {name!r}; known: {', '.join(sorted(_KNOWN))}") from None
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return _load(entry.target)
+
+
+@lru_cache(maxsize=64)
+def traits_of(name: str) -> type[ChannelTraits]:
+    """The traits of a channel by name (its light traits class, else the channel class); plain `ChannelTraits`
+    for a name nobody registered (a channel another process runs, a test's stand-in)."""
+    entry = _KNOWN.get(name)
+    if entry is None:
+        return ChannelTraits
+    found = _load(entry.traits or entry.target)
+    return found if isinstance(found, type) and issubclass(found, ChannelTraits) else ChannelTraits
+
+
+def section_of(settings: Any, name: str) -> Any:
+    """A channel's own settings section (None when the settings have none for it)."""
+    traits = traits_of(name)
+    return getattr(settings, traits.section or name, None)
+
+
+def build(name: str, settings: Any, *, send_only: bool = False) -> Channel:
+    """One channel, built by its own class from its own settings section."""
+    return channel_factory(name).from_settings(section_of(settings, name), send_only=send_only)

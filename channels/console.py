@@ -11,12 +11,18 @@ import itertools
 import sys
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from bot.core.messages import Deliver, DeliveryError, InboundMessage, InvalidMessage, OutboundMessage
+from channels.base import ChannelTraits
 
 
-class ConsoleChannel:
+class ConsoleChannel(ChannelTraits):
+    """A long reply is printed whole: a terminal has no message size to respect."""
+
     name = "console"
+    can_send_only = False  # only the terminal's own process can print to it
+    desk_rank = 1
 
     def __init__(
         self,
@@ -35,6 +41,10 @@ class ConsoleChannel:
         self._session = uuid.uuid4().hex[:8]
         self._seq = itertools.count(1)
         self.closed = asyncio.Event()
+
+    @classmethod
+    def from_settings(cls, section: Any, *, send_only: bool = False) -> ConsoleChannel:
+        return cls(getattr(section, "user", "") or "you")
 
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver

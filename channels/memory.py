@@ -11,9 +11,10 @@ import itertools
 from typing import Any
 
 from bot.core.messages import Deliver, DeliveryError, InboundMessage, OutboundMessage
+from channels.base import ChannelTraits
 
 
-class MemoryChannel:
+class MemoryChannel(ChannelTraits):
     def __init__(self, name: str = "memory") -> None:
         self.name = name
         self.sent: list[OutboundMessage] = []

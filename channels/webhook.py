@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from bot.core.messages import Deliver, DeliveryError, OutboundMessage
+from channels.base import ChannelTraits
 
 EVENTS = ("ticket.created", "ticket.assigned", "ticket.replied", "ticket.closed", "ticket.sla_breached")
 
@@ -77,10 +78,20 @@ def verify(
     return age <= tolerance_s and hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-class WebhookChannel:
+class WebhookChannel(ChannelTraits):
     """Channel "webhook": each message's text is a JSON body POSTed to its recipient URL."""
 
     name = "webhook"
+    section = "web"
+
+    @classmethod
+    def from_settings(cls, section: Any, *, send_only: bool = False) -> WebhookChannel:
+        return cls(section.webhook_secret)
+
+    @classmethod
+    def implied_by(cls, section: Any) -> bool:
+        """Runs whenever a webhook URL is set, without being named in `channels`."""
+        return bool(getattr(section, "webhook_url", ""))
 
     def __init__(self, secret: str, *, timeout_s: float = 10.0, client: httpx.AsyncClient | None = None) -> None:
         if not secret:

@@ -1,22 +1,29 @@
-"""Forum mode (``telegram.forum_chat_id`` set): each handed-off ticket is mirrored in a topic of that
-supergroup. The new-ticket notice and the customer's later messages are posted there, closing the ticket closes
-the topic. Topic creation is I/O, so the channel does it when the first post for a ticket is delivered; the outbox
-then remembers the topic on the ticket (``Ticket.topic_ref`` = ``chat:thread``)."""
+"""The desk mirror (forum mode): each handed-off ticket is mirrored in a thread of a desk chat, when a channel
+offers one (Telegram: a topic of the supergroup ``telegram.forum_chat_id``). The new-ticket notice and the
+customer's later messages are posted there; closing the ticket closes the thread. Creating a thread is I/O, so the
+channel does it when the first post for a ticket is delivered; the outbox then remembers it on the ticket
+(``Ticket.topic_ref``). Which channel mirrors, and how a post is addressed, is that channel's `mirror_target` /
+`mirror_fields` hook."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.core.messages import Button
+from channels.base import known_channels, section_of, traits_of
 from crm_store.models import Ticket
 
 if TYPE_CHECKING:
     from bot.core.outbound import BatchContext
 
 
-def forum_chat(ctx: BatchContext) -> int | None:
-    """The forum supergroup, when forum mode is on."""
-    return ctx.settings.telegram.forum_chat_id
+def desk_mirror(settings: Any) -> tuple[str, str] | None:
+    """(channel, target) of the desk mirror: the first channel whose own settings name a mirror target."""
+    for name in known_channels():
+        target = traits_of(name).mirror_target(section_of(settings, name))
+        if target:
+            return name, target
+    return None
 
 
 def topic_title(ticket: Ticket, tier: str | None, customer_name: str) -> str:
@@ -34,23 +41,21 @@ def post_to_forum(
     buttons: tuple[Button, ...] = (),
     close_topic: bool = False,
 ) -> bool:
-    """Queue `text` for the ticket's topic (the channel creates the topic on first use); False when forum mode
-    is off. Only agents are in the forum: these messages are internal and never reach the customer."""
-    chat = forum_chat(ctx)
-    if chat is None:
+    """Queue `text` for the ticket's mirror thread (the channel creates it on first use); False when no channel
+    mirrors. Only agents are in the desk chat: these messages are desk traffic and never reach the customer."""
+    mirror = desk_mirror(ctx.settings)
+    if mirror is None:
         return False
-    meta = {"forum_topic_for_ticket": str(ticket.id), "topic_title": topic_title(ticket, tier, customer_name)}
-    topic_chat, _, thread = (ticket.topic_ref or "").rpartition(":")
-    if thread and topic_chat == str(chat):  # a topic in an earlier forum chat is not reused
-        meta["message_thread_id"] = thread
-    if close_topic:
-        meta["close_forum_topic"] = "1"
+    channel, target = mirror
+    meta = traits_of(channel).mirror_fields(target, ticket.id, topic_title(ticket, tier, customer_name),
+                                            ticket.topic_ref or "", close_topic)
     ctx.queue_message(
         key=key,
-        channel="telegram",
-        recipient=str(chat),
+        channel=channel,
+        recipient=target,
         text=text,
         author="system",
+        audience="desk",
         ticket_id=ticket.id,
         customer_id=ticket.customer_id,
         buttons=buttons,

@@ -7,16 +7,15 @@ Validation lives here so that every channel refuses bad input the same way.
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-MAX_TEXT_CHARS = 64_000
-"""Text longer than this is truncated for the log row; the raw payload keeps the rest by reference."""
-
 MAX_ID_CHARS = 255
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""Control characters (Unicode category Cc) but tab, newline and carriage return: one pass, any length."""
 
 
 class InvalidMessage(ValueError):
@@ -27,11 +26,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def clean_text(text: str | bytes | None, limit: int = MAX_TEXT_CHARS) -> tuple[str, bool]:
-    """Make any text storable: decode bytes leniently, drop NULs and lone surrogates, bound the length.
+def clean_text(text: str | bytes | None, limit: int | None = None) -> tuple[str, bool]:
+    """Make any text storable: decode bytes leniently, drop NULs, control characters and lone surrogates.
 
-    Returns the cleaned text and whether it was truncated. Never raises: a message with broken text is still a
-    contact worth logging.
+    A customer's message is kept whole, whatever its length (each channel bounds what it accepts at its own
+    edge, with a clear error); `limit` is for short fields (a name, a form field). Returns the cleaned text and
+    whether it was cut to `limit`. Never raises: a message with broken text is still a contact worth logging.
     """
     if text is None:
         return "", False
@@ -39,9 +39,8 @@ def clean_text(text: str | bytes | None, limit: int = MAX_TEXT_CHARS) -> tuple[s
         text = bytes(text).decode("utf-8", errors="replace")
     # Lone surrogates cannot be encoded to UTF-8 (PostgreSQL and SQLite both refuse them).
     text = text.encode("utf-8", errors="replace").decode("utf-8")
-    text = text.replace("\x00", "")
-    text = "".join(ch for ch in text if ch in "\n\t\r" or unicodedata.category(ch) != "Cc")
-    if len(text) > limit:
+    text = _CONTROL.sub("", text)
+    if limit is not None and len(text) > limit:
         return text[:limit], True
     return text, False
 
@@ -74,6 +73,7 @@ class InboundMessage:
     received_at: datetime = field(default_factory=utcnow)
     raw_ref: str = ""
     truncated: bool = False
+    """The channel had to cut the text (the core never does)."""
     edit_of: str = ""
     """External id of the message this one edits (Telegram edits); empty for a new message."""
     meta: tuple[tuple[str, str], ...] = ()

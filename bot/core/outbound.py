@@ -12,6 +12,7 @@ from bot.assistant.responder import Responder
 from bot.core.messages import Button, InboundMessage
 from bot.routing.policy import AgentState, RoutingPolicy
 from bot.settings import Settings
+from channels.base import section_of, traits_of
 from crm_store.models import Ticket
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import contacts as contacts_repo
@@ -139,10 +140,6 @@ def outbox_row(
     }
 
 
-def ticket_tag(ticket_id: int) -> str:
-    return f"[#T-{ticket_id}]"
-
-
 async def reply_to_customer(ctx: BatchContext, ticket: Ticket, text: str, **kwargs: Any) -> None:
     """Queue a message to the ticket's customer (see `address_customer`)."""
     ctx.outbox.append(await address_customer(ctx, ticket, text, **kwargs))
@@ -160,7 +157,8 @@ async def address_customer(
     inbound: InboundMessage | None = None,
 ) -> dict[str, Any]:
     """The outbox row for a message to the customer: on the channel the customer last wrote from on this
-    ticket, threading it where the channel can. Raises LookupError when the customer has no address there.
+    ticket, threaded the way that channel threads (its `reply_fields` hook). Raises LookupError when the
+    customer has no address there.
 
     `inbound` is the message being answered right now (not yet visible as a committed contact).
     """
@@ -179,20 +177,9 @@ async def address_customer(
                 break
     if not address:
         raise LookupError(f"ticket T-{ticket.id}: no address for the customer on {channel}")
-    subject, reply_to, meta = "", "", {}
-    if channel == "email":
-        base = last_subject or ticket.subject or "Your request"
-        base = base if base.lower().startswith("re:") else f"Re: {base}"
-        subject = base if ticket_tag(ticket.id) in base else f"{base} {ticket_tag(ticket.id)}"
-        refs = (
-            [] if ticket.id in ctx.opened else await contacts_repo.thread_message_ids(ctx.session, ticket.id, "email")
-        )
-        if inbound is not None:
-            refs = [r for r in inbound.thread_ref.split() if r not in refs] + refs + [inbound.external_id]
-        reply_to = last_ext or (refs[-1] if refs else "")
-        meta["references"] = " ".join(dict.fromkeys(refs))
-    else:
-        reply_to = last_ext  # the channel decides what replying to it means
+    traits = traits_of(channel)
+    refs = await _thread_refs(ctx, ticket, channel, inbound) if traits.threads else []
+    fields = traits.reply_fields(ticket.id, last_subject or ticket.subject or "", last_ext, refs)
     return outbox_row(
         at=ctx.now,
         audience="customer",
@@ -204,11 +191,19 @@ async def address_customer(
         ticket_id=ticket.id,
         customer_id=ticket.customer_id,
         agent_id=agent_id,
-        subject=subject,
-        reply_to=reply_to,
+        subject=fields.subject,
+        reply_to=fields.reply_to,
         buttons=buttons,
-        meta=meta,
+        meta=dict(fields.meta),
     )
+
+
+async def _thread_refs(ctx: BatchContext, ticket: Ticket, channel: str, inbound: InboundMessage | None) -> list[str]:
+    """The external ids of the conversation on `channel`, oldest first, ending with the message being answered."""
+    refs = [] if ticket.id in ctx.opened else await contacts_repo.thread_message_ids(ctx.session, ticket.id, channel)
+    if inbound is not None:
+        refs = [r for r in inbound.thread_ref.split() if r not in refs] + refs + [inbound.external_id]
+    return refs
 
 
 async def _identities(ctx: BatchContext, customer_id: int):
@@ -218,12 +213,19 @@ async def _identities(ctx: BatchContext, customer_id: int):
 
 
 def preferred_address(addresses: list[tuple[str, str]]) -> tuple[str, str] | None:
-    """Where to reach an agent: Telegram first (the desk lives there), then the console, then anything."""
-    for wanted in ("telegram", "console"):
-        for ch, addr in addresses:
-            if ch == wanted:
-                return ch, addr
-    return addresses[0] if addresses else None
+    """Where to reach an agent: their address on the channel ranked highest for the desk (`desk_rank`: the one
+    agents work in), the first one listed among equals; None when they have no address."""
+    if not addresses:
+        return None
+    best = max(traits_of(ch).desk_rank for ch, _ in addresses)
+    return next((ch, addr) for ch, addr in addresses if traits_of(ch).desk_rank == best)
+
+
+def bot_reply_cap(settings: Settings, channel: str) -> int:
+    """How many answers the bot may give one sender in an hour on `channel`: the channel section's own cap when
+    it has one (email's, against auto-reply loops), else `dispatch.bot_replies_per_sender_per_hour`."""
+    cap = getattr(section_of(settings, channel), traits_of(channel).bot_reply_cap_field, None)
+    return int(cap) if isinstance(cap, int) else settings.dispatch.bot_replies_per_sender_per_hour
 
 
 async def notify_agents(

@@ -68,7 +68,7 @@ def create_web_app(app_ctx: Any) -> FastAPI:
     app.include_router(api_router)
     install_dashboard(app)
     _health_routes(app)
-    _telegram_route(app)
+    _webhook_routes(app)
     return app
 
 
@@ -103,29 +103,27 @@ def _health_routes(app: FastAPI) -> None:
         return JSONResponse({"ready": True})
 
 
-def _telegram_route(app: FastAPI) -> None:
-    """POST /telegram/webhook hands the body and headers to the Telegram channel, when it runs in webhook mode.
+def _webhook_routes(app: FastAPI) -> None:
+    """POST /<channel>/webhook hands the headers and body to that running channel, when it takes webhooks
+    (Telegram in webhook mode): `handle_webhook(headers, body) -> (status, reason)` checks its own secret and
+    size limit; 200 only once the update is stored."""
 
-    The channel's `webhook_handler()` returns `async (body: bytes, headers: dict[str, str]) -> int | None`
-    (an HTTP status; None means 200); it checks the secret token header itself.
-    """
-
-    @app.post("/telegram/webhook", include_in_schema=False)
-    async def telegram_webhook(request: Request) -> Response:
+    @app.post("/{name}/webhook", include_in_schema=False)
+    async def channel_webhook(name: str, request: Request) -> Response:
         registry = getattr(request.app.state.ctx, "registry", None)
-        channel = registry.get("telegram") if registry is not None and "telegram" in registry else None
-        factory = getattr(channel, "webhook_handler", None)
-        if factory is None:
-            return PlainTextResponse("telegram webhook not configured", status_code=404)
+        channel = registry.get(name) if registry is not None and name in registry else None
+        handle = getattr(channel, "handle_webhook", None)
+        if handle is None:
+            return PlainTextResponse(f"{name[:40]} webhook not configured", status_code=404)
         body = await request.body()
         if len(body) > 5_000_000:
             return PlainTextResponse("too large", status_code=413)
         try:
-            status = await factory()(body, {k.lower(): v for k, v in request.headers.items()})
+            status, reason = await handle(dict(request.headers), body)
         except Exception:
-            log.exception("telegram webhook failed")
+            log.exception("%s webhook failed", name[:40])
             return PlainTextResponse("error", status_code=500)
-        return PlainTextResponse("ok" if not status or status < 400 else "refused", status_code=status or 200)
+        return PlainTextResponse(reason, status_code=status)
 
 
 class _QuietServer(uvicorn.Server):

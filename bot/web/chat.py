@@ -21,10 +21,9 @@ router = APIRouter(include_in_schema=False)
 
 
 def _webchat(ctx: Any) -> Any:
+    """The running channel that serves visitors' WebSockets (`serve(socket, visitor_id, on_open=...)`)."""
     registry = getattr(ctx, "registry", None)
-    if registry is None or "webchat" not in registry:
-        return None
-    return registry.get("webchat")
+    return next((c for c in registry or () if callable(getattr(c, "serve", None))), None)
 
 
 def history_frame(contact: Contact) -> dict[str, Any] | None:

@@ -18,14 +18,14 @@ from bot.core.messages import Deliver, DeliveryError, InboundMessage, OutboundMe
 
 from .imap import ImapAccount, ImapInbox
 from .listener import DeliveringHandler, start_listener
-from .outbound import BadOutboundMail, build_email
+from .outbound import BadOutboundMail, EmailTraits, build_email
 from .parse import parse_mail
 from .store import ContentStore
 
 log = logging.getLogger(__name__)
 
 
-class EmailChannel:
+class EmailChannel(EmailTraits):
     def __init__(
         self,
         *,
@@ -78,14 +78,17 @@ class EmailChannel:
         self._server: asyncio.Server | None = None
 
     @classmethod
-    def from_settings(cls, section: Any, **overrides: Any) -> EmailChannel:
-        """From the email settings section (or any object/dict with the same field names)."""
+    def from_settings(cls, section: Any, *, send_only: bool = False, **overrides: Any) -> EmailChannel:
+        """From the email settings section (or any object/dict with the same field names); `send_only` sends by
+        SMTP without IMAP or the listener."""
         if hasattr(section, "model_dump"):
             values = section.model_dump()
         elif isinstance(section, dict):
             values = dict(section)
         else:
             values = {f.name: getattr(section, f.name) for f in fields(section)}
+        if send_only:
+            values.update(imap_host="", lmtp_listen="")
         values.update(overrides)
         return cls(**values)
 

@@ -40,7 +40,8 @@ _SUPERSETS = {
 }
 
 HTML_MAX_CHARS = 100_000
-"""HTML beyond this is cut before conversion: html2text is linear but slow, and no agent reads megabytes."""
+"""HTML beyond this is converted by the plain tag stripper instead of html2text (linear but slow on markup-heavy
+megabytes): the text is kept whole either way."""
 
 
 def codec_for(charset: str | None) -> str | None:
@@ -118,7 +119,8 @@ _SKIP_BLOCKS = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.I | re.S)
 
 def html_to_text(html: str) -> str:
     """Readable text from an HTML mail body (html2text; a tag stripper if that fails on broken markup)."""
-    html = html[:HTML_MAX_CHARS]
+    if len(html) > HTML_MAX_CHARS:
+        return _strip_tags(html)
     try:
         import html2text
 
@@ -132,7 +134,13 @@ def html_to_text(html: str) -> str:
         text = conv.handle(html)
     except Exception as exc:  # html2text raises on some broken markup; the crude text is better than none
         log.info("html2text failed (%s: %s); falling back to tag stripping", type(exc).__name__, exc)
-        import html as html_mod
+        return _strip_tags(html)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
-        text = html_mod.unescape(_TAG.sub(" ", _SKIP_BLOCKS.sub(" ", html)))
+
+def _strip_tags(html: str) -> str:
+    """The crude text of any HTML, in linear time: tags and script/style blocks dropped, entities decoded."""
+    import html as html_mod
+
+    text = html_mod.unescape(_TAG.sub(" ", _SKIP_BLOCKS.sub(" ", html)))
     return re.sub(r"\n{3,}", "\n\n", text).strip()

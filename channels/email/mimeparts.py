@@ -15,8 +15,8 @@ from .store import ContentStore
 MAX_DEPTH = 12
 """Deeper MIME nesting is not walked: its parts are neither text nor attachments we keep."""
 MAX_PARTS = 200
-MAX_TEXT_CHARS = 100_000
-"""Decoded text beyond this is cut before quote stripping (the log keeps 64k anyway)."""
+# The text is never cut: a mail is bounded by its size (parse.MAX_MESSAGE_BYTES), and a customer's message is
+# stored whole, however long.
 
 
 @dataclass
@@ -153,12 +153,12 @@ def payload_bytes(part: Message) -> bytes:
 
 
 def _part_text(part: Message) -> str:
-    data = payload_bytes(part)[: MAX_TEXT_CHARS * 4]
+    data = payload_bytes(part)
     try:
         charset = part.get_content_charset()
     except Exception:
         charset = None
-    return decode_bytes(data, charset)[0][:MAX_TEXT_CHARS]
+    return decode_bytes(data, charset)[0]
 
 
 def body_text(body: Body, msg: Message, raw: bytes, headers_only: bool) -> tuple[str, bool]:
@@ -169,7 +169,7 @@ def body_text(body: Body, msg: Message, raw: bytes, headers_only: bool) -> tuple
         text = html_to_text(html) if html else ""
     if not text and body.too_deep:
         text = _deep_text(msg, raw, headers_only)
-    return strip_quotes_and_signature(text[:MAX_TEXT_CHARS])
+    return strip_quotes_and_signature(text)
 
 
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
@@ -186,6 +186,6 @@ def _deep_text(msg: Message, raw: bytes, headers_only: bool) -> str:
         if text:
             return text
     parts = _BLANK_LINE.split(raw, maxsplit=1)
-    rest = decode_bytes(parts[1][:4_000_000], None)[0] if len(parts) > 1 else ""
+    rest = decode_bytes(parts[1], None)[0] if len(parts) > 1 else ""
     lines = [line for line in rest.splitlines() if line.strip() and not _MIME_NOISE.match(line)]
-    return "\n".join(lines)[:MAX_TEXT_CHARS]
+    return "\n".join(lines)

@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 
 from bot.core.messages import OutboundMessage
+from channels.base import ChannelTraits, ReplyFields
 
 MAX_REFERENCES = 20
 _MSGID = re.compile(r"<[^<>\s]{1,250}>")
@@ -24,6 +25,22 @@ class BadOutboundMail(ValueError):
 
 def ticket_tag(ticket_id: int) -> str:
     return f"[#T-{ticket_id}]"
+
+
+class EmailTraits(ChannelTraits):
+    """Mail threads: a reply is "Re: <subject> [#T-n]", In-Reply-To the customer's last mail, References the
+    conversation's earlier Message-IDs (so the customer's client, and our own threading, keep one thread)."""
+
+    threads = True
+
+    @staticmethod
+    def reply_fields(ticket_id: int, subject: str, last_ext: str, refs: list[str]) -> ReplyFields:
+        base = subject or "Your request"
+        base = base if base.lower().startswith("re:") else f"Re: {base}"
+        tag = ticket_tag(ticket_id)
+        subject = base if tag in base else f"{base} {tag}"
+        reply_to = last_ext or (refs[-1] if refs else "")
+        return ReplyFields(subject, reply_to, (("references", " ".join(dict.fromkeys(refs))),))
 
 
 def subject_for(message: OutboundMessage) -> str:

@@ -28,23 +28,19 @@ from aiogram.client.telegram import TelegramAPIServer
 from bot.core.messages import Button, Deliver, DeliveryError, OutboundMessage
 from channels.telegram.embed import feed_update, fetch_bot_username
 from channels.telegram.sender import RateLimiter, SendPolicy, TelegramSender
+from channels.telegram.traits import CLOSE_TOPIC, FORUM_TICKET, THREAD, TOPIC_TITLE, TelegramTraits
 
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-FORUM_TICKET = "forum_topic_for_ticket"
-"""Outbound meta: this message belongs in the forum topic of that ticket (created on first use)."""
-TOPIC_TITLE = "topic_title"
-THREAD = "message_thread_id"
-CLOSE_TOPIC = "close_forum_topic"
-"""Outbound meta: close the topic once this message is in it."""
+__all__ = ["CLOSE_TOPIC", "FORUM_TICKET", "SECRET_HEADER", "THREAD", "TOPIC_TITLE", "TelegramChannel"]
 TOPIC_MARK = "#topic="
 """Appended to the external id of a message sent into a ticket's topic: ``m{chat}:{id}#topic={chat}:{thread}``."""
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 MAX_WEBHOOK_BYTES = 1_000_000
 
 
-class TelegramChannel:
+class TelegramChannel(TelegramTraits):
     """`Channel` for Telegram. ``mode="polling"`` polls from `start`; ``"webhook"`` registers `webhook_url` (if
     given) and waits for `webhook_handler()` / `asgi_app()` to be mounted on a web server; ``"embedded"`` only
     sends: an existing bot receives and feeds tierdesk through `channels.telegram.embed`."""
@@ -88,6 +84,17 @@ class TelegramChannel:
         """(forum chat, ticket) → thread created here, for messages queued before the ticket knew its topic."""
         self._closing: dict[str, str] = {}
         """Idempotency key → external id of a closing message that was sent but whose topic is not closed yet."""
+
+    @classmethod
+    def from_settings(cls, section: Any, *, send_only: bool = False) -> TelegramChannel:
+        """From the telegram settings section; `send_only` sends without receiving ("embedded": polling here
+        would take the receiving process's updates away)."""
+        if not section.token:
+            raise ValueError("telegram has no bot token (set TIERDESK_TELEGRAM__TOKEN)")
+        return cls(
+            section.token, section.api_server, "embedded" if send_only else section.mode,
+            section.webhook_secret, section.webhook_url, forum_chat_id=section.forum_chat_id,
+        )
 
     # -- Channel protocol ----------------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from bot.core.messages import Deliver, InboundMessage, InvalidMessage, OutboundMessage
+from channels.base import ChannelTraits
 from channels.webchat.frames import BadFrame, Frame, dump, parse_frame
 
 log = logging.getLogger(__name__)
@@ -46,15 +47,23 @@ class _Conn:
             return False
 
 
-class WebChatChannel:
-    """Channel "webchat": one visitor id, any number of open sockets."""
+class WebChatChannel(ChannelTraits):
+    """Channel "webchat": one visitor id, any number of open sockets. What a visitor may send is bounded by
+    `max_message_chars` (a longer message gets a "too_long" error frame, never a cut); replies go out whole in
+    one frame, whatever their length: the widget shows them as they are."""
 
     name = "webchat"
+    section = "web"
+    can_send_only = False  # the visitors' sockets are held by the receiving process
 
     def __init__(self, *, max_message_chars: int = 4000) -> None:
         self.max_message_chars = max_message_chars
         self._deliver: Deliver | None = None
         self._conns: dict[str, set[_Conn]] = {}
+
+    @classmethod
+    def from_settings(cls, section: Any, *, send_only: bool = False) -> WebChatChannel:
+        return cls(max_message_chars=section.max_message_chars)
 
     # --- Channel protocol -------------------------------------------------------------------------------------
     async def start(self, deliver: Deliver) -> None:
