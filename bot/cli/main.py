@@ -95,6 +95,10 @@ def agents_add(
     languages: str = typer.Option("", "--languages", help="comma-separated, e.g. en,ru"),
     skills: str = typer.Option("", "--skills"),
     capacity: int = typer.Option(5, "--capacity"),
+    auto_assign: bool | None = typer.Option(
+        None, "--auto-assign/--no-auto-assign",
+        help="whether routing hands them tickets by itself (default: agents yes, supervisors and admins no)",
+    ),
 ) -> None:
     """Register an agent with their channel addresses."""
     from crm_store.errors import Conflict
@@ -117,6 +121,7 @@ def agents_add(
                 languages=split(languages),
                 skills=split(skills),
                 capacity=capacity,
+                auto_assign=auto_assign,
             )
             return agent.id
 

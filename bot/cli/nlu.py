@@ -151,7 +151,7 @@ def actions(
     port: int = typer.Option(5055, help="Port (Rasa's default for action servers is 5055)."),
 ) -> None:
     """Serve tierdesk's CRM actions to a Rasa assistant (rasa-sdk action server)."""
-    from nlu.actions import serve
+    from bot.assistant.rasa_actions import serve
 
     settings = get_settings()
     console.print(f"rasa-sdk action server on http://{host}:{port}/webhook")

@@ -204,3 +204,35 @@ async def test_agent_states_map_auto_assign_from_the_agent_row(db):
         ("supervisor", None): False, ("supervisor", True): True, ("supervisor", False): False,
         ("admin", None): False, ("admin", True): True, ("admin", False): False,
     }
+
+
+def test_agents_add_records_the_auto_assign_choice(sqlite_db, monkeypatch):
+    import asyncio
+
+    from sqlalchemy import select
+    from typer.testing import CliRunner
+
+    from bot import settings as settings_module
+    from bot.cli.main import app
+    from crm_store.engine import make_engine, make_sessionmaker
+    from crm_store.models import Agent
+
+    monkeypatch.setenv("TIERDESK_DATABASE_URL", sqlite_db.url)
+    settings_module.get_settings.cache_clear()
+    try:
+        for args in (["--name", "Sue", "--role", "supervisor", "--auto-assign"], ["--name", "Ann", "--no-auto-assign"],
+                     ["--name", "Bob"]):
+            result = CliRunner().invoke(app, ["agents", "add", *args])
+            assert result.exit_code == 0, result.output
+    finally:
+        settings_module.get_settings.cache_clear()
+
+    async def flags() -> dict[str, bool | None]:
+        engine = make_engine(sqlite_db.url)  # this test's own loop: the CLI ran its own
+        try:
+            async with make_sessionmaker(engine)() as s:
+                return {a.name: a.auto_assign for a in await s.scalars(select(Agent))}
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(flags()) == {"Sue": True, "Ann": False, "Bob": None}

@@ -1,5 +1,5 @@
-"""The rasa-sdk action server, for real: `python -m nlu.actions` on 127.0.0.1, Rasa webhook payloads over HTTP,
-the CRM on SQLite and PostgreSQL."""
+"""The rasa-sdk action server, for real: `python -m bot.assistant.rasa_actions` on 127.0.0.1, Rasa webhook
+payloads over HTTP, the CRM on SQLite and PostgreSQL; tickets it opens are routed by the ticket core."""
 
 from __future__ import annotations
 
@@ -11,14 +11,17 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
-from crm_store.models import Contact, Customer, Identity
+from crm_store.models import Contact, Customer, Identity, OutboxItem
 from crm_store.repositories import tickets as tickets_repo
+from crm_store.repositories.agents import add_agent
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_S = 120
@@ -65,7 +68,7 @@ def payload(action: str, *, sender: str = "chat-1", channel: str = "telegram", t
 
 def start_server(db, log_path: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    args = [sys.executable, "-m", "nlu.actions", "--database-url", db.url, "--port", str(port)]
+    args = [sys.executable, "-m", "bot.assistant.rasa_actions", "--database-url", db.url, "--port", str(port)]
     if db.schema:
         args += ["--schema", db.schema]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -111,9 +114,12 @@ def texts(result: dict) -> list[str]:
     return [r.get("text") for r in result["responses"] if r.get("text")]
 
 
-async def seed(db) -> tuple[int, int]:
+async def seed(db) -> tuple[int, int, int]:
+    """Two customers, an agent serving VIPs and a supervisor (who is not handed tickets unless they opt in)."""
     async with db.sessions() as s, s.begin():
-        vip = Customer(name="Vera Ivanova", tier="vip", language="ru")
+        await add_agent(s, name="Boss", role="supervisor", capacity=10, addresses={"telegram": "boss-1"})
+        kim = await add_agent(s, name="Kim", tiers=["VIP"], capacity=5, addresses={"telegram": "kim-1"})
+        vip = Customer(name="Vera Ivanova", tier="VIP", language="ru")
         other = Customer(name="Otto", tier="ordinary")
         s.add_all([vip, other])
         await s.flush()
@@ -124,19 +130,19 @@ async def seed(db) -> tuple[int, int]:
         ])
         s.add(Contact(channel="telegram", external_id="m1", direction="in", customer_id=vip.id,
                       text="где мой заказ 48213"))
-        return vip.id, other.id
+        return vip.id, other.id, kim.id
 
 
 async def test_actions_through_the_real_rasa_sdk_server(action_server) -> None:
     base, db = action_server
-    vip_id, other_id = await seed(db)
+    vip_id, other_id, kim_id = await seed(db)
     async with httpx.AsyncClient(base_url=base, timeout=20) as http:
         listed = (await http.get("/actions")).json()
         assert {a["name"] for a in listed} >= {"action_customer_lookup", "action_customer_history",
                                                 "action_open_ticket", "action_ticket_status"}
 
         found = (await http.post("/webhook", json=payload("action_customer_lookup", text="hi"))).json()
-        assert slots(found) == {"customer_id": str(vip_id), "customer_name": "Vera Ivanova", "customer_tier": "vip"}
+        assert slots(found) == {"customer_id": str(vip_id), "customer_name": "Vera Ivanova", "customer_tier": "VIP"}
 
         by_email = (await http.post("/webhook", json=payload(
             "action_customer_lookup", sender="unknown", text="I am vera@example.com",
@@ -173,12 +179,29 @@ async def test_actions_through_the_real_rasa_sdk_server(action_server) -> None:
 
         missing = (await http.post("/webhook", json=payload("action_ticket_status", text="T-999999"))).json()
         assert slots(missing)["ticket_status"] is None
+        huge = (await http.post("/webhook", json=payload("action_ticket_status", text="T-" + "9" * 30))).json()
+        assert slots(huge)["ticket_status"] is None and texts(huge)[0].startswith("I could not find ticket T-")
+
+        anonymous = (await http.post("/webhook", json=payload(
+            "action_ticket_status", sender="nobody", text=f"status of {ticket_ref}"))).json()
+        assert slots(anonymous)["ticket_status"] is None, "a stranger learns nothing"
 
         unknown = await http.post("/webhook", json=payload("action_does_not_exist"))
         assert unknown.status_code == 404
 
     async with db.sessions() as s:
         ticket = await tickets_repo.get_ticket(s, int(ticket_ref[2:]))
-        assert ticket.customer_id == vip_id and ticket.intent == "order_status" and ticket.language == "en"
-        assert ticket.subject == "my parcel never came" and ticket.channel == "rasa"
-        assert [e.kind for e in await tickets_repo.ticket_events(s, ticket.id)] == ["opened"]
+        events = await tickets_repo.ticket_events(s, ticket.id)
+        outbox = list(await s.scalars(select(OutboxItem).order_by(OutboxItem.id)))
+    assert ticket.customer_id == vip_id and ticket.intent == "order_status" and ticket.language == "en"
+    assert ticket.subject == "my parcel never came" and ticket.channel == "rasa" and ticket.source == "rasa"
+    # routed like any ticket that needs a person: the VIP queue, priority and SLA, the agent serving VIPs
+    assert (ticket.queue, ticket.priority, ticket.tier_at_open) == ("vip", 1, "VIP")
+    assert ticket.handoff_reason == "opened by a Rasa assistant" and ticket.assignee_id == kim_id
+    assert ticket.first_response_due == ticket.created_at + timedelta(minutes=15)
+    assert ticket.resolution_due == ticket.created_at + timedelta(hours=4)
+    assert ticket.first_responded_at is None
+    assert [e.kind for e in events] == ["opened", "routed"]
+    # the assigned agent is told (desk traffic); the customer hears from Rasa itself, not from our outbox
+    assert [(o.recipient, o.audience) for o in outbox] == [("kim-1", "desk")]
+    assert outbox[0].text.startswith(f"New ticket {ticket_ref} · VIP · rasa")

@@ -1,20 +1,23 @@
 """rasa-sdk custom actions that let an existing Rasa assistant use tierdesk's CRM.
 
-    python -m nlu.actions --database-url URL [--schema S] [--host 127.0.0.1] [--port 5055]
+    python -m bot.assistant.rasa_actions --database-url URL [--schema S] [--host 127.0.0.1] [--port 5055]
 
-(or `tierdesk actions`). Rasa calls POST /webhook with the tracker; each action reads/writes the CRM through
-`crm_store` repositories in one transaction of its own and answers with events:
+(or `tierdesk actions`). Rasa calls POST /webhook with the tracker; each action reads the CRM through
+`crm_store` repositories, and changes tickets only through the ticket core (`bot.tickets`), in one transaction of
+its own, and answers with events:
 
 - action_customer_lookup — slot `customer_ref` (id, e-mail, phone, @user), else an email/phone entity of the
   last message, else the sender id → sets `customer_id`, `customer_name`, `customer_tier` (None when unknown).
 - action_customer_history — the last contacts of `customer_id` (looked up as above when unset), as text and as
   a custom payload.
-- action_open_ticket — opens a ticket for the customer from the last message (intent, language slot) or
-  returns the one already active → sets `ticket_id` ("T-<n>") and `ticket_status`.
-- action_ticket_status — slot `ticket_id` (or a "T-12"/"#12" in the message) → sets `ticket_status`.
+- action_open_ticket — opens a ticket for the customer from the last message (intent, language slot) and hands
+  it to a person the way any channel's ticket is routed (tier, queue, SLA, assignee, notices), or returns the one
+  already active → sets `ticket_id` ("T-<n>") and `ticket_status`.
+- action_ticket_status — slot `ticket_id` (or a "T-12"/"#12" in the message) → sets `ticket_status`; only the
+  ticket's own customer learns it.
 
-The actions hold only the database URL (they must pickle into Sanic's worker process); the engine is made
-on first use inside the worker's event loop.
+The actions hold only the database URL (they must pickle into Sanic's worker process); the engine, the settings
+and the routing policy are made on first use inside the worker's event loop.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -29,34 +33,57 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.routing.policy import RouteRequest, RoutingPolicy, route
+from bot.settings import Settings, get_settings
+from bot.tickets import BOT, TicketError, apply, lifecycle, parse_id, request_cause, ticket_work
 from crm_store.engine import make_engine, make_sessionmaker
 from crm_store.errors import NotFound
-from crm_store.models import Customer
+from crm_store.models import Customer, Ticket
 from crm_store.repositories import contacts as contacts_repo
 from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import tickets as tickets_repo
+from crm_store.repositories.value import lock_for_writing
 
 log = logging.getLogger(__name__)
 
 RASA_CHANNEL = "rasa"
 HISTORY_SIZE = 5
-_TICKET_REF = re.compile(r"(?:\bT-|#)(\d{1,12})\b|^\s*(\d{1,12})\s*$", re.IGNORECASE)
-_ENGINES: dict[tuple[str, str | None], tuple[AsyncEngine, async_sessionmaker[AsyncSession]]] = {}
+HANDOFF_REASON = "opened by a Rasa assistant"
+_TICKET_REF = re.compile(r"(?:\bT-?|#)(\d+)\b|^\s*(\d+)\s*$", re.IGNORECASE)
 
 
-def _sessions(url: str, schema: str | None) -> async_sessionmaker[AsyncSession]:
-    """One engine per process and database, made lazily in the running loop."""
+@dataclass(frozen=True)
+class Runtime:
+    """What the actions need in the server process: sessions, the settings and the routing policy."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    settings: Settings
+    policy: RoutingPolicy
+
+
+_RUNTIMES: dict[tuple[str, str | None], Runtime] = {}
+
+
+def _runtime(url: str, schema: str | None) -> Runtime:
+    """One engine per process and database, made lazily in the running loop, with the settings tierdesk runs
+    with (for webhooks and the routing policy) pointed at that database."""
     key = (url, schema)
-    if key not in _ENGINES:
+    if key not in _RUNTIMES:
+        from bot.app import load_policy
+
+        settings = get_settings().model_copy(update={"database_url": url, "database_schema": schema})
         engine = make_engine(url, schema=schema)
-        _ENGINES[key] = (engine, make_sessionmaker(engine))
-    return _ENGINES[key][1]
+        _RUNTIMES[key] = Runtime(engine, make_sessionmaker(engine), settings, load_policy(settings))
+    return _RUNTIMES[key]
 
 
 class CrmAction(Action):
     """An action bound to one CRM database (by URL, so it pickles)."""
 
     action_name = ""
+    writes = False
+    """Takes the write lock first (SQLite: a transaction that reads, then writes, must not lose its turn)."""
 
     def __init__(self, database_url: str, schema: str | None = None) -> None:
         self.database_url, self.schema = database_url, schema
@@ -64,9 +91,15 @@ class CrmAction(Action):
     def name(self) -> str:
         return self.action_name
 
+    @property
+    def runtime(self) -> Runtime:
+        return _runtime(self.database_url, self.schema)
+
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict]:
         try:
-            async with _sessions(self.database_url, self.schema)() as session, session.begin():
+            async with self.runtime.sessions() as session, session.begin():
+                if self.writes:
+                    await lock_for_writing(session)
                 return await self.act(session, dispatcher, tracker)
         except Exception:  # Rasa gets a polite answer, the log gets the details
             log.exception("%s failed", self.action_name)
@@ -160,8 +193,15 @@ class ActionCustomerHistory(CrmAction):
         return _customer_slots(customer)
 
 
+def _ticket_slots(ticket: Ticket | None) -> list[dict]:
+    if ticket is None:
+        return [SlotSet("ticket_id", None), SlotSet("ticket_status", None)]
+    return [SlotSet("ticket_id", f"T-{ticket.id}"), SlotSet("ticket_status", ticket.status)]
+
+
 class ActionOpenTicket(CrmAction):
     action_name = "action_open_ticket"
+    writes = True
 
     async def act(self, session: AsyncSession, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict]:
         customer = await _customer(session, tracker)
@@ -171,49 +211,69 @@ class ActionOpenTicket(CrmAction):
         active = (await tickets_repo.active_tickets(session, [customer.id])).get(customer.id)
         if active is not None:
             dispatcher.utter_message(text=f"You already have ticket T-{active.id} open; we will continue there.")
-            return [*_customer_slots(customer), SlotSet("ticket_id", f"T-{active.id}"),
-                    SlotSet("ticket_status", active.status)]
-        message = tracker.latest_message or {}
-        intent = (message.get("intent") or {}).get("name")
-        tier = customer.manual_tier or customer.tier
-        ticket = await tickets_repo.open_ticket(
-            session,
-            customer_id=customer.id,
-            channel=RASA_CHANNEL,
-            status="open",
-            tier_at_open=tier,
-            subject=(message.get("text") or "")[:255],
-            intent=intent[:64] if intent else None,
-            language=(tracker.get_slot("language") or customer.language),
-            handoff_reason="opened by a Rasa assistant",
-        )
-        tickets_repo.add_event(session, ticket.id, "opened", actor="bot", source="rasa", intent=intent)
+            return [*_customer_slots(customer), *_ticket_slots(active)]
+        ticket = await self.open_and_route(session, customer, tracker)
         dispatcher.utter_message(text=f"I have opened ticket T-{ticket.id}; a person from our team will reply.")
-        return [*_customer_slots(customer), SlotSet("ticket_id", f"T-{ticket.id}"), SlotSet("ticket_status", "open")]
+        return [*_customer_slots(customer), *_ticket_slots(ticket)]
+
+    async def open_and_route(self, session: AsyncSession, customer: Customer, tracker: Tracker) -> Ticket:
+        """Open the ticket and hand it to a person through the ticket core, as the dispatcher does for a message
+        that needs one. The Rasa assistant answers the customer itself, so the core sends no acknowledgement."""
+        rt = self.runtime
+        message = tracker.latest_message or {}
+        intent = ((message.get("intent") or {}).get("name") or "")[:64] or None
+        text = message.get("text") or ""
+        tier = customer.manual_tier or customer.tier
+        language = tracker.get_slot("language") or customer.language
+        subject = lifecycle.subject_of(text)
+        async with ticket_work(session, rt.settings, rt.policy) as ctx:
+            ticket = await tickets_repo.open_ticket(session, **lifecycle.open_fields(
+                customer_id=customer.id, channel=RASA_CHANNEL, tier=tier, now=ctx.now, subject=subject,
+                source="rasa",
+            ))
+            tickets_repo.add_event(session, ticket.id, "opened", actor="bot", at=ctx.now, source="rasa",
+                                   intent=intent)
+            agents = await ctx.agent_states()
+            routed = route(RouteRequest(tier=tier, opened_at=ctx.now, language=language,
+                                        key_account_manager_id=customer.key_account_manager_id),
+                           list(agents.values()), ctx.policy)
+            decision = lifecycle.route(
+                ticket, routed, tier=tier, reason=HANDOFF_REASON, intent=intent, language=language,
+                agents=agents.values(), customer_name=customer.name or f"C-{customer.id}", text=text,
+                channel=RASA_CHANNEL, subject=subject, now=ctx.now, ack=False,
+            )
+            await apply(ctx, ticket, decision, BOT, cause=request_cause())
+        return ticket
+
+
+def _ticket_ref(tracker: Tracker) -> str | None:
+    """The ticket number the customer means: the `ticket_id` slot or entity, else a T-12 / #12 in the message."""
+    ref = tracker.get_slot("ticket_id") or _entity(tracker, "ticket_id") or tracker.latest_message.get("text")
+    match = _TICKET_REF.search(str(ref or ""))
+    return (match.group(1) or match.group(2)) if match else None
 
 
 class ActionTicketStatus(CrmAction):
     action_name = "action_ticket_status"
 
     async def act(self, session: AsyncSession, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict]:
-        ref = tracker.get_slot("ticket_id") or _entity(tracker, "ticket_id") or tracker.latest_message.get("text")
-        match = _TICKET_REF.search(str(ref or ""))
-        if not match:
+        ref = _ticket_ref(tracker)
+        if ref is None:
             dispatcher.utter_message(text="Which ticket? Please give its number, like T-12.")
             return [SlotSet("ticket_status", None)]
-        ticket_id = int(match.group(1) or match.group(2))
         try:
+            ticket_id = parse_id(ref)
             ticket = await tickets_repo.get_ticket(session, ticket_id)
-        except NotFound:
-            dispatcher.utter_message(text=f"I could not find ticket T-{ticket_id}.")
-            return [SlotSet("ticket_id", None), SlotSet("ticket_status", None)]
+        except (TicketError, NotFound):
+            dispatcher.utter_message(text=f"I could not find ticket T-{ref[:20]}.")
+            return _ticket_slots(None)
         customer = await _customer(session, tracker)
-        if customer is not None and customer.id != ticket.customer_id:
-            # Only the ticket's own customer learns its status.
+        if customer is None or customer.id != ticket.customer_id:
+            # Only the ticket's own customer learns its status; to anyone else it does not exist.
             dispatcher.utter_message(text=f"I could not find ticket T-{ticket_id}.")
-            return [SlotSet("ticket_id", None), SlotSet("ticket_status", None)]
+            return _ticket_slots(None)
         dispatcher.utter_message(text=f"Ticket T-{ticket.id} is {ticket.status}.")
-        return [SlotSet("ticket_id", f"T-{ticket.id}"), SlotSet("ticket_status", ticket.status)]
+        return _ticket_slots(ticket)
 
 
 ACTIONS = (ActionCustomerLookup, ActionCustomerHistory, ActionOpenTicket, ActionTicketStatus)
