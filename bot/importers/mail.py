@@ -2,7 +2,9 @@
 
 Each message goes through the same parser as live mail and the same dispatcher (threading, customers,
 tickets), marked ("imported", "1") and ("no_auto_reply", "1") so nobody gets a bot answer to a mail from
-last year. The Message-ID is the idempotency key: importing the same archive twice changes nothing.
+last year. Its `received_at` is the mail's own Date header (the parser's default when no time is given), so
+the dispatcher files it as imported history on that date: no SLA clock, nobody paged. The importer holds no
+ticket rule of its own. The Message-ID is the idempotency key: importing the same archive twice changes nothing.
 """
 
 from __future__ import annotations
@@ -145,6 +147,7 @@ async def _import_one(source: MailSource, deliver: Deliver, is_threaded: IsThrea
         summary.errors.append({"source": source.label, "error": f"unreadable: {exc}"})
         return
     try:
+        # received_at left out on purpose: the parser takes the mail's Date header (not the moment of import)
         msg = parse_mail(raw, store=store, attachment_max_bytes=max_bytes, channel=channel, extra_meta=IMPORT_META)
     except MailRejected as exc:
         summary.rejected.append({"source": source.label, "reason": exc.reason})

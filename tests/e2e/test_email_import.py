@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import mailbox
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,13 +15,15 @@ from bot.cli.mail import run_import
 from bot.settings import DispatchSettings, EmailSettings, NluSettings, OutboxSettings, Settings
 from channels.email.store import ContentStore
 from crm_store.models import Contact, OutboxItem, Ticket
+from crm_store.repositories.agents import add_agent
 
 MIME = Path(__file__).parent.parent / "channels" / "mime"
 
 
-def mail(mid: str, text: str, *, sender: str = "ann@example.org", reply_to: str = "", subject: str = "Order") -> bytes:
+def mail(mid: str, text: str, *, sender: str = "ann@example.org", reply_to: str = "", subject: str = "Order",
+         date: str = "Mon, 03 Mar 2025 10:00:00 +0000") -> bytes:
     head = f"From: Ann <{sender}>\nTo: support@desk.test\nSubject: {subject}\nMessage-ID: <{mid}>\n"
-    head += "Date: Mon, 03 Mar 2025 10:00:00 +0000\n"
+    head += f"Date: {date}\n"
     if reply_to:
         head += f"In-Reply-To: <{reply_to}>\nReferences: <{reply_to}>\n"
     return (head + "\n" + text + "\n").encode()
@@ -31,13 +34,16 @@ def archive(tmp_path: Path) -> list[Path]:
     mbox_path = tmp_path / "support.mbox"
     box = mailbox.mbox(mbox_path)
     box.add(mail("t1@example.org", "My order 77 is late."))
-    box.add(mail("t2@example.org", "Any news on order 77?", reply_to="t1@example.org", subject="Re: Order"))
+    box.add(mail("t2@example.org", "Any news on order 77?", reply_to="t1@example.org", subject="Re: Order",
+                 date="Tue, 04 Mar 2025 09:30:00 +0100"))
     box.add(b"Subject: no sender\n\nlost\n")
     box.flush()
     box.close()
     md = mailbox.Maildir(tmp_path / "Maildir", create=True)
-    md.add(mail("t3@example.org", "Still waiting.", reply_to="t2@example.org", subject="Re: Order"))
-    md.add(mail("b1@example.org", "Hello, a new question.", sender="bob@example.org", subject="Hi"))
+    md.add(mail("t3@example.org", "Still waiting.", reply_to="t2@example.org", subject="Re: Order",
+                date="Wed, 05 Mar 2025 08:00:00 +0000"))
+    md.add(mail("b1@example.org", "Hello, a new question.", sender="bob@example.org", subject="Hi",
+                date="Thu, 06 Mar 2025 12:30:00 -0500"))
     md.close()
     eml = tmp_path / "loose"
     eml.mkdir()
@@ -82,6 +88,37 @@ async def test_import_threads_and_is_idempotent(db, tmp_path: Path) -> None:
     assert ContentStore.get(contacts["<t1@example.org>"].raw_ref).startswith(b"From: Ann")
     assert outbox == []  # imported mail never gets a bot answer
     assert len(tickets) >= 3
+
+
+async def test_imported_mail_is_history_filed_on_its_own_date(db, tmp_path: Path) -> None:
+    """Imported mail is history: each ticket is dated by the Date header of the mail that opened it, starts no
+    SLA clock and pages nobody, now or when the SLA clock runs afterwards."""
+    from bot.app import load_policy
+    from bot.routing.sla_worker import escalation_pass, pickup_pass
+
+    async with db.sessions() as s, s.begin():
+        await add_agent(s, name="Ann", capacity=50, addresses={"telegram": "500"})
+        await add_agent(s, name="Root", role="admin", auto_assign=True, capacity=50, addresses={"telegram": "501"})
+    settings = settings_for(db, tmp_path)
+    await run_import(settings, archive(tmp_path))
+    async with db.sessions() as s:
+        tickets = {t.id: t for t in await s.scalars(select(Ticket))}
+        opened_by = {c.external_id: c.ticket_id for c in await s.scalars(select(Contact).where(
+            Contact.direction == "in"))}
+    assert tickets and {t.source for t in tickets.values()} == {"imported"}
+    for t in tickets.values():
+        assert (t.first_response_due, t.resolution_due, t.assignee_id, t.escalation_level) == (None, None, None, 0)
+    # the thread's ticket is as old as its first mail, not as the later replies or the import
+    assert tickets[opened_by["<t1@example.org>"]].created_at == datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
+    assert tickets[opened_by["<b1@example.org>"]].created_at == datetime(2025, 3, 6, 17, 30, tzinfo=UTC)
+    assert tickets[opened_by["<koi8r-1@mail.example.org>"]].created_at == datetime(2025, 3, 3, 7, 0, tzinfo=UTC)
+
+    policy = load_policy(settings)
+    assert await escalation_pass(db.sessions, policy, settings=settings) == []
+    assert await pickup_pass(db.sessions, settings=settings, policy=policy) == []
+    async with db.sessions() as s:
+        assert list(await s.scalars(select(OutboxItem))) == []
+        assert {t.assignee_id for t in await s.scalars(select(Ticket))} == {None}
 
 
 def test_cli_json_summary(sqlite_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
