@@ -1,4 +1,4 @@
-"""Tables the dashboard reads instead of scanning the contact log: contacts counted per UTC day.
+"""Tables the dashboard reads instead of scanning the contact log: customer contacts counted per UTC day.
 
 Kept by crm_store.repositories.contact_days (whole days recomputed when touched), so a month's chart reads a few
 hundred rows instead of grouping a few hundred thousand contacts.
@@ -15,7 +15,8 @@ from crm_store.models import Base, UtcDateTime
 
 
 class ContactDay(Base):
-    """Contacts on one UTC day by channel, the customer's tier ("unknown" without a customer) and direction."""
+    """Customer contacts (never desk traffic) on one UTC day by channel, the customer's tier ("unknown" without a
+    customer) and direction."""
 
     __tablename__ = "contact_days"
 

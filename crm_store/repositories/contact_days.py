@@ -1,5 +1,7 @@
 """The contacts-per-day rollup behind the overview charts: whole UTC days, recomputed when something touched them.
 
+It counts customer contacts only: desk traffic (`contacts.desk`) is never counted, in the rollup or live.
+
 A day is touched when a contact was logged since the last refresh (whatever its created_at: imports log old mail)
 or when a customer with contacts on that day changed since then (a new tier, a merge). Recomputing whole days
 makes a refresh idempotent, so the mark can lag `MARGIN` behind the clock and still count a contact whose
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import String, delete, func, insert, literal, select, text, union, update
+from sqlalchemy import String, delete, false, func, insert, literal, select, text, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Contact, Customer
@@ -53,13 +55,15 @@ def _runs(days: Sequence[date]) -> list[tuple[date, date]]:
 
 
 def live_counts(session: AsyncSession, since: datetime | None = None, until: datetime | None = None) -> Any:
-    """(day, channel, tier, direction, contacts) counted from the contact log itself, for [since, until)."""
+    """(day, channel, tier, direction, contacts) of customer contacts, counted from the contact log itself, for
+    [since, until)."""
     day = utc_day(session, Contact.created_at).label("day")
     tier = func.coalesce(Customer.tier, "unknown").label("tier")
     stmt = (
         select(day, Contact.channel, tier, Contact.direction, func.count().label("contacts"))
         .select_from(Contact)
         .join(Customer, Customer.id == Contact.customer_id, isouter=True)
+        .where(Contact.desk == false())
     )
     if since is not None:
         stmt = stmt.where(Contact.created_at >= since)
@@ -80,7 +84,7 @@ def _whole_days(session: AsyncSession, first: date, end: date) -> tuple[Any, Any
 async def _touched_days(session: AsyncSession, mark: datetime) -> list[date]:
     day = utc_day(session, Contact.created_at)
     changed = select(Customer.id).where(Customer.updated_at >= mark)
-    logged = select(day.label("day")).where(Contact.logged_at >= mark)
+    logged = select(day.label("day")).where(Contact.logged_at >= mark, Contact.desk == false())  # desk: never counted
     moved = select(day.label("day")).where(Contact.customer_id.in_(changed))
     return [_as_date(d) for d in await session.scalars(union(logged, moved)) if d is not None]
 

@@ -15,6 +15,10 @@ statistics call the word rare (then the index is asked first, as in step 2), the
    matches: a rare or absent word is then read by id;
 3. otherwise keep reading windows, larger each time (a common word with sparse filters).
 The text condition is never beside an ORDER BY ... LIMIT the planner could satisfy from either index.
+
+Desk traffic (`contacts.desk`) is left out unless the filter includes it: `desk = false` is one more row filter
+beside channel, direction, ..., checked on each row an index walk or a read by id yields, so it changes no plan.
+Desk rows are logged without a customer or ticket, so a customer's or a ticket's walk never even meets them.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, and_, bindparam, func, literal_column, or_, select, text, tuple_
+from sqlalchemy import BigInteger, Integer, and_, bindparam, false, func, literal_column, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -48,7 +52,8 @@ Cursor = tuple[datetime, int]
 
 @dataclass(frozen=True)
 class ContactFilter:
-    """What a supervisor asked the contact log for. `scope_tiers` is the viewer's own limit (agents)."""
+    """What a supervisor asked the contact log for. `scope_tiers` is the viewer's own limit (agents);
+    `include_desk` adds desk traffic (agent commands, notices to agents) to the customer contacts."""
 
     q: str = ""
     channel: str = ""
@@ -61,6 +66,7 @@ class ContactFilter:
     customer_id: int | None = None
     ticket_id: int | None = None
     scope_tiers: tuple[str, ...] = field(default=())
+    include_desk: bool = False
 
 
 def log_columns(c: Any) -> tuple[Any, ...]:
@@ -68,7 +74,7 @@ def log_columns(c: Any) -> tuple[Any, ...]:
     return (
         c.id, c.created_at, c.channel, c.direction, c.author, c.address, c.customer_id,
         Customer.name.label("customer_name"), Customer.tier, c.agent_id, c.ticket_id,
-        c.nlu["intent"].as_string().label("intent"), c.text,
+        c.nlu["intent"].as_string().label("intent"), c.text, c.desk,
     )
 
 
@@ -77,7 +83,7 @@ LOG_COLUMNS = log_columns(Contact)
 
 def _local(f: ContactFilter, c: Any) -> list[Any]:
     """Conditions on the contact row itself (an index can order by them)."""
-    conds: list[Any] = []
+    conds: list[Any] = [] if f.include_desk else [c.desk == false()]
     if f.channel:
         conds.append(c.channel == f.channel)
     if f.agent_id is not None:
@@ -148,7 +154,7 @@ async def _rows(session: AsyncSession, stmt: Any) -> list[dict[str, Any]]:
 
 _ROW_COLUMNS = (
     Contact.id, Contact.created_at, Contact.channel, Contact.direction, Contact.author, Contact.address,
-    Contact.customer_id, Contact.agent_id, Contact.ticket_id, Contact.nlu, Contact.text,
+    Contact.customer_id, Contact.agent_id, Contact.ticket_id, Contact.nlu, Contact.text, Contact.desk,
 )
 _WINDOW_COLUMNS = (*_ROW_COLUMNS, literal_column("contacts.search_tsv").label("search_tsv"))
 

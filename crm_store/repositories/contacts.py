@@ -1,4 +1,9 @@
-"""The contact log: every message in or out, logged once per (channel, external id, direction)."""
+"""The contact log: every message in or out, logged once per (channel, external id, direction).
+
+A contact is a message between the business and a customer. Desk traffic (agent commands, the bot's answers and
+notices to agents, alerts, forum posts) is logged in the same table with `desk = true`; every reader here leaves
+it out unless asked (`include_desk`), and a customer's history or a ticket's transcript never shows it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import false, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Contact, Customer
@@ -87,7 +92,7 @@ async def customer_history(
     """A customer's contacts across all channels, newest first."""
     rows = await session.scalars(
         select(Contact)
-        .where(Contact.customer_id == customer_id)
+        .where(Contact.customer_id == customer_id, Contact.desk == false())
         .order_by(Contact.created_at.desc(), Contact.id.desc())
         .limit(limit)
         .offset(offset)
@@ -96,9 +101,10 @@ async def customer_history(
 
 
 async def ticket_transcript(session: AsyncSession, ticket_id: int, *, limit: int = 200) -> list[Contact]:
+    """The conversation of a ticket, oldest first: its customer contacts (what the desk said about it is not)."""
     rows = await session.scalars(
         select(Contact)
-        .where(Contact.ticket_id == ticket_id, Contact.customer_id.is_not(None))
+        .where(Contact.ticket_id == ticket_id, Contact.customer_id.is_not(None), Contact.desk == false())
         .order_by(Contact.created_at, Contact.id)
         .limit(limit)
     )
@@ -116,8 +122,14 @@ async def thread_message_ids(session: AsyncSession, ticket_id: int, channel: str
     return list(reversed(list(rows)))
 
 
-def _filtered(q: Any, customer_id: int | None, channel: str | None, since: datetime | None, until: datetime | None):
-    """The contact-log filters, shared by the table view, the export and the count."""
+def _filtered(
+    q: Any, customer_id: int | None, channel: str | None, since: datetime | None, until: datetime | None,
+    include_desk: bool = False,
+) -> Any:
+    """The contact-log filters, shared by the table view, the export and the count: customer contacts, plus
+    desk traffic when `include_desk`."""
+    if not include_desk:
+        q = q.where(Contact.desk == false())
     if customer_id is not None:
         q = q.where(Contact.customer_id == customer_id)
     if channel:
@@ -129,9 +141,11 @@ def _filtered(q: Any, customer_id: int | None, channel: str | None, since: datet
     return q
 
 
-def _log_query(customer_id: int | None, channel: str | None, since: datetime | None, until: datetime | None):
+def _log_query(
+    customer_id: int | None, channel: str | None, since: datetime | None, until: datetime | None, include_desk: bool
+) -> Any:
     q = select(Contact, Customer.tier).join(Customer, Customer.id == Contact.customer_id, isouter=True)
-    return _filtered(q, customer_id, channel, since, until)
+    return _filtered(q, customer_id, channel, since, until, include_desk)
 
 
 async def recent_contacts(
@@ -141,8 +155,11 @@ async def recent_contacts(
     channel: str | None = None,
     since: datetime | None = None,
     limit: int = 50,
+    include_desk: bool = False,
 ) -> list[tuple[Contact, str | None]]:
-    q = _log_query(customer_id, channel, since, None).order_by(Contact.created_at.desc(), Contact.id.desc())
+    q = _log_query(customer_id, channel, since, None, include_desk).order_by(
+        Contact.created_at.desc(), Contact.id.desc()
+    )
     return [(c, tier) for c, tier in (await session.execute(q.limit(limit))).all()]
 
 
@@ -153,13 +170,16 @@ async def stream_contacts(
     channel: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    include_desk: bool = False,
     page: int = 5000,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Every matching contact in id order, in the export's columns (of the NLU result, its intent), fetched page
-    by page (keyset), so memory stays flat at any size (inside `one_pass` on SQLite, see there)."""
+    """Every matching contact in id order, in the export's columns (of the NLU result, its intent; with desk
+    traffic, a last column `desk`), fetched page by page (keyset), so memory stays flat at any size (inside
+    `one_pass` on SQLite, see there)."""
     last_id = 0
+    base = _export_query(include_desk)
     while True:
-        q = _filtered(_export_query().where(Contact.id > last_id), customer_id, channel, since, until)
+        q = _filtered(base.where(Contact.id > last_id), customer_id, channel, since, until, include_desk)
         result = await session.execute(q.order_by(Contact.id).limit(page))
         names = tuple(result.keys())
         rows = result.all()
@@ -171,8 +191,8 @@ async def stream_contacts(
 
 
 @cache
-def _export_query() -> Any:
-    return select(
+def _export_query(with_desk: bool) -> Any:
+    columns = (
         Contact.id,
         Contact.channel,
         Contact.external_id,
@@ -186,6 +206,7 @@ def _export_query() -> Any:
         Contact.nlu["intent"].as_string().label("intent"),
         Contact.created_at,
     )
+    return select(*columns, Contact.desk) if with_desk else select(*columns)
 
 
 @asynccontextmanager
@@ -211,8 +232,9 @@ async def count_contacts(
     channel: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    include_desk: bool = False,
 ) -> int:
-    q = _filtered(select(func.count(Contact.id)), customer_id, channel, since, until)
+    q = _filtered(select(func.count(Contact.id)), customer_id, channel, since, until, include_desk)
     return int(await session.scalar(q) or 0)
 
 

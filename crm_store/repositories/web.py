@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, tuple_, update
+from sqlalchemy import false, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.errors import Conflict, NotFound
@@ -26,6 +26,15 @@ async def api_token_active(session: AsyncSession, token_hash: str) -> bool:
         select(ApiToken.id).where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
     )
     return found is not None
+
+
+async def api_token_agent(session: AsyncSession, token_hash: str) -> tuple[bool, Agent | None]:
+    """Whether the token is active, and the agent it acts as (None: a token of its own, with full rights)."""
+    row = (await session.execute(
+        select(ApiToken.id, Agent).outerjoin(Agent, Agent.id == ApiToken.agent_id)
+        .where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
+    )).first()
+    return (row is not None, row[1] if row is not None else None)
 
 
 async def revoke_api_token(session: AsyncSession, name: str) -> int:
@@ -48,12 +57,13 @@ async def set_password_hash(session: AsyncSession, agent_id: int, password_hash:
 async def webchat_history(
     session: AsyncSession, address: str, *, after_external_id: str = "", limit: int = 100
 ) -> list[Contact]:
-    """A visitor's conversation, oldest first: everything after the message they saw last.
+    """A visitor's conversation, oldest first: everything after the message they saw last (customer contacts
+    only: a desk notice is not part of it).
 
     If that message is unknown (never seen, or not logged yet), the latest `limit` messages are returned and the
     widget drops the ones it already shows (by id).
     """
-    base = select(Contact).where(Contact.channel == "webchat", Contact.address == address)
+    base = select(Contact).where(Contact.channel == "webchat", Contact.address == address, Contact.desk == false())
     if after_external_id:
         anchor = await session.scalar(
             select(Contact).where(Contact.channel == "webchat", Contact.external_id == after_external_id).limit(1)
@@ -136,9 +146,13 @@ async def add_identity(
 async def list_contacts(
     session: AsyncSession, *, customer_id: int | None = None, ticket_id: int | None = None, channel: str | None = None,
     direction: str | None = None, since: datetime | None = None, after_id: int | None = None, limit: int = 50,
+    include_desk: bool = False,
 ) -> list[Contact]:
-    """Contacts in id order after a cursor: stable pages while new contacts arrive."""
+    """Contacts in id order after a cursor: stable pages while new contacts arrive. Customer contacts only,
+    unless `include_desk` adds desk traffic."""
     stmt = select(Contact).where(_after(after_id, Contact.id))
+    if not include_desk:
+        stmt = stmt.where(Contact.desk == false())
     if customer_id is not None:
         stmt = stmt.where(Contact.customer_id == customer_id)
     if ticket_id is not None:

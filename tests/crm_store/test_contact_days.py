@@ -1,14 +1,18 @@
-"""The contacts-per-day rollup agrees with the contact log it counts, after imports of old mail and tier changes."""
+"""The contacts-per-day rollup agrees with the contact log it counts, after imports of old mail and tier changes;
+it counts customer contacts only, never desk traffic (also after migration 0006 recounts it)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import text
+from alembic import command
+from sqlalchemy import column, insert, select, table, text
 
+from crm_store.engine import alembic_config, upgrade
 from crm_store.models import Contact, Customer, Ticket
 from crm_store.repositories import contact_days, reports
+from crm_store.rollups import ContactDay, RollupMark
 
 DAY0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -18,9 +22,9 @@ AN_HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
 
 
 def _contact(n: int, at: datetime, channel: str, customer_id: int | None, direction: str = "in",
-             logged: datetime = AN_HOUR_AGO) -> Contact:
+             logged: datetime = AN_HOUR_AGO, desk: bool = False) -> Contact:
     return Contact(channel=channel, external_id=f"x{n}", direction=direction, customer_id=customer_id, text="hi",
-                   attachments=[], created_at=at, logged_at=logged)
+                   attachments=[], created_at=at, logged_at=logged, desk=desk)
 
 
 def _expected(rows: list[tuple[datetime, str, str]], since: datetime, until: datetime, by: str) -> list:
@@ -126,3 +130,85 @@ async def test_a_contact_at_midnight_written_without_fractions_counts_on_its_own
     async with db.sessions() as s:
         got = await reports.contacts_per_day(s, DAY0, DAY0 + timedelta(days=5), by="tier")
     assert got == _expected(made, DAY0, DAY0 + timedelta(days=5), "tier")
+
+
+async def _add_desk_traffic(db, logged: datetime = AN_HOUR_AGO) -> None:
+    """An agent's command and the answer to it on each of the five days (and one on a customer's ticket): logged,
+    never counted."""
+    async with db.sessions() as s, s.begin():
+        for day in range(5):
+            at = DAY0 + timedelta(days=day, hours=9)
+            s.add(_contact(500 + 2 * day, at, "console", None, "in", logged, desk=True))
+            s.add(_contact(501 + 2 * day, at + timedelta(seconds=1), "console", None, "out", logged, desk=True))
+        s.add(_contact(520, DAY0 + timedelta(hours=10), "telegram", 1, "out", logged, desk=True))
+
+
+async def test_desk_traffic_is_never_counted_in_the_rollup_or_live(db):
+    made = await _seed(db)
+    await _add_desk_traffic(db)
+    async with db.sessions() as s, s.begin():
+        assert await contact_days.refresh_contact_days(s) == 5
+    async with db.sessions() as s:
+        stored = sum(await s.scalars(select(ContactDay.contacts)))
+        # whole days from the rollup, and a range of partial days counted live from the log
+        whole = await reports.contacts_per_day(s, DAY0, DAY0 + timedelta(days=5), by="channel")
+        partial = await reports.contacts_per_day(s, DAY0 + timedelta(hours=8), DAY0 + timedelta(hours=11),
+                                                 by="tier")
+    assert stored == 60  # 5 days x 4 hours x 3 customers: the 11 desk rows are not there
+    assert whole == _expected(made, DAY0, DAY0 + timedelta(days=5), "channel")
+    assert "console" not in {k for _, k, _ in whole}
+    assert partial == []  # 08:00-11:00 of day 0 holds only desk traffic (09:00 and 10:00)
+    async with db.sessions() as s, s.begin():  # desk traffic logged later touches no day
+        s.add(_contact(530, DAY0 + timedelta(days=1, hours=9), "console", None, logged=datetime.now(UTC),
+                       desk=True))
+    async with db.sessions() as s, s.begin():
+        assert await contact_days.refresh_contact_days(s) == 0
+
+
+async def _migrate(db, revision: str, down: bool) -> None:
+    async with db.engine.begin() as conn:
+        def run(sync_conn) -> None:
+            cfg = alembic_config(db.url, db.schema)
+            cfg.attributes["connection"] = sync_conn
+            (command.downgrade if down else command.upgrade)(cfg, revision)
+
+        await conn.run_sync(run)
+
+
+async def test_migration_0006_classifies_old_rows_and_the_recount_leaves_desk_traffic_out(db):
+    await _migrate(db, "0005_contact_text_search", down=True)
+    names = ("channel", "external_id", "direction", "author", "address", "customer_id", "text", "attachments",
+             "truncated", "created_at", "logged_at")
+    cols = Contact.__table__.c
+    old = table("contacts", *(column(n, cols[n].type) for n in names), schema=Contact.__table__.schema)
+    at = DAY0 + timedelta(hours=9)
+
+    def row(ext: str, direction: str, author: str, channel: str, customer_id: int | None) -> dict:
+        return {"channel": channel, "external_id": ext, "direction": direction, "author": author, "address": "a",
+                "customer_id": customer_id, "text": "t", "attachments": [], "truncated": False, "created_at": at,
+                "logged_at": AN_HOUR_AGO}
+
+    async with db.sessions() as s, s.begin():
+        s.add(Customer(id=1, name="Vera", tier="VIP", updated_at=AN_HOUR_AGO))
+        await s.flush()
+        await s.execute(insert(old), [
+            row("c1", "in", "customer", "telegram", 1), row("c2", "out", "bot", "telegram", 1),
+            row("c3", "out", "agent", "telegram", 1),  # customer contacts: 3
+            row("d1", "in", "agent", "console", None), row("d2", "out", "system", "console", None),  # desk
+            row("w1", "out", "system", "webhook", None),  # a webhook delivery: not a contact at all
+        ])
+        # the rollup as the old code built it, desk traffic and webhooks included
+        s.add(ContactDay(day=DAY0.date(), channel="telegram", tier="VIP", direction="in", contacts=1))
+        s.add(ContactDay(day=DAY0.date(), channel="console", tier="unknown", direction="in", contacts=1))
+        s.add(RollupMark(name=contact_days.MARK, mark=datetime.now(UTC)))
+    await db.engine.dispose()
+    await upgrade(db.url, schema=db.schema)
+    async with db.sessions() as s:
+        logged = {c.external_id: c.desk for c in await s.scalars(select(Contact))}
+        assert await s.scalar(select(RollupMark.mark).where(RollupMark.name == contact_days.MARK)) is None
+    assert logged == {"c1": False, "c2": False, "c3": False, "d1": True, "d2": True}
+    async with db.sessions() as s, s.begin():
+        assert await contact_days.refresh_contact_days(s) == 1
+    async with db.sessions() as s:
+        stored = sorted((r.channel, r.direction, r.contacts) for r in await s.scalars(select(ContactDay)))
+    assert stored == [("telegram", "in", 1), ("telegram", "out", 2)]

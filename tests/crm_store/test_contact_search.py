@@ -1,7 +1,7 @@
 """Contact-log text search on both databases: words in English, Russian and Chinese, prefixes, absent words,
 text written after the migration (inserted, edited, deleted) and text written before it (backfill), combined
-filters and keyset pages. Every search strategy (window walk, index probe, read by id) must give the same pages as
-filtering the whole log by hand."""
+filters and keyset pages, desk traffic left out unless included. Every search strategy (window walk, index probe,
+read by id) must give the same pages as filtering the whole log by hand."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import delete, inspect, update
+from sqlalchemy import column, delete, insert, inspect, table, update
 
 from crm_store.engine import alembic_config, upgrade
 from crm_store.models import Contact, Customer
@@ -34,19 +34,28 @@ SPACED = re.compile("[\u3000-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
 def _contact(n: int, text: str) -> dict[str, Any]:
-    # every third pair of contacts shares a timestamp, so the id breaks the tie
+    # every third pair of contacts shares a timestamp, so the id breaks the tie; one in five is desk traffic
     return {"id": n, "channel": ("telegram", "email", "webchat")[n % 3], "external_id": f"m{n}",
             "direction": "in" if n % 4 else "out", "customer_id": 1 + n % 3, "text": text, "attachments": [],
-            "created_at": T0 + timedelta(minutes=n - n % 2 * (n % 3 == 0))}
+            "created_at": T0 + timedelta(minutes=n - n % 2 * (n % 3 == 0)), "desk": n % 5 == 0}
 
 
-async def _seed(db, count: int = 64) -> list[dict[str, Any]]:
+async def _seed(db, count: int = 64, *, before_desk: bool = False) -> list[dict[str, Any]]:
+    """`before_desk`: into a schema older than contacts.desk (a plain table of the row's columns, no defaults)."""
     rows = [_contact(n, TEXTS[n % len(TEXTS)] + f" #{n}") for n in range(1, count + 1)]
+    if before_desk:
+        rows = [{**{k: v for k, v in r.items() if k != "desk"}, "author": "customer", "address": "", "truncated": False,
+                 "logged_at": r["created_at"]} for r in rows]
     async with db.sessions() as s, s.begin():
         s.add_all([Customer(id=i, name=f"C{i}", tier=t) for i, t in TIERS.items()])
         await s.flush()
-        for row in rows:
-            s.add(Contact(**row))
+        if before_desk:
+            cols = Contact.__table__.c
+            old = table("contacts", *(column(k, cols[k].type) for k in rows[0]), schema=Contact.__table__.schema)
+            await s.execute(insert(old), rows)
+        else:
+            for row in rows:
+                s.add(Contact(**row))
     return rows
 
 
@@ -68,6 +77,7 @@ def _expected(rows: list[dict[str, Any]], f: reports.ContactFilter) -> list[int]
         if (not f.q or _matches(r["text"], f.q)) and (not f.channel or r["channel"] == f.channel)
         and (not f.tier or TIERS[r["customer_id"]] == f.tier) and (not f.direction or r["direction"] == f.direction)
         and (f.since is None or r["created_at"] >= f.since) and (f.until is None or r["created_at"] < f.until)
+        and (f.include_desk or not r.get("desk"))
     ]
     keep.sort(key=lambda r: (r["created_at"], r["id"]), reverse=True)
     return [r["id"] for r in keep]
@@ -93,7 +103,8 @@ async def _ids(db, q: str, **kw: Any) -> list[int]:
 QUERIES = ["refund", "REFUND", "ref", "refund 1234", "parcel", "заказ", "ЗАКАЗ", "посылк", "спасибо", "退款",
            "订单号", "包裹还没到", "xylophone", "退货", "refund xylophone", "password reset"]
 FILTERS = [{}, {"channel": "email"}, {"tier": "VIP"}, {"direction": "in", "channel": "webchat", "tier": "ordinary"},
-           {"since": T0 + timedelta(minutes=10), "until": T0 + timedelta(minutes=50), "tier": "potential"}]
+           {"since": T0 + timedelta(minutes=10), "until": T0 + timedelta(minutes=50), "tier": "potential"},
+           {"include_desk": True}, {"include_desk": True, "channel": "email", "tier": "VIP"}]
 STRATEGIES = {
     "defaults": {},
     "walk windows": {"WINDOW": 1, "PROBE": 0, "WALK_BUDGET": 10**9, "MAX_WINDOW": 8},
@@ -133,7 +144,7 @@ async def test_every_strategy_pages_like_filtering_by_hand(db, monkeypatch, stra
 
 async def test_words_of_three_languages_are_found_and_absent_ones_are_not(db):
     rows = await _seed(db, count=16)
-    by_text = {r["text"]: r["id"] for r in rows}
+    by_text = {r["text"]: r["id"] for r in rows if not r["desk"]}
 
     def ids_of(*fragments: str) -> list[int]:
         return sorted(i for t, i in by_text.items() if any(t.startswith(fr) for fr in fragments))
@@ -146,6 +157,10 @@ async def test_words_of_three_languages_are_found_and_absent_ones_are_not(db):
     assert sorted(await _ids(db, "pass")) == ids_of("Hello, password")
     for absent in ("xylophone", "咖啡", "самовар", "refund 5521"):
         assert await _ids(db, absent) == [], absent
+    # contacts 5, 10 and 15 are desk traffic: found only when it is included
+    assert sorted(await _ids(db, "заказ")) == [2] and sorted(await _ids(db, "заказ", include_desk=True)) == [2, 10]
+    assert sorted(await _ids(db, "还没到", include_desk=True)) == [5, 13]
+    assert sorted(await _ids(db, "password")) == [7]
 
 
 async def test_text_written_after_the_migration_is_found_by_its_current_words(db):
@@ -178,7 +193,7 @@ async def _migrate_to(db, revision: str, down: bool) -> None:
 
 async def test_the_migration_indexes_contacts_logged_before_it_and_downgrades(db):
     await _migrate_to(db, "0004_ticket_figures_index", down=True)
-    await _seed(db, count=16)
+    await _seed(db, count=16, before_desk=True)
     await db.engine.dispose()
     await upgrade(db.url, schema=db.schema)
     assert len(await _ids(db, "refund")) == 4
