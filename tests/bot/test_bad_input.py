@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy import func, select
 
-from bot.core.messages import MAX_TEXT_CHARS, InboundMessage, InvalidMessage
+from bot.core.messages import InboundMessage, InvalidMessage
 from crm_store.errors import StoreUnavailable
 from crm_store.models import Contact, OutboxItem
 
@@ -18,7 +18,7 @@ async def test_empty_huge_nul_and_surrogate_texts_are_all_logged(h):
     assert len({r.contact_id for r in results}) == len(texts)
     async with h.app.sessions() as s:
         rows = {c.external_id: c for c in await s.scalars(select(Contact).where(Contact.direction == "in"))}
-    assert rows["t2"].truncated and len(rows["t2"].text) == MAX_TEXT_CHARS
+    assert not rows["t2"].truncated and rows["t2"].text == "x" * 1_000_000  # stored whole, never cut
     assert rows["t3"].text == "nulinside"
     assert "\ud800" not in rows["t4"].text and rows["t4"].text.startswith("bad ")
     assert rows["t5"].text == "ctrl chars"

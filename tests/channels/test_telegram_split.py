@@ -56,3 +56,34 @@ def test_token_bucket_spaces_reservations(monkeypatch):
     assert [bucket.reserve() for _ in range(4)] == pytest.approx([0.0, 0.0, 0.5, 1.0])
     clock[0] += 10  # refills only up to the burst
     assert [bucket.reserve() for _ in range(3)] == pytest.approx([0.0, 0.0, 0.5])
+
+
+class _StubBot:
+    """Records sendMessage calls the way aiogram's `Bot` is called; no network."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    async def send_message(self, **kwargs):
+        from types import SimpleNamespace
+
+        self.calls.append(kwargs)
+        return SimpleNamespace(message_id=100 + len(self.calls))
+
+
+async def test_a_ten_thousand_character_reply_goes_out_in_three_ordered_parts():
+    from bot.core.messages import Button, OutboundMessage
+    from channels.telegram.sender import RateLimiter, TelegramSender
+
+    text = "".join(f"{i:04d} " + "y" * 45 + "\n" for i in range(200))  # 200 lines of 51 = 10,200 characters
+    text = text[:10_000]
+    bot = _StubBot()
+    sender = TelegramSender(bot, RateLimiter(per_chat=1000, overall=1000, chat_burst=100, overall_burst=100))
+    ext = await sender.send(OutboundMessage("telegram", "4242", text, reply_to="m4242:7",
+                                            buttons=(Button("Close", "/close 3"),)))
+    parts = [c["text"] for c in bot.calls]
+    assert [len(p) for p in parts] == [4080, 4080, 1840]  # cut after the last whole line that fits in 4,096
+    assert "".join(parts) == text
+    assert ext == "m4242:101"  # the first part's id stands for the message
+    assert bot.calls[0]["reply_parameters"].message_id == 7 and bot.calls[1]["reply_parameters"] is None
+    assert [c["reply_markup"] is not None for c in bot.calls] == [False, False, True]  # buttons under the last
