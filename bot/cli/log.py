@@ -1,4 +1,7 @@
-"""`tierdesk log show` and `tierdesk log export`: the contact log for people and for other tools."""
+"""`tierdesk log show` and `tierdesk log export`: the contact log for people and for other tools.
+
+Both show customer contacts; `--include-desk` adds desk traffic (agent commands, the bot's answers and notices to
+agents, alerts), each row then saying whether it is desk traffic (the `desk` column)."""
 
 from __future__ import annotations
 
@@ -32,6 +35,9 @@ EXPORT_COLUMNS = (
     "intent",
     "created_at",
 )
+DESK_COLUMN = "desk"
+"""Added after EXPORT_COLUMNS when desk traffic is included: true for a desk row, false for a customer contact."""
+INCLUDE_DESK_HELP = "also desk traffic: agent commands, notices and answers to agents"
 
 
 def parse_since(value: str | None) -> datetime | None:
@@ -54,26 +60,32 @@ def show(
     channel: str | None = typer.Option(None, "--channel", help="only this channel"),
     since: str | None = typer.Option(None, "--since", help="from this date/time, or 24h, 7d"),
     limit: int = typer.Option(50, "--limit", "-n"),
+    include_desk: bool = typer.Option(False, "--include-desk", help=INCLUDE_DESK_HELP),
 ) -> None:
-    """The newest contacts, as a table."""
-    rows = asyncio.run(_recent(customer, channel, parse_since(since), limit))
-    Console().print(contact_table(rows))
+    """The newest customer contacts, as a table."""
+    rows = asyncio.run(_recent(customer, channel, parse_since(since), limit, include_desk))
+    Console().print(contact_table(rows, with_desk=include_desk))
 
 
-async def _recent(customer: int | None, channel: str | None, since: datetime | None, limit: int) -> list[Any]:
+async def _recent(
+    customer: int | None, channel: str | None, since: datetime | None, limit: int, include_desk: bool
+) -> list[Any]:
     async with open_store() as sessions, sessions() as session:
         return await contacts_repo.recent_contacts(
-            session, customer_id=customer, channel=channel, since=since, limit=limit
+            session, customer_id=customer, channel=channel, since=since, limit=limit, include_desk=include_desk
         )
 
 
-def contact_table(rows: list[Any], title: str = "Contact log") -> Table:
+def contact_table(rows: list[Any], title: str = "Contact log", *, with_desk: bool = False) -> Table:
+    """The rows of `recent_contacts` as a table; `with_desk` adds a column marking desk traffic."""
     table = Table(title=title, show_lines=False)
-    for col in ("#", "when (UTC)", "channel", "dir", "who", "customer", "tier", "ticket", "intent", "text"):
+    columns = ("#", "when (UTC)", "channel", "dir", "who", "customer", "tier", "ticket", "intent", "text")
+    for col in (*columns, DESK_COLUMN) if with_desk else columns:
         table.add_column(col, overflow="fold")
     for contact, tier in rows:
         intent = (contact.nlu or {}).get("intent") or ""
         text = " ".join(contact.text.split())
+        desk = ("desk" if contact.desk else "") if with_desk else None
         table.add_row(
             str(contact.id),
             contact.created_at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -85,6 +97,7 @@ def contact_table(rows: list[Any], title: str = "Contact log") -> Table:
             f"T-{contact.ticket_id}" if contact.ticket_id else "",
             intent,
             text[:80] + ("…" if len(text) > 80 else ""),
+            *(() if desk is None else (desk,)),
         )
     return table
 
@@ -97,18 +110,22 @@ def export(
     channel: str | None = typer.Option(None, "--channel"),
     since: str | None = typer.Option(None, "--since"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    include_desk: bool = typer.Option(False, "--include-desk", help=INCLUDE_DESK_HELP),
 ) -> None:
-    """Every matching contact, one row each, streamed so any size exports in constant memory."""
+    """Every matching customer contact (with --include-desk, desk traffic too), one row each, streamed so any
+    size exports in constant memory."""
     if fmt not in ("csv", "jsonl"):
         raise typer.BadParameter("--format must be csv or jsonl")
-    n = asyncio.run(_export(out, fmt, customer, channel, parse_since(since), quiet))
+    n = asyncio.run(_export(out, fmt, customer, channel, parse_since(since), quiet, include_desk))
     typer.echo(f"exported {n} contacts to {out}")
 
 
 async def _export(
-    out: Path, fmt: str, customer: int | None, channel: str | None, since: datetime | None, quiet: bool
+    out: Path, fmt: str, customer: int | None, channel: str | None, since: datetime | None, quiet: bool,
+    include_desk: bool = False,
 ) -> int:
-    filters = {"customer_id": customer, "channel": channel, "since": since}
+    filters = {"customer_id": customer, "channel": channel, "since": since, "include_desk": include_desk}
+    columns = (*EXPORT_COLUMNS, DESK_COLUMN) if include_desk else EXPORT_COLUMNS
     written = 0
     async with open_store() as sessions, sessions() as session, contacts_repo.one_pass(session):
         total = await contacts_repo.count_contacts(session, **filters)
@@ -125,11 +142,11 @@ async def _export(
             task = progress.add_task("export", total=total)
             writer = csv.writer(fh) if fmt == "csv" else None
             if writer:
-                writer.writerow(EXPORT_COLUMNS)
+                writer.writerow(columns)
             async for row in contacts_repo.stream_contacts(session, **filters):
                 record = export_record(row)
                 if writer:
-                    writer.writerow([record[k] for k in EXPORT_COLUMNS])
+                    writer.writerow([record[k] for k in columns])
                 else:
                     fh.write(json.dumps(record, ensure_ascii=False) + "\n")
                 written += 1

@@ -132,14 +132,16 @@ async def list_contacts(
     channel: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z0-9_-]+$")] = None,
     direction: Literal["in", "out"] | None = None,
     since: datetime | None = None,
+    include_desk: Annotated[bool, Query(description="also desk traffic: agent commands, notices to agents")] = False,
     cursor: str | None = None, limit: Limit = 50, s: AsyncSession = Depends(read_session),
 ) -> Page[ContactOut]:
-    """The contact log in id order (stable while new contacts arrive); follow `next_cursor` for more."""
+    """The customer contacts in id order (stable while new contacts arrive); follow `next_cursor` for more.
+    `include_desk` adds desk traffic."""
     if since is not None and since.tzinfo is None:
         raise HTTPException(422, [{"loc": ["query", "since"], "msg": "since needs a timezone", "type": "value_error"}])
     rows = await web_repo.list_contacts(
         s, customer_id=customer_id, ticket_id=ticket_id, channel=channel, direction=direction, since=since,
-        after_id=cursor_id(cursor), limit=limit + 1,
+        include_desk=include_desk, after_id=cursor_id(cursor), limit=limit + 1,
     )
     more = len(rows) > limit
     rows = rows[:limit]

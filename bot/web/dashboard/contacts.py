@@ -1,4 +1,7 @@
-"""The contact log: search, filters, keyset pages, and exports of exactly what is filtered."""
+"""The contact log: search, filters, keyset pages, and exports of exactly what is filtered.
+
+Customer contacts by default; the "include desk traffic" filter (`desk=1`) adds agent commands and the notices
+and answers sent to agents, marked as such in the table and in a `desk` column of the exports."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from crm_store.repositories import reports
 from crm_store.repositories.agents import list_agents
 
 router = APIRouter(include_in_schema=False)
-FILTER_KEYS = ("q", "channel", "tier", "agent", "intent", "direction", "from", "to", "customer", "ticket")
+FILTER_KEYS = ("q", "channel", "tier", "agent", "intent", "direction", "from", "to", "customer", "ticket", "desk")
 EXPORT_FIELDS = ("id", "created_at", "channel", "direction", "author", "address", "customer_id", "customer_name",
                  "tier", "agent_id", "ticket_id", "intent", "text")
 
@@ -44,6 +47,7 @@ def contact_filter(params: Any, viewer: Viewer) -> reports.ContactFilter:
         customer_id=int_or_none(params.get("customer")),
         ticket_id=int_or_none(params.get("ticket")),
         scope_tiers=viewer.scope_tiers,
+        include_desk=params.get("desk", "") in ("1", "on", "true"),
     )
 
 
@@ -77,16 +81,22 @@ async def contact_log(
     return render(
         request, "contacts.html", viewer, rows=rows, filters=kept, next_url=next_url, query=query,
         agents=agents, agent_names={a.id: a.name for a in agents}, intents=await reports.known_intents(session),
-        first_page=not params.get("before"),
+        first_page=not params.get("before"), include_desk=f.include_desk,
     )
+
+
+def export_fields(f: reports.ContactFilter) -> tuple[str, ...]:
+    """The exported columns: with desk traffic included, a last one saying which rows are desk traffic."""
+    return (*EXPORT_FIELDS, "desk") if f.include_desk else EXPORT_FIELDS
 
 
 async def _csv(session: AsyncSession, f: reports.ContactFilter) -> AsyncIterator[str]:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(EXPORT_FIELDS)
+    fields = export_fields(f)
+    writer.writerow(fields)
     async for row in reports.iter_contacts(session, f):
-        writer.writerow([_plain(row.get(k)) for k in EXPORT_FIELDS])
+        writer.writerow([_plain(row.get(k)) for k in fields])
         if buf.tell() > 64_000:
             yield buf.getvalue()
             buf.seek(0)
@@ -96,8 +106,9 @@ async def _csv(session: AsyncSession, f: reports.ContactFilter) -> AsyncIterator
 
 async def _jsonl(session: AsyncSession, f: reports.ContactFilter) -> AsyncIterator[str]:
     chunk: list[str] = []
+    fields = export_fields(f)
     async for row in reports.iter_contacts(session, f):
-        chunk.append(json.dumps({k: _plain(row.get(k)) for k in EXPORT_FIELDS}, ensure_ascii=False))
+        chunk.append(json.dumps({k: _plain(row.get(k)) for k in fields}, ensure_ascii=False))
         if len(chunk) >= 500:
             yield "\n".join(chunk) + "\n"
             chunk = []
