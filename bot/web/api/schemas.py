@@ -95,6 +95,8 @@ class ContactOut(Out):
     text: str
     subject: str | None
     nlu: dict | None
+    desk: bool = False
+    """Desk traffic (an agent command, a notice to an agent), listed only with `include_desk`."""
     created_at: datetime
 
 
