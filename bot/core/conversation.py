@@ -20,7 +20,7 @@ from crm_store.repositories import outbox as outbox_repo
 from crm_store.repositories import tickets as tickets_repo
 
 TAG = re.compile(r"\[#T-(\d+)\]")
-CSAT = re.compile(r"^\s*(?:/csat\s+(\d{1,20})\s+)?([1-5])\s*$")
+CSAT = re.compile(r"^\s*(?:/csat\s+(\d{1,30})\s+)?([1-5])\s*$")
 RULES = DEFAULT_RULES
 
 
@@ -148,7 +148,7 @@ async def handle_customer_message(ctx: BatchContext, msg: InboundMessage, contac
                 tickets_repo.add_event(ctx.session, original.ticket_id, "edited", actor="customer", at=ctx.now)
                 return original.ticket_id
     rated = await _csat_answer(ctx, msg, customer_id, contact_id)
-    if rated is not None:
+    if rated is not NOT_A_RATING:
         return rated
     if not msg.text.strip() and all(a.kind == "contact" for a in msg.attachments):
         return _nothing_to_read(ctx, msg, customer_id, contact_id)
@@ -229,22 +229,27 @@ async def _tell_assignee(ctx: BatchContext, ticket: Ticket, msg: InboundMessage,
     )
 
 
+NOT_A_RATING = -1
+
+
 async def _csat_answer(ctx: BatchContext, msg: InboundMessage, customer_id: int, contact_id: int) -> int | None:
     """A rating: a button press (always), or a bare 1-5 when the customer's newest ticket is closed. It is taken
-    once, within the rating window; a late or second one is answered politely and never opens a ticket. None:
-    the message is not a rating."""
+    once, within the rating window; a late or second one is answered politely and never opens a ticket. Returns
+    the ticket the contact belongs to (None: none), or NOT_A_RATING."""
     match = CSAT.match(msg.text)
     if not match:
-        return None
+        return NOT_A_RATING
     pressed = match.group(1) is not None
     ticket = await _ticket_by_number(ctx, match.group(1)) if pressed else ctx.latest.get(customer_id)
     if ticket is None or ticket.customer_id != customer_id:
-        return None if not pressed else await _answer_rating(ctx, msg, None, customer_id, contact_id, "csat_thanks")
+        if not pressed:
+            return NOT_A_RATING
+        return await _answer_rating(ctx, msg, None, customer_id, contact_id, "csat_thanks")
     try:
         rated = lifecycle.rate(ticket, int(match.group(2)), now=ctx.now, rules=RULES)
     except TicketError as refused:
         if refused.code == "not_closed" and not pressed:
-            return None  # a "5" in a conversation that is still going on is just a message
+            return NOT_A_RATING  # a "5" in a conversation that is still going on is just a message
         text = {"already_rated": "csat_already", "window_closed": "csat_late"}.get(refused.code, "csat_thanks")
         return await _answer_rating(ctx, msg, ticket, customer_id, contact_id, text)
     await apply(ctx, ticket, rated, CUSTOMER, cause=f"c{contact_id}")
