@@ -1,8 +1,9 @@
 """Natural-language understanding for tierdesk: intents, entities, language and out-of-scope detection.
 
-A pure library (no imports from `bot/`): train an `IntentClassifier` on Rasa-format data, `parse` a message
-into an `NluResult`, save and load it with joblib. Names are imported lazily so that `nlu.actions` (the
-rasa-sdk action server) starts without loading scikit-learn.
+A pure library (no imports from `bot/` or `crm_store/`): train an `IntentClassifier` on Rasa-format data,
+`parse` a message into an `NluResult`, save and load it with joblib. Names are imported lazily, so a process
+that needs only the Rasa data format (the rasa-sdk action server in `bot.assistant.rasa_actions`) starts
+without loading scikit-learn.
 """
 
 from __future__ import annotations

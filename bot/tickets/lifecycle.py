@@ -67,7 +67,7 @@ def route(
     if imported:
         return d
     targets = (assignee,) if assignee else tuple(
-        a.id for a in agents if a.status == "online" and a.serves(tier, routed.queue)
+        a.id for a in agents if a.status == "online" and a.auto_assign and a.serves(tier, routed.queue)
     )
     notice = (
         f"New ticket T-{ticket.id} · {tier} · {channel}\nFrom: {customer_name}\n{excerpt(text)}\n"

@@ -102,8 +102,8 @@ def transfer(ticket: Any, actor: Actor, *, now: datetime, to_agent: AgentState |
     if new is not None:
         d.notices.append(AgentNotice((new,), text, "transfer", (history,)))
     else:
-        targets = tuple(a.id for a in agents if a.status == "online" and a.serves(ticket.tier_at_open, queue)
-                        and a.id != actor.agent_id)
+        targets = tuple(a.id for a in agents if a.status == "online" and a.auto_assign
+                        and a.serves(ticket.tier_at_open, queue) and a.id != actor.agent_id)
         d.notices.append(AgentNotice(targets, text, "transfer", (Button("Take", f"/take {ticket.id}"), history)))
     d.answer = f"T-{ticket.id} transferred to {to_agent_name if new else 'queue ' + queue}."
     return d
