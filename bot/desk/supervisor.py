@@ -1,35 +1,92 @@
-"""Supervisor commands: /tier (pin a customer's tier), /sla (breaches and tickets at risk), /report."""
+"""Supervisor commands: /tier (pin a customer's tier), /sla (breaches and tickets at risk), /report (the
+figures, read from `crm_store.repositories.figures` like the dashboard and the API)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from bot.desk.access import visible_customer
 from bot.desk.router import DeskCall, DeskError, DeskRouter
 from bot.tickets import SUPERVISOR_ROLES
 from crm_store.models import TIERS
 from crm_store.repositories import desk as desk_repo
-from crm_store.repositories import reports as reports_repo
 from crm_store.repositories import tickets as tickets_repo
 from crm_store.repositories import tiering as tiering_repo
+from crm_store.repositories.figures import Figures, Slice, figures
 
 router = DeskRouter(__name__)
 AT_RISK_WITHIN = timedelta(minutes=30)
-PERIODS = ("today", "week")
+MAX_DAYS = 366
+REPORT_USAGE = "Usage: /report [today|week] or /report YYYY-MM-DD [YYYY-MM-DD]"
 
 
-def period_start(period: str, now: datetime) -> datetime:
-    """"today" starts at midnight UTC; "week" is the last seven days."""
-    if period == "week":
-        return now - timedelta(days=7)
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+def report_days(args: list[str], today: date) -> tuple[date, date]:
+    """The inclusive days a report covers, as the dashboard's From/To: today (the default), the last seven days
+    ("week"), one day, or two days and those between."""
+    words = [a.lower() for a in args]
+    if not words or words == ["today"]:
+        return today, today
+    if words == ["week"]:
+        return today - timedelta(days=6), today
+    try:
+        days = sorted(date.fromisoformat(w) for w in words)
+    except ValueError:
+        raise DeskError(REPORT_USAGE) from None
+    if len(days) > 2:
+        raise DeskError(REPORT_USAGE)
+    first, last = days[0], days[-1]
+    if last == date.max:
+        raise DeskError(REPORT_USAGE)
+    if (last - first).days >= MAX_DAYS:
+        raise DeskError(f"A report covers at most {MAX_DAYS} days.")
+    return first, last
 
 
 def duration(seconds: float | None) -> str:
+    """As the dashboard shows durations (bot.web.formatting.duration), which the desk does not import."""
     if seconds is None:
         return "—"
-    minutes = seconds / 60
-    return f"{minutes:.0f}m" if minutes < 120 else f"{minutes / 60:.1f}h"
+    s = round(float(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+def share(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def csat(f: Slice) -> str:
+    return f"{f.csat:.2f} ({f.csat_n})" if f.csat is not None else "—"
+
+
+SLICE_LEGEND = ("conversations · bot-resolved · handed off · first reply p50/p90 · resolution p50/p90 · "
+                "SLA breaches · CSAT (answers)")
+
+
+def slice_line(label: str, f: Slice) -> str:
+    """One group's figures on one line, in the order of SLICE_LEGEND."""
+    return (f"{label}: {f.conversations} · {f.bot_resolved} ({share(f.bot_resolved_share)}) · {f.handed_off} · "
+            f"{duration(f.first_response.p50)}/{duration(f.first_response.p90)} · {duration(f.resolution.p50)}/"
+            f"{duration(f.resolution.p90)} · {f.breached} · {csat(f)}")
+
+
+def report_text(numbers: Figures, label: str) -> str:
+    lines = [f"Report for {label} (UTC; tickets opened then, imported history not counted)",
+             f"Columns: {SLICE_LEGEND}", slice_line("All", numbers.total), "By tier:"]
+    lines += [slice_line(t, numbers.by_tier[t]) for t in numbers.tiers()] or ["no tickets opened"]
+    lines += ["By channel:", *(slice_line(c, numbers.by_channel[c]) for c in numbers.channels())]
+    lines.append("By agent: handled · replies to customers · their tickets: first reply p50 · resolution p50 · "
+                 "SLA breaches · CSAT · open/capacity · status")
+    for a in numbers.agents:
+        f = a.tickets
+        lines.append(f"{a.name}: {a.handled} · {a.replies} · {duration(f.first_response.p50)} · "
+                     f"{duration(f.resolution.p50)} · {f.breached} · {csat(f)} · {a.load}/{a.capacity} · {a.status}")
+    return "\n".join(lines)
 
 
 @router.command("tier", usage="/tier <customer> <VIP|important|ordinary|potential|auto>",
@@ -55,10 +112,14 @@ async def set_tier(call: DeskCall) -> None:
 
 @router.command("sla", usage="/sla", help="SLA breaches and tickets at risk", roles=SUPERVISOR_ROLES)
 async def sla(call: DeskCall) -> None:
+    """Open tickets past or near a due time, after today's breach figure (the same one /report shows)."""
     now = call.ctx.now
+    midnight = datetime.combine(now.astimezone(UTC).date(), datetime.min.time(), UTC)
+    today = (await figures(call.ctx.session, midnight, midnight + timedelta(days=1), at=now)).total
+    summary = f"SLA breaches today: {today.breached} of {today.handed_off} tickets handed to a person (see /report)."
     due = await desk_repo.tickets_due_before(call.ctx.session, now + AT_RISK_WITHIN)
     if not due:
-        call.answer("No SLA breaches and nothing due in the next 30 minutes.")
+        call.answer(f"{summary}\nNo SLA breaches open now and nothing due in the next 30 minutes.")
         return
     names = await desk_repo.customer_names(call.ctx.session, [t.customer_id for t in due])
     breached = [t for t in due if (desk_repo.next_due(t) or now) <= now]
@@ -72,37 +133,20 @@ async def sla(call: DeskCall) -> None:
         who = f"agent {t.assignee_id}" if t.assignee_id else "unassigned"
         return f"T-{t.id} · {t.tier_at_open} · {what} {timing} · {who} · {names.get(t.customer_id) or 'customer'}"
 
-    lines = [f"Breached ({len(breached)}):", *(line(t) for t in breached[:20]),
+    lines = [summary, f"Breached ({len(breached)}):", *(line(t) for t in breached[:20]),
              f"At risk within 30 min ({len(at_risk)}):", *(line(t) for t in at_risk[:20])]
     call.answer("\n".join(lines))
 
 
-@router.command("report", usage="/report [today|week]", help="volumes, response times, CSAT by tier and agent",
+@router.command("report", usage="/report [today|week|YYYY-MM-DD [YYYY-MM-DD]]",
+                help="conversations, bot-resolved, response times, SLA breaches, CSAT by tier, channel and agent",
                 roles=SUPERVISOR_ROLES)
 async def report(call: DeskCall) -> None:
-    period = (call.args[0].lower() if call.args else "today")
-    if period not in PERIODS:
-        raise DeskError("Usage: /report [today|week]")
-    session, now = call.ctx.session, call.ctx.now
-    since = period_start(period, now)
-    until = now + timedelta(seconds=1)
-    figures = await reports_repo.ticket_figures_by_tier(session, since, until)
-    times = await reports_repo.response_times(session, since, until)
-    agents = await reports_repo.agent_figures(session, since, until)
-    lines = [f"Report for {period} (since {since:%Y-%m-%d %H:%M} UTC)", "By tier: opened · breached · "
-             "first response p50 · resolution p50 · CSAT"]
-    for tier in TIERS:
-        f = figures.get(tier)
-        if not f:
-            continue
-        t = times.get(tier) or {}
-        first = (t.get("first") or {}).get("p50")
-        resolved = (t.get("resolution") or {}).get("p50")
-        csat = f"{f['csat']:.1f} ({f['csat_n']})" if f["csat"] is not None else "—"
-        lines.append(f"{tier}: {f['opened']} · {f['breached']} · {duration(first)} · {duration(resolved)} · {csat}")
-    if not figures:
-        lines.append("no tickets opened")
-    lines.append("By agent: handled · replies · open/capacity · status")
-    for a in agents:
-        lines.append(f"{a['name']}: {a['handled']} · {a['replies']} · {a['load']}/{a['capacity']} · {a['status']}")
-    call.answer("\n".join(lines))
+    now = call.ctx.now
+    first, last = report_days(call.args, now.astimezone(UTC).date())
+    since = datetime.combine(first, datetime.min.time(), UTC)
+    until = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC)
+    span = first.isoformat() if first == last else f"{first.isoformat()} to {last.isoformat()}"
+    word = " ".join(call.args).lower() or "today"
+    label = {"today": f"today ({span})", "week": f"the last 7 days ({span})"}.get(word, span)
+    call.answer(report_text(await figures(call.ctx.session, since, until, at=now), label))

@@ -1,5 +1,6 @@
-"""The dashboard's read side: overview aggregates; the searchable, filterable contact log is in contact_search
-(re-exported here).
+"""The dashboard's read side: contact volumes, backlog, tiers and customers; the searchable, filterable contact
+log is in contact_search (re-exported here). Ticket figures (response times, SLA, CSAT, agents) are defined once in
+`figures`.
 
 Every function takes plain values and returns plain rows; the web layer only formats them.
 """
@@ -10,12 +11,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Integer, cast, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_store.models import Agent, Contact, Customer, Ticket, TierRun, ValueEvent
+from crm_store.models import Contact, Customer, Ticket, TierRun, ValueEvent
 from crm_store.repositories import contact_days
-from crm_store.repositories._sql import dialect
 from crm_store.repositories.contact_search import (  # noqa: F401 (the log lives there; callers import it here)
     LOG_COLUMNS,
     ContactFilter,
@@ -24,12 +24,6 @@ from crm_store.repositories.contact_search import (  # noqa: F401 (the log lives
 )
 
 ACTIVE = ("open", "pending")
-
-
-def _seconds_between(session: AsyncSession, later: Any, earlier: Any) -> Any:
-    if dialect(session) == "postgresql":
-        return func.extract("epoch", later - earlier)
-    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
 
 
 async def known_intents(session: AsyncSession, limit: int = 100) -> list[str]:
@@ -67,114 +61,7 @@ async def backlog_by_queue(session: AsyncSession) -> list[tuple[str, str, int]]:
     return [(q, s, int(n)) for q, s, n in rows.all()]
 
 
-def _interpolate(n: int, at: dict[int, float], p: float) -> float | None:
-    """Linear interpolation between the ranked values around position (n-1)*p, as PostgreSQL's percentile_cont."""
-    if n == 0:
-        return None
-    pos = (n - 1) * p
-    lo = int(pos)
-    hi = min(lo + 1, n - 1)
-    return at[lo] + (at[hi] - at[lo]) * (pos - lo)
-
-
-async def _durations_by_tier(
-    session: AsyncSession, since: datetime, until: datetime, end_col: Any
-) -> dict[str, dict[str, float | int | None]]:
-    seconds = cast(_seconds_between(session, end_col, Ticket.created_at), Float)
-    base = (Ticket.created_at >= since, Ticket.created_at < until, end_col.is_not(None))
-    if dialect(session) == "postgresql":
-        rows = await session.execute(
-            select(
-                Ticket.tier_at_open,
-                func.count(),
-                func.percentile_cont(0.5).within_group(seconds),
-                func.percentile_cont(0.9).within_group(seconds),
-            )
-            .where(*base)
-            .group_by(Ticket.tier_at_open)
-        )
-        return {t: {"n": int(n), "p50": p50, "p90": p90} for t, n, p50, p90 in rows.all()}
-    # SQLite has no percentile_cont: rank inside the database and fetch only the rows around each percentile.
-    ranked = select(
-        Ticket.tier_at_open.label("tier"), seconds.label("secs"),
-        (func.row_number().over(partition_by=Ticket.tier_at_open, order_by=seconds) - 1).label("pos"),
-        func.count().over(partition_by=Ticket.tier_at_open).label("n"),
-    ).where(*base).subquery()
-    wanted = [cast((ranked.c.n - 1) * p, Integer) + k for p in (0.5, 0.9) for k in (0, 1)]
-    picked: dict[str, tuple[int, dict[int, float]]] = {}
-    rows = await session.execute(
-        select(ranked.c.tier, ranked.c.n, ranked.c.pos, ranked.c.secs).where(ranked.c.pos.in_(wanted))
-    )
-    for tier, n, pos, secs in rows.all():
-        picked.setdefault(tier, (int(n), {}))[1][int(pos)] = float(secs)
-    return {
-        t: {"n": n, "p50": _interpolate(n, at, 0.5), "p90": _interpolate(n, at, 0.9)} for t, (n, at) in picked.items()
-    }
-
-
-async def response_times(session: AsyncSession, since: datetime, until: datetime) -> dict[str, dict[str, Any]]:
-    """First-response and resolution seconds (p50, p90) by tier at open, for tickets opened in the range."""
-    first = await _durations_by_tier(session, since, until, Ticket.first_responded_at)
-    resolved = await _durations_by_tier(session, since, until, func.coalesce(Ticket.solved_at, Ticket.closed_at))
-    return {tier: {"first": first.get(tier), "resolution": resolved.get(tier)} for tier in sorted({*first, *resolved})}
-
-
-async def ticket_figures_by_tier(session: AsyncSession, since: datetime, until: datetime) -> dict[str, dict[str, Any]]:
-    """Tickets opened, SLA breaches and CSAT (mean, answers) by tier at open, for tickets opened in the range."""
-    rows = await session.execute(
-        select(
-            Ticket.tier_at_open,
-            func.count(),
-            func.count(Ticket.sla_breached_at),
-            func.avg(Ticket.csat),
-            func.count(Ticket.csat),
-        )
-        .where(Ticket.created_at >= since, Ticket.created_at < until)
-        .group_by(Ticket.tier_at_open)
-    )
-    return {
-        t: {"opened": int(n), "breached": int(b), "csat": float(c) if c is not None else None, "csat_n": int(cn)}
-        for t, n, b, c, cn in rows.all()
-    }
-
-
-# --- agents and tiers -------------------------------------------------------------------------------------------
-async def agent_figures(session: AsyncSession, since: datetime, until: datetime) -> list[dict[str, Any]]:
-    """Every agent with open load, capacity, status and tickets handled (solved or closed) in the range."""
-    load = dict(
-        (await session.execute(
-            select(Ticket.assignee_id, func.count())
-            .where(Ticket.status.in_(ACTIVE), Ticket.assignee_id.is_not(None))
-            .group_by(Ticket.assignee_id)
-        )).all()
-    )
-    done_at = func.coalesce(Ticket.solved_at, Ticket.closed_at)
-    handled = dict(
-        (await session.execute(
-            select(Ticket.assignee_id, func.count())
-            .where(Ticket.assignee_id.is_not(None), done_at >= since, done_at < until)
-            .group_by(Ticket.assignee_id)
-        )).all()
-    )
-    replies = dict(
-        (await session.execute(
-            select(Contact.agent_id, func.count())
-            .where(Contact.agent_id.is_not(None), Contact.direction == "out", Contact.created_at >= since,
-                   Contact.created_at < until)
-            .group_by(Contact.agent_id)
-        )).all()
-    )
-    agents = await session.scalars(select(Agent).order_by(Agent.name, Agent.id))
-    return [
-        {
-            "id": a.id, "name": a.name, "role": a.role, "status": a.status, "tiers": list(a.tiers or []),
-            "queues": list(a.queues or []), "capacity": a.capacity, "load": int(load.get(a.id, 0)),
-            "handled": int(handled.get(a.id, 0)), "replies": int(replies.get(a.id, 0)), "email": a.email,
-        }
-        for a in agents
-    ]
-
-
+# --- tiers ------------------------------------------------------------------------------------------------------
 async def tier_figures(session: AsyncSession) -> list[dict[str, Any]]:
     """Per tier: customers, total value and open tickets (customers merged into others are not counted)."""
     live = Customer.merged_into_id.is_(None)

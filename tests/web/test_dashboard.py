@@ -10,8 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import select
 
-from crm_store.models import Contact, Customer, Ticket
+from bot.web.auth import hash_password
+from crm_store.models import Agent, Contact, Customer, OutboxItem, Ticket, TicketEvent
+from crm_store.repositories import agents as agents_repo
+from crm_store.repositories import web as web_repo
 
 PAGES = ["/", "/contacts", "/tickets", "/customers", "/agents", "/tiers", "/contacts/export.csv", "/customers/1",
          "/tickets/1"]
@@ -26,9 +30,11 @@ async def seed(env) -> dict[str, int]:
         s.add_all([vip, low])
         await s.flush()
         tv = Ticket(customer_id=vip.id, channel="webchat", tier_at_open="VIP", queue="vip", subject="Refund",
-                    created_at=t0, first_responded_at=t0 + timedelta(minutes=4), status="open")
+                    created_at=t0, first_responded_at=t0 + timedelta(minutes=4), status="open",
+                    handoff_reason="needs a person")
         to = Ticket(customer_id=low.id, channel="email", tier_at_open="ordinary", subject="Shipping",
-                    created_at=t0, first_responded_at=t0 + timedelta(hours=2), status="pending")
+                    created_at=t0, first_responded_at=t0 + timedelta(hours=2), status="pending",
+                    handoff_reason="needs a person")
         s.add_all([tv, to])
         await s.flush()
         s.add_all([
@@ -189,3 +195,141 @@ async def test_forged_session_cookie_is_a_login_redirect(web_env, cookie):
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web_env.web), base_url="http://testserver",
                                  cookies={"tierdesk_session": cookie}) as client:
         assert (await client.get("/tickets")).status_code == 303
+
+
+async def csrf_of(client: httpx.AsyncClient) -> str:
+    page = await client.get("/tickets")
+    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+
+async def test_bad_ticket_and_customer_numbers_are_404_pages(web_env):
+    ids = await seed(web_env)
+    await web_env.agent("Sue", role="supervisor")
+    await web_env.login("Sue")
+    c = web_env.client
+    token = await csrf_of(c)
+    for bad in ("99999999999999999999999", "-1", "0", "abc", str(2**53 + 1), "T-99999999999999999999", "1e3"):
+        for page in (f"/tickets/{bad}", f"/customers/{bad}"):
+            r = await c.get(page)
+            assert r.status_code == 404 and "Not found" in r.text, page
+        for action in ("close", "reply", "notes", "reopen"):
+            r = await c.post(f"/tickets/{bad}/{action}", data={"csrf": token, "text": "x"})
+            assert r.status_code == 404, (bad, action)
+        assert (await c.post(f"/customers/{bad}/notes", data={"csrf": token, "text": "x"})).status_code == 404
+    assert (await c.get(f"/tickets/{2**53}")).status_code == 404
+    assert (await c.get(f"/tickets/T-{ids['tv']}")).status_code == 200
+    assert (await c.get(f"/customers/C-{ids['vip']}")).status_code == 303  # to the card's own address
+    assert (await c.post(f"/tickets/{ids['tv']}/explode", data={"csrf": token})).status_code == 404
+
+
+async def _handed_off(env, sender: str, text: str) -> int:
+    """A customer writing on the console channel: a ticket routed like any other."""
+    result = await env.console.receive(sender, text)
+    await env.app.outbox.drain()
+    return result.ticket_id
+
+
+async def test_an_agent_works_a_ticket_from_its_page_through_the_ticket_core(web_env):
+    al = await web_env.agent("Al")
+    tid = await _handed_off(web_env, "cust-1", "Where is my parcel?")
+    await web_env.login("Al")
+    c = web_env.client
+    page = await c.get(f"/tickets/{tid}")
+    for form in ("reply", "notes", "close", "assign", "priority", "pending", "tags", "subject"):
+        assert f'id="{form}-form"' in page.text, form
+    assert 'id="take-form"' not in page.text  # it is already Al's
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+    async def post(action: str, **data: str) -> httpx.Response:
+        return await c.post(f"/tickets/{tid}/{action}", data={"csrf": token, **data})
+
+    assert (await post("reply", text="It ships today.")).status_code == 303
+    assert (await post("notes", text="asked the warehouse")).status_code == 303
+    assert (await post("priority", priority="2")).status_code == 303
+    assert (await post("tags", add="Refund, late")).status_code == 303
+    assert (await post("tags", remove="late")).status_code == 303
+    assert (await post("subject", subject="Parcel lost")).status_code == 303
+    soon = (datetime.now(UTC) + timedelta(days=1)).replace(second=0, microsecond=0)
+    assert (await post("pending", until=soon.strftime("%Y-%m-%dT%H:%M"))).status_code == 303
+    assert (await post("close", resolution="found it")).status_code == 303
+    again = await post("close", resolution="twice")
+    assert again.status_code == 409 and f"T-{tid} is already closed." in again.text and 'id="refused"' in again.text
+    assert (await post("reopen")).status_code == 303
+    await web_env.app.outbox.drain()
+    async with web_env.app.sessions() as s:
+        ticket = await s.get(Ticket, tid)
+        kinds = [e.kind for e in await s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == tid)
+                                                  .order_by(TicketEvent.id))]
+        to_customer = [o.text for o in await s.scalars(select(OutboxItem).where(
+            OutboxItem.ticket_id == tid, OutboxItem.audience == "customer").order_by(OutboxItem.id))]
+    assert (ticket.status, ticket.priority, ticket.tags, ticket.subject) == ("open", 2, ["refund"], "Parcel lost")
+    assert ticket.assignee_id == al and ticket.first_responded_at is not None and ticket.closed_at is None
+    assert ticket.resolution == "found it" and ticket.snoozed_until is None
+    assert kinds == ["opened", "routed", "replied", "note", "priority_set", "tagged", "tagged", "subject_set",
+                     "snoozed", "closed", "reopened"]
+    assert to_customer[1:] == ["It ships today.", to_customer[-1]] and f"T-{tid}" in to_customer[-1]
+    assert web_env.console.sent_to("cust-1")[-1] == to_customer[-1]  # the rating question reached them
+    assert "asked the warehouse" in (await c.get(f"/tickets/{tid}")).text
+
+
+async def test_only_the_assignee_or_a_supervisor_acts_on_an_assigned_ticket(web_env):
+    await web_env.agent("Al")
+    await web_env.agent("Bo")
+    await web_env.agent("Sue", role="supervisor")
+    tid = await _handed_off(web_env, "cust-2", "My invoice is wrong")
+    async with web_env.app.sessions() as s:
+        al = (await s.get(Ticket, tid)).assignee_id
+    bo_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=web_env.web), base_url="http://testserver")
+    try:
+        await web_env.login("Bo", client=bo_client)
+        token = await csrf_of(bo_client)
+        page = await bo_client.get(f"/tickets/{tid}")
+        assert page.status_code == 200 and 'id="take-form"' in page.text
+        reply = await bo_client.post(f"/tickets/{tid}/reply", data={"csrf": token, "text": "hello"})
+        assert reply.status_code == 403 and "assigned to someone else; your reply was not sent" in reply.text
+        assert (await bo_client.post(f"/tickets/{tid}/close", data={"csrf": token})).status_code == 403
+        assert (await bo_client.post(f"/tickets/{tid}/take", data={"csrf": token})).status_code == 403  # Al is online
+        assert (await bo_client.post(f"/tickets/{tid}/assign", data={"csrf": token, "agent_id": "abc"})).status_code \
+            == 422
+    finally:
+        await bo_client.aclose()
+    await web_env.login("Sue")
+    token = await csrf_of(web_env.client)
+    assert (await web_env.client.post(f"/tickets/{tid}/take", data={"csrf": token})).status_code == 303
+    async with web_env.app.sessions() as s:
+        ticket = await s.get(Ticket, tid)
+        taken = (await s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == tid,
+                                                           TicketEvent.kind == "assigned"))).one()
+        to_customer = (await s.scalars(select(OutboxItem).where(OutboxItem.ticket_id == tid,
+                                                                OutboxItem.audience == "customer"))).all()
+    assert ticket.status == "open" and ticket.assignee_id != al
+    assert taken.data["reason"] == "taken over" and taken.data["from_agent_id"] == al
+    assert len(to_customer) == 1  # only the acknowledgement: Bo's refused reply wrote nothing
+    await web_env.app.outbox.drain()
+    assert web_env.console.sent_to("al")[-1] == f"T-{tid} was taken over by Sue."
+
+
+async def test_agents_see_tickets_by_the_tickets_own_tier_and_queue(web_env):
+    ids = await seed(web_env)
+    async with web_env.app.sessions() as s, s.begin():
+        (await s.get(Customer, ids["vip"])).tier = "ordinary"  # Vera's tier fell since her ticket was routed
+        s.add(Ticket(customer_id=ids["low"], channel="email", tier_at_open="ordinary", queue="billing",
+                     subject="Invoice"))
+    await web_env.agent("Vic", tiers=["VIP"])
+    await web_env.login("Vic")
+    c = web_env.client
+    assert (await c.get(f"/tickets/{ids['tv']}")).status_code == 200  # routed as VIP: still Vic's to see
+    assert (await c.get(f"/customers/{ids['vip']}")).status_code == 404  # her card follows her current tier
+    async with web_env.app.writer_sessions() as s, s.begin():
+        await agents_repo.add_agent(s, name="Bill", addresses={"console": "bill"}, email="bill@desk.example",
+                                    queues=["billing"])
+        await web_repo.set_password_hash(s, (await s.scalar(select(Agent.id).where(Agent.name == "Bill"))),
+                                         hash_password("correct horse battery"))
+    bill = httpx.AsyncClient(transport=httpx.ASGITransport(app=web_env.web), base_url="http://testserver")
+    try:
+        await web_env.login("Bill", client=bill)
+        listed = (await bill.get("/tickets?status=all")).text
+        assert "Invoice" in listed and "Refund" not in listed and "Shipping" not in listed
+        assert (await bill.get(f"/tickets/{ids['to']}")).status_code == 404
+    finally:
+        await bill.aclose()

@@ -1,4 +1,5 @@
-"""The supervisor's overview: volume by channel and tier, backlog, response times, SLA breaches, CSAT."""
+"""The supervisor's overview: volume by channel and tier, backlog, and the ticket figures (response times, SLA
+breaches, CSAT, bot-resolved conversations) by tier and channel, read from `figures` like /report and the API."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from bot.web import charts
 from bot.web.auth import Viewer
 from bot.web.dashboard.common import current_viewer, date_range, render
 from bot.web.sessions import read_session
-from crm_store.models import TIERS
 from crm_store.repositories import contact_days, reports
+from crm_store.repositories.figures import figures
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger(__name__)
@@ -53,22 +54,10 @@ async def overview(
     queues: dict[str, int] = {}
     for queue, _status, n in backlog:
         queues[queue] = queues.get(queue, 0) + n
-    times = await reports.response_times(session, since, until)
-    figures = await reports.ticket_figures_by_tier(session, since, until)
-    order = [t for t in TIERS if t in {*times, *figures}] + sorted({*times, *figures} - set(TIERS))
-    csat_n = sum(f["csat_n"] for f in figures.values())
-    csat_mean = (sum((f["csat"] or 0) * f["csat_n"] for f in figures.values()) / csat_n) if csat_n else None
-    kpis = {
-        "contacts": sum(sum(v.values()) for v in by_channel.values()),
-        "opened": sum(f["opened"] for f in figures.values()),
-        "backlog": sum(queues.values()),
-        "breached": sum(f["breached"] for f in figures.values()),
-        "csat": csat_mean,
-        "csat_n": csat_n,
-    }
+    numbers = await figures(session, since, until)
+    kpis = {"contacts": sum(sum(v.values()) for v in by_channel.values()), "backlog": sum(queues.values())}
     return render(
-        request, "overview.html", viewer, first=first, last=last, kpis=kpis, tier_order=order, times=times,
-        figures=figures, backlog=backlog,
+        request, "overview.html", viewer, first=first, last=last, kpis=kpis, figures=numbers, backlog=backlog,
         chart_channel=charts.stacked_bars(days, by_channel, label="Contacts per day by channel"),
         chart_tier=charts.stacked_bars(days, by_tier, label="Contacts per day by tier"),
         chart_backlog=charts.hbars(sorted(queues.items(), key=lambda kv: -kv[1]), label="Backlog by queue"),

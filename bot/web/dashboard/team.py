@@ -1,5 +1,6 @@
-"""Supervisor pages about people and segments: agents (load, status, handled) and tiers (sizes, revenue
-share, the last tiering run's quality)."""
+"""Supervisor pages about people and segments: agents (load, status, handled, replies and their tickets'
+figures, from `figures` like the overview, /report and the API) and tiers (sizes, revenue share, the last tiering
+run's quality)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from bot.web.dashboard.common import date_range, render, supervisor
 from bot.web.sessions import read_session
 from crm_store.models import TIERS
 from crm_store.repositories import reports
+from crm_store.repositories.figures import figures
 
 router = APIRouter(include_in_schema=False)
 
@@ -22,10 +24,9 @@ async def agents_page(
     request: Request, viewer: Viewer = Depends(supervisor), session: AsyncSession = Depends(read_session)
 ) -> Response:
     first, last, since, until = date_range(request.query_params.get("from"), request.query_params.get("to"))
-    rows = await reports.agent_figures(session, since, until)
+    rows = (await figures(session, since, until)).agents
     return render(request, "agents.html", viewer, rows=rows, first=first, last=last,
-                  chart=charts.hbars([(r["name"], r["load"]) for r in rows if r["load"]],
-                                     label="Open tickets per agent"))
+                  chart=charts.hbars([(r.name, r.load) for r in rows if r.load], label="Open tickets per agent"))
 
 
 @router.get("/tiers")
