@@ -18,12 +18,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from bot.tickets.access import Actor, may_see_tier
+
 _hasher = PasswordHasher()
 
 SESSION_COOKIE = "tierdesk_session"
 LOGIN_CSRF_COOKIE = "tierdesk_login_csrf"
 SESSION_MAX_AGE_S = 12 * 3600
-SUPERVISOR_ROLES = ("supervisor", "admin")
 
 
 def hash_password(password: str) -> str:
@@ -49,25 +50,31 @@ def _fingerprint(password_hash: str | None) -> str:
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who is looking at the dashboard, and what they may see."""
+    """Who is looking at the dashboard. What they may see and do is the ticket core's rule for `actor`."""
 
     agent_id: int
     name: str
     role: str
     tiers: tuple[str, ...]
     csrf: str
+    queues: tuple[str, ...] = ()
+
+    @property
+    def actor(self) -> Actor:
+        """The logged-in agent as the ticket core knows them (roles and visibility live there)."""
+        return Actor("agent", self.agent_id, self.role, self.name, self.tiers, self.queues)
 
     @property
     def is_supervisor(self) -> bool:
-        return self.role in SUPERVISOR_ROLES
+        return self.actor.is_supervisor
 
     @property
     def scope_tiers(self) -> tuple[str, ...]:
-        """Tiers this viewer is limited to; empty means everything."""
+        """Tiers this viewer is limited to in SQL filters (customers, contacts); empty means everything."""
         return () if self.is_supervisor else self.tiers
 
     def may_see_tier(self, tier: str | None) -> bool:
-        return not self.scope_tiers or tier in self.scope_tiers
+        return may_see_tier(self.actor, tier)
 
 
 class SessionSigner:

@@ -6,11 +6,11 @@ import base64
 from datetime import datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from bot.core.messages import clean_text
+from bot.tickets import MAX_ID
 
-MAX_ID = 2**62
 T = TypeVar("T")
 Tier = Literal["VIP", "important", "ordinary", "potential"]
 
@@ -111,6 +111,10 @@ class TicketOut(Out):
     assignee_id: int | None
     subject: str
     intent: str | None
+    handoff_reason: str | None
+    source: str
+    tags: Annotated[list[str], BeforeValidator(lambda v: list(v or []))] = []
+    snoozed_until: datetime | None
     first_response_due: datetime | None
     resolution_due: datetime | None
     first_responded_at: datetime | None
@@ -123,22 +127,36 @@ class TicketOut(Out):
     updated_at: datetime
 
 
+ChannelName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+
+
 class TicketIn(BaseModel):
+    """A new ticket: routed like any other, so the customer's tier decides its queue, priority and SLA times."""
+
     model_config = ConfigDict(extra="forbid")
     customer_id: Id
     subject: Text(255) = ""  # type: ignore[valid-type]
-    channel: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] | None = None
-    queue: Text(64, 1) = "general"  # type: ignore[valid-type]
-    priority: Annotated[int, Field(ge=1, le=5)] = 3
+    channel: ChannelName | None = Field(
+        None, description="Where replies go: a channel the customer has an address on, or a known channel name. "
+                          "Default: the channel of the customer's first address.")
     assignee_id: Id | None = None
 
 
+Tag = Annotated[str, Field(min_length=1, max_length=40)]
+
+
 class TicketPatch(BaseModel):
+    """Changes to a ticket, each one a ticket-core operation, in the order listed (close with POST .../close)."""
+
     model_config = ConfigDict(extra="forbid")
-    subject: Text(255) | None = None  # type: ignore[valid-type]
-    queue: Text(64, 1) | None = None  # type: ignore[valid-type]
+    subject: Text(255, 1) | None = None  # type: ignore[valid-type]
+    queue: Text(64, 1) | None = Field(None, description="Move to another queue: it waits there, unassigned.")  # type: ignore[valid-type]
     priority: Annotated[int, Field(ge=1, le=5)] | None = None
-    status: Literal["open", "pending", "solved"] | None = None
+    tags: Annotated[list[Tag], Field(max_length=20)] | None = Field(None, description="The ticket's tags, all of them.")
+    status: Literal["open", "pending"] | None = Field(
+        None, description="pending: waiting for the customer; open: reopen a solved or closed ticket.")
+    snoozed_until: AwareDatetime | None = Field(
+        None, description="With status pending: the ticket comes back to its agent at this time.")
 
 
 class AssignIn(BaseModel):
@@ -149,6 +167,16 @@ class AssignIn(BaseModel):
 class CloseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     resolution: Text(2000) = ""  # type: ignore[valid-type]
+
+
+class ReplyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: Text(10_000, 1)  # type: ignore[valid-type]
+
+
+class TicketNoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: Text(10_000, 1)  # type: ignore[valid-type]
 
 
 class NoteIn(BaseModel):

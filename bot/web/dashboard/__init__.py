@@ -5,14 +5,16 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
+from bot.tickets import TicketError
 from bot.web.dashboard import contacts, customers, login, overview, team, tickets
-from bot.web.dashboard.common import Forbidden, LoginRequired, login_url, render
+from bot.web.dashboard.common import Forbidden, LoginRequired, login_url, refused_page, render
 from crm_store.errors import NotFound
 
 
 def install(app: FastAPI) -> None:
     for module in (login, overview, contacts, customers, tickets, team):
         app.include_router(module.router)
+    app.add_exception_handler(TicketError, refused_page)
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> Response:

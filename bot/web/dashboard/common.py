@@ -9,8 +9,12 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 
+from bot.tickets.access import MAX_ID, TicketError
 from bot.web.auth import SESSION_COOKIE, Viewer, csrf_ok
 from crm_store.models import TIERS, Agent
+
+STATUS_OF_ERROR = {"not_found": 404, "not_allowed": 403, "conflict": 409, "invalid": 422}
+"""The dashboard's one mapping of the ticket core's refusals to HTTP status codes."""
 
 
 class LoginRequired(Exception):
@@ -23,8 +27,17 @@ class Forbidden(Exception):
         self.reason = reason
 
 
+def error_status(exc: TicketError) -> int:
+    """The status a refused ticket action answers with (a rating's own codes are conflicts with its state)."""
+    return STATUS_OF_ERROR.get(exc.code, 409)
 
 
+async def refused_page(request: Request, exc: Exception) -> HTMLResponse:
+    """A ticket-core refusal as a page: a ticket or customer that does not exist (or is not the viewer's to
+    see) is a 404, never a server error."""
+    assert isinstance(exc, TicketError)
+    title = "Not found" if exc.code == "not_found" else "Not done"
+    return render(request, "error.html", None, status_code=error_status(exc), title=title, message=exc.message)
 
 
 async def current_viewer(request: Request) -> Viewer:
@@ -37,7 +50,8 @@ async def current_viewer(request: Request) -> Viewer:
         agent = await session.get(Agent, data["a"])
     if agent is None or not signer.still_valid(data, agent.password_hash):
         raise LoginRequired(next_path)
-    return Viewer(agent.id, agent.name, agent.role, tuple(agent.tiers or ()), str(data.get("c", "")))
+    return Viewer(agent.id, agent.name, agent.role, tuple(agent.tiers or ()), str(data.get("c", "")),
+                  tuple(agent.queues or ()))
 
 
 async def supervisor(viewer: Viewer = Depends(current_viewer)) -> Viewer:
@@ -91,8 +105,9 @@ def date_range(start: str | None, end: str | None, *, default_days: int = 14) ->
 
 
 def int_or_none(value: str | None) -> int | None:
+    """A query-string number (an id filter or cursor); anything else, or out of range, is no filter."""
     try:
-        number = int(value) if value not in (None, "") else None
+        number = int(value) if value not in (None, "") and len(value) <= 20 else None
     except ValueError:
         return None
-    return number if number is None or 0 < number < 2**62 else None
+    return number if number is None or 0 < number <= MAX_ID else None

@@ -8,12 +8,13 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.messages import clean_text
+from bot.tickets import TicketError, may_see_ticket, may_see_tier, parse_id
 from bot.web.auth import Viewer
 from bot.web.dashboard.common import check_csrf, current_viewer, int_or_none, render
 from bot.web.dashboard.contacts import _cursor
 from bot.web.sessions import read_session, write_session
 from crm_store.errors import NotFound
-from crm_store.models import Agent
+from crm_store.models import Agent, Customer
 from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import reports
 from crm_store.repositories import tickets as tickets_repo
@@ -37,21 +38,26 @@ async def customer_list(
                   next_after=rows[-1]["id"] if more else None)
 
 
-async def visible_customer(session: AsyncSession, viewer: Viewer, customer_id: int):
-    """The customer if this viewer may see them; otherwise NotFound (an agent learns nothing of other tiers)."""
+async def visible_customer(session: AsyncSession, viewer: Viewer, customer_ref: str | int) -> Customer:
+    """The customer a path names ("12" or "C-12") if the core lets this viewer see their current tier; otherwise
+    a 404 (an agent learns nothing of other tiers, and a number too large or not a number names nobody)."""
+    try:
+        customer_id = parse_id(customer_ref, what="customer")
+    except TicketError as exc:
+        raise TicketError(exc.message, code="not_found") from None
     customer = await customers_repo.get_customer(session, customer_id)
-    if not viewer.may_see_tier(customer.tier):
-        raise NotFound(f"customer {customer_id} not found")
+    if not may_see_tier(viewer.actor, customer.manual_tier or customer.tier):
+        raise NotFound(f"customer C-{customer_id} not found")
     return customer
 
 
-@router.get("/customers/{customer_id:int}")
+@router.get("/customers/{customer_ref}")
 async def customer_card(
-    customer_id: int, request: Request, viewer: Viewer = Depends(current_viewer),
+    customer_ref: str, request: Request, viewer: Viewer = Depends(current_viewer),
     session: AsyncSession = Depends(read_session),
 ) -> Response:
-    customer = await visible_customer(session, viewer, customer_id)
-    if customer.id != customer_id:
+    customer = await visible_customer(session, viewer, customer_ref)
+    if str(customer.id) != customer_ref:
         return RedirectResponse(f"/customers/{customer.id}", status_code=303)
     before = _cursor(request.query_params.get("before"))
     history = await reports.search_contacts(
@@ -64,22 +70,23 @@ async def customer_card(
         request, "customer.html", viewer, customer=customer,
         identities=await customers_repo.identities_of(session, customer.id),
         value=await reports.customer_value(session, customer.id), kam=kam,
-        tickets=await tickets_repo.customer_tickets(session, customer.id),
+        tickets=[t for t in await tickets_repo.customer_tickets(session, customer.id)
+                 if may_see_ticket(viewer.actor, t)],
         history=list(reversed(history)),
         older=f"{history[-1]['created_at'].isoformat()}_{history[-1]['id']}" if more else None,
         notes=await web_repo.notes_for(session, customer_id=customer.id, limit=50),
     )
 
 
-@router.post("/customers/{customer_id:int}/notes")
+@router.post("/customers/{customer_ref}/notes")
 async def add_customer_note(
-    customer_id: int, request: Request, viewer: Viewer = Depends(current_viewer),
+    customer_ref: str, request: Request, viewer: Viewer = Depends(current_viewer),
     session: AsyncSession = Depends(write_session),
 ) -> Response:
     form = await check_csrf(request, viewer)
     text, _ = clean_text(str(form.get("text", "")), 10_000)
     async with session.begin():
-        customer = await visible_customer(session, viewer, customer_id)
+        customer = await visible_customer(session, viewer, customer_ref)
         if text.strip():
             await tickets_repo.add_note(session, customer_id=customer.id, text=text.strip(), agent_id=viewer.agent_id)
     return RedirectResponse(f"/customers/{customer.id}#notes", status_code=303)

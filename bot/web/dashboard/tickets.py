@@ -1,25 +1,30 @@
-"""Tickets: the queue view and one ticket with its transcript, audit trail and notes."""
+"""Tickets: the queue view, and one ticket with its transcript, audit trail, notes and the actions an agent
+takes on it (reply, note, take, assign, pending, close, reopen, priority, tags, subject). Every action is a
+ticket-core operation; a refusal shows the ticket page again with the core's words."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.messages import clean_text
-from bot.web import ticket_actions
+from bot.tickets import STATUSES, Actor, TicketError, not_visible, parse_id
+from bot.web import ticket_actions as actions
 from bot.web.auth import Viewer
-from bot.web.dashboard.common import check_csrf, current_viewer, int_or_none, render
-from bot.web.dashboard.customers import visible_customer
+from bot.web.dashboard.common import check_csrf, current_viewer, error_status, int_or_none, render
 from bot.web.sessions import read_session, write_session
-from crm_store.errors import NotFound
-from crm_store.models import TICKET_STATUSES, Customer
+from crm_store.models import Customer, Ticket
 from crm_store.repositories import contacts as contacts_repo
+from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import tickets as tickets_repo
 from crm_store.repositories import web as web_repo
 from crm_store.repositories.agents import list_agents
 
 router = APIRouter(include_in_schema=False)
+PAGE = 50
 
 
 @router.get("/tickets")
@@ -28,40 +33,35 @@ async def ticket_list(
 ) -> Response:
     params = request.query_params
     status = params.get("status", "open")
-    status = status if status in (*TICKET_STATUSES, "all") else "open"
+    status = status if status in (*STATUSES, "all") else "open"
     mine = params.get("mine") == "1"
-    before = int_or_none(params.get("before"))
-    tickets = await web_repo.list_tickets(
-        session, status=None if status == "all" else status, queue=params.get("queue", "")[:64] or None,
+    tickets, next_before = await actions.visible_tickets(
+        session, viewer.actor, limit=PAGE, cursor=int_or_none(params.get("before")), newest_first=True,
+        status=None if status == "all" else status, queue=params.get("queue", "")[:64] or None,
         assignee_id=viewer.agent_id if mine else int_or_none(params.get("agent")),
-        tiers=viewer.scope_tiers or None, before_id=before or 2**62, limit=51,
     )
-    more = len(tickets) > 50
-    tickets = tickets[:50]
     customers = {c.id: c for c in [await session.get(Customer, cid) for cid in {t.customer_id for t in tickets}] if c}
     agents = await list_agents(session)
     return render(request, "tickets.html", viewer, tickets=tickets, customers=customers,
-                  agent_names={a.id: a.name for a in agents}, status=status, mine=mine, statuses=TICKET_STATUSES,
-                  queue=params.get("queue", ""), next_before=tickets[-1].id if more else None)
+                  agent_names={a.id: a.name for a in agents}, status=status, mine=mine, statuses=STATUSES,
+                  queue=params.get("queue", ""), next_before=next_before)
 
 
-async def visible_ticket(session: AsyncSession, viewer: Viewer, ticket_id: int):
-    ticket = await tickets_repo.get_ticket(session, ticket_id)
-    customer = await visible_customer(session, viewer, ticket.customer_id)
-    if customer is None:
-        raise NotFound(f"ticket T-{ticket_id} not found")
-    return ticket, customer
+def ticket_number(ticket_ref: str) -> int:
+    """The ticket a path names ("12" or "T-12"); a path naming none (too large, negative, not a number) is a
+    page that does not exist."""
+    try:
+        return parse_id(ticket_ref, what="ticket")
+    except TicketError as exc:
+        raise TicketError(exc.message, code="not_found") from None
 
 
-@router.get("/tickets/{ticket_id:int}")
-async def ticket_page(
-    ticket_id: int, request: Request, viewer: Viewer = Depends(current_viewer),
-    session: AsyncSession = Depends(read_session),
-) -> Response:
-    ticket, customer = await visible_ticket(session, viewer, ticket_id)
+async def _page(request: Request, viewer: Viewer, session: AsyncSession, ticket: Ticket, *, error: str = "",
+                status_code: int = 200) -> Response:
     agents = await list_agents(session)
     return render(
-        request, "ticket.html", viewer, ticket=ticket, customer=customer,
+        request, "ticket.html", viewer, status_code=status_code, ticket=ticket, error=error,
+        customer=await customers_repo.get_customer(session, ticket.customer_id),
         messages=await contacts_repo.ticket_transcript(session, ticket.id, limit=1000),
         events=await tickets_repo.ticket_events(session, ticket.id),
         notes=await web_repo.notes_for(session, ticket_id=ticket.id),
@@ -69,50 +69,81 @@ async def ticket_page(
     )
 
 
-@router.post("/tickets/{ticket_id:int}/notes")
-async def add_ticket_note(
-    ticket_id: int, request: Request, viewer: Viewer = Depends(current_viewer),
+@router.get("/tickets/{ticket_ref}")
+async def ticket_page(
+    ticket_ref: str, request: Request, viewer: Viewer = Depends(current_viewer),
+    session: AsyncSession = Depends(read_session),
+) -> Response:
+    ticket = await actions.visible_ticket(session, viewer.actor, ticket_number(ticket_ref))
+    return await _page(request, viewer, session, ticket)
+
+
+async def _act(request: Request, viewer: Viewer, session: AsyncSession, ticket_ref: str,
+               build: actions.Step | None, anchor: str = "") -> Response:
+    """Run one core operation from a posted form; on a refusal show the ticket again with the reason."""
+    ticket_id = ticket_number(ticket_ref)
+    try:
+        if build is None:
+            raise TicketError("That form was incomplete.", code="invalid")
+        await actions.change_ticket(request, session, viewer.actor, ticket_id, build)
+    except TicketError as exc:
+        if exc.code == "not_found":
+            raise
+        ticket = await session.get(Ticket, ticket_id)
+        if ticket is None:
+            raise not_visible(ticket_id) from exc
+        await session.refresh(ticket)
+        return await _page(request, viewer, session, ticket, error=exc.message, status_code=error_status(exc))
+    return RedirectResponse(f"/tickets/{ticket_id}{anchor}", status_code=303)
+
+
+def _text(form: dict, name: str, limit: int) -> str:
+    return clean_text(str(form.get(name, "")), limit)[0].strip()
+
+
+def _when(value: str) -> datetime | None:
+    """A snooze time from a datetime-local field (UTC); empty or unreadable is no snooze."""
+    try:
+        when = datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
+
+
+def _step(action: str, actor: Actor, form: dict) -> actions.Step | None:
+    """The core operation a ticket page form asks for."""
+    if action == "reply":
+        return actions.reply(actor, _text(form, "text", 10_000))
+    if action == "notes":
+        return actions.note(actor, _text(form, "text", 10_000))
+    if action == "close":
+        return actions.close(actor, _text(form, "resolution", 2000))
+    if action == "assign":
+        raw = str(form.get("agent_id", ""))
+        agent_id = int_or_none(raw)
+        return None if raw and agent_id is None else actions.assign(actor, agent_id)
+    if action == "tags":
+        add, remove = _text(form, "add", 1000), _text(form, "remove", 1000)
+        return actions.tag(actor, add=add.replace(",", " ").split(), remove=remove.replace(",", " ").split())
+    if action == "priority":
+        value = int_or_none(str(form.get("priority", "")))
+        return actions.priority(actor, value) if value is not None else None
+    steps = {"take": lambda: actions.take(actor), "reopen": lambda: actions.reopen(actor),
+             "pending": lambda: actions.pending(actor, _when(str(form.get("until", ""))[:40])),
+             "subject": lambda: actions.subject(actor, _text(form, "subject", 1000))}
+    return steps[action]() if action in steps else None
+
+
+ACTIONS = ("reply", "notes", "close", "assign", "take", "reopen", "pending", "priority", "tags", "subject")
+
+
+@router.post("/tickets/{ticket_ref}/{action}")
+async def ticket_action(
+    ticket_ref: str, action: str, request: Request, viewer: Viewer = Depends(current_viewer),
     session: AsyncSession = Depends(write_session),
 ) -> Response:
+    if action not in ACTIONS:
+        raise not_visible(ticket_number(ticket_ref))
     form = await check_csrf(request, viewer)
-    text, _ = clean_text(str(form.get("text", "")), 10_000)
-    async with session.begin():
-        ticket, customer = await visible_ticket(session, viewer, ticket_id)
-        if text.strip():
-            await tickets_repo.add_note(session, customer_id=customer.id, ticket_id=ticket.id, text=text.strip(),
-                                        agent_id=viewer.agent_id)
-    return RedirectResponse(f"/tickets/{ticket_id}#notes", status_code=303)
-
-
-@router.post("/tickets/{ticket_id:int}/close")
-async def close_ticket(
-    ticket_id: int, request: Request, viewer: Viewer = Depends(current_viewer),
-    session: AsyncSession = Depends(write_session),
-) -> Response:
-    form = await check_csrf(request, viewer)
-    resolution, _ = clean_text(str(form.get("resolution", "")), 2000)
-    settings = request.app.state.ctx.settings
-    async with session.begin():
-        ticket, _customer = await visible_ticket(session, viewer, ticket_id)
-        if ticket.status != "closed":
-            await ticket_actions.close(session, settings, ticket, resolution.strip(), actor="agent")
-    return RedirectResponse(f"/tickets/{ticket_id}", status_code=303)
-
-
-@router.post("/tickets/{ticket_id:int}/assign")
-async def assign_ticket(
-    ticket_id: int, request: Request, viewer: Viewer = Depends(current_viewer),
-    session: AsyncSession = Depends(write_session),
-) -> Response:
-    form = await check_csrf(request, viewer)
-    agent_id = int_or_none(str(form.get("agent_id", "")))
-    if not viewer.is_supervisor and agent_id not in (None, viewer.agent_id):
-        agent_id = viewer.agent_id
-    settings = request.app.state.ctx.settings
-    async with session.begin():
-        ticket, _customer = await visible_ticket(session, viewer, ticket_id)
-        if agent_id is not None and not await web_repo.agent_exists(session, agent_id):
-            raise NotFound(f"agent {agent_id} not found")
-        if ticket.assignee_id != agent_id:
-            await ticket_actions.assign(session, settings, ticket, agent_id, actor="agent")
-    return RedirectResponse(f"/tickets/{ticket_id}", status_code=303)
+    anchor = {"notes": "#notes", "reply": "#transcript"}.get(action, "")
+    return await _act(request, viewer, session, ticket_ref, _step(action, viewer.actor, form), anchor)
