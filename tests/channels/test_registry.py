@@ -105,3 +105,34 @@ def test_bot_reply_caps_are_per_channel():
     assert bot_reply_cap(s, "email") == 2  # the email section's own
     assert bot_reply_cap(s, "telegram") == 9 and bot_reply_cap(s, "webchat") == 9 and bot_reply_cap(s, "sms") == 9
     assert bot_reply_cap(Settings(), "email") == 5 and bot_reply_cap(Settings(), "telegram") == 5
+
+
+async def test_the_web_app_hands_a_webhook_to_the_channel_named_in_its_path(tmp_path):
+    from types import SimpleNamespace
+
+    import httpx
+
+    from bot.web.app import create_web_app
+    from channels.base import ChannelRegistry
+    from channels.telegram import TelegramChannel
+
+    got = []
+
+    async def deliver(msg):
+        got.append(msg)
+
+    channel = TelegramChannel("123:abc", mode="webhook", webhook_secret="s3")
+    channel._deliver = deliver  # as `start` leaves it, without asking Telegram who the bot is
+    registry = ChannelRegistry()
+    registry.add(channel)
+    web = create_web_app(SimpleNamespace(settings=Settings(state_dir=str(tmp_path)), registry=registry))
+    update = b'{"update_id": 5, "message": {"message_id": 9, "date": 1700000000, "chat": {"id": 42, "type": ' \
+             b'"private"}, "from": {"id": 42, "is_bot": false, "first_name": "Ann"}, "text": "hello"}}'
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://t") as client:
+        refused = await client.post("/telegram/webhook", content=update)
+        stored = await client.post("/telegram/webhook", content=update,
+                                   headers={"X-Telegram-Bot-Api-Secret-Token": "s3"})
+        unknown = await client.post("/sms/webhook", content=update)
+    await channel.bot.session.close()
+    assert (refused.status_code, stored.status_code, unknown.status_code) == (401, 200, 404)
+    assert [(m.channel, m.sender, m.text) for m in got] == [("telegram", "42", "hello")]
