@@ -22,7 +22,7 @@ from bot.web import create_web_app, serve
 from bot.web.tokens import create_token
 from channels.memory import MemoryChannel
 from crm_store.engine import make_engine, upgrade
-from crm_store.models import Customer, Ticket
+from crm_store.models import Agent, Customer, Identity, Ticket
 from tests.conftest import PG_URL, need_service
 from tests.web.conftest import free_port
 
@@ -59,7 +59,10 @@ class Server:
                 c = Customer(name="Fuzz Co", tier="ordinary")
                 s.add(c)
                 await s.flush()
-                s.add(Ticket(customer_id=c.id, channel="email", subject="seed"))
+                # an address and an agent, so that generated requests also open, route, answer and close tickets
+                s.add_all([Identity(customer_id=c.id, channel="email", address="fuzz@example.com"),
+                           Agent(name="Fuzz Agent", role="agent"),
+                           Ticket(customer_id=c.id, channel="email", subject="seed")])
             task = asyncio.create_task(serve(app, "127.0.0.1", self.port))
             async with httpx.AsyncClient() as probe:
                 for _ in range(100):
@@ -126,6 +129,10 @@ def test_openapi_lists_the_resources():
     paths = _schema_app.openapi()["paths"]
     for path in ("/api/v1/customers", "/api/v1/customers/{customer_id}/identities", "/api/v1/contacts",
                  "/api/v1/tickets", "/api/v1/tickets/{ticket_id}/assign", "/api/v1/tickets/{ticket_id}/close",
-                 "/api/v1/customers/{customer_id}/notes"):
+                 "/api/v1/tickets/{ticket_id}/reply", "/api/v1/tickets/{ticket_id}/reopen",
+                 "/api/v1/tickets/{ticket_id}/notes", "/api/v1/customers/{customer_id}/notes"):
         assert path in paths
+    assert set(paths["/api/v1/tickets/{ticket_id}/notes"]) == {"get", "post"}
+    ticket_in = _schema_app.openapi()["components"]["schemas"]["TicketIn"]["properties"]
+    assert "queue" not in ticket_in and "priority" not in ticket_in  # the customer's tier decides them
     assert not any(p.startswith(("/contacts", "/login", "/webchat")) for p in paths)
