@@ -44,10 +44,11 @@ RAW_DUMP = PEAK + r"""
 import asyncio, csv
 url, schema, out = sys.argv[1], sys.argv[2] or None, sys.argv[3]
 COLS = "id, channel, external_id, direction, author, address, customer_id, agent_id, ticket_id, text, nlu, created_at"
+ROWS = "FROM contacts WHERE NOT desk ORDER BY id"  # the export's rows: customer contacts
 def sqlite_dump():
     import sqlite3
     conn = sqlite3.connect(url.split("///", 1)[1])
-    cur = conn.execute(f"SELECT {COLS} FROM contacts ORDER BY id")
+    cur = conn.execute(f"SELECT {COLS} {ROWS}")
     with open(out, "w", newline="") as fh:
         w = csv.writer(fh)
         while rows := cur.fetchmany(5000):
@@ -60,7 +61,7 @@ async def pg_dump():
     with open(out, "w", newline="") as fh:
         w = csv.writer(fh)
         async with conn.transaction():
-            cur = await conn.cursor(f"SELECT {COLS} FROM contacts ORDER BY id")
+            cur = await conn.cursor(f"SELECT {COLS} {ROWS}")
             while rows := await cur.fetch(5000):
                 w.writerows(rows)
     await conn.close()
