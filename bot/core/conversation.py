@@ -10,7 +10,7 @@ from bot.assistant.responder import BotTurn
 from bot.assistant.texts import say
 from bot.core.forum import post_to_forum
 from bot.core.messages import InboundMessage
-from bot.core.outbound import BatchContext, notify_agents, reply_to_customer
+from bot.core.outbound import BatchContext, bot_reply_cap, notify_agents, reply_to_customer
 from bot.routing.policy import RouteRequest, route
 from bot.tickets import BOT, CUSTOMER, DEFAULT_RULES, MAX_ID, TicketError, apply, lifecycle
 from crm_store.models import Ticket
@@ -167,7 +167,7 @@ async def handle_customer_message(ctx: BatchContext, msg: InboundMessage, contac
     if ticket.handoff_reason is not None:
         await _tell_assignee(ctx, ticket, msg, contact_id, facts)
         return ticket.id
-    if turn.answer and not wants_no_auto_reply(msg) and await _bot_may_answer(ctx, customer_id):
+    if turn.answer and not wants_no_auto_reply(msg) and await _bot_may_answer(ctx, customer_id, msg.channel):
         answered = lifecycle.bot_answered(ticket, turn.answer, intent=turn.intent, now=ctx.now)
         await apply(ctx, ticket, answered, BOT, cause=f"c{contact_id}", inbound=msg)
         return ticket.id
@@ -185,8 +185,8 @@ def _understand(ctx: BatchContext, msg: InboundMessage, language: str | None) ->
         return BotTurn(answer=None, handoff_reason=f"bot error: {type(exc).__name__}")
 
 
-async def _bot_may_answer(ctx: BatchContext, customer_id: int) -> bool:
-    limit = ctx.settings.email.bot_replies_per_sender_per_hour
+async def _bot_may_answer(ctx: BatchContext, customer_id: int, channel: str) -> bool:
+    limit = bot_reply_cap(ctx.settings, channel)
     recent = await outbox_repo.bot_replies_since(ctx.session, customer_id, ctx.now - timedelta(hours=1))
     pending = sum(1 for row in ctx.outbox if row["customer_id"] == customer_id and row["author"] == "bot")
     return recent + pending < limit
@@ -216,7 +216,7 @@ async def hand_off(
 async def _tell_assignee(ctx: BatchContext, ticket: Ticket, msg: InboundMessage, contact_id: int, facts: dict) -> None:
     name = facts.get("name") or msg.sender_name or msg.sender
     said = msg.text or " ".join(f"[{a.kind}]" for a in msg.attachments) or "(empty message)"
-    post_to_forum(ctx, ticket, f"{name}: {said}", key=f"c{contact_id}:forum", customer_name=name)
+    post_to_forum(ctx, ticket, f"{name}: {lifecycle.excerpt(said)}", key=f"c{contact_id}:forum", customer_name=name)
     if ticket.assignee_id is None:
         return
     await notify_agents(
