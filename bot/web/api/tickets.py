@@ -122,6 +122,11 @@ async def update_ticket(
     steps = _patch_steps(actor, body)
     if not steps:
         return TicketOut.model_validate(await actions.visible_ticket(s, actor, ticket_id))
+    return await _changed(request, s, actor, ticket_id, *steps)
+
+
+async def _changed(request: Request, s: AsyncSession, actor: Actor, ticket_id: int, *steps: actions.Step) -> TicketOut:
+    """The ticket as it is after the core ran `steps` on it."""
     ticket, _ = await actions.change_ticket(request, s, actor, ticket_id, *steps)
     return TicketOut.model_validate(ticket)
 
@@ -131,8 +136,7 @@ async def assign_ticket(
     ticket_id: TicketId, body: AssignIn, request: Request, actor: Caller, s: AsyncSession = Depends(write_session)
 ) -> TicketOut:
     """Assign to an agent (or back to the queue with null)."""
-    ticket, _ = await actions.change_ticket(request, s, actor, ticket_id, actions.assign(actor, body.agent_id))
-    return TicketOut.model_validate(ticket)
+    return await _changed(request, s, actor, ticket_id, actions.assign(actor, body.agent_id))
 
 
 @router.post("/tickets/{ticket_id}/reply", response_model=TicketOut)
@@ -140,8 +144,7 @@ async def reply_to_ticket(
     ticket_id: TicketId, body: ReplyIn, request: Request, actor: Caller, s: AsyncSession = Depends(write_session)
 ) -> TicketOut:
     """Answer the customer on the channel they last wrote from (the first reply stops the first-response clock)."""
-    ticket, _ = await actions.change_ticket(request, s, actor, ticket_id, actions.reply(actor, body.text))
-    return TicketOut.model_validate(ticket)
+    return await _changed(request, s, actor, ticket_id, actions.reply(actor, body.text))
 
 
 @router.post("/tickets/{ticket_id}/close", response_model=TicketOut)
@@ -149,16 +152,14 @@ async def close_ticket(
     ticket_id: TicketId, body: CloseIn, request: Request, actor: Caller, s: AsyncSession = Depends(write_session)
 ) -> TicketOut:
     """Close: the customer is asked for a rating when a person handled the ticket."""
-    ticket, _ = await actions.change_ticket(request, s, actor, ticket_id, actions.close(actor, body.resolution))
-    return TicketOut.model_validate(ticket)
+    return await _changed(request, s, actor, ticket_id, actions.close(actor, body.resolution))
 
 
 @router.post("/tickets/{ticket_id}/reopen", response_model=TicketOut)
 async def reopen_ticket(
     ticket_id: TicketId, request: Request, actor: Caller, s: AsyncSession = Depends(write_session)
 ) -> TicketOut:
-    ticket, _ = await actions.change_ticket(request, s, actor, ticket_id, actions.reopen(actor))
-    return TicketOut.model_validate(ticket)
+    return await _changed(request, s, actor, ticket_id, actions.reopen(actor))
 
 
 @router.get("/tickets/{ticket_id}/notes", response_model=list[NoteOut])
