@@ -83,6 +83,13 @@ class RoutingPolicy:
         return cls.from_dict({"tiers": {t: {"queue": "general", "priority": i + 1} for i, t in enumerate(TIER_ORDER)}})
 
 
+def serves(tiers: tuple[str, ...] | list[str], queues: tuple[str, ...] | list[str], tier: str | None,
+           queue: str | None) -> bool:
+    """Whether someone serving `tiers` and `queues` serves a ticket of `tier` in `queue`; an empty list serves
+    everything. The one rule: routing, visibility and transfers all read it."""
+    return (not tiers or (tier or "potential") in tiers) and (not queues or queue in queues)
+
+
 @dataclass(frozen=True, slots=True)
 class AgentState:
     """An agent as routing sees it: what they serve and how busy they are."""
@@ -107,7 +114,7 @@ class AgentState:
         return self.status == "online" and self.open_tickets < self.capacity
 
     def serves(self, tier: str, queue: str) -> bool:
-        return (not self.tiers or tier in self.tiers) and (not self.queues or queue in self.queues)
+        return serves(self.tiers, self.queues, tier, queue)
 
     def can_take(self, tier: str, queue: str, language: str | None, skill: str | None) -> bool:
         """Free, and serves this tier, queue, language and skill (an empty list on the agent means any)."""

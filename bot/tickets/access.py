@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from bot.routing.policy import serves
 from crm_store.models import ROLES
 
 ALL_ROLES: tuple[str, ...] = ROLES
@@ -80,14 +81,8 @@ BOT = Actor("bot")
 SYSTEM = Actor("system", role="admin", name="system")
 
 
-def serves(tiers: tuple[str, ...] | list[str], queues: tuple[str, ...] | list[str], tier: str | None,
-           queue: str | None) -> bool:
-    """An empty list serves everything."""
-    return (not tiers or (tier or "potential") in tiers) and (not queues or queue in queues)
-
-
 def may_see_tier(actor: Actor, tier: str | None) -> bool:
-    return actor.is_supervisor or not actor.tiers or (tier or "potential") in actor.tiers
+    return actor.is_supervisor or serves(actor.tiers, (), tier, None)
 
 
 def may_see_ticket(actor: Actor, ticket: Any) -> bool:

@@ -114,7 +114,8 @@ def reply(ticket: Any, actor: Actor, text: str, *, now: datetime, customer_name:
     an unassigned ticket becomes the replier's. The first reply by a person stops the first-response clock."""
     if not text.strip():
         raise TicketError("Nothing to send: write /reply <ticket> <text>.")
-    _open_or_refuse(ticket)
+    if ticket.status == "closed":
+        raise TicketError(f"T-{ticket.id} is closed; your reply was not sent (/reopen it first).", code="conflict")
     if not may_work_on(actor, ticket):
         raise TicketError(f"T-{ticket.id} is assigned to someone else; your reply was not sent.",
                           code="not_allowed", offer=(Button("Take over", f"/take {ticket.id}"),))

@@ -14,6 +14,18 @@ from sqlalchemy import and_, any_, bindparam, false, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+MAX_ROW_ID = 2**63 - 1
+
+
+def as_row_id(text: str) -> int | None:
+    """A typed number as a row id, or None when no row can have it (too long, negative, beyond 64 bits): a
+    lookup by it finds nothing instead of overflowing the database's integer."""
+    digits = text.strip()
+    if not digits.isdigit() or len(digits) > 19 or not digits.isascii():
+        return None
+    value = int(digits)
+    return value if 1 <= value <= MAX_ROW_ID else None
+
 
 def dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.errors import Conflict, NotFound
 from crm_store.models import ROLES, Agent, AgentAddress
-from crm_store.repositories._sql import chunks, is_pg, keys_clause, keys_params
+from crm_store.repositories._sql import as_row_id, chunks, is_pg, keys_clause, keys_params
 from crm_store.repositories.tickets import load_by_assignee
 
 Pair = tuple[str, str]
@@ -75,8 +75,8 @@ async def get_agent(session: AsyncSession, agent_id: int) -> Agent:
 async def find_agent(session: AsyncSession, query: str) -> Agent | None:
     """By id, name (case-insensitive), email or any channel address."""
     q = query.strip().lstrip("@")
-    if q.isdigit():
-        agent = await session.get(Agent, int(q))
+    if (number := as_row_id(q)) is not None:
+        agent = await session.get(Agent, number)
         if agent is not None:
             return agent
     agent = await session.scalar(select(Agent).where(Agent.email == q))

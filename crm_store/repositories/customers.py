@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_store.errors import NotFound
 from crm_store.models import AgentAddress, Contact, Customer, Identity, Note, OutboxItem, Ticket, ValueEvent, now
 from crm_store.repositories._sql import (
+    as_row_id,
     chunks,
     in_values,
     insert_ignoring_conflicts,
@@ -143,16 +144,16 @@ async def find_customer(session: AsyncSession, query: str) -> Customer | None:
     if not q:
         return None
     bare = q.lstrip("#")
-    if bare.isdigit():
-        customer = await session.get(Customer, int(bare))
+    if (number := as_row_id(bare)) is not None:
+        customer = await session.get(Customer, number)
         if customer is not None:
             return await get_customer(session, customer.id)
     candidates = {q, q.lower(), q.lstrip("@"), q.lstrip("@").lower()}
     cid = await session.scalar(select(Identity.customer_id).where(Identity.address.in_(candidates)).limit(1))
     if cid is None:
         cid = await session.scalar(select(Customer.id).where(Customer.external_ref == q).limit(1))
-    if cid is None and bare.lower().startswith("c") and bare[1:].isdigit():
-        cid = int(bare[1:])
+    if cid is None and bare.lower().startswith("c"):
+        cid = as_row_id(bare[1:].lstrip("-"))
     return await get_customer(session, cid) if cid is not None else None
 
 

@@ -75,7 +75,7 @@ async def test_reply_refuses_closed_empty_and_bad_numbers(h):
     await say(h, "alice", f"/close {tid}")
     before = await to_customer(h, tid)
     closed = await say(h, "alice", f"/reply {tid} one more thing")
-    assert closed.text == f"T-{tid} is closed; /reopen it first."
+    assert closed.text == f"T-{tid} is closed; your reply was not sent (/reopen it first)."
     assert await to_customer(h, tid) == before
     for ref, answer in {"T-99999999999999999999": "Ticket T-99999999999999999999 does not exist.",
                         "-3": "'-3' is not a ticket number (write 12 or T-12).",

@@ -146,7 +146,7 @@ async def test_a_ticket_lives_in_its_topic_from_first_message_to_close(forum):
     # Writing in the closed topic sends nothing to the customer.
     before = len(api.sent_to(MEI))
     forum.says_in_topic(ANA, thread, "one more thing")
-    await forum.answer(ANA, rf"T-{ticket_id} is closed; /reopen it first")
+    await forum.answer(ANA, rf"T-{ticket_id} is closed; your reply was not sent \(/reopen it first\)")
     assert len(api.sent_to(MEI)) == before
 
     # The customer saw nothing of the forum; Ana's words in the topic are logged as her contacts.
@@ -180,7 +180,7 @@ async def test_close_button_in_the_topic_closes_ticket_and_topic(forum):
     # A plain Telegram reply to the notice in the topic names the ticket too (closed now: nothing sent).
     forum.api.user_message(forum.user(ANA), "hello?", chat=notice["chat"], thread_id=thread,
                            reply_to=notice["message_id"])
-    await forum.answer(ANA, rf"T-{ticket_id} is closed; /reopen it first")
+    await forum.answer(ANA, rf"T-{ticket_id} is closed; your reply was not sent \(/reopen it first\)")
 
 
 async def test_forum_mode_off_makes_no_topic_calls(no_forum):
