@@ -27,9 +27,3 @@ async def create_token(session: AsyncSession, name: str, *, agent_id: int | None
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     await web_repo.add_api_token(session, name=name, token_hash=token_hash(token), agent_id=agent_id)
     return token
-
-
-async def token_is_valid(session: AsyncSession, token: str) -> bool:
-    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
-        return False
-    return await web_repo.api_token_active(session, token_hash(token))

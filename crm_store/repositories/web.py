@@ -21,13 +21,6 @@ async def add_api_token(session: AsyncSession, *, name: str, token_hash: str, ag
     return token.id
 
 
-async def api_token_active(session: AsyncSession, token_hash: str) -> bool:
-    found = await session.scalar(
-        select(ApiToken.id).where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
-    )
-    return found is not None
-
-
 async def api_token_agent(session: AsyncSession, token_hash: str) -> tuple[bool, Agent | None]:
     """Whether the token is active, and the agent it acts as (None: a token of its own, with full rights)."""
     row = (await session.execute(

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from bot.web.tokens import create_token
 from crm_store.models import ApiToken, Contact, OutboxItem, Ticket, TicketEvent
+from crm_store.repositories import tickets as tickets_repo
 from crm_store.repositories import web as web_repo
 
 
@@ -241,3 +242,18 @@ async def test_a_token_of_an_agent_sees_and_acts_as_that_agent(web_env):
     assert refused.status_code == 403 and "assigned to someone else" in refused.json()["detail"]
     assert (await c.post(f"/api/v1/tickets/{tv['id']}/assign", json={"agent_id": vic},
                          headers=vics)).status_code == 403
+
+
+async def test_a_customer_note_on_a_ticket_goes_through_the_ticket_core(web_env):
+    auth = await token_for(web_env)
+    c = web_env.client
+    cust = await customer(web_env, auth, "Di", webchat="visitor-9")
+    other = await customer(web_env, auth, "Ed", webchat="visitor-10")
+    tid = (await c.post("/api/v1/tickets", json={"customer_id": cust, "subject": "Zip"}, headers=auth)).json()["id"]
+    made = await c.post(f"/api/v1/customers/{cust}/notes", json={"text": "VIP soon", "ticket_id": tid}, headers=auth)
+    assert made.status_code == 201 and made.json()["ticket_id"] == tid
+    wrong = await c.post(f"/api/v1/customers/{other}/notes", json={"text": "x", "ticket_id": tid}, headers=auth)
+    assert wrong.status_code == 422
+    async with web_env.app.sessions() as s:
+        kinds = [e.kind for e in await tickets_repo.ticket_events(s, tid)]
+    assert kinds.count("note") == 1

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.web.api.deps import RESPONSES, cursor_id, invalid
+from bot.web import ticket_actions as actions
+from bot.web.api.deps import RESPONSES, Caller, cursor_id, invalid, ticket_errors
 from bot.web.api.schemas import (
     MAX_ID,
     ContactOut,
@@ -30,7 +31,7 @@ from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import tickets as tickets_repo
 from crm_store.repositories import web as web_repo
 
-router = APIRouter(responses=RESPONSES)
+router = APIRouter(responses=RESPONSES, dependencies=[Depends(ticket_errors)])
 CustomerId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=200)]
 
@@ -166,13 +167,20 @@ async def list_notes(customer_id: CustomerId, s: AsyncSession = Depends(read_ses
 
 
 @router.post("/customers/{customer_id}/notes", response_model=NoteOut, status_code=201, tags=["notes"])
-async def add_note(customer_id: CustomerId, body: NoteIn, s: AsyncSession = Depends(write_session)) -> NoteOut:
-    """A private note on a customer (and optionally one of their tickets); never sent to the customer."""
+async def add_note(
+    customer_id: CustomerId, body: NoteIn, request: Request, actor: Caller, s: AsyncSession = Depends(write_session)
+) -> NoteOut:
+    """A private note on a customer, or on one of their tickets (then written by the ticket core, like every
+    ticket note); never sent to the customer."""
+    if body.ticket_id is None:
+        async with s.begin():
+            customer = await _customer(s, customer_id)
+            note = await tickets_repo.add_note(s, customer_id=customer.id, text=body.text)
+        return NoteOut.model_validate(note)
     async with s.begin():
         customer = await _customer(s, customer_id)
-        if body.ticket_id is not None:
-            ticket = await s.get(Ticket, body.ticket_id)
-            if ticket is None or ticket.customer_id != customer.id:
-                raise invalid("ticket_id", f"ticket {body.ticket_id} is not this customer's")
-        note = await tickets_repo.add_note(s, customer_id=customer.id, ticket_id=body.ticket_id, text=body.text)
-    return NoteOut.model_validate(note)
+        ticket = await s.get(Ticket, body.ticket_id)
+        if ticket is None or ticket.customer_id != customer.id:
+            raise invalid("ticket_id", f"ticket {body.ticket_id} is not this customer's")
+    await actions.change_ticket(request, s, actor, body.ticket_id, actions.note(actor, body.text))
+    return NoteOut.model_validate((await web_repo.notes_for(s, ticket_id=body.ticket_id, limit=1))[0])

@@ -4,6 +4,7 @@ one mapping of the ticket core's refusals to HTTP status codes."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -38,6 +39,10 @@ async def require_token(
 def api_actor(request: Request) -> Actor:
     """The caller as the ticket core sees it: the token's agent, or an API client with supervisor rights."""
     return request.state.api_actor
+
+
+Caller = Annotated[Actor, Depends(api_actor)]
+"""A route's caller, as a parameter: `actor: Caller`."""
 
 
 async def ticket_errors() -> AsyncIterator[None]:

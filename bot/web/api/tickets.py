@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.tickets import Actor, TicketError
 from bot.web import ticket_actions as actions
-from bot.web.api.deps import RESPONSES, api_actor, cursor_id, invalid, ticket_errors
+from bot.web.api.deps import RESPONSES, Caller, cursor_id, invalid, ticket_errors
 from bot.web.api.schemas import (
     MAX_ID,
     AssignIn,
@@ -35,7 +35,6 @@ from crm_store.repositories import web as web_repo
 router = APIRouter(responses=RESPONSES, tags=["tickets"], dependencies=[Depends(ticket_errors)])
 TicketId = Annotated[int, Path(ge=1, le=MAX_ID)]
 OptId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
-Caller = Annotated[Actor, Depends(api_actor)]
 
 
 @router.get("/tickets", response_model=Page[TicketOut])
