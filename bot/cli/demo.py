@@ -130,11 +130,12 @@ async def run_demo(db_path: Path) -> int:
         await stage.say("telegram", "5001", "Anna Petrova", "5")
         async with app.sessions() as session:
             rows = await contacts_repo.recent_contacts(session, limit=100)
-        console.print(contact_table(list(reversed(rows)), title="The contact log (every message, in and out, once)"))
+        console.print(contact_table(list(reversed(rows)), title="Customer contacts, in and out, each once"))
         failed = app.outbox.failed
     console.print(
         f"[bold green]Demo finished.[/] The store is kept at {db_path}; try "
-        f"`TIERDESK_DATABASE_URL=sqlite+aiosqlite:///{db_path} tierdesk log show`."
+        f"`TIERDESK_DATABASE_URL=sqlite+aiosqlite:///{db_path} tierdesk log show` (`--include-desk` adds the "
+        f"agents' commands and the desk's notices)."
     )
     return 1 if failed else 0
 
