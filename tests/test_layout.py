@@ -13,8 +13,8 @@ MAX_FUNCTION_LINES = 80
 TICKET_STATE = {"status", "assignee_id", "csat", "first_responded_at", "solved_at", "closed_at", "snoozed_until",
                 "escalation_level", "sla_breached_at", "handoff_reason", "queue", "priority", "tier_at_open"}
 """Fields only the ticket core decides."""
-STATE_WRITERS = {"set_status", "reassign_if_assigned_to", "claim_for_agent", "note_assignment"}
-"""Store calls that change a ticket's state or an agent's load."""
+STATE_WRITERS = {"note_assignment"}
+"""Calls that change an agent's load outside the writer."""
 CORE = ("bot/tickets/",)
 
 

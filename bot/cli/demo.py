@@ -132,12 +132,16 @@ async def run_demo(db_path: Path) -> int:
             rows = await contacts_repo.recent_contacts(session, limit=100)
         console.print(contact_table(list(reversed(rows)), title="Customer contacts, in and out, each once"))
         failed = app.outbox.failed
+    _finished(console, db_path)
+    return 1 if failed else 0
+
+
+def _finished(console: Console, db_path: Path) -> None:
     console.print(
         f"[bold green]Demo finished.[/] The store is kept at {db_path}; try "
         f"`TIERDESK_DATABASE_URL=sqlite+aiosqlite:///{db_path} tierdesk log show` (`--include-desk` adds the "
         f"agents' commands and the desk's notices)."
     )
-    return 1 if failed else 0
 
 
 def main(db: Path | None = None) -> int:

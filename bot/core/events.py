@@ -42,13 +42,3 @@ def queue_ticket_event(ctx: BatchContext, event: str, ticket: Ticket, *, key: st
     if row is not None:
         ctx.outbox.append(row)
 
-
-async def ticket_event(session: Any, settings: Settings, event: str, ticket: Ticket, *, key: str = "",
-                       **data: Any) -> None:
-    """Transitional, for callers not yet on the ticket writer: queue the event straight into the outbox."""
-    from crm_store.models import now
-    from crm_store.repositories import outbox as outbox_repo
-
-    row = event_row(settings, event, ticket, at=now(), key=key, **data)
-    if row is not None:
-        await outbox_repo.enqueue(session, [row])

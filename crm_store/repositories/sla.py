@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_store.models import Agent, Customer, Ticket, now
+from crm_store.models import Agent, Customer, Ticket
 from crm_store.repositories._sql import dialect
 
 ACTIVE = ("open", "pending")
@@ -48,20 +48,6 @@ async def breached_tickets(session: AsyncSession, at: datetime, *, limit: int = 
         for ticket in await session.scalars(query):
             found[ticket.id] = ticket
     return list(found.values())
-
-
-async def reassign_if_assigned_to(
-    session: AsyncSession, ticket_id: int, *, old_agent_id: int | None, new_agent_id: int | None
-) -> bool:
-    """Transitional, for desk callers not yet on the ticket writer (whose guarded decisions replace it)."""
-    cond = Ticket.assignee_id.is_(None) if old_agent_id is None else Ticket.assignee_id == old_agent_id
-    result = await session.execute(
-        update(Ticket)
-        .where(Ticket.id == ticket_id, cond)
-        .values(assignee_id=new_agent_id, updated_at=now())
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
 
 
 async def waiting_tickets(session: AsyncSession, *, limit: int = 1000) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import event, func, insert, or_, select, update
+from sqlalchemy import event, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -154,12 +154,6 @@ def load_by_assignee() -> Any:
         select(Ticket.assignee_id, func.count(Ticket.id).label("n"))
         .where(Ticket.status.in_(ACTIVE), Ticket.assignee_id.is_not(None))
         .group_by(Ticket.assignee_id)
-    )
-
-
-async def set_status(session: AsyncSession, ticket_id: int, status: str, **fields: Any) -> None:
-    await session.execute(
-        update(Ticket).where(Ticket.id == ticket_id).values(status=status, updated_at=now(), **fields)
     )
 
 
