@@ -130,7 +130,7 @@ async def run_demo(db_path: Path) -> int:
         await stage.say("telegram", "5001", "Anna Petrova", "5")
         async with app.sessions() as session:
             rows = await contacts_repo.recent_contacts(session, limit=100)
-        console.print(contact_table(list(reversed(rows)), title="Customer contacts, in and out, each once"))
+        console.print(contact_table(list(reversed(rows)), title="The contact log: customer contacts, each once"))
         failed = app.outbox.failed
     _finished(console, db_path)
     return 1 if failed else 0
