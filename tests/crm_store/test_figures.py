@@ -28,10 +28,12 @@ import statistics
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from alembic import command
+from sqlalchemy import func, select, text
 
+from crm_store.engine import alembic_config
 from crm_store.models import Agent, Contact, Customer, Ticket
-from crm_store.repositories.figures import figures
+from crm_store.repositories.figures import AGENT_REPLY, COUNTED, figures, resolved_between
 
 D0 = datetime(2026, 3, 2, tzinfo=UTC)
 UNTIL = D0 + timedelta(days=1)
@@ -262,3 +264,48 @@ async def test_percentiles_match_percentile_cont_on_random_durations(db):
         if cont is not None:
             assert (got.p50, got.p90) == (pytest.approx(float(cont[tier][0]), abs=1e-3),
                                           pytest.approx(float(cont[tier][1]), abs=1e-3)), tier
+
+
+async def _migrate(db, revision: str, down: bool) -> None:
+    async with db.engine.begin() as conn:
+        def run(sync_conn) -> None:
+            cfg = alembic_config(db.url, db.schema)
+            cfg.attributes["connection"] = sync_conn
+            (command.downgrade if down else command.upgrade)(cfg, revision)
+
+        await conn.run_sync(run)
+
+
+async def _plan(db, stmt, *, force: str = "") -> str:
+    """The database's plan for `stmt` as the figures run it, with bound parameters. PostgreSQL is told to avoid a
+    scan of these tiny tables, so the plan says whether an index applies at all; SQLite is made to use `force`,
+    which it refuses when the index does not apply."""
+    async with db.engine.connect() as conn:
+        compiled = stmt.compile(dialect=conn.dialect)
+        params = tuple(compiled.params[k] for k in compiled.positiontup)
+        if db.kind == "postgresql":
+            await conn.exec_driver_sql("SET enable_seqscan = off")
+            return "\n".join(r[0] for r in (await conn.exec_driver_sql("EXPLAIN " + str(compiled), params)).all())
+        params = tuple(p.replace(tzinfo=None).isoformat(" ") if isinstance(p, datetime) else p for p in params)
+        sql = str(compiled).replace("FROM contacts", f"FROM contacts INDEXED BY {force}") if force else str(compiled)
+        rows = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)).all()
+        return "\n".join(str(r[-1]) for r in rows)
+
+
+async def test_the_figures_walk_their_indexes_and_the_migration_downgrades(db):
+    """The replies' partial index applies to the query as written (SQLite refuses INDEXED BY an index that does
+    not), handled walks the resolved-time indexes, and 0007 goes down and up again."""
+    replies = (select(Contact.agent_id, func.count())
+               .where(*AGENT_REPLY, Contact.agent_id.is_not(None), Contact.created_at >= D0, Contact.created_at < UNTIL)
+               .group_by(Contact.agent_id))
+    handled = (select(Ticket.assignee_id, func.count())
+               .where(Ticket.assignee_id.is_not(None), COUNTED, resolved_between(D0, UNTIL))
+               .group_by(Ticket.assignee_id))
+    assert "ix_contacts_agent_replies" in await _plan(db, replies, force="ix_contacts_agent_replies")
+    assert "ix_tickets_status_closed" in await _plan(db, handled)
+    await _migrate(db, "0006_ticket_core", down=True)
+    assert "ix_contacts_agent_replies" not in await _plan(db, replies)
+    await _migrate(db, "head", down=False)
+    await seed(db)
+    async with db.sessions() as ses:
+        assert (await figures(ses, D0, UNTIL, at=AT)).total.breached == 4
