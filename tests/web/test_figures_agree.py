@@ -228,5 +228,10 @@ async def test_bad_ranges_are_refused_clearly(surfaces):
     assert too_long.status_code == 422
     assert (await c.get("/api/v1/reports/figures", headers=auth, params={"since": "soon"})).status_code == 422
     assert (await c.get("/api/v1/reports/figures")).status_code == 401
+    async with surfaces.h.app.writer_sessions() as ses, ses.begin():
+        ann = await ses.scalar(select(Agent).where(Agent.name == "Ann"))
+        agents_token = await create_token(ses, "ann's", agent_id=ann.id)
+    refused = await c.get("/api/v1/reports/figures", headers={"Authorization": f"Bearer {agents_token}"})
+    assert refused.status_code == 403  # an agent's token: the figures are the supervisors', as on the dashboard
     assert "Usage: /report" in await surfaces.report("decade")
     assert "at most 366 days" in await surfaces.report("2020-01-01", "2026-01-01")

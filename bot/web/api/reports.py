@@ -10,6 +10,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.tickets import Actor
+from bot.web.api.deps import api_actor
 from bot.web.sessions import read_session
 from crm_store.repositories.figures import figures
 
@@ -96,13 +98,17 @@ def figure_range(since: datetime | None, until: datetime | None) -> tuple[dateti
 
 
 @router.get("/reports/figures", response_model=FiguresOut,
-            responses={401: {"description": "Missing or invalid token"}})
+            responses={401: {"description": "Missing or invalid token"},
+                       403: {"description": "The token acts as an agent who is not a supervisor"}})
 async def get_figures(
     since: Annotated[datetime | None, Query(description="start (inclusive); a time without a zone is UTC")] = None,
     until: Annotated[datetime | None, Query(description="end (exclusive); default: the end of today")] = None,
-    s: AsyncSession = Depends(read_session),
+    s: AsyncSession = Depends(read_session), actor: Actor = Depends(api_actor),
 ) -> FiguresOut:
     """Conversations, bot-resolved, first-response and resolution p50/p90, SLA breaches and CSAT of the tickets
-    opened in [since, until), in total, by tier, by channel and by agent; agents' replies, handled and load."""
+    opened in [since, until), in total, by tier, by channel and by agent; agents' replies, handled and load.
+    For supervisors, as the overview is: a token made for an agent who is not one gets 403."""
+    if not actor.is_supervisor:
+        raise HTTPException(403, "the figures are for supervisors")
     start, end = figure_range(since, until)
     return FiguresOut.model_validate((await figures(s, start, end)).as_dict())
