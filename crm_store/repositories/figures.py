@@ -17,9 +17,10 @@ Definitions, for a range [since, until) and a moment `at` (now):
   again keeps its old solved_at (a closed one's solved_at can be the bot's answer before the hand-off).
   Resolution time = resolved at - created_at, over handed-off resolved tickets.
 - SLA breach: a handed-off ticket that missed a due time. The SLA clock records one in `sla_breached_at`; the
-  figure also counts, from the facts, what the clock has not seen yet (it runs every few seconds): a first
-  reply after `first_response_due`, a resolution after `resolution_due`, and an open or pending ticket already
-  past either due time at `at`. So the count does not depend on when the clock last ran.
+  figure also counts, from the facts, what the clock has not seen (yet, or ever: it looks every few seconds,
+  at open tickets only): no person's reply by `first_response_due` (the reply came later, or none came before
+  the ticket was resolved or before `at`), or no resolution by `resolution_due` (resolved later, or still not
+  at `at`). So the count does not depend on when the clock last ran. Bot-resolved conversations never breach.
 - CSAT: mean and count of `tickets.csat` over counted tickets.
 - Agent "replies": their replies to customers, by contact time in the range: outbound contacts with
   author='agent', desk=false, by `agent_id` (never the notices sent to them, which are desk traffic).
@@ -44,7 +45,6 @@ from crm_store.models import TIERS, Agent, Contact, Ticket
 from crm_store.repositories._sql import is_pg
 from crm_store.repositories.tickets import load_by_assignee
 
-ACTIVE = ("open", "pending")
 DONE = ("solved", "closed")
 PERCENTILES = (0.5, 0.9)
 MEASURES = ("first_response", "resolution")
@@ -174,14 +174,10 @@ def _in_range(since: datetime, until: datetime) -> tuple[Any, ...]:
 
 def _breached(at: datetime) -> Any:
     """A handed-off ticket that missed a due time: recorded by the SLA clock, or by the facts (see above)."""
-    unanswered = Ticket.first_responded_at.is_(None)
-    return and_(HANDED_OFF, or_(
-        Ticket.sla_breached_at.is_not(None),
-        Ticket.first_responded_at > Ticket.first_response_due,
-        RESOLVED_AT > Ticket.resolution_due,
-        and_(Ticket.status.in_(ACTIVE), or_(and_(unanswered, Ticket.first_response_due < at),
-                                            Ticket.resolution_due < at)),
-    ))
+    replied_by = func.coalesce(Ticket.first_responded_at, RESOLVED_AT, at)
+    resolved_by = func.coalesce(RESOLVED_AT, at)
+    return and_(HANDED_OFF, or_(Ticket.sla_breached_at.is_not(None), Ticket.first_response_due < replied_by,
+                                Ticket.resolution_due < resolved_by))
 
 
 async def _count(session: AsyncSession, out: Figures) -> None:

@@ -167,6 +167,26 @@ async def test_conversations_bot_resolved_and_breaches(db):
     assert early.total.breached == 3
 
 
+async def test_a_breach_is_a_missed_due_time_whenever_the_clock_looked(db):
+    """Tickets the SLA clock never recorded, each opened at D0 with due times +10 min / +8 h."""
+    async with db.sessions() as ses, ses.begin():
+        ses.add(Customer(id=1, name="Vera", tier="VIP"))
+        await ses.flush()
+        due = {"fr_due": 600, "res_due": 8 * 3600}
+        ses.add_all([
+            _ticket(1, "VIP", "email", None, D0, done=300, **due),  # closed unanswered within 10 min: met
+            _ticket(2, "VIP", "email", None, D0, done=900, **due),  # closed unanswered after 15 min: missed
+            _ticket(3, "VIP", "email", None, D0, fr=60, done=3600, **due),  # both in time: met
+            _ticket(4, "VIP", "email", None, D0, status="pending", fr=60, **due),  # waiting, not resolved yet
+            _ticket(5, "VIP", "email", None, D0, handed=False, done=60, sla_breached_at=D0),  # the bot's: never
+        ])
+    async with db.sessions() as ses:
+        # at D0+9h T4 is an hour past its resolution due: T2 and T4
+        assert (await figures(ses, D0, UNTIL, at=D0 + 9 * H)).total.breached == 2
+        # at D0+7h T4 still has an hour: T2 only
+        assert (await figures(ses, D0, UNTIL, at=D0 + 7 * H)).total.breached == 1
+
+
 async def test_csat_per_tier_agent_and_channel(db):
     await seed(db)
     async with db.sessions() as ses:
