@@ -33,9 +33,10 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.routing.policy import RouteRequest, RoutingPolicy, route
+from bot.routing.policy import RoutingPolicy
 from bot.settings import Settings, get_settings
-from bot.tickets import BOT, TicketError, apply, lifecycle, parse_id, request_cause, ticket_work
+from bot.tickets import BOT, TicketError, lifecycle, parse_id, request_cause, ticket_work
+from bot.tickets.handoff import Handoff, open_for_person
 from crm_store.engine import make_engine, make_sessionmaker
 from crm_store.errors import NotFound
 from crm_store.models import Customer, Ticket
@@ -226,23 +227,13 @@ class ActionOpenTicket(CrmAction):
         tier = customer.manual_tier or customer.tier
         language = tracker.get_slot("language") or customer.language
         subject = lifecycle.subject_of(text)
+        handoff = Handoff(
+            tier=tier, language=language, key_account_manager_id=customer.key_account_manager_id,
+            customer_name=customer.name or f"C-{customer.id}", text=text, channel=RASA_CHANNEL, subject=subject,
+            reason=HANDOFF_REASON, intent=intent, ack=False,
+        )
         async with ticket_work(session, rt.settings, rt.policy) as ctx:
-            ticket = await tickets_repo.open_ticket(session, **lifecycle.open_fields(
-                customer_id=customer.id, channel=RASA_CHANNEL, tier=tier, now=ctx.now, subject=subject,
-                source="rasa",
-            ))
-            tickets_repo.add_event(session, ticket.id, "opened", actor="bot", at=ctx.now, source="rasa",
-                                   intent=intent)
-            agents = await ctx.agent_states()
-            routed = route(RouteRequest(tier=tier, opened_at=ctx.now, language=language,
-                                        key_account_manager_id=customer.key_account_manager_id),
-                           list(agents.values()), ctx.policy)
-            decision = lifecycle.route(
-                ticket, routed, tier=tier, reason=HANDOFF_REASON, intent=intent, language=language,
-                agents=agents.values(), customer_name=customer.name or f"C-{customer.id}", text=text,
-                channel=RASA_CHANNEL, subject=subject, now=ctx.now, ack=False,
-            )
-            await apply(ctx, ticket, decision, BOT, cause=request_cause())
+            ticket = await open_for_person(ctx, customer.id, handoff, BOT, cause=request_cause(), source="rasa")
         return ticket
 
 

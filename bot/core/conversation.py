@@ -11,8 +11,9 @@ from bot.assistant.texts import say
 from bot.core.forum import post_to_forum
 from bot.core.messages import InboundMessage
 from bot.core.outbound import BatchContext, bot_reply_cap, notify_agents, reply_to_customer
-from bot.routing.policy import RouteRequest, route
 from bot.tickets import BOT, CUSTOMER, DEFAULT_RULES, MAX_ID, TicketError, apply, lifecycle
+from bot.tickets.handoff import Handoff
+from bot.tickets.handoff import hand_off as tickets_handoff
 from crm_store.models import Ticket
 from crm_store.repositories import contacts as contacts_repo
 from crm_store.repositories import customers as customers_repo
@@ -197,20 +198,14 @@ async def hand_off(
 ) -> None:
     """Route the ticket by the customer's stored tier, assign or queue it, notify, and acknowledge."""
     facts = ctx.facts.get(ticket.customer_id, {})
-    tier = facts.get("tier") or "potential"
-    agents = await ctx.agent_states()
-    routed = route(
-        RouteRequest(tier=tier, opened_at=ctx.now, language=language, key_account_manager_id=facts.get("kam")),
-        list(agents.values()),
-        ctx.policy,
+    handoff = Handoff(
+        tier=facts.get("tier") or "potential", language=language, key_account_manager_id=facts.get("kam"),
+        customer_name=facts.get("name") or msg.sender_name or msg.sender, text=msg.text, channel=msg.channel,
+        subject=lifecycle.subject_of(msg.text, msg.meta_value("subject")), reason=turn.handoff_reason,
+        intent=turn.intent, imported=_imported(msg),
+        ack=ctx.settings.dispatch.ack_new_ticket and not wants_no_auto_reply(msg),
     )
-    decision = lifecycle.route(
-        ticket, routed, tier=tier, reason=turn.handoff_reason, intent=turn.intent, language=language,
-        agents=agents.values(), customer_name=facts.get("name") or msg.sender_name or msg.sender, text=msg.text,
-        channel=msg.channel, subject=lifecycle.subject_of(msg.text, msg.meta_value("subject")), now=ctx.now,
-        imported=_imported(msg), ack=ctx.settings.dispatch.ack_new_ticket and not wants_no_auto_reply(msg),
-    )
-    await apply(ctx, ticket, decision, BOT, cause=f"c{contact_id}", inbound=msg)
+    await tickets_handoff(ctx, ticket, handoff, BOT, cause=f"c{contact_id}", inbound=msg)
 
 
 async def _tell_assignee(ctx: BatchContext, ticket: Ticket, msg: InboundMessage, contact_id: int, facts: dict) -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from bot.desk.access import visible_customer
 from bot.desk.router import DeskCall, DeskError, DeskRouter
 from bot.tickets import SUPERVISOR_ROLES
+from bot.web.formatting import duration
 from crm_store.models import TIERS
 from crm_store.repositories import desk as desk_repo
 from crm_store.repositories import tickets as tickets_repo
@@ -40,20 +41,6 @@ def report_days(args: list[str], today: date) -> tuple[date, date]:
     if (last - first).days >= MAX_DAYS:
         raise DeskError(f"A report covers at most {MAX_DAYS} days.")
     return first, last
-
-
-def duration(seconds: float | None) -> str:
-    """As the dashboard shows durations (bot.web.formatting.duration), which the desk does not import."""
-    if seconds is None:
-        return "—"
-    s = round(float(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    return f"{s // 86400}d {s % 86400 // 3600}h"
 
 
 def share(value: float | None) -> str:

@@ -98,7 +98,7 @@ def customer_wrote(ticket: Any, *, now: datetime, thread_named: bool = False) ->
     if ticket.status == "pending":
         d.changes.update(status="open", snoozed_until=None, updated_at=now)
     elif ticket.status == "solved" or (ticket.status == "closed" and thread_named):
-        d.changes.update(status="open", updated_at=now)
+        d.changes.update(status="open", solved_at=None, closed_at=None, updated_at=now)
         d.event("reopened", by="customer")
     return d
 

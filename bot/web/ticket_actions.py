@@ -13,7 +13,7 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.outbound import BatchContext
-from bot.routing.policy import RouteRequest, RoutingPolicy, route
+from bot.routing.policy import RoutingPolicy
 from bot.tickets import (
     Actor,
     Decision,
@@ -26,9 +26,9 @@ from bot.tickets import (
     ticket_work,
     work,
 )
+from bot.tickets.handoff import Handoff, open_for_person
 from crm_store.models import Agent, Customer, Ticket
 from crm_store.repositories import customers as customers_repo
-from crm_store.repositories import tickets as tickets_repo
 from crm_store.repositories import web as web_repo
 
 Step = Callable[[Ticket, BatchContext], Awaitable[Decision]]
@@ -200,23 +200,12 @@ async def open_ticket(
     cause = request_cause()
     async with ticket_work(session, request.app.state.ctx.settings, policy_of(request)) as ctx:
         facts = (await customers_repo.customer_facts(session, [customer.id])).get(customer.id, {})
-        tier = facts.get("tier") or customer.tier
-        fields = lifecycle.open_fields(customer_id=customer.id, channel=channel, tier=tier, now=ctx.now,
-                                       subject=subject, source="api")
-        ticket = await tickets_repo.open_ticket(session, **fields)
-        tickets_repo.add_event(session, ticket.id, "opened", actor=actor.label, agent_id=actor.agent_id, at=ctx.now,
-                               channel=channel, source="api")
-        ctx.opened.add(ticket.id)
-        agents = await ctx.agent_states()
-        language = facts.get("language") or customer.language
-        routed = route(RouteRequest(tier=tier, opened_at=ctx.now, language=language,
-                                    key_account_manager_id=facts.get("kam")), list(agents.values()), ctx.policy)
-        decision = lifecycle.route(
-            ticket, routed, tier=tier, reason="opened via the API", intent=None, language=language,
-            agents=agents.values(), customer_name=customer.name or f"C-{customer.id}", text=subject or "(no subject)",
-            channel=channel, subject=subject, now=ctx.now, ack=False,
+        handoff = Handoff(
+            tier=facts.get("tier") or customer.tier, language=facts.get("language") or customer.language,
+            key_account_manager_id=facts.get("kam"), customer_name=customer.name or f"C-{customer.id}",
+            text=subject or "(no subject)", channel=channel, subject=subject, reason="opened via the API", ack=False,
         )
-        await apply(ctx, ticket, decision, actor, cause=cause)
+        ticket = await open_for_person(ctx, customer.id, handoff, actor, cause=cause, source="api")
         if assignee_id is not None and assignee_id != ticket.assignee_id:
             await apply(ctx, ticket, await assign(actor, assignee_id)(ticket, ctx), actor, cause=f"{cause}.1")
     return ticket

@@ -180,6 +180,7 @@ def test_customer_writing_again():
     solved = ticket(status="solved", assignee_id=1)
     d = lifecycle.customer_wrote(solved, now=NOW)
     assert d.changes["status"] == "open" and d.load_change(solved) == {1: 1}
+    assert d.changes["solved_at"] is None and d.changes["closed_at"] is None  # not resolved any more
     assert not lifecycle.customer_wrote(ticket(status="closed"), now=NOW).changes
     assert lifecycle.customer_wrote(ticket(status="closed"), now=NOW, thread_named=True).changes["status"] == "open"
     assert not lifecycle.customer_wrote(ticket(status="open"), now=NOW).changes
