@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 
 from bot.desk.router import DeskCall, DeskError
-from bot.tickets import may_see_ticket, may_see_tier, not_visible, parse_id
+from bot.tickets import may_see_tier, parse_id
+from bot.tickets.access import visible_ticket as core_visible_ticket
 from crm_store.models import Customer, Ticket
 from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import desk as desk_repo
@@ -18,10 +19,7 @@ LOOKS_LIKE_CUSTOMER = re.compile(r"^-?(?:C-?|#)?-?\d+$", re.IGNORECASE)
 
 async def visible_ticket(call: DeskCall, ref: str | int) -> Ticket:
     """The ticket an agent named, if it exists and they may see it (the same answer either way: no leaks)."""
-    ticket_id = parse_id(ref, what="ticket")
-    ticket = await call.ctx.session.get(Ticket, ticket_id)
-    if ticket is None or not may_see_ticket(call.actor, ticket):
-        raise not_visible(ticket_id)
+    ticket = await core_visible_ticket(call.ctx.session, call.actor, ref)
     call.ticket_id = ticket.id
     return ticket
 

@@ -23,6 +23,7 @@ from bot.tickets.access import (
     may_work_on,
     not_visible,
     parse_id,
+    visible_ticket,
 )
 from bot.tickets.decision import AgentNotice, CustomerMessage, Decision, ForumPost
 from bot.tickets.rules import ACTIVE, DEFAULT_RULES, STATUSES, TicketRules
@@ -33,5 +34,5 @@ __all__ = [
     "ACTIVE", "ALL_ROLES", "BOT", "CUSTOMER", "DEFAULT_RULES", "MAX_ID", "STATUSES", "SUPERVISOR_ROLES", "SYSTEM",
     "Actor", "AgentNotice", "CustomerMessage", "Decision", "ForumPost", "TicketError", "TicketRules", "apply",
     "finish", "is_supervisor", "lifecycle", "may_see_ticket", "may_see_tier", "may_work_on", "not_visible",
-    "parse_id", "request_cause", "ticket_work", "work",
+    "parse_id", "request_cause", "ticket_work", "visible_ticket", "work",
 ]

@@ -117,3 +117,16 @@ def parse_id(text: str | int | None, *, what: str = "ticket") -> int:
 def not_visible(ticket_id: int) -> TicketError:
     """The same answer for "no such ticket" and "not yours to see": nothing leaks."""
     return TicketError(f"Ticket T-{ticket_id} does not exist or is not in your queues.", code="not_found")
+
+
+async def visible_ticket(session: Any, actor: Actor, ref: str | int) -> Any:
+    """The ticket a person named (a number as typed, or an id), if it exists and they may see it; otherwise the
+    same "does not exist or is not in your queues" either way, so nothing leaks. Every surface looks up through
+    this."""
+    from crm_store.models import Ticket
+
+    ticket_id = parse_id(ref, what="ticket")
+    ticket = await session.get(Ticket, ticket_id)
+    if ticket is None or not may_see_ticket(actor, ticket):
+        raise not_visible(ticket_id)
+    return ticket

@@ -21,11 +21,11 @@ from bot.tickets import (
     apply,
     lifecycle,
     may_see_ticket,
-    not_visible,
     request_cause,
     ticket_work,
     work,
 )
+from bot.tickets.access import visible_ticket as core_visible_ticket
 from bot.tickets.handoff import Handoff, open_for_person
 from crm_store.models import Agent, Customer, Ticket
 from crm_store.repositories import customers as customers_repo
@@ -50,10 +50,7 @@ def policy_of(request: Request) -> RoutingPolicy:
 
 async def visible_ticket(session: AsyncSession, actor: Actor, ticket_id: int) -> Ticket:
     """The ticket if `actor` may see it; otherwise the core's "does not exist or is not in your queues"."""
-    ticket = await session.get(Ticket, ticket_id)
-    if ticket is None or not may_see_ticket(actor, ticket):
-        raise not_visible(ticket_id)
-    return ticket
+    return await core_visible_ticket(session, actor, ticket_id)
 
 
 async def change_ticket(
