@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from crm_store.engine import make_engine, make_sessionmaker, upgrade
+from crm_store.engine import alembic_config, make_engine, make_sessionmaker, upgrade
 
 PG_URL = os.environ.get("TIERDESK_TEST_POSTGRES_URL", "")
 REDIS_URL = os.environ.get("TIERDESK_TEST_REDIS_URL", "")
@@ -24,6 +24,19 @@ def need_service(what: str, why: str) -> None:
     if REQUIRE:
         pytest.fail(f"{what} is required (TIERDESK_REQUIRE_SERVICES=1) but {why}", pytrace=False)
     pytest.skip(f"{what} not available: {why}")
+
+
+async def migrate(db: Db, revision: str, *, down: bool = False) -> None:
+    """Move a test database's schema to `revision` (to test a migration on rows written the old way)."""
+    from alembic import command
+
+    async with db.engine.begin() as conn:
+        def run(sync_conn) -> None:
+            cfg = alembic_config(db.url, db.schema)
+            cfg.attributes["connection"] = sync_conn
+            (command.downgrade if down else command.upgrade)(cfg, revision)
+
+        await conn.run_sync(run)
 
 
 class Db:

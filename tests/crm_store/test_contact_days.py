@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from alembic import command
 from sqlalchemy import column, insert, select, table, text
 
-from crm_store.engine import alembic_config, upgrade
+from crm_store.engine import upgrade
 from crm_store.models import Contact, Customer, Ticket
 from crm_store.repositories import contact_days, reports
 from crm_store.repositories.figures import figures
 from crm_store.rollups import ContactDay, RollupMark
+from tests.conftest import migrate
 
 DAY0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -166,18 +166,8 @@ async def test_desk_traffic_is_never_counted_in_the_rollup_or_live(db):
         assert await contact_days.refresh_contact_days(s) == 0
 
 
-async def _migrate(db, revision: str, down: bool) -> None:
-    async with db.engine.begin() as conn:
-        def run(sync_conn) -> None:
-            cfg = alembic_config(db.url, db.schema)
-            cfg.attributes["connection"] = sync_conn
-            (command.downgrade if down else command.upgrade)(cfg, revision)
-
-        await conn.run_sync(run)
-
-
 async def test_migration_0006_classifies_old_rows_and_the_recount_leaves_desk_traffic_out(db):
-    await _migrate(db, "0005_contact_text_search", down=True)
+    await migrate(db, "0005_contact_text_search", down=True)
     names = ("channel", "external_id", "direction", "author", "address", "customer_id", "text", "attachments",
              "truncated", "created_at", "logged_at")
     cols = Contact.__table__.c

@@ -28,12 +28,11 @@ import statistics
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from alembic import command
 from sqlalchemy import func, select, text
 
-from crm_store.engine import alembic_config
 from crm_store.models import Agent, Contact, Customer, Ticket
 from crm_store.repositories.figures import AGENT_REPLY, COUNTED, figures, resolved_between
+from tests.conftest import migrate
 
 D0 = datetime(2026, 3, 2, tzinfo=UTC)
 UNTIL = D0 + timedelta(days=1)
@@ -286,16 +285,6 @@ async def test_percentiles_match_percentile_cont_on_random_durations(db):
                                           pytest.approx(float(cont[tier][1]), abs=1e-3)), tier
 
 
-async def _migrate(db, revision: str, down: bool) -> None:
-    async with db.engine.begin() as conn:
-        def run(sync_conn) -> None:
-            cfg = alembic_config(db.url, db.schema)
-            cfg.attributes["connection"] = sync_conn
-            (command.downgrade if down else command.upgrade)(cfg, revision)
-
-        await conn.run_sync(run)
-
-
 async def _plan(db, stmt, *, force: str = "") -> str:
     """The database's plan for `stmt` as the figures run it, with bound parameters. PostgreSQL is told to avoid a
     scan of these tiny tables, so the plan says whether an index applies at all; SQLite is made to use `force`,
@@ -323,9 +312,9 @@ async def test_the_figures_walk_their_indexes_and_the_migration_downgrades(db):
                .group_by(Ticket.assignee_id))
     assert "ix_contacts_agent_replies" in await _plan(db, replies, force="ix_contacts_agent_replies")
     assert "ix_tickets_status_closed" in await _plan(db, handled)
-    await _migrate(db, "0006_ticket_core", down=True)
+    await migrate(db, "0006_ticket_core", down=True)
     assert "ix_contacts_agent_replies" not in await _plan(db, replies)
-    await _migrate(db, "head", down=False)
+    await migrate(db, "head", down=False)
     await seed(db)
     async with db.sessions() as ses:
         assert (await figures(ses, D0, UNTIL, at=AT)).total.breached == 4
