@@ -333,3 +333,18 @@ async def test_agents_see_tickets_by_the_tickets_own_tier_and_queue(web_env):
         assert (await bill.get(f"/tickets/{ids['to']}")).status_code == 404
     finally:
         await bill.aclose()
+
+
+async def test_a_reply_too_long_for_the_form_is_refused_with_its_length_and_nothing_is_sent(web_env):
+    await web_env.agent("Al")
+    tid = await _handed_off(web_env, "cust-7", "Where is my parcel?")
+    await web_env.login("Al")
+    c = web_env.client
+    token = await csrf_of(c)
+    r = await c.post(f"/tickets/{tid}/reply", data={"csrf": token, "text": "x" * 100_001})
+    assert r.status_code == 422 and "100,001 characters" in r.text and "Nothing was saved" in r.text
+    long_ok = "y" * 90_000
+    assert (await c.post(f"/tickets/{tid}/reply", data={"csrf": token, "text": long_ok})).status_code == 303
+    await web_env.app.outbox.drain()
+    sent = web_env.console.sent_to("cust-7")
+    assert sent[-1] == long_ok and not any(t.startswith("xxx") for t in sent)  # whole, and the refused one never

@@ -84,7 +84,10 @@ async def add_customer_note(
     session: AsyncSession = Depends(write_session),
 ) -> Response:
     form = await check_csrf(request, viewer)
-    text, _ = clean_text(str(form.get("text", "")), 10_000)
+    text, _ = clean_text(str(form.get("text", "")))
+    if len(text) > 100_000:
+        raise TicketError(f"That note is {len(text):,} characters; at most 100,000 fit. Nothing was saved.",
+                          code="invalid")
     async with session.begin():
         customer = await visible_customer(session, viewer, customer_ref)
         if text.strip():

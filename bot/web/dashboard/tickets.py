@@ -97,8 +97,16 @@ async def _act(request: Request, viewer: Viewer, session: AsyncSession, ticket_r
     return RedirectResponse(f"/tickets/{ticket_id}{anchor}", status_code=303)
 
 
+MAX_REPLY_CHARS = 100_000
+
+
 def _text(form: dict, name: str, limit: int) -> str:
-    return clean_text(str(form.get(name, "")), limit)[0].strip()
+    """A form's text, cleaned; longer than `limit` is refused with its length (never cut without a word)."""
+    text = clean_text(str(form.get(name, "")))[0].strip()
+    if len(text) > limit:
+        raise TicketError(f"That text is {len(text):,} characters; at most {limit:,} fit. Nothing was saved.",
+                          code="invalid")
+    return text
 
 
 def _when(value: str) -> datetime | None:
@@ -113,9 +121,9 @@ def _when(value: str) -> datetime | None:
 def _step(action: str, actor: Actor, form: dict) -> actions.Step | None:
     """The core operation a ticket page form asks for."""
     if action == "reply":
-        return actions.reply(actor, _text(form, "text", 10_000))
+        return actions.reply(actor, _text(form, "text", MAX_REPLY_CHARS))
     if action == "notes":
-        return actions.note(actor, _text(form, "text", 10_000))
+        return actions.note(actor, _text(form, "text", MAX_REPLY_CHARS))
     if action == "close":
         return actions.close(actor, _text(form, "resolution", 2000))
     if action == "assign":
@@ -146,4 +154,15 @@ async def ticket_action(
         raise not_visible(ticket_number(ticket_ref))
     form = await check_csrf(request, viewer)
     anchor = {"notes": "#notes", "reply": "#transcript"}.get(action, "")
-    return await _act(request, viewer, session, ticket_ref, _step(action, viewer.actor, form), anchor)
+    try:
+        step = _step(action, viewer.actor, form)
+    except TicketError as refused:
+        step = _refused(refused)
+    return await _act(request, viewer, session, ticket_ref, step, anchor)
+
+
+def _refused(refused: TicketError) -> actions.Step:
+    """A form the page could not read: the refusal is raised where `_act` shows it on the ticket page."""
+    async def step(ticket: Ticket, ctx: object) -> actions.Decision:
+        raise refused
+    return step
