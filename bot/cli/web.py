@@ -14,13 +14,23 @@ console = Console()
 
 
 @tokens_app.command("create")
-def tokens_create(name: str = typer.Argument(..., help="what the token is for, e.g. 'billing-sync'")) -> None:
+def tokens_create(
+    name: str = typer.Argument(..., help="what the token is for, e.g. 'billing-sync'"),
+    agent: str = typer.Option("", help="act as this agent (id, name or email): their rights, their tiers"),
+) -> None:
     """Create a token and print it; it is shown only this once (only its hash is stored)."""
     from bot.web.tokens import create_token
+    from crm_store.repositories import agents as agents_repo
 
     async def go() -> str:
         async with open_store() as sessions, sessions() as session, session.begin():
-            return await create_token(session, name)
+            agent_id = None
+            if agent:
+                found = await agents_repo.find_agent(session, agent)
+                if found is None:
+                    raise ValueError(f"no agent {agent!r} (tierdesk agents list shows them)")
+                agent_id = found.id
+            return await create_token(session, name, agent_id=agent_id)
 
     try:
         token = asyncio.run(go())

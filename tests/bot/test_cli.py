@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,14 @@ def test_dashboard_password_and_api_tokens(tmp_path):
     assert created.returncode == 0 and "tdk_" in created.stdout
     assert run(["tokens", "revoke", "billing-sync"], tmp_path).returncode == 0
     assert run(["tokens", "revoke", "billing-sync-nope"], tmp_path).returncode == 1
+
+
+def test_a_token_can_act_as_an_agent(tmp_path):
+    assert run(["agents", "add", "--name", "Bo", "--email", "bo@example.com"], tmp_path).returncode == 0
+    made = run(["tokens", "create", "bo-script", "--agent", "bo@example.com"], tmp_path)
+    assert made.returncode == 0 and "tdk_" in made.stdout
+    nobody = run(["tokens", "create", "ghost", "--agent", "nobody"], tmp_path)
+    assert nobody.returncode == 1 and "no agent 'nobody'" in nobody.stdout
+    with sqlite3.connect(tmp_path / "cli.db") as conn:
+        rows = dict(conn.execute("SELECT t.name, a.name FROM api_tokens t LEFT JOIN agents a ON a.id = t.agent_id"))
+    assert rows == {"bo-script": "Bo"}
