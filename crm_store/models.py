@@ -87,6 +87,9 @@ class Agent(Base):
     email: Mapped[str | None] = mapped_column(String(255), unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     auto_assign: Mapped[bool | None] = mapped_column(default=None)
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    """A second factor for the dashboard (pyotp), when the agent enabled one."""
+    password_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     """Whether routing may hand this person tickets; None: agents yes, supervisors and admins only if they opt in."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
@@ -117,6 +120,9 @@ class Customer(Base):
     lifecycle_stage: Mapped[str] = mapped_column(String(32), default="lead")
     language: Mapped[str | None] = mapped_column(String(8))
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    legal_hold: Mapped[bool] = mapped_column(default=False, server_default=false())
+    """Erasure is refused while set."""
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now, onupdate=now)
 
@@ -337,4 +343,4 @@ class ApiToken(Base):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-from crm_store import rollups  # noqa: E402,F401  (dashboard rollup tables on the same Base)
+from crm_store import rollups, trust  # noqa: E402,F401  (rollup, trust and privacy tables on the same Base)
