@@ -22,8 +22,9 @@ from itsdangerous import URLSafeSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import text
 
-from bot.web.auth import LoginLimiter, SessionSigner
+from bot.web.auth import SessionSigner
 from bot.web.keys import secret_key
+from bot.web.login_guard import LoginLimiter
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
