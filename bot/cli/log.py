@@ -18,6 +18,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bot.cli.tools import open_store
+from bot.core.csv_safe import BOM, safe_cell
+from bot.settings import Settings
+from crm_store.repositories import audit
 from crm_store.repositories import contacts as contacts_repo
 
 log_app = typer.Typer(help="Review and export the contact log.", no_args_is_help=True)
@@ -111,48 +114,66 @@ def export(
     since: str | None = typer.Option(None, "--since"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     include_desk: bool = typer.Option(False, "--include-desk", help=INCLUDE_DESK_HELP),
+    bom: bool = typer.Option(False, "--bom", help="start with a UTF-8 BOM, so Excel reads non-Latin text right"),
 ) -> None:
     """Every matching customer contact (with --include-desk, desk traffic too), one row each, streamed so any
-    size exports in constant memory."""
+    size exports in constant memory. CSV cells that a spreadsheet would run as a formula start with a quote.
+    The export is recorded in the audit log."""
     if fmt not in ("csv", "jsonl"):
         raise typer.BadParameter("--format must be csv or jsonl")
-    n = asyncio.run(_export(out, fmt, customer, channel, parse_since(since), quiet, include_desk))
+    if bom and fmt != "csv":
+        raise typer.BadParameter("--bom is for CSV (a BOM would break JSON lines)")
+    n = asyncio.run(_export(out, fmt, customer, channel, parse_since(since), quiet, include_desk, bom=bom))
     typer.echo(f"exported {n} contacts to {out}")
 
 
 async def _export(
     out: Path, fmt: str, customer: int | None, channel: str | None, since: datetime | None, quiet: bool,
-    include_desk: bool = False,
+    include_desk: bool = False, *, bom: bool = False, settings: Settings | None = None,
 ) -> int:
     filters = {"customer_id": customer, "channel": channel, "since": since, "include_desk": include_desk}
     columns = (*EXPORT_COLUMNS, DESK_COLUMN) if include_desk else EXPORT_COLUMNS
+    async with open_store(settings) as sessions:
+        async with sessions() as session, contacts_repo.one_pass(session):
+            written = await _write(session, out, fmt, filters, columns, quiet=quiet, bom=bom)
+        async with sessions() as session, session.begin():
+            audit.record(session, "contacts_exported", subject="contacts", actor="cli", format=fmt, rows=written,
+                         bom=bom, filter={**filters, "since": since.isoformat() if since else None})
+    return written
+
+
+async def _write(
+    session: Any, out: Path, fmt: str, filters: dict[str, Any], columns: tuple[str, ...], *, quiet: bool, bom: bool
+) -> int:
+    """Stream the filtered contacts into `out`; the number of rows written."""
     written = 0
-    async with open_store() as sessions, sessions() as session, contacts_repo.one_pass(session):
-        total = await contacts_repo.count_contacts(session, **filters)
-        with (
-            out.open("w", encoding="utf-8", newline="") as fh,
-            Progress(
-                TextColumn("exporting"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                disable=quiet,
-            ) as progress,
-        ):
-            task = progress.add_task("export", total=total)
-            writer = csv.writer(fh) if fmt == "csv" else None
+    total = await contacts_repo.count_contacts(session, **filters)
+    with (
+        out.open("w", encoding="utf-8", newline="") as fh,
+        Progress(
+            TextColumn("exporting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            disable=quiet,
+        ) as progress,
+    ):
+        task = progress.add_task("export", total=total)
+        if bom:
+            fh.write(BOM)
+        writer = csv.writer(fh) if fmt == "csv" else None
+        if writer:
+            writer.writerow(columns)
+        async for row in contacts_repo.stream_contacts(session, **filters):
+            record = export_record(row)
             if writer:
-                writer.writerow(columns)
-            async for row in contacts_repo.stream_contacts(session, **filters):
-                record = export_record(row)
-                if writer:
-                    writer.writerow([record[k] for k in columns])
-                else:
-                    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-                written += 1
-                if written % 1000 == 0:
-                    progress.update(task, completed=written)
-            progress.update(task, completed=written)
+                writer.writerow([safe_cell(record[k]) for k in columns])
+            else:
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            written += 1
+            if written % 1000 == 0:
+                progress.update(task, completed=written)
+        progress.update(task, completed=written)
     return written
 
 

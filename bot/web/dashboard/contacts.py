@@ -1,32 +1,28 @@
-"""The contact log: search, filters, keyset pages, and exports of exactly what is filtered.
+"""The contact log: search, filters, keyset pages, and exports of exactly what is filtered
+(bot/web/exports.py: formula cells neutralised, an optional BOM, audited).
 
 Customer contacts by default; the "include desk traffic" filter (`desk=1`) adds agent commands and the notices
 and answers sent to agents, marked as such in the table and in a `desk` column of the exports."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.web.auth import Viewer
 from bot.web.dashboard.common import current_viewer, int_or_none, parse_day, render
+from bot.web.exports import FORMATS, export_response
 from bot.web.sessions import read_session
 from crm_store.repositories import reports
 from crm_store.repositories.agents import list_agents
 
 router = APIRouter(include_in_schema=False)
 FILTER_KEYS = ("q", "channel", "tier", "agent", "intent", "direction", "from", "to", "customer", "ticket", "desk")
-EXPORT_FIELDS = ("id", "created_at", "channel", "direction", "author", "address", "customer_id", "customer_name",
-                 "tier", "agent_id", "ticket_id", "intent", "text")
 
 
 def contact_filter(params: Any, viewer: Viewer) -> reports.ContactFilter:
@@ -85,55 +81,12 @@ async def contact_log(
     )
 
 
-def export_fields(f: reports.ContactFilter) -> tuple[str, ...]:
-    """The exported columns: with desk traffic included, a last one saying which rows are desk traffic."""
-    return (*EXPORT_FIELDS, "desk") if f.include_desk else EXPORT_FIELDS
-
-
-async def _csv(session: AsyncSession, f: reports.ContactFilter) -> AsyncIterator[str]:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    fields = export_fields(f)
-    writer.writerow(fields)
-    async for row in reports.iter_contacts(session, f):
-        writer.writerow([_plain(row.get(k)) for k in fields])
-        if buf.tell() > 64_000:
-            yield buf.getvalue()
-            buf.seek(0)
-            buf.truncate()
-    yield buf.getvalue()
-
-
-async def _jsonl(session: AsyncSession, f: reports.ContactFilter) -> AsyncIterator[str]:
-    chunk: list[str] = []
-    fields = export_fields(f)
-    async for row in reports.iter_contacts(session, f):
-        chunk.append(json.dumps({k: _plain(row.get(k)) for k in fields}, ensure_ascii=False))
-        if len(chunk) >= 500:
-            yield "\n".join(chunk) + "\n"
-            chunk = []
-    if chunk:
-        yield "\n".join(chunk) + "\n"
-
-
-def _plain(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
 @router.get("/contacts/export.{fmt}")
 async def export(fmt: str, request: Request, viewer: Viewer = Depends(current_viewer)) -> Response:
-    if fmt not in ("csv", "jsonl"):
+    """Exactly what the log shows this viewer (an agent: the tiers they serve), as a download; `bom=1` starts a
+    CSV with a UTF-8 BOM for Excel. Audited."""
+    if fmt not in FORMATS:
         return Response("Export as .csv or .jsonl", status_code=404)
     f = contact_filter(request.query_params, viewer)
-    sessions = request.app.state.ctx.sessions
-
-    async def body() -> AsyncIterator[str]:
-        async with sessions() as session:
-            source = _csv(session, f) if fmt == "csv" else _jsonl(session, f)
-            async for part in source:
-                yield part
-
-    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8"
-    stamp = datetime.now().strftime("%Y%m%d-%H%M")
-    return StreamingResponse(body(), media_type=media,
-                             headers={"Content-Disposition": f'attachment; filename="contacts-{stamp}.{fmt}"'})
+    bom = request.query_params.get("bom", "") in ("1", "on", "true")
+    return export_response(request, f, fmt, bom=bom, agent_id=viewer.agent_id, actor="agent", via="dashboard")
