@@ -111,6 +111,11 @@ class WebSettings(BaseModel):
     webhook_url: str = ""
     webhook_secret: str = ""
     max_message_chars: int = 4000
+    session_idle_minutes: float = 30.0
+    session_hours: float = 12.0
+    """Dashboard sessions end after this long without a request, and after this long in any case."""
+    widget_origins: list[str] = Field(default_factory=list)
+    """Sites that may frame the widget's pages (e.g. "https://shop.example"); none by default."""
 
 
 class Settings(BaseSettings):

@@ -1,16 +1,14 @@
-"""Dashboard logins: argon2 password hashes, a signed session cookie and CSRF tokens (throttling: login_guard).
+"""Dashboard logins: argon2 password hashes, who is looking (Viewer), and CSRF tokens.
 
-The session cookie carries only the agent id, a CSRF token and a fingerprint of the password hash, signed with
-the web secret; changing a password therefore ends every session of that agent.
+Sessions are kept on the server (bot.web.web_sessions; the cookie holds a random token) and throttling lives in
+bot.web.login_guard.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -22,7 +20,6 @@ _hasher = PasswordHasher()
 
 SESSION_COOKIE = "tierdesk_session"
 LOGIN_CSRF_COOKIE = "tierdesk_login_csrf"
-SESSION_MAX_AGE_S = 12 * 3600
 
 
 def hash_password(password: str) -> str:
@@ -40,10 +37,6 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError, ValueError):
         return False
-
-
-def _fingerprint(password_hash: str | None) -> str:
-    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -76,29 +69,11 @@ class Viewer:
 
 
 class SessionSigner:
+    """Signs the login form's CSRF cookie (before login there is no server-side session to hold the token).
+    Sessions themselves live on the server: bot.web.web_sessions."""
+
     def __init__(self, secret: str) -> None:
-        self._session = URLSafeTimedSerializer(secret, salt="tierdesk-session")
         self._login = URLSafeTimedSerializer(secret, salt="tierdesk-login-csrf")
-
-    def issue(self, agent_id: int, password_hash: str | None) -> tuple[str, str]:
-        """A new session cookie value and its CSRF token."""
-        csrf = secrets.token_urlsafe(24)
-        return self._session.dumps({"a": agent_id, "c": csrf, "f": _fingerprint(password_hash)}), csrf
-
-    def read(self, cookie: str | None) -> dict[str, Any] | None:
-        if not cookie:
-            return None
-        try:
-            data = self._session.loads(cookie, max_age=SESSION_MAX_AGE_S)
-        except BadSignature:
-            return None
-        if not isinstance(data, dict) or not isinstance(data.get("a"), int):
-            return None
-        return data
-
-    @staticmethod
-    def still_valid(data: dict[str, Any], password_hash: str | None) -> bool:
-        return hmac.compare_digest(str(data.get("f", "")), _fingerprint(password_hash))
 
     def login_csrf(self) -> tuple[str, str]:
         """A token for the login form and the signed cookie that vouches for it (double submit)."""

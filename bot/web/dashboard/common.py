@@ -1,4 +1,4 @@
-"""What every dashboard page shares: who is looking (from the session cookie), CSRF checks, rendering."""
+"""What every dashboard page shares: who is looking (their server-side session), CSRF checks, rendering."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 
 from bot.tickets.access import MAX_ID, TicketError
-from bot.web.auth import SESSION_COOKIE, Viewer, csrf_ok
-from crm_store.models import TIERS, Agent
+from bot.web.auth import Viewer, csrf_ok
+from bot.web.web_sessions import load_viewer
+from crm_store.models import TIERS
 
 STATUS_OF_ERROR = {"not_found": 404, "not_allowed": 403, "conflict": 409, "invalid": 422}
 """The dashboard's one mapping of the ticket core's refusals to HTTP status codes."""
@@ -41,17 +42,12 @@ async def refused_page(request: Request, exc: Exception) -> HTMLResponse:
 
 
 async def current_viewer(request: Request) -> Viewer:
-    signer = request.app.state.signer
-    data = signer.read(request.cookies.get(SESSION_COOKIE))
-    next_path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    if data is None:
-        raise LoginRequired(next_path)
-    async with request.app.state.ctx.sessions() as session:
-        agent = await session.get(Agent, data["a"])
-    if agent is None or not signer.still_valid(data, agent.password_hash):
-        raise LoginRequired(next_path)
-    return Viewer(agent.id, agent.name, agent.role, tuple(agent.tiers or ()), str(data.get("c", "")),
-                  tuple(agent.queues or ()))
+    """The agent of the request's server-side session; anyone else (no cookie, an ended or timed-out session,
+    a second factor still to pass) is sent to the login page."""
+    viewer = await load_viewer(request)
+    if viewer is None:
+        raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    return viewer
 
 
 async def supervisor(viewer: Viewer = Depends(current_viewer)) -> Viewer:
