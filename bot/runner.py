@@ -72,7 +72,8 @@ def optional(module: str, attr: str) -> Any:
 
 def background_jobs(settings: Settings) -> list[Background]:
     """Scheduled work inside `tierdesk run`: re-tiering and the SLA clock, where this build has them."""
-    jobs = (optional("bot.routing.tier_service", "retier_job"), optional("bot.routing.sla_worker", "sla_job"))
+    jobs = (optional("bot.routing.tier_service", "retier_job"), optional("bot.routing.sla_worker", "sla_job"),
+            optional("bot.core.retention", "retention_job"))
     return [job for job in jobs if job]
 
 

@@ -118,6 +118,12 @@ class WebSettings(BaseModel):
     """Sites that may frame the widget's pages (e.g. "https://shop.example"); none by default."""
 
 
+class PrivacySettings(BaseModel):
+    retain_contacts_days: int = 0
+    """Contacts older than this many days lose their text, subject, attachments and raw message (the rows stay,
+    so volumes and figures do not change); 0 keeps them forever."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TIERDESK_",
@@ -143,6 +149,7 @@ class Settings(BaseSettings):
     email: EmailSettings = EmailSettings()
     web: WebSettings = WebSettings()
     console: ConsoleSettings = ConsoleSettings()
+    privacy: PrivacySettings = PrivacySettings()
 
     @classmethod
     def settings_customise_sources(

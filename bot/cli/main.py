@@ -197,6 +197,7 @@ def _mount_optional() -> None:
         ("bot.cli.nlu", "nlu_app", "nlu", app),
         ("bot.cli.tiers", "tiers_app", "tiers", app),
         ("bot.cli.web", "tokens_app", "tokens", app),
+        ("bot.cli.customers", "customers_app", "customers", app),
     ):
         sub = optional(module, attr)
         if sub is not None:

@@ -38,6 +38,11 @@ def is_supervisor(role: str | None) -> bool:
     return role in SUPERVISOR_ROLES
 
 
+def is_admin(role: str | None) -> bool:
+    """Admins alone act on a person's data as a whole (export, erasure, legal hold)."""
+    return role == "admin"
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
     """Who is acting on a ticket: an agent (with what they serve), the customer, the bot, the system, the API."""
