@@ -111,6 +111,7 @@ class WebSettings(BaseModel):
     webhook_url: str = ""
     webhook_secret: str = ""
     max_message_chars: int = 4000
+    identity_secret: str = ""  # signs website users for the widget (HMAC-SHA256 of the user id); empty: off
     session_idle_minutes: float = 30.0
     session_hours: float = 12.0
     """Dashboard sessions end after this long without a request, and after this long in any case."""

@@ -40,6 +40,61 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "感谢您的评价！",
         "ru": "Спасибо за оценку!",
     },
+    "claim_code_sent": {
+        "en": "To link {address} to this chat, type here the 6-digit code we just mailed there. It works once, for "
+        "15 minutes.",
+        "zh": "为将 {address} 关联到此对话，请在这里输入我们刚发送到该邮箱的 6 位验证码。"
+        "验证码仅可使用一次，15 分钟内有效。",
+        "ru": "Чтобы привязать {address} к этому чату, введите здесь 6-значный код, который мы только что отправили "
+        "на этот адрес. Код действует один раз, 15 минут.",
+    },
+    "claim_code_mail": {
+        "en": "Your code is {code}.\n\nSomeone asked to link this address to a chat with our support. Type the code "
+        "in that chat within 15 minutes to confirm it is you. If it was not you, ignore this mail: nothing is "
+        "linked without the code.",
+        "zh": "您的验证码是 {code}。\n\n有人请求将此邮箱关联到与我们客服的对话。"
+        "如果是您本人，请在 15 分钟内在该对话中输入验证码。"
+        "如果不是您，请忽略此邮件：没有验证码，什么都不会被关联。",
+        "ru": "Ваш код: {code}.\n\nКто-то попросил привязать этот адрес к чату с нашей поддержкой. Если это вы, "
+        "введите код в этом чате в течение 15 минут. Если это были не вы, просто проигнорируйте письмо: без кода "
+        "ничего не привязывается.",
+    },
+    "claim_code_subject": {
+        "en": "Your verification code",
+        "zh": "您的验证码",
+        "ru": "Ваш код подтверждения",
+    },
+    "claim_too_many": {
+        "en": "We have sent too many codes to {address} in the last hour. Please try again later.",
+        "zh": "过去一小时内我们已向 {address} 发送了太多验证码。请稍后再试。",
+        "ru": "За последний час на {address} отправлено слишком много кодов. Пожалуйста, попробуйте позже.",
+    },
+    "code_ok": {
+        "en": "Thank you: {address} is confirmed and linked to this chat.",
+        "zh": "谢谢：{address} 已确认并关联到此对话。",
+        "ru": "Спасибо: адрес {address} подтверждён и привязан к этому чату.",
+    },
+    "code_wrong": {
+        "en": "That code is not right. Tries left: {left}.",
+        "zh": "验证码不正确。剩余尝试次数：{left}。",
+        "ru": "Код неверный. Осталось попыток: {left}.",
+    },
+    "code_refused": {
+        "en": "Too many wrong tries: that code no longer works. Leave your email again to get a new one.",
+        "zh": "错误次数过多：该验证码已失效。请重新填写邮箱以获取新的验证码。",
+        "ru": "Слишком много неверных попыток: этот код больше не действует. Укажите email ещё раз, чтобы получить "
+        "новый.",
+    },
+    "code_expired": {
+        "en": "That code has expired. Leave your email again to get a new one.",
+        "zh": "该验证码已过期。请重新填写邮箱以获取新的验证码。",
+        "ru": "Срок действия кода истёк. Укажите email ещё раз, чтобы получить новый.",
+    },
+    "code_used": {
+        "en": "That code has been used already; each code works once.",
+        "zh": "该验证码已被使用；每个验证码只能使用一次。",
+        "ru": "Этот код уже использован; каждый код действует один раз.",
+    },
 }
 
 

@@ -12,6 +12,7 @@ from bot.core.conversation import handle_customer_message, likely_ticket, open_t
 from bot.core.messages import InboundMessage
 from bot.core.outbound import BatchContext
 from bot.desk import Desk
+from bot.identity import Answered, carries_identity, identify, looks_like_code
 from bot.tickets import lifecycle
 from crm_store.models import Agent, Contact
 from crm_store.repositories import agents as agents_repo
@@ -164,8 +165,8 @@ class BatchHandler:
             if bounce[0] is not None:
                 await record_bounce(ctx, bounce[0], m)
         else:
-            customer_id = await self._claims(ctx, m, row["customer_id"], cid)
-            ticket_id = await handle_customer_message(ctx, m, cid, customer_id)
+            customer_id, answered = await self._claims(ctx, m, row["customer_id"], cid)
+            ticket_id = answered.ticket_id if answered else await handle_customer_message(ctx, m, cid, customer_id)
             row["customer_id"] = customer_id
         return DispatchResult(cid, row["customer_id"], row["agent_id"], ticket_id, False)
 
@@ -196,20 +197,23 @@ class BatchHandler:
         ctx.active.update(active)
         ctx.latest.update(latest)
 
-    async def _claims(self, ctx: BatchContext, m: InboundMessage, customer_id: int, contact_id: int) -> int:
-        """A shared phone number or a left email joins this sender to the customer who owns it."""
-        for meta_key, channel in (("claimed_email", "email"), ("claimed_phone", "phone")):
-            value = m.meta_value(meta_key).strip().lower() if meta_key == "claimed_email" else m.meta_value(meta_key)
-            if not value:
-                continue
-            survivor = await customers_repo.link_identity(ctx.session, customer_id, channel, value.strip())
-            if survivor != customer_id:
-                ctx.contact_updates.append({"id": contact_id, "customer_id": survivor})
-                await self._load_facts(ctx, [survivor])
-                if customer_id in ctx.active and survivor not in ctx.active:
-                    ctx.active[survivor] = ctx.active.pop(customer_id)
-                customer_id = survivor
-        return customer_id
+    async def _claims(
+        self, ctx: BatchContext, m: InboundMessage, customer_id: int, contact_id: int
+    ) -> tuple[int, Answered | None]:
+        """Identities the message brings: a vouched one (own shared phone, signed website user) joins this sender
+        to the customer who owns it; a claimed one (a typed email, someone else's contact card) only gets a code
+        mailed there; a code typed back links its claim. Returns who the sender is now, and whether the message
+        was a code (then it is answered and nothing else happens)."""
+        if not (carries_identity(m) or looks_like_code(m.text)):
+            return customer_id, None
+        return await identify(ctx, m, customer_id, contact_id, self._adopt)
+
+    async def _adopt(self, ctx: BatchContext, contact_id: int, old: int, survivor: int) -> None:
+        """After a verified merge the contact and the batch's state follow the surviving customer."""
+        ctx.contact_updates.append({"id": contact_id, "customer_id": survivor})
+        await self._load_facts(ctx, [survivor])
+        if old in ctx.active and survivor not in ctx.active:
+            ctx.active[survivor] = ctx.active.pop(old)
 
     async def _safe_ticket(
         self, ctx: BatchContext, m: InboundMessage, contact_id: int, customer_id: int | None, reason: str

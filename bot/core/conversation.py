@@ -11,6 +11,7 @@ from bot.assistant.texts import say
 from bot.core.forum import post_to_forum
 from bot.core.messages import InboundMessage
 from bot.core.outbound import BatchContext, bot_reply_cap, notify_agents, reply_to_customer
+from bot.identity import carries_identity, looks_like_code
 from bot.tickets import BOT, CUSTOMER, DEFAULT_RULES, MAX_ID, TicketError, apply, lifecycle
 from bot.tickets.handoff import Handoff
 from bot.tickets.handoff import hand_off as tickets_handoff
@@ -36,7 +37,9 @@ async def find_thread(ctx: BatchContext, msg: InboundMessage, customer_id: int) 
         found = await contacts_repo.tickets_for_external_ids(ctx.session, msg.channel, refs)
         for ref in reversed(refs):  # In-Reply-To comes last in our thread_ref convention: most specific
             if ref in found:
-                return await ctx.session.get(Ticket, found[ref])
+                ticket = await ctx.session.get(Ticket, found[ref])
+                if ticket is not None and ticket.customer_id == customer_id:  # never someone else's thread
+                    return ticket
     for text in (msg.meta_value("subject"), msg.thread_ref):
         match = TAG.search(text or "")
         if match:
@@ -65,8 +68,8 @@ def _needs_per_message_lookup(msg: InboundMessage) -> bool:
         or msg.thread_ref
         or TAG.search(msg.meta_value("subject"))
         or CSAT.match(msg.text)
-        or msg.meta_value("claimed_email")
-        or msg.meta_value("claimed_phone")
+        or carries_identity(msg)
+        or looks_like_code(msg.text)
     )
 
 
@@ -271,8 +274,7 @@ def _nothing_to_read(ctx: BatchContext, msg: InboundMessage, customer_id: int, c
     ticket = ctx.active.get(customer_id)
     if ticket is not None:
         ctx.contact_updates.append({"id": contact_id, "ticket_id": ticket.id})
-    is_claim = msg.meta_value("claimed_email") or msg.meta_value("claimed_phone")
-    if not is_claim and not wants_no_auto_reply(msg):
+    if not carries_identity(msg) and not wants_no_auto_reply(msg):
         language = ctx.facts.get(customer_id, {}).get("language")
         ctx.queue_message(
             key=f"c{contact_id}:empty",

@@ -129,9 +129,11 @@ def _from_message(
     text = _strip_bot_mention(text, bot_username) if isinstance(text, str) else ""
     attachments = _attachments(msg)
     contact = msg.get("contact")
-    if isinstance(contact, dict) and contact.get("phone_number") and str(contact.get("user_id", "")) == sender:
-        # Only a person's own shared contact claims a phone; a forwarded card of someone else does not.
-        meta["claimed_phone"] = str(contact["phone_number"])
+    if isinstance(contact, dict) and contact.get("phone_number"):
+        # Telegram vouches for a number only when the user shared their own (contact.user_id == from.id, the
+        # "share my number" button); anyone else's card is merely a claim.
+        own = str(contact.get("user_id", "")) == sender
+        meta["vouched_phone" if own else "claimed_phone"] = str(contact["phone_number"])
     if not text and not attachments:
         log.info("telegram: ignored service message %s in chat %s", message_id, chat_id)
         return None

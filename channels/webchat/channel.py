@@ -2,6 +2,10 @@
 
 The web app authenticates the visitor (a signed id) and hands each WebSocket to `serve`. A reply for a visitor
 with no open tab is still "delivered": it is in the contact log, and the widget fetches it on reconnect.
+
+A website that knows who its visitor is passes the user id and HMAC-SHA256(`web.identity_secret`, id) to the
+widget; the widget sends both in its hello frame and, when the signature holds, the dispatcher gets a vouched
+identity ("webuser", id). A wrong signature is logged and the visitor stays anonymous.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from bot.core.messages import Deliver, InboundMessage, InvalidMessage, OutboundMessage
+from bot.identity.codes import signs
 from channels.base import ChannelTraits
 from channels.webchat.frames import BadFrame, Frame, dump, parse_frame
 
@@ -56,14 +61,16 @@ class WebChatChannel(ChannelTraits):
     section = "web"
     can_send_only = False  # the visitors' sockets are held by the receiving process
 
-    def __init__(self, *, max_message_chars: int = 4000) -> None:
+    def __init__(self, *, max_message_chars: int = 4000, identity_secret: str = "") -> None:
         self.max_message_chars = max_message_chars
+        self.identity_secret = identity_secret
         self._deliver: Deliver | None = None
         self._conns: dict[str, set[_Conn]] = {}
 
     @classmethod
     def from_settings(cls, section: Any, *, send_only: bool = False) -> WebChatChannel:
-        return cls(max_message_chars=section.max_message_chars)
+        return cls(max_message_chars=section.max_message_chars,
+                   identity_secret=getattr(section, "identity_secret", "") or "")
 
     # --- Channel protocol -------------------------------------------------------------------------------------
     async def start(self, deliver: Deliver) -> None:
@@ -149,6 +156,11 @@ class WebChatChannel(ChannelTraits):
             return None
         if frame.type == "email":
             return await self._store(visitor_id, frame, self._email_message(visitor_id, frame), "email_ok")
+        if frame.type == "hello":
+            if not signs(self.identity_secret, frame.user, frame.user_hash):
+                log.warning("webchat: visitor %s sent a user id with a wrong signature; kept anonymous", visitor_id)
+                return None
+            return await self._store(visitor_id, frame, self._user_message(visitor_id, frame), "user_ok")
         return await self._store(visitor_id, frame, self._text_message(visitor_id, frame), "ack")
 
     def _text_message(self, visitor_id: str, frame: Frame) -> InboundMessage:
@@ -166,6 +178,14 @@ class WebChatChannel(ChannelTraits):
             meta={"claimed_email": frame.email},
         )
 
+    def _user_message(self, visitor_id: str, frame: Frame) -> InboundMessage:
+        """The site's signed user: one contact per visitor and user (a reconnect's hello is a repeat)."""
+        digest = hashlib.sha256(frame.user.encode()).hexdigest()[:16]
+        return InboundMessage.build(
+            channel=self.name, external_id=f"{visitor_id}:user-{digest}", sender=visitor_id, text="",
+            meta={"vouched_user": frame.user},
+        )
+
     async def _store(self, visitor_id: str, frame: Frame, message: InboundMessage | None, ok: str) -> dict[str, Any]:
         if self._deliver is None:
             return {"type": "error", "code": "retry", "reason": "Not connected yet, retrying.",
@@ -181,6 +201,8 @@ class WebChatChannel(ChannelTraits):
         reply: dict[str, Any] = {"type": ok, "client_id": frame.client_id}
         if ok == "email_ok":
             reply["email"] = frame.email
+        elif ok == "user_ok":
+            reply["user"] = frame.user
         else:
             reply["id"] = message.external_id
         return reply

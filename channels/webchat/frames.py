@@ -1,8 +1,9 @@
 """The web chat's wire format: JSON frames in both directions, parsed and checked before anything else.
 
 Visitor → server: {"type": "message", "client_id", "text"}, {"type": "email", "client_id"?, "email"},
-{"type": "typing"}, {"type": "ping"}.
-Server → visitor: hello, message, ack, error, typing, email_ok, pong.
+{"type": "hello", "user", "user_hash"} (a website's logged-in user, signed by the site), {"type": "typing"},
+{"type": "ping"}.
+Server → visitor: hello, message, ack, error, typing, email_ok, user_ok, pong.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+USER_HASH = re.compile(r"^[0-9A-Fa-f]{64}$")
 EMAIL = re.compile(r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,190}\.[^@\s<>\".]{2,63}$")
 MAX_FRAME_CHARS = 1_000_000
 
@@ -33,6 +35,8 @@ class Frame:
     client_id: str = ""
     text: str = ""
     email: str = ""
+    user: str = ""
+    user_hash: str = ""
 
 
 def parse_frame(raw: str, *, max_message_chars: int) -> Frame:
@@ -67,6 +71,12 @@ def parse_frame(raw: str, *, max_message_chars: int) -> Frame:
         if not isinstance(email, str) or not EMAIL.match(email.strip()):
             raise BadFrame("bad_email", "That does not look like an email address.", client_id)
         return Frame("email", client_id, email=email.strip().lower())
+    if kind == "hello":
+        user, user_hash = data.get("user"), data.get("user_hash")
+        if not (isinstance(user, str) and 0 < len(user) <= 200 and user.isprintable()) \
+                or not (isinstance(user_hash, str) and USER_HASH.match(user_hash)):
+            raise BadFrame("bad_user", "user must be 1-200 characters and user_hash 64 hex digits.", client_id)
+        return Frame("hello", client_id, user=user, user_hash=user_hash.lower())
     if kind in ("typing", "ping"):
         return Frame(kind)
     raise BadFrame("bad_frame", "Unknown frame type.", client_id)

@@ -74,18 +74,18 @@ def test_media_becomes_attachment_metadata(name, kind, ref, size, mime, file_nam
     assert (att.kind, att.ref, att.size, att.mime, att.name) == (kind, ref, size, mime, file_name)
 
 
-def test_own_shared_contact_claims_the_phone():
+def test_own_shared_contact_vouches_for_the_phone():
     msg = update_to_inbound(payload("contact_own"))
     assert msg is not None
-    assert msg.meta_value("claimed_phone") == "+8613800138000"
+    assert (msg.meta_value("vouched_phone"), msg.meta_value("claimed_phone")) == ("+8613800138000", "")
     [att] = msg.attachments
     assert (att.kind, att.ref, att.name) == ("contact", "+8613800138000", "Mei Lin")
 
 
-def test_forwarded_contact_of_someone_else_claims_nothing():
+def test_forwarded_contact_of_someone_else_is_only_a_claim():
     msg = update_to_inbound(payload("contact_other"))
     assert msg is not None
-    assert msg.meta_value("claimed_phone") == ""
+    assert (msg.meta_value("vouched_phone"), msg.meta_value("claimed_phone")) == ("", "+4915112345678")
     assert msg.attachments[0].ref == "+4915112345678"
 
 

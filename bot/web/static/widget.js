@@ -6,6 +6,10 @@
   var script = document.currentScript || document.querySelector("script[data-tierdesk]");
   var origin = new URL(script ? script.src : "/widget.js", location.href).origin;
   var title = (script && script.getAttribute("data-title")) || "Chat with us";
+  // A site that knows its logged-in user signs the id (HMAC-SHA256 with the shared identity secret, computed on
+  // the site's server) so the chat can trust it; without both attributes the visitor is anonymous.
+  var siteUser = (script && script.getAttribute("data-tierdesk-user")) || "";
+  var siteUserHash = (script && script.getAttribute("data-tierdesk-user-hash")) || "";
   var store = window.localStorage;
   var KEY = "tierdesk:" + origin + ":";
   function load(name, dflt) { try { var v = store.getItem(KEY + name); return v === null ? dflt : JSON.parse(v); } catch (e) { return dflt; } }
@@ -112,7 +116,8 @@
         setOwnState(f.client_id, ""); dropPending(f.client_id);
         if (f.id) state.seen[f.id] = true;
         showTyping("bot", true); break;
-      case "email_ok": showNotice("Thanks, we will also reply to " + f.email + "."); emailRow.hidden = true; break;
+      case "email_ok": showNotice("We mailed a 6-digit code to " + f.email + ": type it here to confirm the address."); break;
+      case "user_ok": break;
       case "typing": showTyping(f.from, f.on !== false); break;
       case "error":
         if (f.code === "retry") { setTimeout(function () { resendPending(f.client_id); }, 2000); break; }
@@ -167,7 +172,10 @@
     var ws;
     try { ws = new WebSocket(url); } catch (e) { return retry(); }
     state.ws = ws;
-    ws.onopen = function () { state.attempt = 0; status.textContent = "online"; root.classList.remove("td-offline"); };
+    ws.onopen = function () {
+      state.attempt = 0; status.textContent = "online"; root.classList.remove("td-offline");
+      if (siteUser && siteUserHash) ws.send(JSON.stringify({ type: "hello", user: siteUser, user_hash: siteUserHash }));
+    };
     ws.onmessage = function (ev) { var f; try { f = JSON.parse(ev.data); } catch (e) { return; } handle(f); };
     ws.onclose = function () { if (state.ws === ws) { state.ws = null; retry(); } };
     ws.onerror = function () { /* onclose follows */ };
