@@ -139,11 +139,13 @@ async def add_identity(
 async def list_contacts(
     session: AsyncSession, *, customer_id: int | None = None, ticket_id: int | None = None, channel: str | None = None,
     direction: str | None = None, since: datetime | None = None, after_id: int | None = None, limit: int = 50,
-    include_desk: bool = False,
+    include_desk: bool = False, tiers: Sequence[str] = (),
 ) -> list[Contact]:
     """Contacts in id order after a cursor: stable pages while new contacts arrive. Customer contacts only,
-    unless `include_desk` adds desk traffic."""
+    unless `include_desk` adds desk traffic; `tiers` limits them to customers of those tiers (a scope)."""
     stmt = select(Contact).where(_after(after_id, Contact.id))
+    if tiers:
+        stmt = stmt.join(Customer, Customer.id == Contact.customer_id).where(Customer.tier.in_(list(tiers)))
     if not include_desk:
         stmt = stmt.where(Contact.desk == false())
     if customer_id is not None:

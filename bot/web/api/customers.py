@@ -6,8 +6,12 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.tickets import Actor
+from bot.tickets.access import may_see_tier
 from bot.web import ticket_actions as actions
 from bot.web.api.deps import RESPONSES, Caller, cursor_id, invalid, ticket_errors
 from bot.web.api.schemas import (
@@ -24,12 +28,15 @@ from bot.web.api.schemas import (
     Tier,
     encode_cursor,
 )
+from bot.web.exports import export_response
 from bot.web.sessions import read_session, write_session
+from channels.base import known_channels
 from crm_store.errors import Conflict, NotFound
-from crm_store.models import Agent, Contact, Customer, Ticket
+from crm_store.models import TIERS, Agent, Contact, Customer, Ticket
 from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import tickets as tickets_repo
 from crm_store.repositories import web as web_repo
+from crm_store.repositories.contact_search import ContactFilter
 
 router = APIRouter(responses=RESPONSES, dependencies=[Depends(ticket_errors)])
 CustomerId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -126,23 +133,49 @@ async def add_identity(
     return IdentityOut.model_validate(identity)
 
 
+ChannelFilter = Annotated[str | None, Query(max_length=32, pattern=r"^[a-z0-9_-]+$")]
+
+
+def scope_of(actor: Actor) -> tuple[str, ...]:
+    """The tiers an API caller's contact reads are limited to (empty: all), from the core's `may_see_tier`."""
+    seen = tuple(t for t in TIERS if may_see_tier(actor, t))
+    return () if seen == TIERS else seen or ("",)
+
+
+async def _check_channel(request: Request, s: AsyncSession, channel: str | None) -> None:
+    """A channel filter names a channel the system knows, runs, or has logged; anything else is a 422."""
+    if not channel or channel in known_channels():
+        return
+    running = getattr(getattr(request.app.state.ctx, "registry", None), "names", list)()
+    if channel in running or await s.scalar(select(Contact.id).where(Contact.channel == channel).limit(1)):
+        return
+    raise HTTPException(422, [{"loc": ["query", "channel"], "type": "value_error",
+                               "msg": f"{channel!r} is not a channel (known: {', '.join(known_channels())})"}])
+
+
+def _check_since(since: datetime | None) -> None:
+    if since is not None and since.tzinfo is None:
+        raise HTTPException(422, [{"loc": ["query", "since"], "msg": "since needs a timezone", "type": "value_error"}])
+
+
 @router.get("/contacts", response_model=Page[ContactOut], tags=["contacts"])
 async def list_contacts(
+    request: Request, actor: Caller,
     customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     ticket_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    channel: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z0-9_-]+$")] = None,
+    channel: ChannelFilter = None,
     direction: Literal["in", "out"] | None = None,
     since: datetime | None = None,
     include_desk: Annotated[bool, Query(description="also desk traffic: agent commands, notices to agents")] = False,
     cursor: str | None = None, limit: Limit = 50, s: AsyncSession = Depends(read_session),
 ) -> Page[ContactOut]:
     """The customer contacts in id order (stable while new contacts arrive); follow `next_cursor` for more.
-    `include_desk` adds desk traffic."""
-    if since is not None and since.tzinfo is None:
-        raise HTTPException(422, [{"loc": ["query", "since"], "msg": "since needs a timezone", "type": "value_error"}])
+    `include_desk` adds desk traffic. A token acting as an agent sees the tiers that agent serves."""
+    _check_since(since)
+    await _check_channel(request, s, channel)
     rows = await web_repo.list_contacts(
         s, customer_id=customer_id, ticket_id=ticket_id, channel=channel, direction=direction, since=since,
-        include_desk=include_desk, after_id=cursor_id(cursor), limit=limit + 1,
+        include_desk=include_desk, after_id=cursor_id(cursor), limit=limit + 1, tiers=scope_of(actor),
     )
     more = len(rows) > limit
     rows = rows[:limit]
@@ -150,11 +183,42 @@ async def list_contacts(
                             next_cursor=encode_cursor(rows[-1].id) if more else None)
 
 
+EXPORT_CONTENT = {"text/csv": {"schema": {"type": "string"}}, "application/x-ndjson": {"schema": {"type": "string"}}}
+
+
+@router.get("/contacts/export", tags=["contacts"], response_class=StreamingResponse,
+            responses={200: {"description": "The contacts, oldest first", "content": EXPORT_CONTENT}})
+async def export_contacts(
+    request: Request, actor: Caller,
+    format: Literal["csv", "jsonl"] = "csv",
+    bom: Annotated[bool, Query(description="CSV only: start with a UTF-8 BOM (Excel and non-Latin text)")] = False,
+    customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    ticket_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    channel: ChannelFilter = None,
+    direction: Literal["in", "out"] | None = None,
+    since: datetime | None = None,
+    include_desk: bool = False,
+) -> StreamingResponse:
+    """Every matching contact, streamed, oldest first: CSV cells that a spreadsheet would run as a formula start
+    with a quote. Limited like the listing (an agent's token: their tiers); every export is audited."""
+    _check_since(since)
+    async with request.app.state.ctx.sessions() as s:
+        await _check_channel(request, s, channel)
+    f = ContactFilter(customer_id=customer_id, ticket_id=ticket_id, channel=channel or "", direction=direction or "",
+                      since=since, include_desk=include_desk, scope_tiers=scope_of(actor))
+    return export_response(request, f, format, bom=bom, agent_id=actor.agent_id, actor=actor.label, via="api")
+
+
 @router.get("/contacts/{contact_id}", response_model=ContactOut, tags=["contacts"])
 async def get_contact(
-    contact_id: Annotated[int, Path(ge=1, le=MAX_ID)], s: AsyncSession = Depends(read_session)
+    contact_id: Annotated[int, Path(ge=1, le=MAX_ID)], actor: Caller, s: AsyncSession = Depends(read_session)
 ) -> ContactOut:
+    """One contact; outside the caller's tiers it does not exist (the same 404 either way)."""
     contact = await s.get(Contact, contact_id)
+    scope = scope_of(actor)
+    if contact is not None and scope:
+        tier = await s.scalar(select(Customer.tier).where(Customer.id == contact.customer_id))
+        contact = contact if tier in scope else None
     if contact is None:
         raise HTTPException(404, f"contact {contact_id} not found")
     return ContactOut.model_validate(contact)

@@ -6,13 +6,46 @@ import base64
 from datetime import datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import PydanticCustomError
 
 from bot.core.messages import clean_text
 from bot.tickets import MAX_ID
+from crm_store.models import TICKET_STATUSES, TIERS
 
 T = TypeVar("T")
-Tier = Literal["VIP", "important", "ordinary", "potential"]
+
+
+def Choice(values: tuple[str, ...], what: str, hint: str = "") -> object:
+    """One of `values` (an enum in the schema); anything else is a 422 that names the value and the choices."""
+    choices = ", ".join(values[:-1]) + f" or {values[-1]}" if len(values) > 1 else values[0]
+
+    def check(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+        try:
+            return handler(value)
+        except ValidationError:
+            shown = repr(value)[:60] if isinstance(value, str) else type(value).__name__
+            raise PydanticCustomError(
+                "unknown_choice", "{value} is not a {what} (use {choices}){hint}",
+                {"value": shown, "what": what, "choices": choices, "hint": hint},
+            ) from None
+
+    return Annotated[Literal[values], WrapValidator(check)]
+
+
+Tier = Choice(TIERS, "tier")
+TicketStatus = Choice(TICKET_STATUSES, "ticket status")
+SettableStatus = Choice(("open", "pending"), "status a PATCH can set", "; close with POST /tickets/{id}/close")
 
 
 def _clean(value: str) -> str:
@@ -52,7 +85,7 @@ class CustomerIn(BaseModel):
     external_ref: Text(255, 1) | None = None  # type: ignore[valid-type]
     language: Text(8, 2) | None = None  # type: ignore[valid-type]
     lifecycle_stage: Text(32, 1) = "lead"  # type: ignore[valid-type]
-    manual_tier: Tier | None = None
+    manual_tier: Tier | None = None  # type: ignore[valid-type]
     key_account_manager_id: Id | None = None
 
 
@@ -62,7 +95,7 @@ class CustomerPatch(BaseModel):
     external_ref: Text(255, 1) | None = None  # type: ignore[valid-type]
     language: Text(8, 2) | None = None  # type: ignore[valid-type]
     lifecycle_stage: Text(32, 1) | None = None  # type: ignore[valid-type]
-    manual_tier: Tier | None = None
+    manual_tier: Tier | None = None  # type: ignore[valid-type]
     key_account_manager_id: Id | None = None
 
 
@@ -153,7 +186,7 @@ class TicketPatch(BaseModel):
     queue: Text(64, 1) | None = Field(None, description="Move to another queue: it waits there, unassigned.")  # type: ignore[valid-type]
     priority: Annotated[int, Field(ge=1, le=5)] | None = None
     tags: Annotated[list[Tag], Field(max_length=20)] | None = Field(None, description="The ticket's tags, all of them.")
-    status: Literal["open", "pending"] | None = Field(
+    status: SettableStatus | None = Field(  # type: ignore[valid-type]
         None, description="pending: waiting for the customer; open: reopen a solved or closed ticket.")
     snoozed_until: AwareDatetime | None = Field(
         None, description="With status pending: the ticket comes back to its agent at this time.")
