@@ -197,6 +197,7 @@ def _mount_optional() -> None:
         ("bot.cli.nlu", "nlu_app", "nlu", app),
         ("bot.cli.tiers", "tiers_app", "tiers", app),
         ("bot.cli.web", "tokens_app", "tokens", app),
+        ("bot.cli.security", "throttles_app", "login-throttles", app),
         ("bot.cli.customers", "customers_app", "customers", app),
     ):
         sub = optional(module, attr)
@@ -210,6 +211,7 @@ def _mount_optional() -> None:
         ("bot.cli.mail", "import_mail", "mail", import_app),
         ("bot.cli.tiers", "seed_data", "seed-data", app),
         ("bot.cli.web", "agents_passwd", "passwd", agents_app),
+        ("bot.cli.security", "agents_totp", "totp", agents_app),
         ("bot.cli.nlu", "actions", "actions", app),
     ):
         fn = optional(module, attr)

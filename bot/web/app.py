@@ -24,7 +24,7 @@ from sqlalchemy import text
 
 from bot.web.auth import SessionSigner
 from bot.web.keys import secret_key
-from bot.web.login_guard import LoginLimiter
+from bot.web.login_guard import warm_up as warm_up_logins
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -57,7 +57,7 @@ def create_web_app(app_ctx: Any) -> FastAPI:
     app.state.ctx = app_ctx
     app.state.signer = SessionSigner(key)
     app.state.visitors = URLSafeSerializer(key, salt="tierdesk-visitor")
-    app.state.limiter = LoginLimiter(redis=getattr(app_ctx, "redis", None), prefix=settings.redis_prefix)
+    warm_up_logins()  # login throttles live in the database; unknown emails cost as much as known ones
     app.state.templates = _templates()
 
     from bot.web import chat

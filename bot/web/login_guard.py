@@ -1,57 +1,142 @@
-"""Login throttling for the dashboard (moved out of auth so sessions and logins evolve apart)."""
+"""Login throttling and the equal-work password check of the dashboard.
+
+Failed logins are counted per (client, account) in the `login_throttles` table, so every web process shares
+them. Each failure makes the next try *from that client for that account* wait longer (0, 1, 2, 4, 8 … seconds,
+at most 15 minutes); nothing ever locks the account, so the real user on another client still gets in.
+
+An attempt is counted before the password is checked (a compare-and-set on the row), so a burst of parallel
+guesses cannot all slip through one open slot; a full login deletes the row. Unknown emails get the same
+row, the same argon2 work (a dummy hash) and the same answer as known ones, so neither the time nor the words
+tell which accounts exist.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import time
-from collections import deque
-from typing import Any
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.web.auth import hash_password, verify_password
+from crm_store.models import now as utcnow
+from crm_store.repositories._sql import insert_ignoring_conflicts
+from crm_store.trust import LoginThrottle
+
+MAX_DELAY_S = 15 * 60
+WRONG_LOGIN = "Wrong email or password."
+"""The one answer to a wrong password, an unknown email and an account without a password."""
 
 
-class LoginLimiter:
-    """At most `attempts` failed logins per (IP, email) in `window_s`; in process, or in Redis when configured
-    so that every web process shares the count."""
+def delay_after(failures: int) -> int:
+    """Seconds the next try waits after `failures` failed ones: 0, 1, 2, 4, 8 … capped at 15 minutes."""
+    if failures <= 1:
+        return 0
+    return MAX_DELAY_S if failures > 12 else min(2 ** (failures - 2), MAX_DELAY_S)
 
-    def __init__(
-        self, *, attempts: int = 5, window_s: float = 900.0, redis: Any = None, prefix: str = "tierdesk"
-    ) -> None:
-        self.attempts = attempts
-        self.window_s = window_s
-        self._redis = redis
-        self._prefix = prefix
-        self._local: dict[str, deque[float]] = {}
 
-    def _key(self, ip: str, email: str) -> str:
-        return hashlib.sha256(f"{ip}|{email.strip().lower()}".encode()).hexdigest()[:32]
+def normalise_account(account: str) -> str:
+    return account.strip().lower()[:255]
 
-    async def blocked(self, ip: str, email: str) -> bool:
-        key = self._key(ip, email)
-        if self._redis is not None:
-            count = await self._redis.get(f"{self._prefix}:login:{key}")
-            return int(count or 0) >= self.attempts
-        hits = self._local.get(key)
-        if not hits:
-            return False
-        cutoff = time.monotonic() - self.window_s
-        while hits and hits[0] < cutoff:
-            hits.popleft()
-        return len(hits) >= self.attempts
 
-    async def failed(self, ip: str, email: str) -> None:
-        key = self._key(ip, email)
-        if self._redis is not None:
-            rkey = f"{self._prefix}:login:{key}"
-            count = await self._redis.incr(rkey)
-            if count == 1:
-                await self._redis.expire(rkey, int(self.window_s))
-            return
-        if len(self._local) > 100_000:
-            self._local.clear()
-        self._local.setdefault(key, deque()).append(time.monotonic())
+def throttle_key(client: str, account: str) -> str:
+    return hashlib.sha256(f"{client}|{normalise_account(account)}".encode()).hexdigest()
 
-    async def succeeded(self, ip: str, email: str) -> None:
-        key = self._key(ip, email)
-        if self._redis is not None:
-            await self._redis.delete(f"{self._prefix}:login:{key}")
-        else:
-            self._local.pop(key, None)
+
+@dataclass(frozen=True)
+class Attempt:
+    """The answer to "may this client try this account now?": `wait_s` > 0 means no, try again after that."""
+
+    allowed: bool
+    wait_s: int = 0
+
+
+def wait_message(wait_s: int) -> str:
+    """What the page says while a client waits: how long, in words a person reads at a glance."""
+    if wait_s < 120:
+        span = f"{wait_s} second{'s' if wait_s != 1 else ''}"
+    else:
+        minutes = math.ceil(wait_s / 60)
+        span = f"{minutes} minutes"
+    return f"Too many failed attempts from here for this account. Try again in {span}."
+
+
+async def begin_attempt(session: AsyncSession, client: str, account: str, *, now: datetime | None = None,
+                        tries: int = 3) -> Attempt:
+    """Count one attempt of `client` at `account` as failed until it succeeds, unless the client must still wait.
+
+    Runs in the caller's transaction; commit before checking the password so parallel processes see it.
+    """
+    at = now or utcnow()
+    key = throttle_key(client, account)
+    await session.execute(insert_ignoring_conflicts(session, LoginThrottle).values(
+        key=key, client=client[:64], account=normalise_account(account), failures=0))
+    for _ in range(tries):
+        row = (await session.execute(
+            select(LoginThrottle.failures, LoginThrottle.next_allowed_at).where(LoginThrottle.key == key)
+        )).one_or_none()
+        if row is None:  # cleared by an admin between the two statements
+            return Attempt(True)
+        failures, next_allowed = row
+        if next_allowed is not None and next_allowed > at:
+            return Attempt(False, max(1, math.ceil((next_allowed - at).total_seconds())))
+        counted = await session.execute(
+            update(LoginThrottle)
+            .where(LoginThrottle.key == key, LoginThrottle.failures == failures)
+            .values(failures=failures + 1, last_failed_at=at,
+                    next_allowed_at=at + timedelta(seconds=delay_after(failures + 1)))
+        )
+        if counted.rowcount:
+            return Attempt(True)
+    return Attempt(False, 1)  # another process is counting this very pair right now
+
+
+async def attempt_succeeded(session: AsyncSession, client: str, account: str) -> None:
+    """A full login (password and, when enabled, the second factor) forgets the pair's failures."""
+    await session.execute(delete(LoginThrottle).where(LoginThrottle.key == throttle_key(client, account)))
+
+
+async def list_throttles(session: AsyncSession, *, account: str = "", limit: int = 200) -> list[LoginThrottle]:
+    """The pairs with failures, most recent first (for admins)."""
+    q = (select(LoginThrottle).where(LoginThrottle.failures > 0)
+         .order_by(LoginThrottle.last_failed_at.desc(), LoginThrottle.key).limit(limit))
+    if account:
+        q = q.where(LoginThrottle.account == normalise_account(account))
+    return list(await session.scalars(q))
+
+
+async def clear_throttles(session: AsyncSession, *, account: str = "", client: str = "",
+                          everything: bool = False) -> int:
+    """Forget the failures of one account, one client, or (with `everything`) all; returns how many pairs."""
+    if not (account or client or everything):
+        return 0
+    q = delete(LoginThrottle)
+    if account:
+        q = q.where(LoginThrottle.account == normalise_account(account))
+    if client:
+        q = q.where(LoginThrottle.client == client[:64])
+    result = await session.execute(q)
+    return result.rowcount or 0
+
+
+@cache
+def _dummy_hash() -> str:
+    """An argon2 hash of a random password, made with the same parameters as real ones."""
+    return hash_password(secrets.token_urlsafe(24))
+
+
+def password_matches(password_hash: str | None, password: str) -> bool:
+    """Check a password with one argon2 verification whether or not the account has a hash (or exists)."""
+    if password_hash and password:
+        return verify_password(password_hash, password)
+    verify_password(_dummy_hash(), password or "-")
+    return False
+
+
+def warm_up() -> None:
+    """Make the dummy hash now, so the first unknown email is not slower than a known one."""
+    _dummy_hash()
