@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from bot.web import login_guard, totp
 from bot.web.login_guard import begin_attempt, delay_after, throttle_key
 from crm_store.models import Agent
+from crm_store.repositories import audit
 from crm_store.trust import LoginThrottle
 from tests.web.conftest import PASSWORD, WebEnv
 
@@ -181,6 +182,32 @@ async def test_without_a_second_factor_the_password_is_enough_and_no_code_page_o
     assert r.status_code == 303 and r.headers["location"] == "/"
     assert (await browser.get("/login/code")).headers["location"] == "/login"
     await browser.aclose()
+
+
+async def test_admins_see_and_clear_throttles_on_the_dashboard(web_env):
+    await web_env.agent("Sue", role="supervisor")
+    await web_env.agent("Ada", role="admin")
+    for ip in ("203.0.113.9", "203.0.113.10"):
+        stranger = client_at(web_env, ip)
+        assert (await post_login(stranger, "sue@desk.example", "wrong wrong"))[0].status_code == 401
+        await stranger.aclose()
+    sue = client_at(web_env, "198.51.100.7")
+    await post_login(sue, "sue@desk.example", PASSWORD)
+    assert (await sue.get("/login-throttles")).status_code == 403  # a supervisor is not an admin
+    ada = client_at(web_env, "198.51.100.8")
+    assert (await post_login(ada, "ada@desk.example", PASSWORD))[0].status_code == 303
+    page = await ada.get("/login-throttles")
+    assert page.status_code == 200 and "203.0.113.9" in page.text and "203.0.113.10" in page.text
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    forged = await ada.post("/login-throttles/clear", data={"account": "sue@desk.example", "csrf": "forged"})
+    assert forged.status_code == 403 and len(await throttles(web_env)) == 2
+    done = await ada.post("/login-throttles/clear", data={"account": "sue@desk.example", "csrf": token})
+    assert done.status_code == 303 and await throttles(web_env) == []
+    async with web_env.app.sessions() as s:
+        entry = (await audit.entries(s, action="throttles_cleared"))[0]
+    assert entry.data["count"] == 2 and entry.data["account"] == "sue@desk.example"
+    await sue.aclose()
+    await ada.aclose()
 
 
 def run_cli(db, monkeypatch, *args: str) -> str:

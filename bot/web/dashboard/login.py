@@ -12,10 +12,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
+from bot.tickets.access import is_admin
 from bot.web import login_guard, totp
 from bot.web.auth import LOGIN_CSRF_COOKIE, Viewer
-from bot.web.dashboard.common import check_csrf, current_viewer, render
+from bot.web.dashboard.common import Forbidden, check_csrf, current_viewer, render
 from bot.web.web_sessions import end_session, pass_second_factor, pending_agent, start_session
+from crm_store.repositories import audit
 from crm_store.repositories import web as web_repo
 
 router = APIRouter(include_in_schema=False)
@@ -144,3 +146,30 @@ async def logout(request: Request, viewer: Viewer = Depends(current_viewer)) -> 
     response = RedirectResponse("/login", status_code=303)
     await end_session(request, response)
     return response
+
+
+async def admin(viewer: Viewer = Depends(current_viewer)) -> Viewer:
+    if not is_admin(viewer.role):
+        raise Forbidden("This page is for admins.")
+    return viewer
+
+
+@router.get("/login-throttles")
+async def throttles_page(request: Request, viewer: Viewer = Depends(admin)) -> Response:
+    """Admins see which clients wait before their next login try, and for which account."""
+    async with request.app.state.ctx.sessions() as session:
+        rows = await login_guard.list_throttles(session)
+    return render(request, "login_throttles.html", viewer, rows=rows)
+
+
+@router.post("/login-throttles/clear")
+async def throttles_clear(request: Request, viewer: Viewer = Depends(admin)) -> Response:
+    """Forget one account's failed logins (field `account`) or all of them (`all`), audited."""
+    form = await check_csrf(request, viewer)
+    account = str(form.get("account", ""))[:255]
+    everything = bool(form.get("all"))
+    async with _writer(request)() as session, session.begin():
+        n = await login_guard.clear_throttles(session, account=account, everything=everything and not account)
+        audit.record(session, "throttles_cleared", subject="login_throttles", agent_id=viewer.agent_id,
+                     account=account, all=everything, count=n)
+    return RedirectResponse("/login-throttles", status_code=303)
