@@ -5,8 +5,10 @@ for unknown tiers, statuses and channels."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 from bot.web.tokens import create_token
@@ -56,7 +58,10 @@ async def test_dashboard_csv_neutralises_formulas_and_writes_a_bom_only_when_ask
     assert [r["text"] for r in rows if r["customer_id"] == str(ids["low"])] == [
         "Где мой заказ? 我的订单在哪里", "'=1+1 from ordinary"]
 
-    with_bom = await web_env.client.get("/contacts/export.csv?bom=1&tier=ordinary")
+    page = (await web_env.client.get("/contacts?tier=ordinary")).text
+    link = re.search(r'id="export-csv-bom" href="([^"]+)"', page).group(1)
+    assert link == "/contacts/export.csv?bom=1&amp;tier=ordinary"
+    with_bom = await web_env.client.get(html.unescape(link))
     assert with_bom.content.startswith(BOM) and not with_bom.content[3:].startswith(BOM)
     assert [r["text"] for r in csv_rows(with_bom.content[3:])] == ["Где мой заказ? 我的订单在哪里",
                                                                    "'=1+1 from ordinary"]
