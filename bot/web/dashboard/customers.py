@@ -1,7 +1,9 @@
 """Customers: the list and the 360° card (identities, tier and why, value, key-account manager, tickets,
-conversation, notes)."""
+conversation, notes), and for admins the customer's data as a whole: export, erasure, legal hold."""
 
 from __future__ import annotations
+
+import json
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
@@ -9,14 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.messages import clean_text
 from bot.tickets import TicketError, may_see_ticket, may_see_tier, parse_id
+from bot.tickets.access import is_admin
 from bot.web.auth import Viewer
-from bot.web.dashboard.common import check_csrf, current_viewer, int_or_none, render
+from bot.web.dashboard.common import Forbidden, check_csrf, current_viewer, int_or_none, render
 from bot.web.dashboard.contacts import _cursor
 from bot.web.sessions import read_session, write_session
 from crm_store.errors import NotFound
 from crm_store.models import Agent, Customer
 from crm_store.repositories import customers as customers_repo
-from crm_store.repositories import reports
+from crm_store.repositories import privacy, reports
 from crm_store.repositories import tickets as tickets_repo
 from crm_store.repositories import web as web_repo
 
@@ -75,6 +78,7 @@ async def customer_card(
         history=list(reversed(history)),
         older=f"{history[-1]['created_at'].isoformat()}_{history[-1]['id']}" if more else None,
         notes=await web_repo.notes_for(session, customer_id=customer.id, limit=50),
+        is_admin=is_admin(viewer.role),
     )
 
 
@@ -93,3 +97,59 @@ async def add_customer_note(
         if text.strip():
             await tickets_repo.add_note(session, customer_id=customer.id, text=text.strip(), agent_id=viewer.agent_id)
     return RedirectResponse(f"/customers/{customer.id}#notes", status_code=303)
+
+
+async def _admin_customer(request: Request, viewer: Viewer, session: AsyncSession, customer_ref: str) -> tuple[
+        dict, int]:
+    """The checked form and the customer the path names, for an admin only (a person's data as a whole is not
+    for agents or supervisors). A merged customer is named as itself, never as its survivor."""
+    form = await check_csrf(request, viewer)
+    if not is_admin(viewer.role):
+        raise Forbidden("Exporting, erasing or holding a customer's data is for admins.")
+    await visible_customer(session, viewer, customer_ref)
+    customer_id = parse_id(customer_ref, what="customer")
+    return form, customer_id
+
+
+@router.post("/customers/{customer_ref}/export")
+async def export_customer(
+    customer_ref: str, request: Request, viewer: Viewer = Depends(current_viewer),
+    session: AsyncSession = Depends(write_session),
+) -> Response:
+    """Everything held about the customer as a JSON download; audited."""
+    async with session.begin():
+        _, customer_id = await _admin_customer(request, viewer, session, customer_ref)
+        data = await privacy.export_customer(session, customer_id, agent_id=viewer.agent_id)
+    return Response(json.dumps(data, ensure_ascii=False, indent=2), media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="customer-{customer_id}.json"'})
+
+
+@router.post("/customers/{customer_ref}/erase")
+async def erase_customer(
+    customer_ref: str, request: Request, viewer: Viewer = Depends(current_viewer),
+    session: AsyncSession = Depends(write_session),
+) -> Response:
+    """Anonymise the customer once the admin typed its number (C-12) in the confirmation field."""
+    async with session.begin():
+        form, customer_id = await _admin_customer(request, viewer, session, customer_ref)
+        typed = str(form.get("confirm", "")).strip().upper()
+        if typed not in (f"C-{customer_id}", str(customer_id)):
+            raise TicketError(f"To erase this customer, type C-{customer_id} in the confirmation field. "
+                              "Nothing was erased.", code="invalid")
+        try:
+            await privacy.erase_customer(session, customer_id, agent_id=viewer.agent_id)
+        except privacy.OnHold as exc:
+            raise TicketError(f"{exc}. Nothing was erased.", code="conflict") from None
+    return RedirectResponse(f"/customers/{customer_id}", status_code=303)
+
+
+@router.post("/customers/{customer_ref}/hold")
+async def hold_customer(
+    customer_ref: str, request: Request, viewer: Viewer = Depends(current_viewer),
+    session: AsyncSession = Depends(write_session),
+) -> Response:
+    """Put the customer under legal hold (`on=1`) or lift it (`on=0`); audited."""
+    async with session.begin():
+        form, customer_id = await _admin_customer(request, viewer, session, customer_ref)
+        await privacy.set_legal_hold(session, customer_id, str(form.get("on", "")) == "1", agent_id=viewer.agent_id)
+    return RedirectResponse(f"/customers/{customer_id}#privacy", status_code=303)
