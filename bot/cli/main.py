@@ -211,6 +211,7 @@ def _mount_optional() -> None:
         ("bot.cli.mail", "import_mail", "mail", import_app),
         ("bot.cli.tiers", "seed_data", "seed-data", app),
         ("bot.cli.web", "agents_passwd", "passwd", agents_app),
+        ("bot.cli.web", "agents_sessions", "sessions", agents_app),
         ("bot.cli.security", "agents_totp", "totp", agents_app),
         ("bot.cli.nlu", "actions", "actions", app),
     ):

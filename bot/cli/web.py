@@ -1,8 +1,10 @@
-"""`tierdesk tokens …` and `tierdesk agents passwd`: credentials for the REST API and the dashboard."""
+"""`tierdesk tokens …`, `tierdesk agents passwd` and `tierdesk agents sessions`: credentials for the REST API and
+the dashboard, and the dashboard sessions that stand on them."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import typer
 from rich.console import Console
@@ -61,25 +63,67 @@ def agents_passwd(
 ) -> None:
     """Set an agent's dashboard password (stored as an argon2 hash)."""
     from bot.web.auth import hash_password
+    from bot.web.web_sessions import change_password
     from crm_store.repositories import agents as agents_repo
-    from crm_store.repositories import web as web_repo
 
     if len(password) < 8:
         console.print("[red]use at least 8 characters[/]")
         raise typer.Exit(1)
 
-    async def go() -> str | None:
+    async def go() -> tuple[str, int] | None:
         async with open_store() as sessions, sessions() as session, session.begin():
             agent = await agents_repo.find_agent(session, who)
             if agent is None:
                 return None
             if not agent.email:
                 raise typer.BadParameter(f"agent {agent.name} has no email to log in with; add one first")
-            await web_repo.set_password_hash(session, agent.id, hash_password(password))
-            return agent.email
+            ended = await change_password(session, agent.id, hash_password(password), actor="cli")
+            return agent.email, ended
 
-    email = asyncio.run(go())
-    if email is None:
+    done = asyncio.run(go())
+    if done is None:
         console.print(f"[red]no agent {who!r}[/]")
         raise typer.Exit(1)
-    console.print(f"password set; {email} can log in to the dashboard")
+    console.print(f"password set; {done[0]} can log in to the dashboard ({done[1]} open session(s) ended)")
+
+
+def agents_sessions(
+    who: str = typer.Argument(..., help="agent id, name or email"),
+    revoke: bool = typer.Option(False, "--revoke", help="end the agent's sessions (all, or those given by --id)"),
+    ids: list[str] = typer.Option([], "--id", help="a session id (or its start, as listed) to end with --revoke"),
+) -> None:
+    """List an agent's dashboard sessions (open ones first), or end them with --revoke."""
+    from rich.table import Table
+
+    from bot.settings import get_settings
+    from bot.web.web_sessions import describe, revoke_agent_sessions
+    from crm_store.models import now
+    from crm_store.repositories import agents as agents_repo
+    from crm_store.repositories import web_sessions as sessions_repo
+
+    idle = timedelta(minutes=get_settings().web.session_idle_minutes)
+
+    async def go() -> tuple[str, list, int] | None:
+        async with open_store() as sessions, sessions() as session, session.begin():
+            agent = await agents_repo.find_agent(session, who)
+            if agent is None:
+                return None
+            ended = 0
+            if revoke:
+                ended = await revoke_agent_sessions(session, agent.id, reason="revoked by an admin", actor="cli",
+                                                    ids=[i.strip() for i in ids if i.strip()] if ids else None)
+            return agent.name, await sessions_repo.of_agent(session, agent.id), ended
+
+    found = asyncio.run(go())
+    if found is None:
+        console.print(f"[red]no agent {who!r}[/]")
+        raise typer.Exit(1)
+    name, rows, ended = found
+    at = now()
+    table = Table("session", "state", "started", "last seen", "ends", "client", title=f"sessions of {name}")
+    for row in sorted(rows, key=lambda r: describe(r, idle=idle, at=at) != "open"):
+        table.add_row(row.id[:12], describe(row, idle=idle, at=at), f"{row.created_at:%Y-%m-%d %H:%M}",
+                      f"{row.last_seen_at:%Y-%m-%d %H:%M}", f"{row.expires_at:%Y-%m-%d %H:%M}", row.client[:40])
+    console.print(table)
+    if revoke:
+        console.print(f"ended {ended} session(s) of {name}")

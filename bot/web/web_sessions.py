@@ -5,7 +5,8 @@ token, and ends after `web.session_idle_minutes` without a request or `web.sessi
 comes first. An agent with a second factor (`agents.totp_secret`) has no rights in a session until
 `pass_second_factor` marks it. A replayed cookie of an ended session is worth nothing.
 
-The login page calls `start_session` / `end_session`; password changes call `revoke_agent_sessions`.
+The login page calls `start_session` / `end_session` (and `pending_agent` / `pass_second_factor` for the
+second factor); a password change goes through `change_password`, an admin's revocation `revoke_agent_sessions`.
 """
 
 from __future__ import annotations
@@ -145,14 +146,32 @@ async def end_session(request: Request, response: Response) -> None:
 
 
 async def revoke_agent_sessions(session: AsyncSession, agent_id: int, *, reason: str, by: int | None = None,
-                                actor: str = "agent", keep: str | None = None,
-                                ids: list[str] | None = None) -> int:
-    """End an agent's sessions in the caller's transaction (a password change, an admin's revocation), audited.
+                                actor: str = "agent", ids: list[str] | None = None) -> int:
+    """End an agent's sessions in the caller's transaction (an admin's revocation, a password change), audited.
 
-    `keep` spares one session id (the one that changed its own password); `ids` limits it to sessions whose id
-    starts with one of these prefixes (what `tierdesk agents sessions` shows)."""
-    count = await repo.revoke_agent(session, agent_id, keep=keep, ids=ids)
+    `ids` limits it to sessions whose id starts with one of these prefixes (what `tierdesk agents sessions`
+    and the agents page show)."""
+    count = await repo.revoke_agent(session, agent_id, ids=ids)
     if count:
         audit.record(session, "sessions_revoked", subject=f"agent:{agent_id}", agent_id=by, actor=actor,
                      reason=reason, count=count)
     return count
+
+
+async def change_password(session: AsyncSession, agent_id: int, password_hash: str, *, by: int | None = None,
+                          actor: str = "agent") -> int:
+    """Store a new password hash and end every session of that agent (a stolen cookie dies with the old
+    password); returns how many sessions ended. In the caller's transaction."""
+    await repo.set_password(session, agent_id, password_hash, now())
+    return await revoke_agent_sessions(session, agent_id, reason="password changed", by=by, actor=actor)
+
+
+def describe(row: WebSession, *, idle: timedelta, at: datetime) -> str:
+    """A session's state in a word, for the CLI and the agents page."""
+    if row.revoked_at is not None:
+        return "revoked"
+    if at >= row.expires_at:
+        return "expired"
+    if at - row.last_seen_at >= idle:
+        return "idle"
+    return "open"

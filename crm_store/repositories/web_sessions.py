@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_store.models import now
+from crm_store.models import Agent, now
 from crm_store.trust import WebSession
 
 
@@ -82,3 +82,10 @@ async def purge(session: AsyncSession, before: datetime) -> int:
         delete(WebSession).where(or_(WebSession.expires_at < before, WebSession.revoked_at < before))
     )
     return result.rowcount or 0
+
+
+async def set_password(session: AsyncSession, agent_id: int, password_hash: str, at: datetime) -> None:
+    """A new password hash and the time it changed (sessions older than that no longer stand)."""
+    await session.execute(
+        update(Agent).where(Agent.id == agent_id).values(password_hash=password_hash, password_changed_at=at)
+    )
