@@ -90,9 +90,7 @@ class InboundMessage:
         **kwargs: Any,
     ) -> InboundMessage:
         """Validate and normalise what a channel received; raise `InvalidMessage` only if it has no identity."""
-        channel = (channel or "").strip()
-        external_id = (external_id or "").strip()
-        sender = (sender or "").strip()
+        channel, external_id, sender = (_clean_id(v) for v in (channel, external_id, sender))
         if not channel:
             raise InvalidMessage("message has no channel")
         if not external_id:
@@ -107,8 +105,13 @@ class InboundMessage:
             received_at = received_at.replace(tzinfo=UTC)
         name, _ = clean_text(kwargs.pop("sender_name", ""), 255)
         meta = kwargs.pop("meta", ())
-        if isinstance(meta, dict):
-            meta = tuple(sorted((str(k), str(v)) for k, v in meta.items()))
+        meta = tuple(sorted(meta.items())) if isinstance(meta, dict) else tuple(meta)
+        # Every stored string is cleaned here, not only the text: a NUL in a username or a reference is refused
+        # by the database, and a channel that retries until stored would be stuck on it forever.
+        meta = tuple((clean_text(str(k))[0], clean_text(str(v))[0]) for k, v in meta)
+        for key in ("thread_ref", "raw_ref", "edit_of"):
+            if key in kwargs:
+                kwargs[key] = _clean_id(kwargs[key])
         return cls(
             channel=channel,
             external_id=external_id,
@@ -117,13 +120,26 @@ class InboundMessage:
             sender_name=name,
             received_at=received_at,
             truncated=truncated or kwargs.pop("truncated", False),
-            attachments=tuple(kwargs.pop("attachments", ())),
+            attachments=tuple(_clean_attachment(a) for a in kwargs.pop("attachments", ())),
             meta=meta,
             **kwargs,
         )
 
     def meta_value(self, key: str, default: str = "") -> str:
         return dict(self.meta).get(key, default)
+
+
+def _clean_id(value: Any) -> str:
+    """An id or reference as it can be stored and compared: control characters and lone surrogates dropped."""
+    if not isinstance(value, str):
+        return ""
+    return clean_text(value)[0].strip()
+
+
+def _clean_attachment(a: Attachment) -> Attachment:
+    name, mime, ref, kind = (clean_text(v, 1000)[0] for v in (a.name, a.mime, a.ref, a.kind))
+    size = a.size if isinstance(a.size, int) and 0 <= a.size < 2**63 else 0
+    return Attachment(kind=kind, name=name, mime=mime, size=size, ref=ref)
 
 
 @dataclass(frozen=True, slots=True)

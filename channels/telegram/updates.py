@@ -16,6 +16,7 @@ JSON shape first (``as_update_dict``); python-telegram-bot's ``Update.to_dict()`
 from __future__ import annotations
 
 import logging
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,33 +69,122 @@ def parse_message_ref(ref: str) -> tuple[str, int] | None:
 
 def update_to_inbound(update: Any, *, bot_username: str = "") -> InboundMessage | None:
     """Convert one update; None (and a log line) for update types and shapes we do not take. Never raises."""
-    data = as_update_dict(update)
+    try:
+        data = as_update_dict(update)
+    except Exception as exc:  # a library object that cannot dump itself
+        log.warning("telegram: ignored an update that cannot be read: %s", type(exc).__name__)
+        return None
     if not isinstance(data, dict):
         log.warning("telegram: ignored an update that is not a JSON object: %r", type(update).__name__)
         return None
     try:
         return _convert(data, bot_username=bot_username.lstrip("@").lower())
     except InvalidMessage as exc:
-        log.warning("telegram: ignored update %s: %s", data.get("update_id"), exc)
+        log.warning("telegram: ignored update %s: %s", _update_ref(data), exc)
     except Exception:  # odd input must never take the channel down
-        log.exception("telegram: could not convert update %s", data.get("update_id"))
+        log.exception("telegram: could not convert update %s", _update_ref(data))
     return None
+
+
+def _update_ref(data: dict[str, Any]) -> str:
+    """The update id for a log line; never the 5,000-digit number or the megabyte a broken update may carry."""
+    update_id = data.get("update_id")
+    return str(update_id) if _id(update_id) is not None else "(no valid update_id)"
 
 
 def _convert(data: dict[str, Any], *, bot_username: str) -> InboundMessage | None:
     update_id = data.get("update_id")
-    if not isinstance(update_id, int):
+    if not isinstance(update_id, int) or _id(update_id) is None or update_id < 0:
         raise InvalidMessage("update has no integer update_id")
     raw_ref = f"telegram:update:{update_id}"
     if isinstance(data.get("message"), dict):
-        return _from_message(data["message"], raw_ref=raw_ref, bot_username=bot_username)
+        return _from_message(_shaped(data["message"]), raw_ref=raw_ref, bot_username=bot_username)
     if isinstance(data.get("edited_message"), dict):
-        return _from_message(data["edited_message"], raw_ref=raw_ref, bot_username=bot_username, edit_update=update_id)
+        return _from_message(_shaped(data["edited_message"]), raw_ref=raw_ref, bot_username=bot_username,
+                             edit_update=update_id)
     if isinstance(data.get("callback_query"), dict):
         return _from_callback(data["callback_query"], raw_ref=raw_ref)
-    kinds = sorted(k for k in data if k != "update_id")
+    kinds = sorted(str(k)[:40] for k in data if k != "update_id")[:10]
     log.info("telegram: ignored update %s of type %s", update_id, ",".join(kinds) or "(empty)")
     return None
+
+
+_MAX_ID = 2**63
+_TEXT_FIELDS = ("text", "caption")
+_NAME_FIELDS = ("first_name", "last_name", "username", "language_code")
+_MEDIA_FIELDS = ("file_id", "mime_type", "file_name", "emoji")
+
+
+def _id(value: Any) -> int | None:
+    """A Telegram id (chat, user, message, update): an integer of at most 64 bits, or its decimal text."""
+    if isinstance(value, str) and 0 < len(value) <= 20 and value.lstrip("-").isdigit() and value.isascii():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and -_MAX_ID < value < _MAX_ID:
+        return value
+    return None
+
+
+def _texts(obj: dict[str, Any], names: tuple[str, ...]) -> dict[str, str]:
+    return {name: obj[name] for name in names if isinstance(obj.get(name), str)}
+
+
+def _user(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, dict) or _id(value.get("id")) is None:
+        return None
+    return {"id": _id(value["id"]), "is_bot": value.get("is_bot") is True, **_texts(value, _NAME_FIELDS)}
+
+
+def _media(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, dict):
+        return None
+    media: dict[str, Any] = _texts(value, _MEDIA_FIELDS)
+    media.update({k: True for k in ("is_video", "is_animated") if value.get(k) is True})
+    size = value.get("file_size")
+    if isinstance(size, int) and not isinstance(size, bool) and 0 <= size < _MAX_ID:
+        media["file_size"] = size
+    return media
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and abs(value) <= 180
+    return value if ok else None
+
+
+def _shaped(msg: dict[str, Any]) -> dict[str, Any]:
+    """The message with every field we read of the type the Bot API documents; a wrong one is dropped.
+
+    Bot API servers, proxies and host bots do send broken shapes; dropping a broken field keeps what is readable
+    (the text of a message with a malformed photo is still the customer's message)."""
+    shaped: dict[str, Any] = _texts(msg, _TEXT_FIELDS)
+    for key in ("message_id", "message_thread_id"):
+        if _id(msg.get(key)) is not None:
+            shaped[key] = _id(msg[key])
+    for key in ("date", "edit_date"):
+        shaped[key] = msg.get(key)
+    shaped["is_topic_message"] = msg.get("is_topic_message") is True
+    if (user := _user(msg.get("from"))) is not None:
+        shaped["from"] = user
+    chat = msg.get("chat")
+    if isinstance(chat, dict) and _id(chat.get("id")) is not None:
+        shaped["chat"] = {"id": _id(chat["id"]), **_texts(chat, ("type",))}
+    reply = msg.get("reply_to_message")
+    if isinstance(reply, dict) and _id(reply.get("message_id")) is not None:
+        shaped["reply_to_message"] = {"message_id": _id(reply["message_id"])}
+    photos = msg.get("photo")
+    if isinstance(photos, list):
+        shaped["photo"] = [m for m in map(_media, photos) if m is not None]
+    for key in _MEDIA_KINDS:
+        if (media := _media(msg.get(key))) is not None:
+            shaped[key] = media
+    contact = msg.get("contact")
+    if isinstance(contact, dict):
+        shaped["contact"] = _texts(contact, ("phone_number", "first_name", "last_name"))
+        if _id(contact.get("user_id")) is not None:
+            shaped["contact"]["user_id"] = _id(contact["user_id"])
+    location = msg.get("location")
+    if isinstance(location, dict) and _number(location.get("latitude")) is not None:
+        shaped["location"] = {"latitude": location["latitude"], "longitude": _number(location.get("longitude")) or 0}
+    return shaped
 
 
 def _sender(user: Any) -> tuple[str, str, dict[str, str]]:
@@ -108,7 +198,8 @@ def _sender(user: Any) -> tuple[str, str, dict[str, str]]:
 
 
 def _timestamp(value: Any) -> datetime | None:
-    if isinstance(value, int | float) and value > 0:
+    # Up to the year 3000: a bigger number is a broken clock, not a date datetime can hold.
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 32_503_680_000:
         return datetime.fromtimestamp(value, UTC)
     return None
 
@@ -173,11 +264,13 @@ def _from_message(
 
 
 def _from_callback(query: dict[str, Any], *, raw_ref: str) -> InboundMessage:
-    sender, sender_name, meta = _sender(query.get("from"))
-    if not query.get("id"):
+    sender, sender_name, meta = _sender(_user(query.get("from")))
+    query_id = query.get("id")
+    if not isinstance(query_id, str | int) or isinstance(query_id, bool) or not str(query_id) or len(
+            str(query_id)) > 64:
         raise InvalidMessage("callback query has no id")
-    meta["callback_query_id"] = str(query["id"])
-    message = query.get("message")
+    meta["callback_query_id"] = str(query_id)
+    message = _shaped(query["message"]) if isinstance(query.get("message"), dict) else None
     thread_ref = ""
     if isinstance(message, dict) and message.get("message_id") is not None:
         chat = message.get("chat") or {}
@@ -190,7 +283,7 @@ def _from_callback(query: dict[str, Any], *, raw_ref: str) -> InboundMessage:
     data = query.get("data")
     return InboundMessage.build(
         channel=CHANNEL,
-        external_id=f"q{query['id']}",
+        external_id=f"q{query_id}",
         sender=sender,
         text=data if isinstance(data, str) else "",
         sender_name=sender_name,
