@@ -71,27 +71,26 @@ def _live(claim: IdentityClaim, now: datetime) -> bool:
     return claim.status == "pending" and claim.expires_at is not None and claim.expires_at > now
 
 
-def judge(claims: list[IdentityClaim], code: str, key: bytes, now: datetime) -> Verdict | None:
+Changes = list[tuple[IdentityClaim, dict[str, object]]]
+"""(claim, new values) the store is to write: the rules here only decide."""
+
+
+def judge(claims: list[IdentityClaim], code: str, key: bytes, now: datetime) -> tuple[Verdict | None, Changes]:
     """The verdict on `code` typed in the chat these claims (newest first) were made from, and the claims'
-    new state (attempts, status) set on them; None when the text is no answer to any claim (no code pending
-    there and it matches none), so it is an ordinary message."""
-    for claim in claims:
-        if claim.status == "pending" and not _live(claim, now):
-            claim.status = "expired"
+    changes (stale ones expire, a wrong code counts a try on each live one, the fifth refuses it). The verdict is
+    None when the text answers no claim (no code pending there and it matches none): an ordinary message."""
+    changes: Changes = [(c, {"status": "expired"}) for c in claims if c.status == "pending" and not _live(c, now)]
     matched = next((c for c in claims if code_matches(c.code_hash, code, key)), None)
     if matched is not None:
         if _live(matched, now):
-            return Verdict("linked", matched)
+            return Verdict("linked", matched), changes
         outcome = {"verified": "used", "refused": "refused"}.get(matched.status, "expired")
-        return Verdict(outcome, matched)
+        return Verdict(outcome, matched), changes
     live = [c for c in claims if _live(c, now)]
     if not live:
-        return None
+        return None, changes
     for claim in live:
-        claim.attempts += 1
-        if claim.attempts >= MAX_WRONG_TRIES:
-            claim.status = "refused"
-    newest = live[0]
-    if newest.status == "refused":
-        return Verdict("refused", newest)
-    return Verdict("wrong", newest, left=MAX_WRONG_TRIES - newest.attempts)
+        tries = claim.attempts + 1
+        changes.append((claim, {"attempts": tries, **({"status": "refused"} if tries >= MAX_WRONG_TRIES else {})}))
+    left = MAX_WRONG_TRIES - (live[0].attempts + 1)
+    return (Verdict("wrong", live[0], left=left) if left > 0 else Verdict("refused", live[0])), changes

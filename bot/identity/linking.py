@@ -109,7 +109,7 @@ async def claim(ctx: BatchContext, m: InboundMessage, customer_id: int, contact_
         _tell(ctx, m, customer_id, contact_id, "claim", say("claim_too_many", language, address=address))
         return
     for old in await claims_repo.open_claims(session, customer_id, channel, address):
-        old.status = "expired"  # a new code replaces the older ones
+        claims_repo.change(old, status="expired")  # a new code replaces the older ones
     code = codes.new_code()
     claims_repo.add_claim(
         session, code_hash=codes.hash_code(code, secret_of(ctx.settings)), status="pending", codes_sent=sent + 1,
@@ -130,13 +130,15 @@ async def enter_code(
     code = codes.CODE.match(m.text).group(1)
     await ctx.session.flush()  # a claim made earlier in this batch counts
     made = await claims_repo.claims_made_from(ctx.session, m.channel, m.sender[:255], ctx.now - codes.LOOKBACK)
-    verdict = codes.judge(made, code, secret_of(ctx.settings), ctx.now)
+    verdict, changes = codes.judge(made, code, secret_of(ctx.settings), ctx.now)
+    for changed, values in changes:
+        claims_repo.change(changed, **values)
     if verdict is None:
         return customer_id, None
     claimed = verdict.claim
     language = ctx.facts.get(customer_id, {}).get("language")
     if verdict.outcome == "linked":
-        claimed.status, claimed.verified_at = "verified", ctx.now
+        claims_repo.change(claimed, status="verified", verified_at=ctx.now)
         customer_id = await link(ctx, customer_id, contact_id, claimed.channel, claimed.address, adopt,
                                  via="code", claim_id=claimed.id)
         text = say("code_ok", language, address=claimed.address)

@@ -17,6 +17,12 @@ def add_claim(session: AsyncSession, **fields: object) -> IdentityClaim:
     return claim
 
 
+def change(claim: IdentityClaim, **values: object) -> None:
+    """Set a claim's status, tries or verification time (written with the batch)."""
+    for name, value in values.items():
+        setattr(claim, name, value)
+
+
 async def codes_sent_since(session: AsyncSession, channel: str, address: str, since: datetime) -> int:
     """How many codes went to this address since `since`, whoever asked for them (the rate limit is the
     address's, so nobody can flood someone's mailbox by asking from many chats)."""

@@ -107,7 +107,7 @@ async def test_the_right_code_links_once_and_is_audited(h):
 
 
 async def test_an_expired_code_links_nothing(h):
-    vera, _ = await vip_owner(h)
+    await vip_owner(h)
     first, _ = await impostor_claims(h)
     [code] = await code_mails(h)
     async with h.app.writer_sessions() as s, s.begin():
