@@ -45,6 +45,15 @@ def _owner(node: ast.AST) -> str:
     return ast.unparse(node).lower()
 
 
+NOT_TICKETS = ("agent", "claim", "session", "item", "run", "entry")
+"""Names of other rows with a status of their own (an agent's, an identity claim's, an outbox item's, ...)."""
+
+
+def _other_row(owner: ast.AST) -> bool:
+    name = _owner(owner)
+    return name in ("self", "cls") or any(word in name for word in NOT_TICKETS)
+
+
 def ticket_state_changes(tree: ast.AST) -> list[str]:
     """Assignments to a ticket's state fields, and calls of the store's state writers, in one module."""
     found = []
@@ -53,8 +62,7 @@ def ticket_state_changes(tree: ast.AST) -> list[str]:
             node, ast.AugAssign | ast.AnnAssign) else []
         for target in targets:
             for t in target.elts if isinstance(target, ast.Tuple) else [target]:
-                if isinstance(t, ast.Attribute) and t.attr in TICKET_STATE and "agent" not in _owner(t.value) \
-                        and _owner(t.value) not in ("self", "cls"):
+                if isinstance(t, ast.Attribute) and t.attr in TICKET_STATE and not _other_row(t.value):
                     found.append(f"line {t.lineno}: {ast.unparse(t)} =")
         if isinstance(node, ast.Call):
             name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
@@ -75,7 +83,8 @@ def test_ticket_state_changes_only_in_the_ticket_core():
 
 
 def test_the_check_finds_a_state_change():
-    sample = "ticket.status = 'closed'\nt.assignee_id, x = 1, 2\nawait ctx.note_assignment(1)\nagent.status = 'away'"
+    sample = ("ticket.status = 'closed'\nt.assignee_id, x = 1, 2\nawait ctx.note_assignment(1)\n"
+              "agent.status = 'away'\nclaim.status = 'verified'")
     assert ticket_state_changes(ast.parse(sample)) == [
         "line 1: ticket.status =", "line 2: t.assignee_id =", "line 3: note_assignment(...)"]
 
