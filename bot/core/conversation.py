@@ -146,7 +146,7 @@ async def handle_customer_message(ctx: BatchContext, msg: InboundMessage, contac
     """Everything after logging; returns the ticket id the contact belongs to."""
     if msg.edit_of:
         original = await contacts_repo.contact_by_external_id(ctx.session, msg.channel, msg.edit_of)
-        if original is not None:
+        if original is not None and original.customer_id == customer_id:  # only one's own message is edited
             ctx.contact_updates.append({"id": contact_id, "edit_of_id": original.id, "ticket_id": original.ticket_id})
             if original.ticket_id:
                 tickets_repo.add_event(ctx.session, original.ticket_id, "edited", actor="customer", at=ctx.now)

@@ -186,6 +186,13 @@ async def test_a_mail_replying_into_someone_elses_thread_opens_its_own_ticket(h)
     assert spoof.ticket_id != first.ticket_id and spoof.customer_id != first.customer_id
 
 
+async def test_an_edit_naming_someone_elses_message_stays_with_its_sender(h):
+    first = await h.ch["webchat"].receive("v-vera", "my address is 1 Main St", external_id="v-vera:1")
+    edit = await h.ch["webchat"].receive("v-imp", "my address is 9 Other Rd", external_id="v-imp:2",
+                                         edit_of="v-vera:1")
+    assert edit.ticket_id != first.ticket_id and edit.customer_id != first.customer_id
+
+
 def test_codes_are_keyed_hashed_and_judged():
     key = b"k"
     stored = codes.hash_code("123456", key)
