@@ -22,8 +22,11 @@ from crm_store.models import Contact, Customer, Identity
 from crm_store.repositories import audit
 from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import tickets as tickets_repo
-from tests.crm_store.test_privacy import _contact, seed
+from tests.crm_store.test_privacy import D0, _contact, seed
 from tests.web.conftest import WebEnv, web_env  # noqa: F401 (the web app's fixture)
+
+KEEP = (datetime.now(UTC) - D0).days + 60
+"""A retention period that keeps the seeded history (written at D0) and not a contact older than it."""
 
 
 @pytest.fixture
@@ -76,13 +79,13 @@ async def test_cli_exports_holds_and_erases_a_customer(db, cli_env, tmp_path: Pa
 async def test_cli_refuses_bad_numbers_and_retains_old_contacts(db, cli_env):
     await seed(db)
     async with db.sessions() as ses, ses.begin():
-        ses.add(_contact(9, 2, "in", "old zanzibar words", datetime.now(UTC) - timedelta(days=400)))
+        ses.add(_contact(9, 2, "in", "old zanzibar words", datetime.now(UTC) - timedelta(days=KEEP + 30)))
     bad = await tierdesk("export", "abc")
     assert bad.exit_code == 2 and "is not a customer number" in bad.stderr
     missing = await tierdesk("erase", "99999", "--yes")
     assert missing.exit_code == 1 and "C-99999 not found" in missing.stderr
-    r = await tierdesk("retain", "--days", "365")
-    assert r.exit_code == 0 and "1 contacts older than 365 days anonymised" in r.stdout, r.stderr
+    r = await tierdesk("retain", "--days", str(KEEP))
+    assert r.exit_code == 0 and f"1 contacts older than {KEEP} days anonymised" in r.stdout, r.stderr
     async with db.sessions() as ses:
         texts = dict((await ses.execute(select(Contact.id, Contact.text))).all())
     assert texts[9] == "" and texts[3] == "Olaf says zanzibar"
@@ -145,3 +148,30 @@ async def test_dashboard_admin_exports_holds_and_erases(web_env):  # noqa: F811
         assert list(await s.scalars(select(Identity).where(Identity.customer_id == cid))) == []
         actions = [e.action for e in await audit.entries(s, subject=f"customer:{cid}")]
     assert actions == ["customer_erased", "legal_hold_off", "legal_hold_on", "customer_exported"]
+
+
+async def test_tierdesk_run_applies_the_retention_setting_in_the_background(db, tmp_path):
+    from bot.app import App
+    from bot.runner import background_jobs
+    from bot.settings import PrivacySettings
+    from tests.bot.conftest import settings_for
+
+    await seed(db)
+    async with db.sessions() as ses, ses.begin():
+        ses.add(_contact(9, 2, "in", "old zanzibar words", datetime.now(UTC) - timedelta(days=KEEP + 30)))
+    settings = settings_for(db, state_dir=str(tmp_path / "state"), privacy=PrivacySettings(retain_contacts_days=KEEP))
+    jobs = background_jobs(settings)
+    assert "retention_job" in [job.__name__ for job in jobs]
+    app = App(settings, background=[j for j in jobs if j.__name__ == "retention_job"])
+    await app.start()
+    try:
+        for _ in range(100):
+            async with db.sessions() as ses:
+                if (await ses.get(Contact, 9)).text == "":
+                    break
+            await asyncio.sleep(0.05)
+    finally:
+        await app.stop()
+    async with db.sessions() as ses:
+        texts = dict((await ses.execute(select(Contact.id, Contact.text))).all())
+    assert texts[9] == "" and texts[3] == "Olaf says zanzibar" and texts[1].startswith("My quixotic")
