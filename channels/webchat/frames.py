@@ -68,7 +68,8 @@ def parse_frame(raw: str, *, max_message_chars: int) -> Frame:
         return Frame("message", client_id, text)
     if kind == "email":
         email = data.get("email")
-        if not isinstance(email, str) or not EMAIL.match(email.strip()):
+        # isprintable: no NUL, control character or lone surrogate (the regex alone lets them through)
+        if not isinstance(email, str) or not email.strip().isprintable() or not EMAIL.match(email.strip()):
             raise BadFrame("bad_email", "That does not look like an email address.", client_id)
         return Frame("email", client_id, email=email.strip().lower())
     if kind == "hello":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -80,11 +81,14 @@ json_value = st.recursive(json_scalar, lambda inner: st.lists(inner, max_size=3)
 
 
 def to_json(value: Any) -> str:
-    """JSON text of a generated value; lone surrogates survive as \\ud800 escapes, like a hostile client sends."""
+    """JSON text of a generated value; lone surrogates survive as \\ud800 escapes and 5,000-digit numbers as they
+    are, as a hostile client sends them."""
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
     try:
         return json.dumps(value)
-    except ValueError:  # ints beyond the conversion limit
-        return json.dumps(str(value))
+    finally:
+        sys.set_int_max_str_digits(limit)
 
 
 BATCH = 10
