@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import text
 
 from bot.web.auth import SessionSigner
+from bot.web.headers import SecurityHeaders
 from bot.web.keys import secret_key
 from bot.web.login_guard import warm_up as warm_up_logins
 
@@ -59,6 +60,7 @@ def create_web_app(app_ctx: Any) -> FastAPI:
     app.state.visitors = URLSafeSerializer(key, salt="tierdesk-visitor")
     warm_up_logins()  # login throttles live in the database; unknown emails cost as much as known ones
     app.state.templates = _templates()
+    app.add_middleware(SecurityHeaders, widget_origins=settings.web.widget_origins)
 
     from bot.web import chat
     from bot.web.api import router as api_router
