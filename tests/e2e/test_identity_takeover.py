@@ -20,7 +20,7 @@ from bot.web import serve
 from channels.email import EmailChannel
 from channels.memory import MemoryChannel
 from channels.webchat import WebChatChannel
-from crm_store.models import Contact, Customer, Ticket
+from crm_store.models import Contact, Customer, OutboxItem, Ticket
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import audit
 from crm_store.repositories import customers as customers_repo
@@ -103,10 +103,10 @@ async def test_a_typed_email_takes_nothing_over_until_its_code(site, browser, sm
     code = re.search(r"\b(\d{6})\b", mail.get_content()).group(1)
     async with app.sessions() as s:
         visitor_ticket = await s.scalar(select(Ticket).where(Ticket.id != owner_ticket))
-        sent = await s.scalar(select(Contact).where(Contact.channel == "email", Contact.direction == "out"))
+        sent = await s.scalar(select(OutboxItem).where(OutboxItem.channel == "email"))
     impostor = visitor_ticket.customer_id
     assert impostor != vera.id and visitor_ticket.tier_at_open == "potential"
-    assert sent.customer_id == impostor and sent.ticket_id is None and sent.address == VERA
+    assert (sent.customer_id, sent.ticket_id, sent.recipient, sent.audience) == (impostor, None, VERA, "customer")
 
     # the agent answers Vera: it goes to her Telegram, never into the visitor's widget
     await site.console.receive("alice", f"/reply {owner_ticket} Vera, your order 88 ships today")
