@@ -252,3 +252,30 @@ def test_cli_lists_and_revokes_an_agents_sessions(db, monkeypatch):
     assert code == 0 and "1 open session(s) ended" in out
     assert on_db(db, still_open) == []
     assert run_cli(db, monkeypatch, "agents", "sessions", "nobody")[0] == 1
+
+
+async def test_an_admin_ends_an_agents_sessions_from_the_agents_page(web_env):
+    await web_env.agent("Ada", role="admin")
+    alice = await web_env.agent("Alice", tiers=["potential"])
+    await web_env.agent("Sue", role="supervisor")
+    al, alices = await logged_in(web_env, "Alice")
+    sue, _ = await logged_in(web_env, "Sue")
+    page = await sue.get("/agents")
+    assert page.status_code == 200 and "End sessions" not in page.text
+    refused = await sue.post(f"/agents/{alice}/sessions/revoke", data={"csrf": await csrf_of(sue)})
+    assert refused.status_code == 403 and await is_in(web_env, alices)
+    ada, _ = await logged_in(web_env, "Ada")
+    page = await ada.get("/agents")
+    assert f'id="end-sessions-{alice}"' in page.text
+    assert (await ada.post(f"/agents/{alice}/sessions/revoke", data={})).status_code == 403  # no CSRF token
+    done = await ada.post(f"/agents/{alice}/sessions/revoke", data={"csrf": await csrf_of(ada)})
+    assert done.status_code == 303 and done.headers["location"] == "/agents?ended=1"
+    assert not await is_in(web_env, alices)
+    assert "Ended 1 session(s)" in (await ada.get("/agents?ended=1")).text
+    big = await ada.post("/agents/99999999999999999999999/sessions/revoke", data={"csrf": await csrf_of(ada)})
+    assert big.status_code == 403
+    async with web_env.app.sessions() as s:
+        [entry] = await audit.entries(s, action="sessions_revoked")
+    assert entry.subject == f"agent:{alice}" and entry.agent_id is not None and entry.data["count"] == 1
+    for client in (al, sue, ada):
+        await client.aclose()
