@@ -38,10 +38,24 @@ def history_frame(contact: Contact) -> dict[str, Any] | None:
     return {"type": "message", "from": who, "text": contact.text, "id": contact.external_id, "history": True}
 
 
+def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:
+    """Which pages may open the chat socket: any, until `web.widget_origins` names the sites that embed the widget;
+    then those and our own pages (a page elsewhere cannot talk as a visitor of ours: cross-site WebSocket
+    hijacking). A client that sends no Origin (not a browser) is let in."""
+    if not allowed or not origin:
+        return True
+    if host and origin.split("://", 1)[-1] == host:
+        return True
+    return origin.rstrip("/") in {o.rstrip("/") for o in allowed}
+
+
 @router.websocket("/webchat/ws")
 async def webchat_socket(ws: WebSocket) -> None:
     ctx = ws.app.state.ctx
     channel = _webchat(ctx)
+    if not origin_allowed(ws.headers.get("origin"), ws.headers.get("host"), ctx.settings.web.widget_origins):
+        await ws.close(code=1008)
+        return
     await ws.accept()
     if channel is None:
         await ws.send_json({"type": "error", "code": "unavailable", "reason": "Chat is not available right now."})

@@ -153,3 +153,23 @@ async def test_bad_frames_are_refused_with_a_reason(live, frame):
     err = await v.expect(lambda f: f["type"] == "error")
     assert err["reason"]
     await v.ws.close()
+
+
+@pytest.mark.parametrize("web_env", [{"widget_origins": ["https://shop.example"]}], indirect=True)
+async def test_only_the_sites_that_embed_the_widget_may_open_the_chat_socket(live):
+    with pytest.raises(websockets.exceptions.InvalidStatus):  # another site's page: cross-site WebSocket hijacking
+        await websockets.connect(ws_url(live), origin="https://evil.example")
+    for origin in ("https://shop.example", live.base_url):  # the shop that embeds it, and our own demo page
+        ws = await websockets.connect(ws_url(live), origin=origin)
+        hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert hello["type"] in ("welcome", "hello", "session"), hello
+        await ws.close()
+
+
+def test_any_page_may_open_the_chat_socket_until_origins_are_configured():
+    from bot.web.chat import origin_allowed
+
+    assert origin_allowed("https://anything.example", "desk.example", [])
+    assert origin_allowed(None, "desk.example", ["https://shop.example"])
+    assert not origin_allowed("https://evil.example", "desk.example", ["https://shop.example/"])
+    assert origin_allowed("https://desk.example", "desk.example", ["https://shop.example"])

@@ -4,7 +4,7 @@ token sees is the core's visibility for the agent it acts as."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,7 @@ from bot.web.api.schemas import (
     TicketNoteIn,
     TicketOut,
     TicketPatch,
+    TicketStatus,
     encode_cursor,
 )
 from bot.web.sessions import read_session, write_session
@@ -39,7 +40,7 @@ OptId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 @router.get("/tickets", response_model=Page[TicketOut])
 async def list_tickets(
-    actor: Caller, status: Literal["open", "pending", "solved", "closed"] | None = None, customer_id: OptId = None,
+    actor: Caller, status: TicketStatus | None = None, customer_id: OptId = None,
     assignee_id: OptId = None, queue: Annotated[str | None, Query(max_length=64)] = None, cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50, s: AsyncSession = Depends(read_session),
 ) -> Page[TicketOut]:
