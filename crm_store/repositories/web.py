@@ -84,8 +84,8 @@ async def list_customers(
     stmt = select(Customer).where(Customer.merged_into_id.is_(None), _after(after_id, Customer.id))
     if tier:
         stmt = stmt.where(Customer.tier == tier)
-    if tiers:
-        stmt = stmt.where(Customer.tier.in_(list(tiers)))
+    if tiers:  # the tier that counts: one set by hand, else the computed one
+        stmt = stmt.where(func.coalesce(Customer.manual_tier, Customer.tier).in_(list(tiers)))
     if q:
         like = f"%{_escape_like(q)}%"
         by_identity = select(Identity.customer_id).where(Identity.address.ilike(like, escape="\\"))

@@ -257,3 +257,19 @@ async def test_a_customer_note_on_a_ticket_goes_through_the_ticket_core(web_env)
     async with web_env.app.sessions() as s:
         kinds = [e.kind for e in await tickets_repo.ticket_events(s, tid)]
     assert kinds.count("note") == 1
+
+
+async def test_a_token_of_an_agent_reads_only_customers_of_the_tiers_they_serve(web_env):
+    admin = await token_for(web_env)
+    c = web_env.client
+    vic = await web_env.agent("Vic", tiers=["VIP"])
+    async with web_env.app.sessions() as s, s.begin():
+        vics = {"Authorization": f"Bearer {await create_token(s, 'vic', agent_id=vic)}"}
+    vip = await customer(web_env, admin, "Vera", tier="VIP", telegram="5101")
+    low = await customer(web_env, admin, "Otto", tier="ordinary", telegram="5102")
+    assert [x["id"] for x in (await c.get("/api/v1/customers", headers=vics)).json()["items"]] == [vip]
+    assert {x["id"] for x in (await c.get("/api/v1/customers", headers=admin)).json()["items"]} == {vip, low}
+    for path in (f"/api/v1/customers/{low}", f"/api/v1/customers/{low}/identities", f"/api/v1/customers/{low}/notes"):
+        assert (await c.get(path, headers=vics)).status_code == 404, path
+        assert (await c.get(path, headers=admin)).status_code == 200, path
+    assert (await c.get(f"/api/v1/customers/{vip}", headers=vics)).status_code == 200

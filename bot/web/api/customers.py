@@ -43,11 +43,16 @@ CustomerId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=200)]
 
 
-async def _customer(s: AsyncSession, customer_id: int) -> Customer:
+async def _customer(s: AsyncSession, customer_id: int, actor: Actor | None = None) -> Customer:
+    """The customer, if the caller may see their tier (a token acting as an agent sees the tiers they serve);
+    the same 404 either way."""
     try:
-        return await customers_repo.get_customer(s, customer_id)
+        customer = await customers_repo.get_customer(s, customer_id)
     except NotFound:
-        raise HTTPException(404, f"customer {customer_id} not found") from None
+        customer = None
+    if customer is None or (actor is not None and not may_see_tier(actor, customer.manual_tier or customer.tier)):
+        raise HTTPException(404, f"customer {customer_id} not found")
+    return customer
 
 
 async def _check_agent(s: AsyncSession, agent_id: int | None) -> None:
@@ -58,11 +63,11 @@ async def _check_agent(s: AsyncSession, agent_id: int | None) -> None:
 @router.get("/customers", response_model=Page[CustomerOut], tags=["customers"])
 async def list_customers(
     q: Annotated[str, Query(max_length=200)] = "", tier: Tier | None = None, cursor: str | None = None,
-    limit: Limit = 50, s: AsyncSession = Depends(read_session),
+    limit: Limit = 50, s: AsyncSession = Depends(read_session), *, actor: Caller,
 ) -> Page[CustomerOut]:
     """Customers in id order; `q` matches name, external reference or any identity address."""
     rows = await web_repo.list_customers(s, q=q.replace("\x00", ""), tier=tier, after_id=cursor_id(cursor),
-                                         limit=limit + 1)
+                                         limit=limit + 1, tiers=scope_of(actor))
     more = len(rows) > limit
     rows = rows[:limit]
     return Page[CustomerOut](items=[CustomerOut.model_validate(r) for r in rows],
@@ -85,9 +90,11 @@ async def create_customer(body: CustomerIn, s: AsyncSession = Depends(write_sess
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut, tags=["customers"])
-async def get_customer(customer_id: CustomerId, s: AsyncSession = Depends(read_session)) -> CustomerOut:
+async def get_customer(
+    customer_id: CustomerId, actor: Caller, s: AsyncSession = Depends(read_session)
+) -> CustomerOut:
     """A customer; a merged customer answers with the one it was merged into."""
-    return CustomerOut.model_validate(await _customer(s, customer_id))
+    return CustomerOut.model_validate(await _customer(s, customer_id, actor))
 
 
 @router.patch("/customers/{customer_id}", response_model=CustomerOut, tags=["customers"],
@@ -110,8 +117,10 @@ async def update_customer(
 
 
 @router.get("/customers/{customer_id}/identities", response_model=list[IdentityOut], tags=["identities"])
-async def list_identities(customer_id: CustomerId, s: AsyncSession = Depends(read_session)) -> list[IdentityOut]:
-    customer = await _customer(s, customer_id)
+async def list_identities(
+    customer_id: CustomerId, actor: Caller, s: AsyncSession = Depends(read_session)
+) -> list[IdentityOut]:
+    customer = await _customer(s, customer_id, actor)
     return [IdentityOut.model_validate(i) for i in await customers_repo.identities_of(s, customer.id)]
 
 
@@ -225,8 +234,8 @@ async def get_contact(
 
 
 @router.get("/customers/{customer_id}/notes", response_model=list[NoteOut], tags=["notes"])
-async def list_notes(customer_id: CustomerId, s: AsyncSession = Depends(read_session)) -> list[NoteOut]:
-    customer = await _customer(s, customer_id)
+async def list_notes(customer_id: CustomerId, actor: Caller, s: AsyncSession = Depends(read_session)) -> list[NoteOut]:
+    customer = await _customer(s, customer_id, actor)
     return [NoteOut.model_validate(n) for n in await web_repo.notes_for(s, customer_id=customer.id)]
 
 
