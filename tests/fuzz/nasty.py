@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 FUZZ_EXAMPLES = 10_000
@@ -101,9 +101,9 @@ def batches(strategy: st.SearchStrategy, size: int = BATCH) -> st.SearchStrategy
 
 def fuzz_settings(examples: int = FUZZ_EXAMPLES // BATCH, **extra: Any) -> settings:
     """Reproducible (derandomized), no deadlines, no example database; shrink only after a failure."""
+    extra.setdefault("phases", [Phase.explicit, Phase.generate, Phase.shrink])
     return settings(max_examples=examples, derandomize=True, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate, Phase.shrink],
-                    **extra)
+                    suppress_health_check=list(HealthCheck), **extra)
 
 
 def storable(value: str) -> bool:
@@ -210,3 +210,25 @@ def mutated(templates: list[Any], values: st.SearchStrategy | None = None, most:
         return value
 
     return build()
+
+
+def collect(strategy: st.SearchStrategy, count: int) -> list[Any]:
+    """`count` generated inputs, reproducibly, for tests that send them somewhere asynchronously."""
+    found: list[Any] = []
+
+    @fuzz_settings(max(1, count // BATCH), phases=[Phase.generate])
+    @given(batches(strategy))
+    def gather(values: list[Any]) -> None:
+        found.extend(values)
+
+    gather()
+    return found[:count]
+
+
+def json_safe(value: Any) -> bool:
+    """True if a server can send the value as JSON (Python's own reader takes NaN, NUL and lone surrogates)."""
+    try:
+        json.dumps(value)
+    except (ValueError, TypeError, RecursionError):
+        return False
+    return True
