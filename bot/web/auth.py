@@ -87,8 +87,13 @@ class SessionSigner:
             expected = self._login.loads(cookie, max_age=3600)
         except BadSignature:
             return False
-        return isinstance(expected, str) and hmac.compare_digest(expected, token)
+        return isinstance(expected, str) and _same(expected, token)
+
+
+def _same(expected: str, given: str) -> bool:
+    """Constant-time comparison of any text: compare_digest refuses a str with non-ASCII (a 500 on a form)."""
+    return hmac.compare_digest(expected.encode(), str(given).encode("utf-8", "surrogatepass"))
 
 
 def csrf_ok(expected: str, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(expected, str(given))
+    return bool(given) and _same(expected, str(given))
