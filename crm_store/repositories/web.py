@@ -101,7 +101,7 @@ def _escape_like(text: str) -> str:
 
 async def create_customer(session: AsyncSession, **fields: Any) -> Customer:
     ref = fields.get("external_ref")
-    if ref and await session.scalar(select(Customer.id).where(Customer.external_ref == ref)):
+    if ref is not None and await session.scalar(select(Customer.id).where(Customer.external_ref == ref)):
         raise Conflict(f"a customer with external ref {ref!r} exists")
     customer = Customer(**fields)
     session.add(customer)
@@ -111,7 +111,7 @@ async def create_customer(session: AsyncSession, **fields: Any) -> Customer:
 
 async def update_customer(session: AsyncSession, customer: Customer, **fields: Any) -> Customer:
     ref = fields.get("external_ref")
-    if ref and await session.scalar(
+    if ref is not None and await session.scalar(
         select(Customer.id).where(Customer.external_ref == ref, Customer.id != customer.id)
     ):
         raise Conflict(f"a customer with external ref {ref!r} exists")
