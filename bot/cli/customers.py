@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from bot.cli.tools import open_store
+from bot.core.retention import remove_stored_files
 from bot.settings import get_settings
 from bot.tickets.access import TicketError, parse_id
 from crm_store.errors import NotFound
@@ -77,10 +78,11 @@ def erase(
                                      "for good"):
         raise typer.Exit(1)
     done = _run(lambda session: privacy.erase_customer(session, cid, actor=ACTOR))
+    removed = remove_stored_files(done.files, get_settings().email.attachment_dir)
     merged = f" (with merged customers {', '.join(f'C-{i}' for i in done.customer_ids[1:])})" \
         if len(done.customer_ids) > 1 else ""
     console.print(f"customer C-{cid} erased{merged}: {done.contacts} contacts and {done.notes} notes blanked, "
-                  f"{done.identities} identities removed", highlight=False)
+                  f"{done.identities} identities removed, {removed} stored files deleted", highlight=False)
 
 
 @customers_app.command("hold")
@@ -108,7 +110,7 @@ def retain(
 
     async def go() -> int:
         async with open_store() as sessions:
-            return await retain_contacts(sessions, days, actor=ACTOR)
+            return await retain_contacts(sessions, days, actor=ACTOR, files_root=get_settings().email.attachment_dir)
 
     blanked = asyncio.run(go())
     console.print(f"{blanked} contacts older than {days} days anonymised", highlight=False)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -27,8 +29,21 @@ def cutoff(days: int, at: datetime | None = None) -> datetime | None:
     return (at or datetime.now(UTC)) - timedelta(days=days)
 
 
+def remove_stored_files(refs: Iterable[str], root: str) -> int:
+    """Delete the stored raw messages and attachments an erasure or retention left unreferenced (after its
+    commit); only files inside the store's own folder, whatever a reference says. Returns how many went."""
+    base = Path(root).resolve()
+    removed = 0
+    for ref in refs:
+        path = Path(ref).resolve()
+        if base in path.parents and path.is_file():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 async def retain_contacts(sessions: async_sessionmaker[AsyncSession], days: int, *, at: datetime | None = None,
-                          actor: str = "system") -> int:
+                          actor: str = "system", files_root: str | None = None) -> int:
     """Anonymise every contact older than `days` days, in batches; how many were blanked (audited when any)."""
     before = cutoff(days, at)
     if before is None:
@@ -36,8 +51,12 @@ async def retain_contacts(sessions: async_sessionmaker[AsyncSession], days: int,
     total, after = 0, 0
     while after is not None:
         async with sessions() as session, session.begin():
-            done, after = await privacy.anonymise_contacts_before(session, before, after_id=after, limit=BATCH)
+            files: set[str] = set()
+            done, after = await privacy.anonymise_contacts_before(session, before, after_id=after, limit=BATCH,
+                                                                  files=files)
             total += done
+        if files_root:
+            remove_stored_files(files, files_root)
     if total:
         async with sessions() as session, session.begin():
             privacy.record_retention(session, before, total, actor=actor)
@@ -55,7 +74,7 @@ async def retention_job(app, stop_event: asyncio.Event) -> None:
         try:
             async with turns.turn("retention") as ours:
                 if ours:
-                    blanked = await retain_contacts(sessions, days)
+                    blanked = await retain_contacts(sessions, days, files_root=app.settings.email.attachment_dir)
                     if blanked:
                         log.info("retention: %d contacts older than %d days anonymised", blanked, days)
         except Exception:

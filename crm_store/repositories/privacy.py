@@ -14,7 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, and_, func, inspect, literal, or_, select, update
+from sqlalchemy import String, and_, cast, func, inspect, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.errors import Conflict, NotFound
@@ -47,9 +47,12 @@ class Erasure:
     identities: int = 0
     claims: int = 0
     outbox: int = 0
+    files: list[str] = field(default_factory=list)
+    """Stored raw messages and attachments no contact refers to any more: the caller deletes them (file I/O
+    stays out of the store)."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__}
+        return {k: len(getattr(self, k)) if k == "files" else getattr(self, k) for k in self.__slots__}
 
 
 def _plain(value: Any) -> Any:
@@ -160,6 +163,7 @@ async def erase_customer(session: AsyncSession, customer_id: int, *, agent_id: i
         raise OnHold(f"customer C-{held[0]} is under legal hold: lift the hold before erasing")
     at = at or utc_now()
     out = Erasure(customer_ids=ids)
+    stored = await stored_files(session, Contact.customer_id.in_(ids))
     out.contacts = (await session.execute(
         update(Contact).where(Contact.customer_id.in_(ids)).values(**blank_contacts(session, with_address=True))
         .execution_options(synchronize_session=False))).rowcount
@@ -168,6 +172,7 @@ async def erase_customer(session: AsyncSession, customer_id: int, *, agent_id: i
     out.tickets = await _blank_tickets(session, ids)
     out.outbox = await _blank_outbox(session, ids)
     out.identities, out.claims = await _drop_identities(session, ids)
+    out.files = sorted(stored - await still_referenced(session, stored))
     await session.execute(update(Customer).where(Customer.id.in_(ids))
                           .values(name="", external_ref=None, erased_at=func.coalesce(Customer.erased_at, at),
                                   updated_at=at).execution_options(synchronize_session=False))
@@ -230,8 +235,29 @@ def _not_blank(session: AsyncSession) -> Any:
                func.coalesce(length(Contact.attachments), 0) > 0)
 
 
+async def stored_files(session: AsyncSession, where: Any) -> set[str]:
+    """The stored raw messages and attachment files of the contacts `where` selects."""
+    refs: set[str] = set()
+    for raw_ref, attachments in (await session.execute(select(Contact.raw_ref, Contact.attachments).where(where))):
+        if raw_ref:
+            refs.add(raw_ref)
+        refs.update(str(a["ref"]) for a in attachments or () if isinstance(a, dict) and a.get("ref"))
+    return refs
+
+
+async def still_referenced(session: AsyncSession, refs: set[str]) -> set[str]:
+    """Those of `refs` another contact still points to (files are stored once per content, and shared)."""
+    found: set[str] = set()
+    for ref in refs:
+        used = await session.scalar(select(Contact.id).where(or_(
+            Contact.raw_ref == ref, cast(Contact.attachments, String).contains(ref))).limit(1))
+        if used is not None:
+            found.add(ref)
+    return found
+
+
 async def anonymise_contacts_before(session: AsyncSession, before: datetime, *, after_id: int = 0,
-                                    limit: int = 1000) -> tuple[int, int | None]:
+                                    limit: int = 1000, files: set[str] | None = None) -> tuple[int, int | None]:
     """Retention: blank up to `limit` contacts created before `before` (from id `after_id` on). Returns how
     many were blanked and the id to go on from (None when none are left). Desk traffic is included: notices to
     agents quote what customers wrote."""
@@ -240,9 +266,12 @@ async def anonymise_contacts_before(session: AsyncSession, before: datetime, *, 
         .order_by(Contact.id).limit(limit)))
     if not ids:
         return 0, None
+    stored = await stored_files(session, Contact.id.in_(ids)) if files is not None else set()
     await session.execute(update(Contact).where(Contact.id.in_(ids))
                           .values(**blank_contacts(session, with_address=False))
                           .execution_options(synchronize_session=False))
+    if files is not None:
+        files.update(stored - await still_referenced(session, stored))
     return len(ids), ids[-1] if len(ids) == limit else None
 
 

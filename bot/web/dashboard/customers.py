@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.messages import clean_text
+from bot.core.retention import remove_stored_files
 from bot.tickets import TicketError, may_see_ticket, may_see_tier, parse_id
 from bot.tickets.access import is_admin
 from bot.web.auth import Viewer
@@ -137,9 +138,10 @@ async def erase_customer(
             raise TicketError(f"To erase this customer, type C-{customer_id} in the confirmation field. "
                               "Nothing was erased.", code="invalid")
         try:
-            await privacy.erase_customer(session, customer_id, agent_id=viewer.agent_id)
+            done = await privacy.erase_customer(session, customer_id, agent_id=viewer.agent_id)
         except privacy.OnHold as exc:
             raise TicketError(f"{exc}. Nothing was erased.", code="conflict") from None
+    remove_stored_files(done.files, request.app.state.ctx.settings.email.attachment_dir)
     return RedirectResponse(f"/customers/{customer_id}", status_code=303)
 
 
