@@ -7,9 +7,8 @@ webhooks, outbox rows, notes and load changes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.core.events import queue_ticket_event
@@ -74,16 +73,9 @@ async def _change(ctx: BatchContext, ticket: Ticket, decision: Decision) -> None
             setattr(ticket, name, value)
         return
     await ctx.session.flush()
-    conditions = [Ticket.id == ticket.id, *(_is(getattr(Ticket, k), v) for k, v in decision.guard.items())]
-    result = await ctx.session.execute(
-        update(Ticket).where(*conditions).values(**decision.changes).execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
+    if not await tickets_repo.update_if(ctx.session, ticket.id, decision.guard, decision.changes):
         await ctx.session.refresh(ticket)
         raise TicketError(f"T-{ticket.id} changed just now; look again and retry.", code="conflict")
     for name, value in decision.changes.items():
         set_committed_value(ticket, name, value)
 
-
-def _is(column: Any, value: Any) -> Any:
-    return column.is_(None) if value is None else column == value

@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.web.auth import hash_password, verify_password
 from crm_store.models import now as utcnow
-from crm_store.repositories._sql import insert_ignoring_conflicts
+from crm_store.repositories import login_throttles as throttles_repo
 from crm_store.trust import LoginThrottle
 
 MAX_DELAY_S = 15 * 60
@@ -73,40 +72,28 @@ async def begin_attempt(session: AsyncSession, client: str, account: str, *, now
     """
     at = now or utcnow()
     key = throttle_key(client, account)
-    await session.execute(insert_ignoring_conflicts(session, LoginThrottle).values(
-        key=key, client=client[:64], account=normalise_account(account), failures=0))
+    await throttles_repo.ensure(session, key, client=client, account=normalise_account(account))
     for _ in range(tries):
-        row = (await session.execute(
-            select(LoginThrottle.failures, LoginThrottle.next_allowed_at).where(LoginThrottle.key == key)
-        )).one_or_none()
+        row = await throttles_repo.state(session, key)
         if row is None:  # cleared by an admin between the two statements
             return Attempt(True)
         failures, next_allowed = row
         if next_allowed is not None and next_allowed > at:
             return Attempt(False, max(1, math.ceil((next_allowed - at).total_seconds())))
-        counted = await session.execute(
-            update(LoginThrottle)
-            .where(LoginThrottle.key == key, LoginThrottle.failures == failures)
-            .values(failures=failures + 1, last_failed_at=at,
-                    next_allowed_at=at + timedelta(seconds=delay_after(failures + 1)))
-        )
-        if counted.rowcount:
+        if await throttles_repo.count_failure(session, key, seen=failures, at=at,
+                                              next_allowed=at + timedelta(seconds=delay_after(failures + 1))):
             return Attempt(True)
     return Attempt(False, 1)  # another process is counting this very pair right now
 
 
 async def attempt_succeeded(session: AsyncSession, client: str, account: str) -> None:
     """A full login (password and, when enabled, the second factor) forgets the pair's failures."""
-    await session.execute(delete(LoginThrottle).where(LoginThrottle.key == throttle_key(client, account)))
+    await throttles_repo.forget(session, throttle_key(client, account))
 
 
 async def list_throttles(session: AsyncSession, *, account: str = "", limit: int = 200) -> list[LoginThrottle]:
     """The pairs with failures, most recent first (for admins)."""
-    q = (select(LoginThrottle).where(LoginThrottle.failures > 0)
-         .order_by(LoginThrottle.last_failed_at.desc(), LoginThrottle.key).limit(limit))
-    if account:
-        q = q.where(LoginThrottle.account == normalise_account(account))
-    return list(await session.scalars(q))
+    return await throttles_repo.pairs(session, account=normalise_account(account) if account else "", limit=limit)
 
 
 async def clear_throttles(session: AsyncSession, *, account: str = "", client: str = "",
@@ -114,13 +101,7 @@ async def clear_throttles(session: AsyncSession, *, account: str = "", client: s
     """Forget the failures of one account, one client, or (with `everything`) all; returns how many pairs."""
     if not (account or client or everything):
         return 0
-    q = delete(LoginThrottle)
-    if account:
-        q = q.where(LoginThrottle.account == normalise_account(account))
-    if client:
-        q = q.where(LoginThrottle.client == client[:64])
-    result = await session.execute(q)
-    return result.rowcount or 0
+    return await throttles_repo.clear(session, account=normalise_account(account) if account else "", client=client)
 
 
 @cache

@@ -246,3 +246,8 @@ async def last_inbound(session: AsyncSession, ticket_id: int) -> Contact | None:
         .order_by(Contact.created_at.desc(), Contact.id.desc())
         .limit(1)
     )
+
+
+async def channel_logged(session: AsyncSession, channel: str) -> bool:
+    """Whether any contact was ever logged on `channel` (a channel name the log knows)."""
+    return await session.scalar(select(Contact.id).where(Contact.channel == channel).limit(1)) is not None

@@ -246,3 +246,10 @@ async def create_customer(
         session.add(Identity(customer_id=customer.id, channel=channel, address=address, display_name=name))
     await session.flush()
     return customer
+
+
+async def tier_of(session: AsyncSession, customer_id: int | None) -> str | None:
+    """A customer's computed tier (None for no customer)."""
+    if customer_id is None:
+        return None
+    return await session.scalar(select(Customer.tier).where(Customer.id == customer_id))

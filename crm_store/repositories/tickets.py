@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import event, func, insert, or_, select
+from sqlalchemy import event, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -155,6 +155,19 @@ def load_by_assignee() -> Any:
         .where(Ticket.status.in_(ACTIVE), Ticket.assignee_id.is_not(None))
         .group_by(Ticket.assignee_id)
     )
+
+
+async def update_if(session: AsyncSession, ticket_id: int, guard: dict[str, Any], changes: dict[str, Any]) -> bool:
+    """Write `changes` to the ticket only if its `guard` fields still have those values (None: IS NULL); False
+    when a concurrent change made it match nothing."""
+    conditions = [Ticket.id == ticket_id]
+    for name, value in guard.items():
+        column = getattr(Ticket, name)
+        conditions.append(column.is_(None) if value is None else column == value)
+    result = await session.execute(
+        update(Ticket).where(*conditions).values(**changes).execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
 
 
 async def add_note(

@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.tickets import Actor
@@ -33,6 +32,7 @@ from bot.web.sessions import read_session, write_session
 from channels.base import known_channels
 from crm_store.errors import Conflict, NotFound
 from crm_store.models import TIERS, Agent, Contact, Customer, Ticket
+from crm_store.repositories import contacts as contacts_repo
 from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import tickets as tickets_repo
 from crm_store.repositories import web as web_repo
@@ -156,7 +156,7 @@ async def _check_channel(request: Request, s: AsyncSession, channel: str | None)
     if not channel or channel in known_channels():
         return
     running = getattr(getattr(request.app.state.ctx, "registry", None), "names", list)()
-    if channel in running or await s.scalar(select(Contact.id).where(Contact.channel == channel).limit(1)):
+    if channel in running or await contacts_repo.channel_logged(s, channel):
         return
     raise HTTPException(422, [{"loc": ["query", "channel"], "type": "value_error",
                                "msg": f"{channel!r} is not a channel (known: {', '.join(known_channels())})"}])
@@ -226,7 +226,7 @@ async def get_contact(
     contact = await s.get(Contact, contact_id)
     scope = scope_of(actor)
     if contact is not None and scope:
-        tier = await s.scalar(select(Customer.tier).where(Customer.id == contact.customer_id))
+        tier = await customers_repo.tier_of(s, contact.customer_id)
         contact = contact if tier in scope else None
     if contact is None:
         raise HTTPException(404, f"contact {contact_id} not found")
