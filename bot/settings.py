@@ -119,6 +119,45 @@ class WebSettings(BaseModel):
     """Sites that may frame the widget's pages (e.g. "https://shop.example"); none by default."""
 
 
+class ApiEndpointSettings(BaseModel):
+    """One API channel: a business's own app, an SMS or voice gateway, a form."""
+
+    token: str = ""
+    """What callers present as `Authorization: Bearer <token>` when posting messages or pulling replies."""
+    callback_url: str = ""
+    """Where replies are POSTed, signed like outbound webhooks; empty: the caller pulls them (GET .../replies)."""
+    secret: str = ""
+    """Signs callbacks (X-Tierdesk-Signature); needed with a callback URL."""
+    timeout_s: float = 10.0
+
+
+class ApiChannelSettings(BaseModel):
+    endpoints: dict[str, ApiEndpointSettings] = Field(default_factory=dict)
+    """The API channels by name (letters, digits, - and _), e.g. [api_channel.endpoints.shop]."""
+    max_text_chars: int = 20000
+
+
+class WhatsAppSettings(BaseModel):
+    access_token: str = ""
+    phone_number_id: str = ""
+    """The business number's id in the Cloud API (messages are sent from it)."""
+    app_secret: str = ""
+    """Checks X-Hub-Signature-256 on every webhook delivery."""
+    verify_token: str = ""
+    """Answers Meta's webhook verification (hub.verify_token)."""
+    graph_url: str = "https://graph.facebook.com"
+    api_version: str = "v21.0"
+    template_name: str = ""
+    """An approved template sent instead of text outside the 24-hour window ({{1}} = the reply); empty: the agent
+    is told the reply could not be sent."""
+    template_language: str = "en"
+    sends_per_second: float = 20.0
+    """This number's send limit (Meta's default throughput is 80 a second)."""
+    sends_per_recipient_per_minute: int = 10
+    media_dir: str = ".tierdesk/whatsapp-media"
+    media_max_bytes: int = 16_000_000
+
+
 class PrivacySettings(BaseModel):
     retain_contacts_days: int = 0
     """Contacts older than this many days lose their text, subject, attachments and raw message (the rows stay,
@@ -151,6 +190,8 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     console: ConsoleSettings = ConsoleSettings()
     privacy: PrivacySettings = PrivacySettings()
+    api_channel: ApiChannelSettings = ApiChannelSettings()
+    whatsapp: WhatsAppSettings = WhatsAppSettings()
 
     @classmethod
     def settings_customise_sources(
