@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -17,7 +18,19 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-CONFIG_DIR = Path(os.environ.get("TIERDESK_CONFIG_DIR", Path(__file__).resolve().parent.parent / "config"))
+
+def default_config_dir() -> Path:
+    """The configuration shipped with the code: `bot.defaults` in an installed copy (the wheel carries it), the
+    checkout's `config/` folder when run from source without installing."""
+    try:
+        return Path(str(resources.files("bot.defaults")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "config"
+
+
+CONFIG_DIR = Path(os.environ.get("TIERDESK_CONFIG_DIR") or default_config_dir())
+"""Where settings, the routing policy, NLU data and FAQ answers are read: `TIERDESK_CONFIG_DIR` (a copy written by
+`tierdesk init DIR`) or the shipped defaults."""
 
 
 class DispatchSettings(BaseModel):
