@@ -299,6 +299,20 @@ class TierChange(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
 
+class TierAssignment(Base):
+    """One run's tier for one customer, with the predicted 12-month value and probability alive behind it."""
+
+    __tablename__ = "tier_assignments"
+    __table_args__ = (Index("ix_tier_assignments_customer_run", "customer_id", "run_id"),)
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("tier_runs.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    tier: Mapped[str] = mapped_column(String(20))
+    computed_tier: Mapped[str] = mapped_column(String(20))
+    predicted_value: Mapped[float | None]
+    p_alive: Mapped[float | None]
+
+
 class OutboxItem(Base):
     """A reply waiting to be delivered; written in the same transaction as the contact that caused it."""
 
