@@ -11,7 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bot.assistant.policy import DecisionRules, decide
 from bot.assistant.responder import BotTurn, HumanOnly, Responder
+from bot.assistant.script import in_script, script_of
+from bot.assistant.texts import intent_title, say
 from bot.settings import Settings
 from nlu.classifier import ClassifierConfig, IntentClassifier, ModelFileError
 from nlu.rasa_format import NluDataError, Responses, TrainingData, load_nlu, load_responses
@@ -23,7 +26,8 @@ RANKING_STORED = 3
 
 
 class FaqResponder:
-    """Decides per message: answer from `responses`, or hand off with the NLU result attached.
+    """Decides per message (`bot.assistant.policy.decide`): answer from `responses`, ask which of two close topics
+    was meant, or hand off with the NLU result attached. Answers and questions come in the customer's script.
 
     `BotTurn.language` is the message's language (or the customer's known one), None when neither is known, so
     a message like "48213" never overwrites what we know; the answer itself then falls back to English.
@@ -44,6 +48,8 @@ class FaqResponder:
         self.responses = responses
         self.answer_threshold = answer_threshold
         self.handoff_intents = frozenset(handoff_intents)
+        self.rules = DecisionRules(handoff_intents=tuple(handoff_intents))
+        self.answerable = frozenset(responses.by_intent) - self.handoff_intents
         self.default_language = default_language
         self.languages = {lang for variants in responses.by_intent.values() for lang in variants if lang}
         self.languages.add(default_language)
@@ -67,25 +73,25 @@ class FaqResponder:
         result = self.classifier.parse(text)
         known = self._known_language(result.language, customer_language)
         language = known or self.default_language
+        script = script_of(text, result.language, getattr(result, "script", None)) if language == "zh" else None
+        choice = decide(result, answer_threshold=self.answer_threshold, answerable=self.answerable, rules=self.rules)
         nlu: dict[str, Any] = result.as_dict(top=RANKING_STORED)
-        nlu["answer_language"] = language
-
-        def handoff(reason: str) -> BotTurn:
-            notice = self.responses.answer(result.intent, language) if result.intent in self.handoff_intents else None
-            if notice:
-                nlu["handoff_message"] = notice
-            return BotTurn(answer=None, handoff_reason=reason, intent=result.intent, language=known, nlu=nlu)
-
-        if result.out_of_scope:
-            return handoff(f"out of scope: {result.reason}")
-        if result.intent in self.handoff_intents:
-            return handoff(f"intent {result.intent} needs a person")
-        if result.confidence < self.answer_threshold:
-            return handoff(f"low confidence {result.confidence:.2f} for {result.intent}")
-        answer = self.responses.answer(result.intent, language)
-        if not answer:
-            return handoff(f"no answer written for intent {result.intent}")
-        return BotTurn(answer=answer, intent=result.intent, language=known, nlu=nlu)
+        nlu.update(answer_language=language, decision=choice.action, decision_reason=choice.reason)
+        if script:
+            nlu["script"] = script
+        turn = {"intent": choice.intent or result.intent, "language": known, "nlu": nlu, "script": script}
+        if choice.action == "clarify":
+            options = tuple((intent, in_script(intent_title(intent, language), script)) for intent in choice.options)
+            question = in_script(say("clarify_question", language), script)
+            return BotTurn(question=question, options=options, handoff_reason=choice.reason, **turn)
+        if choice.action == "answer" and choice.intent is not None:
+            answer = self.responses.answer(choice.intent, language)
+            if answer:
+                return BotTurn(answer=in_script(answer, script), **turn)
+        notice = self.responses.answer(choice.intent, language) if choice.intent in self.handoff_intents else None
+        if notice:
+            nlu["handoff_message"] = in_script(notice, script)
+        return BotTurn(answer=None, handoff_reason=choice.reason, **turn)
 
 
 def _small_data_config(max_chars: int) -> ClassifierConfig:

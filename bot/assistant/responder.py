@@ -13,8 +13,10 @@ from typing import Any, Protocol
 class BotTurn:
     """What the bot makes of one customer message.
 
-    `answer` set: the bot replies with it. `answer` None: a human is needed, for `handoff_reason`.
-    `nlu` is stored on the contact for supervisors (intent, confidence, language, out_of_scope, ...).
+    `answer` set: the bot replies with it. `question` set: the bot asks which of `options` ((intent, label) in
+    button order) the customer meant, instead of answering. Neither: a human is needed, for `handoff_reason`.
+    `script` is the customer's script when it is not the answer's default ("Hant": Traditional Chinese).
+    `nlu` is stored on the contact for supervisors (intent, confidence, language, out_of_scope, decision, ...).
     """
 
     answer: str | None = None
@@ -22,6 +24,9 @@ class BotTurn:
     intent: str | None = None
     language: str | None = None
     nlu: dict[str, Any] | None = field(default=None)
+    question: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+    script: str | None = None
 
 
 class Responder(Protocol):

@@ -95,7 +95,52 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "该验证码已被使用；每个验证码只能使用一次。",
         "ru": "Этот код уже использован; каждый код действует один раз.",
     },
+    "clarify_question": {
+        "en": "To answer you well: which of these do you mean?",
+        "zh": "为了准确回答您：您指的是以下哪一项？",
+        "ru": "Чтобы ответить точно: что из этого вы имеете в виду?",
+    },
+    "clarify_numbered": {
+        "en": "Reply with the number of your choice.",
+        "zh": "请回复您选择的编号。",
+        "ru": "Ответьте номером выбранного варианта.",
+    },
+    "choice_stale": {
+        "en": "That question has been answered already or is too old to choose from. Please write your question "
+        "again and we will help.",
+        "zh": "该问题已经回答过，或已过期，无法再选择。请重新写下您的问题，我们会为您解答。",
+        "ru": "На этот вопрос уже ответили, или он устарел, и выбрать вариант нельзя. Пожалуйста, напишите ваш "
+        "вопрос ещё раз.",
+    },
+    "choice_unknown": {
+        "en": "We could not match that choice to a question of ours. Please write your question as text.",
+        "zh": "我们无法将该选项对应到我们的提问。请用文字写下您的问题。",
+        "ru": "Мы не нашли вопроса, к которому относится этот выбор. Пожалуйста, напишите ваш вопрос текстом.",
+    },
 }
+
+INTENT_TITLES: dict[str, dict[str, str]] = {
+    "greeting": {"en": "Just saying hello", "zh": "打个招呼", "ru": "Просто поздороваться"},
+    "goodbye": {"en": "Saying goodbye", "zh": "道别", "ru": "Попрощаться"},
+    "thanks": {"en": "Saying thanks", "zh": "表示感谢", "ru": "Поблагодарить"},
+    "order_status": {"en": "Where my order is", "zh": "订单状态", "ru": "Где мой заказ"},
+    "delivery": {"en": "Delivery times", "zh": "配送时间", "ru": "Сроки доставки"},
+    "refund_return": {"en": "Returns and refunds", "zh": "退货退款", "ru": "Возврат и деньги"},
+    "billing_payment": {"en": "Payment and billing", "zh": "支付与账单", "ru": "Оплата и счета"},
+    "account_access": {"en": "Logging in to my account", "zh": "账户登录", "ru": "Вход в аккаунт"},
+    "pricing": {"en": "Prices", "zh": "价格", "ru": "Цены"},
+    "opening_hours": {"en": "Opening hours", "zh": "营业时间", "ru": "Часы работы"},
+    "complaint": {"en": "Make a complaint", "zh": "投诉", "ru": "Пожаловаться"},
+    "human_handoff": {"en": "Talk to a person", "zh": "转人工客服", "ru": "Поговорить с человеком"},
+}
+
+
+def intent_title(intent: str, language: str | None) -> str:
+    """A button label for an intent in the customer's language; an intent without a title reads as its name."""
+    table = INTENT_TITLES.get(intent)
+    if table is None:
+        return intent.replace("_", " ").capitalize()
+    return table.get(language or "en", table["en"])
 
 
 def say(key: str, language: str | None, **values: object) -> str:

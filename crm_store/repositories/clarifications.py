@@ -1,0 +1,70 @@
+"""Clarifications: questions the bot asked, the customers' choices, and the review of those choices."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_store.clarifications import Clarification
+
+
+def add_clarification(session: AsyncSession, **fields: object) -> Clarification:
+    """A new question in the caller's transaction (flushed with the batch)."""
+    row = Clarification(**fields)
+    session.add(row)
+    return row
+
+
+async def by_token(session: AsyncSession, token: str) -> Clarification | None:
+    return await session.scalar(select(Clarification).where(Clarification.token == token))
+
+
+async def newest_asked(session: AsyncSession, customer_id: int, since: datetime) -> Clarification | None:
+    """The customer's newest question still waiting for a choice, asked after `since`."""
+    return await session.scalar(
+        select(Clarification)
+        .where(
+            Clarification.customer_id == customer_id,
+            Clarification.status == "asked",
+            Clarification.created_at >= since,
+        )
+        .order_by(Clarification.created_at.desc(), Clarification.id.desc())
+        .limit(1)
+    )
+
+
+async def take_choice(session: AsyncSession, row_id: int, intent: str, at: datetime) -> bool:
+    """Record the choice if the question is still open; False when another press got there first."""
+    result = await session.execute(
+        update(Clarification)
+        .where(Clarification.id == row_id, Clarification.status == "asked")
+        .values(status="chosen", chosen_intent=intent, chosen_at=at, review="pending")
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+async def for_review(session: AsyncSession, *, review: str = "pending", limit: int = 100) -> list[Clarification]:
+    """Chosen questions in `review` state, oldest choice first."""
+    rows = await session.scalars(
+        select(Clarification)
+        .where(Clarification.status == "chosen", Clarification.review == review)
+        .order_by(Clarification.chosen_at, Clarification.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def set_review(session: AsyncSession, row_ids: list[int], review: str, by: str, at: datetime) -> int:
+    """Mark pending choices accepted or rejected; returns how many were still pending."""
+    if not row_ids:
+        return 0
+    result = await session.execute(
+        update(Clarification)
+        .where(Clarification.id.in_(row_ids), Clarification.review == "pending")
+        .values(review=review, reviewed_by=by[:255], reviewed_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
