@@ -114,6 +114,8 @@ _KNOWN: dict[str, Entry] = {
     "email": Entry("channels.email:EmailChannel"),
     "webchat": Entry("channels.webchat:WebChatChannel"),
     "webhook": Entry("channels.webhook:WebhookChannel"),
+    "api": Entry("channels.api:ApiChannel"),
+    "whatsapp": Entry("channels.whatsapp:WhatsAppChannel"),
 }
 
 

@@ -40,7 +40,8 @@ def test_each_registered_channel_builds_from_its_own_section():
     assert build("console", s).user == "operator"
     assert build("webhook", s)._secret == "hk"
     assert build("memory", s).name == "memory"
-    assert {n for n in known_channels()} == {"memory", "console", "telegram", "email", "webchat", "webhook"}
+    assert {n for n in known_channels()} == {"memory", "console", "telegram", "email", "webchat", "webhook", "api",
+                                             "whatsapp"}
 
 
 def test_a_channel_that_cannot_start_says_why():
@@ -48,6 +49,10 @@ def test_a_channel_that_cannot_start_says_why():
         build("telegram", Settings())
     with pytest.raises(ValueError, match="signing secret"):
         build("webhook", Settings())
+    with pytest.raises(ValueError, match="no API channel is configured"):
+        build("api", Settings())
+    with pytest.raises(ValueError, match="access token and a phone number id"):
+        build("whatsapp", Settings())
 
 
 def test_traits_are_the_channels_own_and_light():
