@@ -108,6 +108,7 @@ class App:
             locks = RedisLocks(self.redis, s.redis_prefix, int(s.dispatch.lock_ttl_s * 1000))
         responder = self._responder or await asyncio.to_thread(load_default_responder, s)
         self.outbox = OutboxWorker(self.writer_sessions, self.registry, s.outbox, readers=self.sessions)
+        await self.outbox.resume()  # what this sender held when it died goes out first, before anything new
         self.dispatcher = Dispatcher(
             self.writer_sessions,
             s,

@@ -57,6 +57,14 @@ class OutboxSettings(BaseModel):
     coalesce_s: float = 0.05
     """After a wake-up, wait this long so replies committed meanwhile go out in the same pass."""
     batch: int = 200
+    concurrency: int = 32
+    """At most this many sends at once per process, each held until its result is recorded: the bound on the
+    replies a kill -9 can leave delivered but unrecorded (sent again after the restart)."""
+    lease_s: float = 60.0
+    """A row a sender holds is leased this long; the sender renews it every third of that while it lives."""
+    sender_id: str = ""
+    """A stable name per process (e.g. worker-1): on start it re-sends at once what it held when it died.
+    Empty: host-pid-random, and what a dead process held goes out when its lease runs out."""
 
 
 class NluSettings(BaseModel):

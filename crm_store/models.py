@@ -320,6 +320,7 @@ class OutboxItem(Base):
     __table_args__ = (
         Index("ix_outbox_status_next", "status", "next_attempt_at"),
         Index("ix_outbox_channel_recipient_ext", "channel", "recipient", "external_id"),
+        Index("ix_outbox_claimed_by", "claimed_by"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -344,6 +345,8 @@ class OutboxItem(Base):
     external_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    """The sender holding the lease (next_attempt_at) while the row is pending; see OutboxSettings.sender_id."""
 
 
 class ApiToken(Base):

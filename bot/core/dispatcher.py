@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -66,7 +67,7 @@ class Dispatcher:
         locks: ConversationLocks | None = None,
         desk: Desk | None = None,
         on_outbox: Callable[[list[Reply]], None] = lambda items: None,
-        lease_for: Callable[[str, datetime], datetime | None] = lambda channel, at: None,
+        lease_for: Callable[[str, datetime], dict[str, Any] | None] = lambda channel, at: None,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
@@ -211,8 +212,8 @@ class Dispatcher:
         the commit, they go out without a claiming transaction (and after the lease, by anyone, if we die)."""
         leased = []
         for row in ctx.outbox:
-            until = self.lease_for(row["channel"], ctx.now)
-            if until is not None:
-                row["attempts"], row["next_attempt_at"] = 1, until
+            lease = self.lease_for(row["channel"], ctx.now)
+            if lease is not None:
+                row.update(lease, attempts=1)
                 leased.append(row)
         return leased

@@ -137,6 +137,7 @@ def outbox_row(
         "attempts": 0,
         "next_attempt_at": at,
         "created_at": at,
+        "claimed_by": None,
     }
 
 

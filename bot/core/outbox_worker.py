@@ -1,21 +1,35 @@
 """Delivers the outbox: claims due replies, sends them through the channel registry, retries with exponential
 backoff, and logs each delivered message as an outbound contact. A reply that fails for good is marked failed
-on its ticket and its author is told; nothing is dropped silently."""
+on its ticket and its author is told; nothing is dropped silently.
+
+Effectively once, through crashes and outages:
+- each send is recorded as it completes (`SendRecorder`); a record that fails is kept and retried, never
+  answered by sending again;
+- a send holds one of `concurrency` permits until its result is recorded, so at any instant at most that many
+  replies are delivered-or-in-flight but unrecorded: all a kill -9 can duplicate;
+- every row a sender holds names it (`claimed_by`) and is leased; the sender renews the leases while it lives,
+  gives them back when it stops cleanly, and on start sends what it held when it died before anything else
+  (with a stable `sender_id`; otherwise any sender takes those rows when their lease runs out). Such a re-send
+  goes out again with the same idempotency key: a webhook's event id header, an email's Message-ID.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.messages import Button, DeliveryError, OutboundMessage, utcnow
 from bot.core.outbound import outbox_row, preferred_address
+from bot.core.send_recorder import SendRecorder
 from bot.settings import OutboxSettings
 from channels.base import ChannelRegistry, UnknownChannel
 from crm_store.repositories import agents as agents_repo
@@ -61,6 +75,11 @@ class _Outcome:
     topic_ref: str = ""
 
 
+def default_sender_id() -> str:
+    """host-pid-random: unique per process, so two processes never take each other's rows for their own."""
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
 class OutboxWorker:
     def __init__(
         self,
@@ -68,14 +87,19 @@ class OutboxWorker:
         registry: ChannelRegistry,
         cfg: OutboxSettings,
         *,
-        lease: timedelta = timedelta(seconds=60),
+        lease: timedelta | None = None,
         readers: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self.sessions = sessions
         self.readers = readers  # to look before claiming: on SQLite a claim takes the one write lock
         self.registry = registry
         self.cfg = cfg
-        self.lease = lease
+        self.lease = lease or timedelta(seconds=cfg.lease_s)
+        self.sender_id = (cfg.sender_id or default_sender_id())[:64]
+        self._permits = asyncio.Semaphore(max(cfg.concurrency, 1))
+        self.recorder: SendRecorder[_Outcome] = SendRecorder(self._record_once, what="outbox sends")
+        self._heartbeat: asyncio.Task[None] | None = None
+        self.resent_after_crash = 0
         self._wake = asyncio.Event()
         self._stopping = False
         self._passing = asyncio.Lock()  # one pass at a time per process: SQLite has no SKIP LOCKED, and
@@ -89,12 +113,29 @@ class OutboxWorker:
     def wake(self) -> None:
         self._wake.set()
 
-    def lease_for(self, channel: str, at: datetime) -> datetime | None:
-        """Until when a reply committed now for `channel` is leased to this worker from birth, so it is sent
-        without a claiming transaction; None when this process cannot send on the channel, or is behind."""
+    def lease_for(self, channel: str, at: datetime) -> dict[str, object] | None:
+        """The lease (until when, to whom) of a reply committed now for `channel`, held by this worker from
+        birth so it is sent without a claiming transaction; None when this process cannot send on the channel,
+        or is behind."""
         if channel not in self.registry or len(self._adopted) >= self.cfg.batch * 5:
             return None
-        return at + self.lease
+        return {"next_attempt_at": at + self.lease, "claimed_by": self.sender_id}
+
+    async def resume(self) -> int:
+        """Before anything else: take back the rows this sender held when it last died and send them first.
+        Up to `concurrency` of them may have been delivered already (their record was lost with the process)."""
+        async with self.sessions() as session, session.begin():
+            items = await outbox_repo.take_back_own(session, self.sender_id, utcnow() + self.lease)
+        if items:
+            log.warning(
+                "outbox sender %s held %d replies when it stopped without recording them: sending them again "
+                "first; at most %d of them can have been delivered already",
+                self.sender_id, len(items), self.cfg.concurrency,
+            )
+            self._adopted[:0] = items
+            self.resent_after_crash += len(items)
+            self._wake.set()
+        return len(items)
 
     def adopt(self, items: list[Reply]) -> None:
         """Replies just committed with a lease to this worker (see `lease_for`): the next pass sends them."""
@@ -105,6 +146,7 @@ class OutboxWorker:
         if self._task is None:
             self._stopping = False
             self._task = asyncio.create_task(self._run(), name="outbox")
+            self._heartbeat = asyncio.create_task(self._renew_leases(), name="outbox-leases")
 
     async def stop(self, drain_for: float = 5.0) -> None:
         """Deliver what is due (for at most `drain_for` seconds), then stop."""
@@ -122,6 +164,34 @@ class OutboxWorker:
             await asyncio.wait_for(self.drain(), drain_for)
         except TimeoutError:
             log.warning("outbox not drained within %.1fs; the rest is delivered on the next start", drain_for)
+        await self.recorder.close(drain_for)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+            self._heartbeat = None
+        await self._release_held()
+
+    async def _release_held(self) -> None:
+        """Give back what this process holds but did not send, so another sender need not wait for the lease."""
+        held, self._adopted = [item.id for item in self._adopted], []
+        if not held:
+            return
+        try:
+            async with self.sessions() as session, session.begin():
+                await outbox_repo.release_leases(session, self.sender_id, held, utcnow())
+        except Exception as exc:
+            log.warning("could not give back %d leased replies (%s); they go out when the lease runs out",
+                        len(held), type(exc).__name__)
+
+    async def _renew_leases(self) -> None:
+        """The heartbeat: while this process lives, nobody takes over the rows it holds."""
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            try:
+                async with self.sessions() as session, session.begin():
+                    await outbox_repo.renew_leases(session, self.sender_id, utcnow() + self.lease)
+            except Exception as exc:  # the database is away: the recorder says so once, the lease has slack
+                log.debug("renewing outbox leases failed: %r", exc)
 
     @property
     def alive(self) -> bool:
@@ -171,8 +241,7 @@ class OutboxWorker:
         by_conversation: dict[tuple[str, str], list[Reply]] = defaultdict(list)
         for item in items:
             by_conversation[(item.channel, item.recipient)].append(item)
-        groups = await asyncio.gather(*(self._send_in_order(group) for group in by_conversation.values()))
-        await self._record([o for group in groups for o in group])
+        await asyncio.gather(*(self._send_in_order(group) for group in by_conversation.values()))
         return len(items)
 
     def _claim_due_now(self, adopted: list[Reply]) -> bool:
@@ -190,13 +259,16 @@ class OutboxWorker:
                 if not await outbox_repo.any_due(session, channels=channels):
                     return []
         async with self.sessions() as session, session.begin():
-            return await outbox_repo.claim_due(session, limit=limit, lease=self.lease, channels=channels)
+            return await outbox_repo.claim_due(
+                session, limit=limit, lease=self.lease, channels=channels, sender=self.sender_id
+            )
 
-    async def _send_in_order(self, items: list[Reply]) -> list[_Outcome]:
-        outcomes = []
+    async def _send_in_order(self, items: list[Reply]) -> None:
+        """One conversation's replies one after the other, each recorded before the next goes out."""
         for item in items:
-            outcomes.append(await self._send(item))
-        return outcomes
+            async with self._permits:  # held until recorded: the bound on what a crash can leave unrecorded
+                outcome = await self._send(item)
+                await self.recorder.record(outcome)
 
     async def _send(self, item: Reply) -> _Outcome:
         try:
@@ -212,18 +284,8 @@ class OutboxWorker:
             log.warning("send via %s failed: %r", item.channel, exc)
             return _Outcome(item, error=f"{type(exc).__name__}: {exc}")
 
-    async def _record(self, outcomes: list[_Outcome]) -> None:
-        """Write what the sends did. Once more on a fresh connection if the database connection died (a
-        restart): what was sent is recorded, never sent again when its lease runs out."""
-        try:
-            await self._record_once(outcomes)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            log.warning("database connection lost while recording sends; once more on a new one")
-            await self._record_once(outcomes)
-
     async def _record_once(self, outcomes: list[_Outcome]) -> None:
+        """Write what the sends did, in one transaction (the recorder retries it while the database is away)."""
         now = utcnow()
         async with self.sessions() as session, session.begin():
             self.sent += await outbox_repo.mark_sent_many(

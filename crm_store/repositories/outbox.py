@@ -88,8 +88,10 @@ async def claim_due(
     lease: timedelta,
     at: datetime | None = None,
     channels: list[str] | None = None,
+    sender: str | None = None,
 ) -> list[Reply]:
-    """Take up to `limit` due items and lease them, so another worker skips them until the lease runs out.
+    """Take up to `limit` due items and lease them to `sender`, so another worker skips them until the lease
+    runs out (the sender renews it while it lives, see `renew_leases`).
 
     Only items for `channels` (those this process can send on) are taken: a process without a channel leaves its
     replies to one that has it. On PostgreSQL rows are locked with SKIP LOCKED; SQLite has one writer, so the
@@ -109,14 +111,50 @@ async def claim_due(
     for item in items:
         item.next_attempt_at = at + lease
         item.attempts += 1
+        item.claimed_by = sender
     await session.flush()
     return [Reply.of(item) for item in items]
 
 
 async def mark_retry(session: AsyncSession, item_id: int, error: str, next_at: datetime) -> None:
     await session.execute(
-        update(OutboxItem).where(OutboxItem.id == item_id).values(last_error=error[:2000], next_attempt_at=next_at)
+        update(OutboxItem)
+        .where(OutboxItem.id == item_id)
+        .values(last_error=error[:2000], next_attempt_at=next_at, claimed_by=None)
     )
+
+
+async def renew_leases(session: AsyncSession, sender: str, until: datetime) -> int:
+    """The sender's heartbeat: every pending row it holds stays its own until `until`."""
+    result = await session.execute(
+        update(OutboxItem)
+        .where(OutboxItem.claimed_by == sender, OutboxItem.status == "pending")
+        .values(next_attempt_at=until)
+    )
+    return result.rowcount or 0
+
+
+async def take_back_own(session: AsyncSession, sender: str, until: datetime) -> list[Reply]:
+    """The rows `sender` still held when it last stopped without releasing them (a crash): leased to it again
+    until `until`, oldest first, to be sent before anything else."""
+    q = select(OutboxItem).where(OutboxItem.claimed_by == sender, OutboxItem.status == "pending")
+    if is_pg(session):
+        q = q.with_for_update(skip_locked=True)
+    items = list(await session.scalars(q.order_by(OutboxItem.id)))
+    for item in items:
+        item.next_attempt_at = until
+    await session.flush()
+    return [Reply.of(item) for item in items]
+
+
+async def release_leases(session: AsyncSession, sender: str, ids: list[int], at: datetime) -> int:
+    """Give held rows back (a clean stop): due at `at` for any sender."""
+    result = await session.execute(
+        update(OutboxItem)
+        .where(OutboxItem.claimed_by == sender, OutboxItem.status == "pending", OutboxItem.id.in_(ids))
+        .values(next_attempt_at=at, claimed_by=None)
+    )
+    return result.rowcount or 0
 
 
 async def mark_failed(session: AsyncSession, item_id: int, error: str) -> OutboxItem | None:
@@ -125,6 +163,7 @@ async def mark_failed(session: AsyncSession, item_id: int, error: str) -> Outbox
         return None
     item.status = "failed"
     item.last_error = error[:2000]
+    item.claimed_by = None
     if item.ticket_id is not None and item.author != "system":
         await session.execute(
             update(Ticket).where(Ticket.id == item.ticket_id).values(delivery_problem=f"{item.channel}: {error[:500]}")
@@ -183,7 +222,9 @@ def _mark_sent() -> Any:
     return (
         update(table)
         .where(table.c.id == bindparam("b_id"))
-        .values(status="sent", external_id=bindparam("b_ext"), sent_at=bindparam("b_at"), last_error=None)
+        .values(
+            status="sent", external_id=bindparam("b_ext"), sent_at=bindparam("b_at"), last_error=None, claimed_by=None
+        )
     )
 
 
