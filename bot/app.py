@@ -85,6 +85,7 @@ class App:
         self.outbox: OutboxWorker
         self.redis: Any = None
         self.ingest: Any = None
+        self.intake: Any = None
         self.started = False
 
     async def start(self) -> App:
@@ -135,13 +136,22 @@ class App:
         import socket
 
         from bot.core.ingest import StreamIngest
+        from bot.core.intake_watch import IntakeWatch
+        from crm_store.health import database_answers
 
         if self.redis is None:
             raise RuntimeError("dispatch.ingest = 'stream' needs redis_url")
-        self.ingest = StreamIngest(self.redis, self.settings.redis_prefix)
+        d = self.settings.dispatch
+        self.ingest = StreamIngest(self.redis, self.settings.redis_prefix,
+                                   claim_idle_ms=int(d.stream_claim_idle_s * 1000),
+                                   max_deliveries=d.stream_max_deliveries,
+                                   store_ok=lambda: database_answers(self.sessions))
         await self.ingest.ensure_group()
         consumer = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
-        self._tasks.append(asyncio.create_task(self.ingest.consume(self.dispatcher.deliver, consumer, self._stopping)))
+        self.intake = IntakeWatch(self.ingest, lambda: self.ingest.consume(self.dispatcher.deliver, consumer,
+                                                                           self._stopping),
+                                  self._stopping, stall_s=d.stream_stall_s)
+        self._tasks.append(asyncio.create_task(self.intake.run()))
 
     async def deliver(self, msg: InboundMessage) -> DispatchResult:
         """The callback every channel gets: returns once the message is stored (in the database, or in the
@@ -172,11 +182,15 @@ class App:
         if self.engine is not None:
             await self.engine.dispose()
 
-    def health(self) -> dict[str, bool]:
-        return {
+    def health(self) -> dict[str, bool | str]:
+        """What `/readyz` reports: True when a part runs, False or the reason when it does not."""
+        checks: dict[str, bool | str] = {
             "dispatcher": self.started and self.dispatcher.alive,
             "outbox": self.started and self.outbox.alive,
         }
+        if self.intake is not None:
+            checks["ingest"] = self.intake.problem() or True
+        return checks
 
     async def __aenter__(self) -> App:
         return await self.start()

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bot.cli.dead import dead_app
 from bot.cli.log import log_app
 from bot.cli.tools import open_store
 from bot.settings import get_settings
@@ -24,11 +25,15 @@ app.add_typer(log_app, name="log")
 app.add_typer(agents_app, name="agents")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(import_app, name="import")
+app.add_typer(dead_app, name="dead")
 console = Console()
 
 
 def _setup_logging() -> None:
+    from bot.core.log_limit import limit_all_repeats
+
     logging.basicConfig(level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    limit_all_repeats()  # an outage logs each kind of error once per interval, with a count
 
 
 @app.command()

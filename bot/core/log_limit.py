@@ -84,3 +84,12 @@ def limit_repeats(logger: logging.Logger, interval_s: float = DEFAULT_INTERVAL_S
     repeat_filter = RepeatFilter(interval_s)
     logger.addFilter(repeat_filter)
     return repeat_filter
+
+
+def limit_all_repeats(interval_s: float = DEFAULT_INTERVAL_S) -> None:
+    """A `RepeatFilter` on every handler of the root logger (what `tierdesk run` and `worker` log through), one
+    each (a handler's filter sees every record once): every module's repeats are limited, channels' pollers
+    included, without them importing this module."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RepeatFilter) for f in handler.filters):
+            handler.addFilter(RepeatFilter(interval_s))

@@ -62,12 +62,13 @@ def create_web_app(app_ctx: Any) -> FastAPI:
     app.state.templates = _templates()
     app.add_middleware(SecurityHeaders, widget_origins=settings.web.widget_origins)
 
-    from bot.web import chat
+    from bot.web import channel_hooks, chat
     from bot.web.api import router as api_router
     from bot.web.dashboard import install as install_dashboard
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(chat.router)
+    app.include_router(channel_hooks.router)  # before /{name}/webhook: WhatsApp's own
     app.include_router(api_router)
     install_dashboard(app)
     _health_routes(app)
@@ -96,7 +97,12 @@ def _health_routes(app: FastAPI) -> None:
                 if inspect.isawaitable(alive):
                     alive = await alive
                 if isinstance(alive, dict):
-                    problems.extend(f"{name}: not running" for name, ok in alive.items() if not ok)
+                    # True: running; False: not running; a string: why it is stalled (ingestion)
+                    problems.extend(
+                        f"{name}: {ok if isinstance(ok, str) and ok else 'not running'}"
+                        for name, ok in alive.items()
+                        if ok is not True
+                    )
                 elif not alive:
                     problems.append("workers: not running")
             except Exception as exc:

@@ -243,9 +243,10 @@ class TelegramChannel(TelegramTraits):
         try:
             await feed_update(update, self._deliver, bot_username=self.bot_username,
                               answer_callback=self.sender.answer_callback, attempts=1)
-        except Exception:
-            log.exception("telegram webhook: update %s not stored; Telegram will send it again", update["update_id"])
-            return 500, "not stored"
+        except Exception as exc:  # 503: Telegram keeps the update and sends it again
+            log.error("telegram webhook: update %s not stored (%s: %s); Telegram will send it again",
+                      update["update_id"], type(exc).__name__, exc)
+            return 503, "not stored yet"
         return 200, "ok"
 
     def webhook_handler(self) -> Callable[[Any], Awaitable[Any]]:

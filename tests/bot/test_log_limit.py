@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.core.log_limit import MAX_KINDS, RepeatFilter, limit_repeats
+from bot.core.log_limit import MAX_KINDS, RepeatFilter, limit_all_repeats, limit_repeats
 
 
 class Clock:
@@ -72,3 +72,18 @@ def test_limit_repeats_attaches_one_filter():
     assert limit_repeats(logger) is first
     assert sum(isinstance(f, RepeatFilter) for f in logger.filters) == 1
     logger.removeFilter(first)
+
+
+def test_limit_all_repeats_filters_each_root_handler_once():
+    root = logging.getLogger()
+    handlers = [logging.StreamHandler(), logging.StreamHandler()]
+    for h in handlers:
+        root.addHandler(h)
+    try:
+        limit_all_repeats()
+        limit_all_repeats()
+        assert [sum(isinstance(f, RepeatFilter) for f in h.filters) for h in handlers] == [1, 1]
+        assert handlers[0].filters[0] is not handlers[1].filters[0]  # each handler lets the first record through
+    finally:
+        for h in handlers:
+            root.removeHandler(h)

@@ -210,7 +210,7 @@ async def test_webhook_with_and_without_the_secret(api):
             await channel.stop()
 
 
-async def test_webhook_answers_500_until_stored_then_telegram_redelivers(api):
+async def test_webhook_answers_503_until_stored_then_telegram_redelivers(api):
     deliver = Collector()
     deliver.fail = 2
     channel = TelegramChannel(api.token, api_server=api.base_url, mode="webhook", webhook_secret=SECRET)
@@ -222,7 +222,7 @@ async def test_webhook_answers_500_until_stored_then_telegram_redelivers(api):
             [msg] = await deliver.wait(1)
             assert msg.text == "keep me"
             await api.wait_for(lambda: api.webhook.responses[-1:] == [200])
-            assert api.webhook.responses == [500, 500, 200]
+            assert api.webhook.responses == [503, 503, 200]
         finally:
             await channel.stop()
 
