@@ -9,6 +9,7 @@ import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import (
@@ -47,12 +48,6 @@ class DispatchSettings(BaseModel):
     ingest: str = "direct"
     """"direct": channels hand messages to this process's dispatcher. "stream": channels append them to a Redis
     Stream and every worker (`tierdesk run` / `tierdesk worker`) consumes it (needs redis_url)."""
-    stream_claim_idle_s: float = 30.0
-    """An entry read but not stored for this long is taken over (its worker died, or storing it failed)."""
-    stream_max_deliveries: int = 5
-    """An entry delivered more often than this, failing while the database answers, goes to the dead letters."""
-    stream_stall_s: float = 60.0
-    """A consumer that finished no read and stored nothing for this long is restarted and reported by /readyz."""
 
 
 class OutboxSettings(BaseModel):
@@ -87,7 +82,11 @@ class NluSettings(BaseModel):
 
 class TieringSettings(BaseModel):
     schedule_hours: float = 24.0
-    method: str = "kmeans"
+    method: Literal["rfm-kmeans", "clv", "quantiles"] = "rfm-kmeans"
+    vip_recency_days: float = Field(180.0, gt=0)
+    """A VIP has bought within this many days; one who has not is important (and the reason says so)."""
+    holdout_days: float = Field(90.0, gt=0)
+    """The report's relevance: tiers computed on the data before the last this-many days predict the spend in them."""
 
 
 class TelegramSettings(BaseModel):

@@ -23,6 +23,7 @@ from bot.core.messages import Deliver, DeliveryError, OutboundMessage
 from channels.base import ChannelTraits
 
 EVENTS = ("ticket.created", "ticket.assigned", "ticket.replied", "ticket.closed", "ticket.sla_breached")
+CUSTOMER_EVENTS = ("customer.tier_changed",)
 
 
 def _iso(value: Any) -> Any:
@@ -57,6 +58,18 @@ def ticket_event_payload(
             "assignee_id": assignee_id,
         },
     }
+    if extra:
+        body["data"] = {k: _iso(v) for k, v in sorted(extra.items())}
+    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def customer_event_payload(event: str, *, customer_id: int, at: datetime | None = None, event_id: str = "",
+                           **extra: Any) -> str:
+    """The JSON body of one customer event ("customer.tier_changed": data holds old_tier, new_tier, reason)."""
+    if event not in CUSTOMER_EVENTS:
+        raise ValueError(f"unknown webhook event {event!r}; known: {', '.join(CUSTOMER_EVENTS)}")
+    body = {"event": event, "id": event_id or f"C-{customer_id}:{event}:{_iso(at) or ''}", "at": _iso(at),
+            "customer": {"id": customer_id}}
     if extra:
         body["data"] = {k: _iso(v) for k, v in sorted(extra.items())}
     return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))

@@ -89,16 +89,17 @@ def purchases(path: Path = typer.Argument(..., help=PURCHASES_HELP)) -> None:
 
 @tiers_app.command("compute")
 def compute(
-    method: str | None = typer.Option(None, help="kmeans or quantile (default: the tiering.method setting)"),
+    method: str | None = typer.Option(None, help="rfm-kmeans, clv or quantiles (default: the tiering.method setting)"),
     k: int | None = typer.Option(None, help="Number of clusters (default: chosen by silhouette)"),
     seed: int = typer.Option(0, help="Random seed for reproducible clusters"),
 ) -> None:
     """Segment all customers by value and store the tiers, the run and the tier history."""
     from bot.routing.tier_service import compute_and_store
+    from bot.routing.tiering import METHODS
 
     method = method or get_settings().tiering.method
-    if method not in ("kmeans", "quantile"):
-        raise fail(f"--method must be kmeans or quantile, not {method!r}")
+    if method not in METHODS:
+        raise fail(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
     if k is not None and k < 3:
         raise fail("--k must be at least 3")
     summary = with_database(lambda sessions: compute_and_store(sessions, method=method, k=k, seed=seed))

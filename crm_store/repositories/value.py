@@ -149,16 +149,19 @@ async def bulk_insert_value_events(session: AsyncSession, rows: list[dict[str, A
 
 
 async def value_rows(session: AsyncSession, as_of: datetime) -> list[tuple[Any, ...]]:
-    """One row per live customer, in one aggregate query.
+    """One row per live customer, in one aggregate query over the value events up to `as_of`.
 
-    (id, last purchase, orders, net spend, referrals, loyalty points, manual tier, key-account manager, tier);
-    customers without value events have None for the aggregates.
+    (id, first purchase, last purchase, orders, net spend, referrals, loyalty points, manual tier, key-account
+    manager, tier); refunds count in the net spend only. Customers without value events have None for the
+    aggregates; those with refunds only have a spend but no purchase dates.
     """
+    bought = ValueEvent.amount > 0
     agg = (
         select(
             ValueEvent.customer_id.label("cid"),
-            func.max(ValueEvent.occurred_at).label("last_at"),
-            func.sum(case((ValueEvent.amount > 0, 1), else_=0)).label("orders"),
+            func.min(case((bought, ValueEvent.occurred_at))).label("first_at"),
+            func.max(case((bought, ValueEvent.occurred_at))).label("last_at"),
+            func.sum(case((bought, 1), else_=0)).label("orders"),
             func.sum(ValueEvent.amount).label("spend"),
             func.sum(ValueEvent.referrals).label("refs"),
             func.sum(ValueEvent.loyalty_points).label("loyalty"),
@@ -169,7 +172,7 @@ async def value_rows(session: AsyncSession, as_of: datetime) -> list[tuple[Any, 
     )
     q = (
         select(
-            Customer.id, agg.c.last_at, agg.c.orders, agg.c.spend, agg.c.refs, agg.c.loyalty,
+            Customer.id, agg.c.first_at, agg.c.last_at, agg.c.orders, agg.c.spend, agg.c.refs, agg.c.loyalty,
             Customer.manual_tier, Customer.key_account_manager_id, Customer.tier,
         )
         .outerjoin(agg, agg.c.cid == Customer.id)
@@ -177,3 +180,13 @@ async def value_rows(session: AsyncSession, as_of: datetime) -> list[tuple[Any, 
         .order_by(Customer.id)
     )
     return [tuple(r) for r in (await session.execute(q)).all()]
+
+
+async def net_spend_between(session: AsyncSession, since: datetime, until: datetime) -> dict[int, float]:
+    """Net spend (purchases minus refunds) per customer with value events in (since, until]."""
+    q = (
+        select(ValueEvent.customer_id, func.sum(ValueEvent.amount))
+        .where(ValueEvent.occurred_at > since, ValueEvent.occurred_at <= until)
+        .group_by(ValueEvent.customer_id)
+    )
+    return {cid: float(total or 0) for cid, total in await session.execute(q)}

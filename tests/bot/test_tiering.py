@@ -41,8 +41,8 @@ def three_groups(n_each: int = 200, n_none: int = 50, seed: int = 3) -> ValueTab
 
 def test_vip_cluster_holds_the_highest_value_and_no_purchases_is_potential():
     values = three_groups()
-    result = compute_tiers(values, method="kmeans", k=3)
-    assert result.method == "kmeans" and result.k == 3 and result.note == ""
+    result = compute_tiers(values, method="rfm-kmeans", k=3)
+    assert result.method == "rfm-kmeans" and result.k == 3 and result.note == ""
     tiers = [result.tier_of(i) for i in range(len(values.customer_ids))]
     assert set(tiers[:200]) == {"VIP"}
     assert set(tiers[200:400]) == {"important"}
@@ -58,7 +58,7 @@ def test_vip_cluster_holds_the_highest_value_and_no_purchases_is_potential():
 
 
 def test_k_is_chosen_by_silhouette_when_not_given():
-    result = compute_tiers(three_groups(), method="kmeans")
+    result = compute_tiers(three_groups(), method="rfm-kmeans")
     assert result.k in (3, 4, 5, 6)
     assert result.tier_of(0) == "VIP" and result.tier_of(599) == "ordinary"
 
@@ -70,9 +70,9 @@ def test_too_few_customers_fall_back_to_quantile_and_say_so():
         frequency=np.arange(1, 11, dtype=float),
         monetary=np.linspace(10, 1000, 10),
     )
-    result = compute_tiers(values, method="kmeans")
-    assert result.method == "quantile"
-    assert "only 10 customers with purchases" in result.note and "quantile" in result.note
+    result = compute_tiers(values, method="rfm-kmeans")
+    assert result.method == "quantiles"
+    assert "only 10 customers with purchases" in result.note and "quantiles" in result.note
     assert result.k is None
     assert result.tier_of(9) == "VIP"  # the biggest spender with the most orders
     assert sum(result.codes == VIP) == 1
@@ -87,7 +87,7 @@ def test_quantile_method_cuts_five_and_fifteen_percent():
         frequency=rng.integers(1, 30, n).astype(float),
         monetary=rng.lognormal(4, 1, n),
     )
-    result = compute_tiers(values, method="quantile")
+    result = compute_tiers(values, method="quantiles")
     assert (result.codes == VIP).sum() == 50
     assert (result.codes == IMPORTANT).sum() == 150
     assert (result.codes == ORDINARY).sum() == 800
@@ -124,7 +124,7 @@ def test_reason_string_names_spend_orders_and_recency():
         customer_ids=np.array([7]), recency_days=np.array([4.0]), frequency=np.array([31.0]),
         monetary=np.array([12_400.0]),
     )
-    result = compute_tiers(values, method="quantile")
+    result = compute_tiers(values, method="quantiles")
     assert result.reasons == ["VIP: spent 12,400 over 31 orders, last 4 days ago"]
 
 
@@ -138,8 +138,8 @@ def test_clusters_beyond_three_merge_into_important_up_to_the_share_cap():
     assert mapping[0] == ORDINARY  # would push the share to 70 %
 
 
-def test_aggregate_counts_refunds_in_spend_not_in_orders():
-    rec, freq, mon, refs, _ = aggregate_purchases(
+def test_aggregate_counts_refunds_in_spend_not_in_orders_nor_as_the_last_purchase():
+    rec, freq, mon, refs, _, tenure = aggregate_purchases(
         np.array([0, 0, 0, 2]),
         np.array([100.0, 50.0, -30.0, 10.0]),
         np.array([10.0, 3.0, 1.0, 40.0]),
@@ -148,14 +148,15 @@ def test_aggregate_counts_refunds_in_spend_not_in_orders():
     )
     assert freq.tolist() == [2, 0, 1]
     assert mon.tolist() == [120.0, 0.0, 10.0]
-    assert rec[0] == 1.0 and np.isinf(rec[1]) and rec[2] == 40.0
+    assert rec[0] == 3.0 and np.isinf(rec[1]) and rec[2] == 40.0  # the refund a day ago is not a purchase
+    assert tenure.tolist() == [10.0, 0.0, 40.0]
     assert refs.tolist() == [1, 0, 2]
 
 
 def test_bad_arguments_are_refused_clearly():
     values = three_groups()
     with pytest.raises(ValueError, match="unknown tiering method"):
-        compute_tiers(values, method="dbscan")
+        compute_tiers(values, method="kmeans")
     with pytest.raises(ValueError, match="at least 3"):
         compute_tiers(values, k=2)
     with pytest.raises(ValueError, match="unknown manual tier"):
@@ -186,7 +187,7 @@ async def tier_counts(db) -> dict[str, int]:
 
 async def test_compute_stores_tiers_run_and_history_and_a_rerun_changes_nothing(db):
     await seed_database(db.sessions, 300, 3000, seed=1, today=TODAY)
-    summary = await tier_service.compute_and_store(db.sessions, method="kmeans", k=3, as_of=TODAY)
+    summary = await tier_service.compute_and_store(db.sessions, method="rfm-kmeans", k=3, as_of=TODAY)
     counts = await tier_counts(db)
     assert set(counts) == {"VIP", "important", "ordinary", "potential"}
     assert sum(counts.values()) == 300
@@ -200,18 +201,18 @@ async def test_compute_stores_tiers_run_and_history_and_a_rerun_changes_nothing(
     report = await tier_service.latest_report(db.sessions)
     shown = tier_service.report_object(report, report["changed_since_last"])
     assert list(shown) == list(tier_service.REPORT_KEYS)
-    assert shown["method"] == "kmeans" and shown["k"] == 3
+    assert shown["method"] == "rfm-kmeans" and shown["k"] == 3
     assert [t["tier"] for t in shown["tiers"]] == ["VIP", "important", "ordinary", "potential"]
     assert sum(t["customers"] for t in shown["tiers"]) == 300
 
-    again = await tier_service.compute_and_store(db.sessions, method="kmeans", k=3, as_of=TODAY)
+    again = await tier_service.compute_and_store(db.sessions, method="rfm-kmeans", k=3, as_of=TODAY)
     assert again.changed == 0
     assert await tier_counts(db) == counts
 
 
 async def test_a_crash_while_storing_leaves_the_previous_tiers_in_force(db, monkeypatch):
     await seed_database(db.sessions, 120, 1200, seed=2, today=TODAY)
-    await tier_service.compute_and_store(db.sessions, method="quantile", as_of=TODAY)
+    await tier_service.compute_and_store(db.sessions, method="quantiles", as_of=TODAY)
     before = await tier_counts(db)
     async with db.sessions() as s:
         runs_before = await s.scalar(select(func.count(TierRun.id)))
@@ -225,7 +226,7 @@ async def test_a_crash_while_storing_leaves_the_previous_tiers_in_force(db, monk
 
     monkeypatch.setattr(tier_repo, "record_changes", crash)
     with pytest.raises(RuntimeError, match="power cut"):
-        await tier_service.compute_and_store(db.sessions, method="quantile", as_of=TODAY)
+        await tier_service.compute_and_store(db.sessions, method="quantiles", as_of=TODAY)
     assert await tier_counts(db) == before
     async with db.sessions() as s:
         assert await s.scalar(select(func.count(TierRun.id))) == runs_before
@@ -233,9 +234,9 @@ async def test_a_crash_while_storing_leaves_the_previous_tiers_in_force(db, monk
 
 async def test_too_few_customers_fall_back_with_the_reason_in_the_report(sqlite_db):
     await seed_database(sqlite_db.sessions, 8, 40, seed=3, today=TODAY)
-    summary = await tier_service.compute_and_store(sqlite_db.sessions, method="kmeans", as_of=TODAY)
-    assert summary.report["method"] == "quantile"
-    assert "used the quantile method instead" in summary.report["note"]
+    summary = await tier_service.compute_and_store(sqlite_db.sessions, method="rfm-kmeans", as_of=TODAY)
+    assert summary.report["method"] == "quantiles"
+    assert "used the quantiles method instead" in summary.report["note"]
 
 
 async def test_retier_loop_runs_when_due_and_stops_on_request(sqlite_db):
@@ -244,7 +245,7 @@ async def test_retier_loop_runs_when_due_and_stops_on_request(sqlite_db):
     from bot.settings import Settings, TieringSettings
 
     await seed_database(sqlite_db.sessions, 60, 600, seed=4)
-    settings = Settings(database_url=sqlite_db.url, tiering=TieringSettings(schedule_hours=24, method="quantile"))
+    settings = Settings(database_url=sqlite_db.url, tiering=TieringSettings(schedule_hours=24, method="quantiles"))
     stop = asyncio.Event()
     task = asyncio.create_task(tier_service.retier_loop(sqlite_db.sessions, settings, stop))
     for _ in range(200):
@@ -256,4 +257,4 @@ async def test_retier_loop_runs_when_due_and_stops_on_request(sqlite_db):
     await asyncio.wait_for(task, 5)
     async with sqlite_db.sessions() as s:
         runs = list(await s.scalars(select(TierRun)))
-    assert len(runs) == 1 and runs[0].method == "quantile"  # due at once (no run yet), then not for a day
+    assert len(runs) == 1 and runs[0].method == "quantiles"  # due at once (no run yet), then not for a day

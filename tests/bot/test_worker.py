@@ -144,7 +144,7 @@ async def test_workers_take_turns_so_a_scheduled_retiering_runs_once(db, redis_u
     from crm_store.models import TierRun
 
     await seed_database(make_sessionmaker(db.engine, writer=True), 150, 1500, seed=9)
-    settings = Settings(database_url=db.url, tiering=TieringSettings(schedule_hours=24, method="quantile"))
+    settings = Settings(database_url=db.url, tiering=TieringSettings(schedule_hours=24, method="quantiles"))
     clients = [aioredis.from_url(redis_url) for _ in range(3)]
     stop = asyncio.Event()
     loops = [

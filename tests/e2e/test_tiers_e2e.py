@@ -54,8 +54,8 @@ async def test_a_vip_message_goes_to_the_key_account_manager_with_the_vip_sla(db
         bought = await import_purchases(app.sessions, purchases_csv)
         assert bought.problems == [] and bought.created == 9 * 40 + 20 * 8 + 20 + 45
 
-        summary = await compute_and_store(app.sessions, method="kmeans", k=3)
-        assert summary.report["method"] == "kmeans"
+        summary = await compute_and_store(app.sessions, method="rfm-kmeans", k=3)
+        assert summary.report["method"] == "rfm-kmeans"
         async with app.sessions() as s:
             acme = await s.scalar(select(Customer).where(Customer.external_ref == "ACME-1"))
             tiers = dict((await s.execute(select(Customer.external_ref, Customer.tier))).all())
