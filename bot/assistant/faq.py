@@ -61,6 +61,11 @@ class FaqResponder:
                 return candidate
         return None
 
+    def answer_for(self, intent: str, language: str | None, script: str | None = None) -> str | None:
+        """The written answer for a topic the customer chose, in their language and script."""
+        answer = self.responses.answer(intent, language or self.default_language)
+        return in_script(answer, script) if answer else None
+
     def respond(self, text: str, *, customer_language: str | None = None) -> BotTurn:
         """Never raises: any failure becomes a handoff with the reason."""
         try:

@@ -96,14 +96,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "ru": "Этот код уже использован; каждый код действует один раз.",
     },
     "clarify_question": {
-        "en": "To answer you well: which of these do you mean?",
-        "zh": "为了准确回答您：您指的是以下哪一项？",
-        "ru": "Чтобы ответить точно: что из этого вы имеете в виду?",
-    },
-    "clarify_numbered": {
-        "en": "Reply with the number of your choice.",
-        "zh": "请回复您选择的编号。",
-        "ru": "Ответьте номером выбранного варианта.",
+        "en": "To answer you well: which of these do you mean? (Choose one, or reply with its number.)",
+        "zh": "为了准确回答您：您指的是以下哪一项？（请选择，或回复对应的编号。）",
+        "ru": "Чтобы ответить точно: что из этого вы имеете в виду? (Выберите вариант или ответьте его номером.)",
     },
     "choice_stale": {
         "en": "That question has been answered already or is too old to choose from. Please write your question "

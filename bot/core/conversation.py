@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from bot.assistant import clarify
 from bot.assistant.responder import BotTurn
 from bot.assistant.texts import say
 from bot.core.forum import post_to_forum
@@ -68,6 +69,7 @@ def _needs_per_message_lookup(msg: InboundMessage) -> bool:
         or msg.thread_ref
         or TAG.search(msg.meta_value("subject"))
         or CSAT.match(msg.text)
+        or clarify.is_press(msg.text)
         or carries_identity(msg)
         or looks_like_code(msg.text)
     )
@@ -154,6 +156,9 @@ async def handle_customer_message(ctx: BatchContext, msg: InboundMessage, contac
     rated = await _csat_answer(ctx, msg, customer_id, contact_id)
     if rated is not NOT_A_RATING:
         return rated
+    chose = await clarify.answer_choice(ctx, msg, customer_id, contact_id)
+    if chose != clarify.NOT_A_CHOICE:
+        return chose
     if not msg.text.strip() and all(a.kind == "contact" for a in msg.attachments):
         return _nothing_to_read(ctx, msg, customer_id, contact_id)
     ticket, _opened = await ticket_for(ctx, msg, customer_id)
@@ -174,6 +179,9 @@ async def handle_customer_message(ctx: BatchContext, msg: InboundMessage, contac
     if turn.answer and not wants_no_auto_reply(msg) and await _bot_may_answer(ctx, customer_id, msg.channel):
         answered = lifecycle.bot_answered(ticket, turn.answer, intent=turn.intent, now=ctx.now)
         await apply(ctx, ticket, answered, BOT, cause=f"c{contact_id}", inbound=msg)
+        return ticket.id
+    if turn.question and not wants_no_auto_reply(msg) and await _bot_may_answer(ctx, customer_id, msg.channel):
+        await clarify.ask(ctx, ticket, msg, contact_id, turn)
         return ticket.id
     await hand_off(ctx, ticket, msg, contact_id, turn, language)
     return ticket.id

@@ -91,6 +91,14 @@ def bot_answered(ticket: Any, answer: str, *, intent: str | None, now: datetime)
     return d.event("bot_answered", intent=intent)
 
 
+def bot_asked(ticket: Any, question: str, buttons: tuple[Button, ...], *, now: datetime) -> Decision:
+    """The bot asked which topic the customer meant instead of guessing: the ticket waits for the customer,
+    nobody is paged and no clock starts; their choice (or a new message) opens it again."""
+    d = Decision(changes={"status": "pending", "snoozed_until": None, "updated_at": now})
+    d.to_customer.append(CustomerMessage(question, "ask", "bot", buttons))
+    return d.event("bot_asked", options=[b.label for b in buttons])
+
+
 def customer_wrote(ticket: Any, *, now: datetime, thread_named: bool = False) -> Decision:
     """The customer wrote on this ticket: a solved or pending one is open again; a closed one only when the
     message names it (a reply to its mail); otherwise the caller opens a new ticket."""

@@ -35,12 +35,13 @@ async def newest_asked(session: AsyncSession, customer_id: int, since: datetime)
     )
 
 
-async def take_choice(session: AsyncSession, row_id: int, intent: str, at: datetime) -> bool:
-    """Record the choice if the question is still open; False when another press got there first."""
+async def take_choice(session: AsyncSession, row_id: int, intent: str, at: datetime, *, for_review: bool) -> bool:
+    """Record the choice if the question is still open; False when another press got there first. A choice
+    `for_review` waits for an admin to accept it as a training example."""
     result = await session.execute(
         update(Clarification)
         .where(Clarification.id == row_id, Clarification.status == "asked")
-        .values(status="chosen", chosen_intent=intent, chosen_at=at, review="pending")
+        .values(status="chosen", chosen_intent=intent, chosen_at=at, review="pending" if for_review else None)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1

@@ -1,0 +1,160 @@
+"""Ask, don't guess: the bot's question with buttons, and the customer's choice answering it.
+
+A question is a `clarifications` row with a random token; each button carries `/choose <token> <n>` (Telegram
+callback data, a web chat button, or a numbered line in a mail and the console, where a bare "2" picks). The
+choice answers from the FAQ (or hands the ticket to a person), and is kept as an example for `tierdesk nlu
+review`. A press that names no question of this customer, or one already answered or too old, gets a clear
+answer and changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from bot.assistant.responder import BotTurn
+from bot.assistant.script import in_script
+from bot.assistant.texts import say
+from bot.core.messages import Button, InboundMessage
+from bot.core.outbound import BatchContext, reply_to_customer
+from bot.tickets import BOT, CUSTOMER, apply, lifecycle
+from bot.tickets.handoff import Handoff, hand_off
+from crm_store.clarifications import Clarification
+from crm_store.models import Ticket
+from crm_store.repositories import clarifications as clarifications_repo
+
+PRESS = re.compile(r"^\s*/choose\s+(\S{1,64})\s+(\d{1,6})\s*$")
+TYPED = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
+CHOICE_TTL = timedelta(hours=24)
+"""A question can be answered for a day; after that its buttons are stale."""
+NOT_A_CHOICE = -1
+PERSON_REASON = "chose to talk to a person when the bot asked which topic"
+
+
+def is_press(text: str) -> bool:
+    return PRESS.match(text) is not None
+
+
+async def ask(ctx: BatchContext, ticket: Ticket, msg: InboundMessage, contact_id: int, turn: BotTurn) -> None:
+    """Send the question with one button per option and remember what was offered."""
+    token = secrets.token_hex(8)
+    buttons = tuple(Button(label, f"/choose {token} {n}") for n, (_, label) in enumerate(turn.options, 1))
+    nlu = turn.nlu or {}
+    clarifications_repo.add_clarification(
+        ctx.session,
+        token=token,
+        customer_id=ticket.customer_id,
+        ticket_id=ticket.id,
+        contact_id=contact_id,
+        channel=msg.channel,
+        text=msg.text[: ctx.settings.nlu.max_chars],
+        language=nlu.get("answer_language") or turn.language,
+        script=turn.script,
+        options=[intent for intent, _ in turn.options],
+        ranking=nlu.get("ranking", []),
+        created_at=ctx.now,
+    )
+    asked = lifecycle.bot_asked(ticket, turn.question or "", buttons, now=ctx.now)
+    await apply(ctx, ticket, asked, BOT, cause=f"c{contact_id}", inbound=msg)
+
+
+async def answer_choice(ctx: BatchContext, msg: InboundMessage, customer_id: int, contact_id: int) -> int | None:
+    """A button press or a typed option number: answered, refused as stale or unknown, or NOT_A_CHOICE (a bare
+    number that answers no open question is just a message). Returns the ticket the contact belongs to."""
+    pressed = PRESS.match(msg.text)
+    if pressed:
+        row = await clarifications_repo.by_token(ctx.session, pressed.group(1))
+        number = int(pressed.group(2))
+        if row is None or row.customer_id != customer_id or not 1 <= number <= len(row.options):
+            return await _refuse(ctx, msg, customer_id, contact_id, None, None, "choice_unknown")
+    else:
+        typed = TYPED.match(msg.text)
+        if typed is None:
+            return NOT_A_CHOICE
+        row = await clarifications_repo.newest_asked(ctx.session, customer_id, ctx.now - CHOICE_TTL)
+        number = int(typed.group(1))
+        active = ctx.active.get(customer_id)
+        waiting = active is not None and row is not None and active.id == row.ticket_id and active.status == "pending"
+        if not waiting or not 1 <= number <= len(row.options):
+            return NOT_A_CHOICE
+    ticket = await ctx.session.get(Ticket, row.ticket_id) if row.ticket_id else None
+    if ticket is None or ticket.customer_id != customer_id:
+        return await _refuse(ctx, msg, customer_id, contact_id, row, None, "choice_stale")
+    open_question = row.status == "asked" and row.created_at >= ctx.now - CHOICE_TTL
+    if not open_question or ticket.status == "closed" or ticket.handoff_reason is not None:
+        return await _refuse(ctx, msg, customer_id, contact_id, row, ticket, "choice_stale")
+    intent = row.options[number - 1]
+    wants_person = intent in ctx.settings.nlu.handoff_intents
+    if not await clarifications_repo.take_choice(ctx.session, row.id, intent, ctx.now, for_review=not wants_person):
+        return await _refuse(ctx, msg, customer_id, contact_id, row, ticket, "choice_stale")
+    ctx.contact_updates.append(
+        {"id": contact_id, "ticket_id": ticket.id, "nlu": {"intent": intent, "decision": "chosen", "asked": row.id}}
+    )
+    await apply(ctx, ticket, lifecycle.customer_wrote(ticket, now=ctx.now), CUSTOMER, cause=f"c{contact_id}")
+    ctx.active[customer_id] = ctx.latest[customer_id] = ticket
+    answer = None if wants_person else _answer(ctx, intent, row)
+    if answer is None:
+        await _to_person(ctx, ticket, msg, contact_id, row, intent)
+    else:
+        answered = lifecycle.bot_answered(ticket, answer, intent=intent, now=ctx.now)
+        await apply(ctx, ticket, answered, BOT, cause=f"c{contact_id}", inbound=msg)
+    return ticket.id
+
+
+def _answer(ctx: BatchContext, intent: str, row: Clarification) -> str | None:
+    answer_for = getattr(ctx.responder, "answer_for", None)
+    return answer_for(intent, row.language, row.script) if callable(answer_for) else None
+
+
+async def _to_person(
+    ctx: BatchContext, ticket: Ticket, msg: InboundMessage, contact_id: int, row: Clarification, intent: str
+) -> None:
+    """Route the ticket like any message that needs a person; the agent reads the question the customer asked."""
+    facts: dict[str, Any] = ctx.facts.get(ticket.customer_id, {})
+    reason = PERSON_REASON if intent in ctx.settings.nlu.handoff_intents else f"no answer written for intent {intent}"
+    handoff = Handoff(
+        tier=facts.get("tier") or "potential",
+        language=facts.get("language") or row.language,
+        key_account_manager_id=facts.get("kam"),
+        customer_name=facts.get("name") or msg.sender_name or msg.sender,
+        text=row.text,
+        channel=msg.channel,
+        subject=lifecycle.subject_of(row.text),
+        reason=reason,
+        intent=intent,
+        ack=ctx.settings.dispatch.ack_new_ticket,
+    )
+    await hand_off(ctx, ticket, handoff, BOT, cause=f"c{contact_id}", inbound=msg)
+
+
+async def _refuse(
+    ctx: BatchContext,
+    msg: InboundMessage,
+    customer_id: int,
+    contact_id: int,
+    row: Clarification | None,
+    ticket: Ticket | None,
+    text: str,
+) -> int | None:
+    """Say why the choice was not taken; nothing else changes. The contact joins the question's ticket when that
+    is the customer's own, else the conversation going on (if any)."""
+    language = (row.language if row else None) or ctx.facts.get(customer_id, {}).get("language")
+    words = in_script(say(text, language), row.script if row else None)
+    ticket = ticket or ctx.active.get(customer_id)
+    key = f"c{contact_id}:choice"
+    if ticket is None:
+        ctx.queue_message(
+            key=key,
+            channel=msg.channel,
+            recipient=msg.sender,
+            author="bot",
+            customer_id=customer_id,
+            text=words,
+            reply_to=msg.external_id,
+        )
+        return None
+    ctx.contact_updates.append({"id": contact_id, "ticket_id": ticket.id})
+    await reply_to_customer(ctx, ticket, words, key=key, author="bot", inbound=msg)
+    return ticket.id
