@@ -47,7 +47,12 @@ def secret_of(settings: Settings) -> bytes:
 
 
 def normalise(channel: str, value: str) -> str:
+    """One spelling per identity: emails in lower case, phone numbers as "+" and digits (Telegram shares
+    "4915..." or "+49 15...", WhatsApp says "4915..."), so the same number links wherever it came from."""
     value = value.strip()
+    if channel == "phone":
+        digits = "".join(ch for ch in value if ch.isdigit() and ch.isascii())
+        return f"+{digits}" if digits else value
     return value.lower() if channel == "email" else value
 
 
@@ -69,7 +74,14 @@ async def identify(
 
 
 async def link(
-    ctx: BatchContext, customer_id: int, contact_id: int, channel: str, address: str, adopt: Adopt, *, via: str,
+    ctx: BatchContext,
+    customer_id: int,
+    contact_id: int,
+    channel: str,
+    address: str,
+    adopt: Adopt,
+    *,
+    via: str,
     claim_id: int | None = None,
 ) -> int:
     """Attach a trusted identity, merging into the customer who owns it; audited when anything changed."""
@@ -78,17 +90,26 @@ async def link(
         return customer_id
     survivor = await customers_repo.link_identity(ctx.session, customer_id, channel, address)
     audit.record(
-        ctx.session, "identity_linked", subject=f"customer:{survivor}", actor="customer", at=ctx.now,
-        channel=channel, address=address, via=via, claimant=customer_id,
-        merged_from=customer_id if survivor != customer_id else None, claim=claim_id,
+        ctx.session,
+        "identity_linked",
+        subject=f"customer:{survivor}",
+        actor="customer",
+        at=ctx.now,
+        channel=channel,
+        address=address,
+        via=via,
+        claimant=customer_id,
+        merged_from=customer_id if survivor != customer_id else None,
+        claim=claim_id,
     )
     if survivor != customer_id:
         await adopt(ctx, contact_id, customer_id, survivor)
     return survivor
 
 
-async def claim(ctx: BatchContext, m: InboundMessage, customer_id: int, contact_id: int, channel: str,
-                address: str) -> None:
+async def claim(
+    ctx: BatchContext, m: InboundMessage, customer_id: int, contact_id: int, channel: str, address: str
+) -> None:
     """Store the claim and mail a code to the claimed address (rate-limited per address); tell the claimant,
     in their own chat, to type it."""
     session = ctx.session
@@ -96,8 +117,14 @@ async def claim(ctx: BatchContext, m: InboundMessage, customer_id: int, contact_
     owner = (await customers_repo.customers_by_identity(session, [(channel, address)])).get((channel, address))
     if owner == customer_id:
         return  # already theirs
-    fields = dict(customer_id=customer_id, channel=channel, address=address[:255], via_channel=m.channel,
-                  via_address=m.sender[:255], created_at=ctx.now)
+    fields = dict(
+        customer_id=customer_id,
+        channel=channel,
+        address=address[:255],
+        via_channel=m.channel,
+        via_address=m.sender[:255],
+        created_at=ctx.now,
+    )
     code_channel = next((c for c in CODE_CHANNELS.get(channel, ()) if _configured(ctx.settings, c)), None)
     if code_channel is None:
         claims_repo.add_claim(session, **fields)  # kept for a person to look at; no way to send a code
@@ -112,13 +139,23 @@ async def claim(ctx: BatchContext, m: InboundMessage, customer_id: int, contact_
         claims_repo.change(old, status="expired")  # a new code replaces the older ones
     code = codes.new_code()
     claims_repo.add_claim(
-        session, code_hash=codes.hash_code(code, secret_of(ctx.settings)), status="pending", codes_sent=sent + 1,
-        sent_at=ctx.now, expires_at=ctx.now + codes.CODE_TTL, **fields,
+        session,
+        code_hash=codes.hash_code(code, secret_of(ctx.settings)),
+        status="pending",
+        codes_sent=sent + 1,
+        sent_at=ctx.now,
+        expires_at=ctx.now + codes.CODE_TTL,
+        **fields,
     )
     ctx.queue_message(
-        key=f"c{contact_id}:code", channel=code_channel, recipient=address, author="bot", audience="customer",
-        customer_id=customer_id, subject=say("claim_code_subject", language), text=say("claim_code_mail", language,
-                                                                                       code=code),
+        key=f"c{contact_id}:code",
+        channel=code_channel,
+        recipient=address,
+        author="bot",
+        audience="customer",
+        customer_id=customer_id,
+        subject=say("claim_code_subject", language),
+        text=say("claim_code_mail", language, code=code),
     )
     _tell(ctx, m, customer_id, contact_id, "claim", say("claim_code_sent", language, address=address))
 
@@ -139,8 +176,9 @@ async def enter_code(
     language = ctx.facts.get(customer_id, {}).get("language")
     if verdict.outcome == "linked":
         claims_repo.change(claimed, status="verified", verified_at=ctx.now)
-        customer_id = await link(ctx, customer_id, contact_id, claimed.channel, claimed.address, adopt,
-                                 via="code", claim_id=claimed.id)
+        customer_id = await link(
+            ctx, customer_id, contact_id, claimed.channel, claimed.address, adopt, via="code", claim_id=claimed.id
+        )
         text = say("code_ok", language, address=claimed.address)
     else:
         text = say(f"code_{verdict.outcome}", language, left=verdict.left)
@@ -155,8 +193,14 @@ def _tell(ctx: BatchContext, m: InboundMessage, customer_id: int, contact_id: in
     """Answer the claimant where they wrote (never the claimed address)."""
     ticket = ctx.active.get(customer_id)
     ctx.queue_message(
-        key=f"c{contact_id}:{what}", channel=m.channel, recipient=m.sender, author="bot", audience="customer",
-        customer_id=customer_id, ticket_id=ticket.id if ticket is not None else None, text=text,
+        key=f"c{contact_id}:{what}",
+        channel=m.channel,
+        recipient=m.sender,
+        author="bot",
+        audience="customer",
+        customer_id=customer_id,
+        ticket_id=ticket.id if ticket is not None else None,
+        text=text,
         reply_to=m.external_id,
     )
 

@@ -1,0 +1,198 @@
+"""WhatsApp end to end: customers write through the Cloud API stand-in (signed webhook deliveries into the web
+app on loopback), the agent answers in Telegram (the Bot API stand-in), the customer gets it on WhatsApp; the
+contact log, exported, holds each message exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from botapi_server import BotApiServer
+from channel_desk import ANA, agent_note, exported_log, free_port, repeated, running_desk, settings_for, ticket_of
+from sqlalchemy import func, select
+from whatsapp_server import GraphServer
+
+from bot.settings import WhatsAppSettings
+from channels.base import build
+from crm_store.models import Contact, Customer, Identity, Ticket
+from crm_store.receipts import DeliveryReceipt
+
+MEI, LEO = "4915112345678", "4915187654321"
+
+
+def whatsapp_settings(graph: GraphServer, tmp_path, **extra) -> WhatsAppSettings:
+    return WhatsAppSettings(
+        access_token=graph.token,
+        phone_number_id=graph.phone_number_id,
+        app_secret=graph.app_secret,
+        verify_token="verify-me",
+        graph_url=graph.url,
+        media_dir=str(tmp_path / "media"),
+        **extra,
+    )
+
+
+async def reply_in_telegram(api: BotApiServer, ticket_id: int, text: str) -> None:
+    api.user_message(api.user(ANA, "Ana"), f"/reply {ticket_id} {text}")
+    await agent_note(api, rf"Sent to .*|T-{ticket_id}.*{text[:10]}")
+
+
+async def test_a_whatsapp_customer_is_answered_from_telegram(db, tmp_path):
+    port = free_port()
+    async with BotApiServer() as api, GraphServer(webhook_url=f"http://127.0.0.1:{port}/whatsapp/webhook") as graph:
+        settings = settings_for(db, tmp_path, whatsapp=whatsapp_settings(graph, tmp_path))
+        async with running_desk(settings, build("whatsapp", settings), api, port) as app:
+            asked = await graph.customer_says(MEI, "My parcel 8812 never arrived", name="Mei")
+            note = await agent_note(api, r"New ticket T-\d+ .*parcel 8812")
+            ticket_id = ticket_of(note)
+            await graph.wait_for(lambda: any(f"T-{ticket_id}" in t for t in graph.texts_to(MEI)))
+            assert graph.read == [asked["entry"][0]["changes"][0]["value"]["messages"][0]["id"]]
+
+            # Meta redelivers what it thinks went unanswered: stored once; bad deliveries store nothing.
+            assert await graph.deliver(asked) == 200
+            fake = graph.message_payload(MEI, "refund me twice")
+            assert await graph.deliver(fake, signature="") == 401
+            assert await graph.deliver(fake, signature="sha256=" + "0" * 64) == 401
+            assert await graph.deliver(b'{"entry": [', signature=None) == 400
+
+            await reply_in_telegram(api, ticket_id, "Your parcel left the depot this morning.")
+            reply = await graph.wait_for(
+                lambda: next((m for m in graph.sent_to(MEI) if "left the depot" in m["text"]["body"]), None)
+            )
+
+            # Delivery statuses, redelivered too, are stored once each, on the ticket of the message (once the
+            # send is recorded: a status that overtakes its recording is stored without it).
+            await app.outbox.drain()
+            for status in ("sent", "delivered", "read", "delivered"):
+                assert await graph.deliver(graph.status_payload(reply["id"], status, MEI)) == 200
+            assert await graph.deliver(graph.status_payload("wamid.unknown", "failed", MEI, error=131026)) == 200
+            await app.outbox.drain()
+            async with app.sessions() as s:
+                receipts = list(
+                    await s.execute(
+                        select(DeliveryReceipt.external_id, DeliveryReceipt.status, DeliveryReceipt.ticket_id).order_by(
+                            DeliveryReceipt.id
+                        )
+                    )
+                )
+                problem = (await s.get(Ticket, ticket_id)).delivery_problem
+                assert (
+                    await s.scalar(select(func.count()).select_from(Contact).where(Contact.text == "refund me twice"))
+                    == 0
+                )
+            assert receipts == [
+                (reply["id"], "sent", ticket_id),
+                (reply["id"], "delivered", ticket_id),
+                (reply["id"], "read", ticket_id),
+                ("wamid.unknown", "failed", None),
+            ]
+            assert problem is None  # the failure was about a message of nobody's ticket
+            assert await graph.deliver(graph.status_payload(reply["id"], "failed", MEI, error=131026)) == 200
+            async with app.sessions() as s:
+                problem = (await s.get(Ticket, ticket_id)).delivery_problem
+            assert problem == "whatsapp: not delivered (131026 Message undeliverable)"
+
+            # Past the 24-hour window and without a template, the reply fails and Ana is told why.
+            graph.close_window(MEI)
+            api.user_message(api.user(ANA, "Ana"), f"/reply {ticket_id} Anything else?")
+            told = await agent_note(api, rf"reply on T-{ticket_id} could not be delivered via whatsapp.*131047")
+            assert "24-hour window" in told["text"]
+            assert [code for code, _ in graph.refused] == [131047]
+
+            rows = await exported_log(settings, tmp_path / "log.jsonl", "whatsapp")
+    assert repeated(rows) == []
+    inbound = [r for r in rows if r["direction"] == "in"]
+    outbound = [r for r in rows if r["direction"] == "out"]
+    assert [r["text"] for r in inbound] == ["My parcel 8812 never arrived"]
+    assert [r["external_id"] for r in outbound] == [m["id"] for m in graph.sent_to(MEI)]
+    assert any("left the depot" in r["text"] and r["author"] == "agent" for r in outbound)
+    assert {r["ticket_id"] for r in rows} == {ticket_id}
+
+
+async def test_templates_limits_media_and_a_number_shared_in_telegram(db, tmp_path):
+    port = free_port()
+    async with BotApiServer() as api, GraphServer(webhook_url=f"http://127.0.0.1:{port}/whatsapp/webhook") as graph:
+        section = whatsapp_settings(graph, tmp_path, template_name="reply_waiting", template_language="de")
+        settings = settings_for(db, tmp_path, whatsapp=section)
+        async with running_desk(settings, build("whatsapp", settings), api, port) as app:
+            # Leo shared his own number with Telegram's button earlier: his WhatsApp messages are his.
+            leo_tg = api.user(5001, "Leo")
+            api.user_message(
+                leo_tg, "", contact={"phone_number": "49 151 8765 4321", "user_id": 5001, "first_name": "Leo"}
+            )
+            api.user_message(leo_tg, "Hello from Telegram")
+            await agent_note(api, r"New ticket T-\d+ .*Hello from Telegram")
+
+            photo = b"\x89PNG\r\n\x1a\n" + bytes(range(200))
+            graph.add_media("media-77", photo, "image/png")
+            await graph.customer_says(
+                LEO,
+                "",
+                name="Leo W",
+                kind="image",
+                body={"id": "media-77", "mime_type": "image/png", "caption": "the dent"},
+            )
+            note = await agent_note(api, r"T-\d+ .*the dent")
+            ticket_id = ticket_of(note)
+
+            # Rate limited once (130429): the outbox retries; later, outside the window, the template goes.
+            graph.fail_next(130429)
+            await reply_in_telegram(api, ticket_id, "We will send a new one.")
+            await graph.wait_for(lambda: "We will send a new one." in graph.texts_to(LEO))
+            graph.close_window(LEO)
+            await reply_in_telegram(api, ticket_id, "It ships\ntomorrow.")
+            template = await graph.wait_for(
+                lambda: next((m for m in graph.sent_to(LEO) if m["type"] == "template"), None)
+            )
+            assert template["template"]["name"] == "reply_waiting"
+            assert template["template"]["language"] == {"code": "de"}
+            assert "It ships tomorrow." in template["template"]["components"][0]["parameters"][0]["text"]
+            assert [code for code, _ in graph.refused] == [130429, 131047]
+            await app.outbox.drain()
+
+            async with app.sessions() as s:
+                [image] = list(
+                    await s.scalars(select(Contact).where(Contact.channel == "whatsapp", Contact.direction == "in"))
+                )
+                identities = set(
+                    await s.execute(
+                        select(Identity.channel, Identity.address).where(Identity.customer_id == image.customer_id)
+                    )
+                )
+                customers = await s.scalar(
+                    select(func.count()).select_from(Customer).where(Customer.merged_into_id.is_(None))
+                )
+                ticket = await s.get(Ticket, ticket_id)
+            rows = await exported_log(settings, tmp_path / "log.jsonl", "whatsapp")
+    assert (image.text, ticket.customer_id) == ("the dent", image.customer_id)
+    [attachment] = image.attachments
+    assert (attachment["kind"], attachment["mime"], attachment["size"]) == ("image", "image/png", len(photo))
+    assert await asyncio.to_thread(Path(attachment["ref"]).read_bytes) == photo and graph.media_fetches == 1
+    assert {("telegram", "5001"), ("whatsapp", LEO), ("phone", f"+{LEO}")} <= identities
+    assert customers == 1
+    assert repeated(rows) == []
+    assert [r["direction"] for r in rows].count("out") == len(graph.sent_to(LEO))
+
+
+async def test_meta_verifies_the_webhook_with_our_token(sqlite_db, tmp_path):
+    import httpx
+
+    port = free_port()
+    async with BotApiServer() as api, GraphServer() as graph:
+        settings = settings_for(sqlite_db, tmp_path, whatsapp=whatsapp_settings(graph, tmp_path))
+        async with running_desk(settings, build("whatsapp", settings), api, port):
+            url = f"http://127.0.0.1:{port}/whatsapp/webhook"
+            async with httpx.AsyncClient() as client:
+                ok = await client.get(
+                    url,
+                    params={"hub.mode": "subscribe", "hub.verify_token": "verify-me", "hub.challenge": "1158201444"},
+                )
+                wrong = await client.get(
+                    url, params={"hub.mode": "subscribe", "hub.verify_token": "guess", "hub.challenge": "1158201444"}
+                )
+    assert (ok.status_code, ok.text) == (200, "1158201444")
+    assert wrong.status_code == 403
+
+
+pytestmark = pytest.mark.timeout(120)
