@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bot.cli.nlu_review import review
 from bot.settings import get_settings
 from nlu.rasa_format import NluDataError, load_nlu, load_responses
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from nlu.evaluation import EvalReport
 
 nlu_app = typer.Typer(help="Train, try and evaluate the intent classifier.", no_args_is_help=True)
+nlu_app.command("review")(review)
 
 
 def _fail(message: str) -> typer.Exit:

@@ -47,14 +47,14 @@ async def take_choice(session: AsyncSession, row_id: int, intent: str, at: datet
     return result.rowcount == 1
 
 
-async def for_review(session: AsyncSession, *, review: str = "pending", limit: int = 100) -> list[Clarification]:
-    """Chosen questions in `review` state, oldest choice first."""
-    rows = await session.scalars(
+async def for_review(session: AsyncSession, *, review: str = "pending", limit: int | None = 100) -> list[Clarification]:
+    """Chosen questions in `review` state, oldest choice first (all of them when `limit` is None)."""
+    query = (
         select(Clarification)
         .where(Clarification.status == "chosen", Clarification.review == review)
         .order_by(Clarification.chosen_at, Clarification.id)
-        .limit(limit)
     )
+    rows = await session.scalars(query if limit is None else query.limit(limit))
     return list(rows)
 
 
@@ -69,3 +69,15 @@ async def set_review(session: AsyncSession, row_ids: list[int], review: str, by:
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)
+
+
+async def pending_review(session: AsyncSession, row_ids: list[int]) -> list[Clarification]:
+    """Those of `row_ids` that are chosen and waiting for review."""
+    if not row_ids:
+        return []
+    rows = await session.scalars(
+        select(Clarification).where(
+            Clarification.id.in_(row_ids), Clarification.status == "chosen", Clarification.review == "pending"
+        )
+    )
+    return list(rows)
