@@ -22,7 +22,7 @@ from bot.core.messages import InboundMessage
 from bot.core.outbox_worker import OutboxWorker
 from bot.desk import Desk
 from bot.routing.policy import RoutingPolicy
-from bot.settings import Settings, get_settings
+from bot.settings import ConfigProblem, Settings, get_settings
 from channels.base import Channel, ChannelRegistry
 from crm_store.engine import is_sqlite, make_engine, make_sessionmaker, needs_upgrade, upgrade
 
@@ -44,19 +44,26 @@ class NotMigrated(RuntimeError):
 
 
 def load_policy(settings: Settings) -> RoutingPolicy:
+    """The routing policy file named in settings. A missing or broken one stops startup with its reason: a
+    silent default would route every VIP to the general queue."""
     path = settings.config_path(settings.routing_policy)
-    return RoutingPolicy.load(path) if path.exists() else RoutingPolicy.default()
+    if not path.is_file():
+        raise ConfigProblem(
+            f"routing policy {path} not found: set TIERDESK_ROUTING_POLICY, or write a config folder with "
+            "`tierdesk init DIR` and set TIERDESK_CONFIG_DIR to it"
+        )
+    try:
+        return RoutingPolicy.load(path)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigProblem(f"routing policy {path}: {exc}") from None
 
 
 def load_default_responder(settings: Settings) -> Responder:
-    """The FAQ bot when NLU is enabled and available; otherwise every message goes to a person."""
+    """The FAQ bot when NLU is enabled; otherwise every message goes to a person."""
     if not settings.nlu.enabled:
         return HumanOnly()
-    try:
-        from bot.assistant.faq import load_responder
-    except ImportError:
-        log.warning("NLU is enabled but not installed; every message goes to a person")
-        return HumanOnly()
+    from bot.assistant.faq import load_responder
+
     return load_responder(settings)
 
 

@@ -62,19 +62,22 @@ async def work(settings: Settings) -> None:
     await serve(settings, configured_channels(settings, send_only=True), web=False)
 
 
-def optional(module: str, attr: str) -> Any:
-    """A feature that may not be installed in this build; None when absent."""
+def feature(module: str, attr: str) -> Any:
+    """A part of tierdesk loaded by name (so that a process imports only what it runs). Every part ships in every
+    build: one that cannot be imported is a broken install, and says so instead of quietly not running."""
     try:
         return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError):
-        return None
+    except (ImportError, AttributeError) as exc:
+        raise SystemExit(f"tierdesk is not installed correctly: {module}.{attr} cannot be loaded ({exc})") from exc
 
 
 def background_jobs(settings: Settings) -> list[Background]:
-    """Scheduled work inside `tierdesk run`: re-tiering and the SLA clock, where this build has them."""
-    jobs = (optional("bot.routing.tier_service", "retier_job"), optional("bot.routing.sla_worker", "sla_job"),
-            optional("bot.core.retention", "retention_job"))
-    return [job for job in jobs if job]
+    """Scheduled work inside `tierdesk run`: re-tiering, the SLA clock and contact retention."""
+    return [
+        feature("bot.routing.tier_service", "retier_job"),
+        feature("bot.routing.sla_worker", "sla_job"),
+        feature("bot.core.retention", "retention_job"),
+    ]
 
 
 async def serve(settings: Settings, channels: list[Channel] | None = None, *, web: bool = True) -> None:
@@ -88,7 +91,7 @@ async def serve(settings: Settings, channels: list[Channel] | None = None, *, we
     await app.start()
     freeze_startup_heap()
     tasks = []
-    web_serve = optional("bot.web", "serve") if web and settings.web.enabled else None
+    web_serve = feature("bot.web", "serve") if web and settings.web.enabled else None
     if web_serve is not None:
         tasks.append(asyncio.create_task(web_serve(app, settings.web.host, settings.web.port)))
         log.info("web app on http://%s:%s", settings.web.host, settings.web.port)

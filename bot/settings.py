@@ -20,6 +20,10 @@ from pydantic_settings import (
 )
 
 
+class ConfigProblem(ValueError):
+    """A configured file or feature that cannot be used as configured; `tierdesk run` stops with it."""
+
+
 def default_config_dir() -> Path:
     """The configuration shipped with the code: `bot.defaults` in an installed copy (the wheel carries it), the
     checkout's `config/` folder when run from source without installing."""
@@ -48,6 +52,12 @@ class DispatchSettings(BaseModel):
     ingest: str = "direct"
     """"direct": channels hand messages to this process's dispatcher. "stream": channels append them to a Redis
     Stream and every worker (`tierdesk run` / `tierdesk worker`) consumes it (needs redis_url)."""
+    stream_claim_idle_s: float = 30.0
+    """An entry read but not stored for this long is taken over (its worker died, or storing it failed)."""
+    stream_max_deliveries: int = 5
+    """An entry delivered more often than this, failing while the database answers, goes to the dead letters."""
+    stream_stall_s: float = 60.0
+    """A consumer that finished no read and stored nothing for this long is restarted and reported by /readyz."""
 
 
 class OutboxSettings(BaseModel):

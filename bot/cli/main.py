@@ -53,7 +53,7 @@ def run() -> None:
     from bot.runner import serve
 
     _setup_logging()
-    asyncio.run(serve(get_settings()))
+    _start_or_explain(serve)
 
 
 @app.command()
@@ -62,7 +62,26 @@ def worker() -> None:
     from bot.runner import work
 
     _setup_logging()
-    asyncio.run(work(get_settings()))
+    _start_or_explain(work)
+
+
+def _start_or_explain(main) -> None:
+    """Run a long-lived process; a configuration it cannot start with ends it with the reason, not a traceback."""
+    from bot.app import NotMigrated
+    from bot.cli.doctor import startup_problems
+    from bot.settings import ConfigProblem
+
+    settings = get_settings()
+    problems = asyncio.run(startup_problems(settings))
+    for problem in problems:
+        console.print(f"[red]cannot start: {problem.name}[/]: {problem.detail} ({problem.fix})")
+    if problems:
+        raise typer.Exit(2)
+    try:
+        asyncio.run(main(settings))
+    except (ConfigProblem, NotMigrated) as exc:
+        console.print(f"[red]cannot start[/]: {exc}")
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -101,7 +120,8 @@ def agents_add(
     skills: str = typer.Option("", "--skills"),
     capacity: int = typer.Option(5, "--capacity"),
     auto_assign: bool | None = typer.Option(
-        None, "--auto-assign/--no-auto-assign",
+        None,
+        "--auto-assign/--no-auto-assign",
         help="whether routing hands them tickets by itself (default: agents yes, supervisors and admins no)",
     ),
 ) -> None:
@@ -194,9 +214,9 @@ def outbox_list(status: str | None = typer.Option(None, "--status", help="pendin
     console.print(table)
 
 
-def _mount_optional() -> None:
-    """Feature commands live beside their features; a build without one still has the rest."""
-    from bot.runner import optional
+def _mount_features() -> None:
+    """Feature commands live beside their features (every build has them all; a broken install says so)."""
+    from bot.runner import feature
 
     for module, attr, name, target in (
         ("bot.cli.nlu", "nlu_app", "nlu", app),
@@ -205,11 +225,11 @@ def _mount_optional() -> None:
         ("bot.cli.security", "throttles_app", "login-throttles", app),
         ("bot.cli.customers", "customers_app", "customers", app),
     ):
-        sub = optional(module, attr)
+        sub = feature(module, attr)
         if sub is not None:
             target.add_typer(sub, name=name)
-    for module in ("bot.cli.tiers", "bot.cli.mail"):
-        sub = optional(module, "import_app")
+    for module in ("bot.cli.tiers",):
+        sub = feature(module, "import_app")
         if sub is not None:
             import_app.registered_commands.extend(sub.registered_commands)
     for module, attr, name, target in (
@@ -219,13 +239,15 @@ def _mount_optional() -> None:
         ("bot.cli.web", "agents_sessions", "sessions", agents_app),
         ("bot.cli.security", "agents_totp", "totp", agents_app),
         ("bot.cli.nlu", "actions", "actions", app),
+        ("bot.cli.setup_cmds", "init", "init", app),
+        ("bot.cli.setup_cmds", "doctor", "doctor", app),
     ):
-        fn = optional(module, attr)
+        fn = feature(module, attr)
         if fn is not None:
             target.command(name)(fn)
 
 
-_mount_optional()
+_mount_features()
 
 if __name__ == "__main__":
     app()
