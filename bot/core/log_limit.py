@@ -70,6 +70,10 @@ class RepeatFilter(logging.Filter):
             self._seen.popitem(last=False)
         return True
 
+    def reset(self) -> None:
+        """Forget what was seen: the next record of every kind passes."""
+        self._seen.clear()
+
     def dropped(self) -> int:
         """Records dropped so far in the current intervals (for tests and a status line)."""
         return sum(s.dropped for s in self._seen.values())
