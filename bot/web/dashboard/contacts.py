@@ -18,11 +18,17 @@ from bot.web.auth import Viewer
 from bot.web.dashboard.common import current_viewer, int_or_none, parse_day, render
 from bot.web.exports import FORMATS, export_response
 from bot.web.sessions import read_session
+from channels.base import known_channels
 from crm_store.repositories import reports
 from crm_store.repositories.agents import list_agents
 
 router = APIRouter(include_in_schema=False)
 FILTER_KEYS = ("q", "channel", "tier", "agent", "intent", "direction", "from", "to", "customer", "ticket", "desk")
+
+
+def channel_choices() -> list[str]:
+    """Every channel a customer can write on (not the in-memory test channel, not outbound webhook events)."""
+    return [name for name in known_channels() if name not in ("memory", "webhook")]
 
 
 def contact_filter(params: Any, viewer: Viewer) -> reports.ContactFilter:
@@ -77,7 +83,7 @@ async def contact_log(
     return render(
         request, "contacts.html", viewer, rows=rows, filters=kept, next_url=next_url, query=query,
         agents=agents, agent_names={a.id: a.name for a in agents}, intents=await reports.known_intents(session),
-        first_page=not params.get("before"), include_desk=f.include_desk,
+        first_page=not params.get("before"), include_desk=f.include_desk, channel_choices=channel_choices(),
     )
 
 
