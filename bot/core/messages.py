@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 MAX_ID_CHARS = 255
+MAX_META_CHARS = 4000
+"""A channel fact (a username, a phone, a subject) longer than this is cut: nobody's username is a megabyte."""
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 """Control characters (Unicode category Cc) but tab, newline and carriage return: one pass, any length."""
 
@@ -108,7 +110,7 @@ class InboundMessage:
         meta = tuple(sorted(meta.items())) if isinstance(meta, dict) else tuple(meta)
         # Every stored string is cleaned here, not only the text: a NUL in a username or a reference is refused
         # by the database, and a channel that retries until stored would be stuck on it forever.
-        meta = tuple((clean_text(str(k))[0], clean_text(str(v))[0]) for k, v in meta)
+        meta = tuple((clean_text(str(k), 100)[0], clean_text(str(v), MAX_META_CHARS)[0]) for k, v in meta)
         for key in ("thread_ref", "raw_ref", "edit_of"):
             if key in kwargs:
                 kwargs[key] = _clean_id(kwargs[key])

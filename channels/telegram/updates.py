@@ -20,7 +20,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.core.messages import Attachment, InboundMessage, InvalidMessage
+from bot.core.messages import Attachment, InboundMessage, InvalidMessage, clean_text
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,10 @@ _MEDIA_FIELDS = ("file_id", "mime_type", "file_name", "emoji")
 
 
 def _id(value: Any) -> int | None:
-    """A Telegram id (chat, user, message, update): an integer of at most 64 bits, or its decimal text."""
+    """A Telegram id (chat, user, message, update): an integer of at most 64 bits, or its decimal text (cleaned
+    first: a NUL or a control character inside an id is noise around the number, not another id)."""
+    if isinstance(value, str):
+        value = clean_text(value, 40)[0].strip()
     if isinstance(value, str) and 0 < len(value) <= 20 and value.lstrip("-").isdigit() and value.isascii():
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and -_MAX_ID < value < _MAX_ID:
