@@ -6,6 +6,9 @@ raises a non-permanent `DeliveryError`.
 
 Receivers verify `X-Tierdesk-Signature: sha256=<hex>` = HMAC-SHA256(secret, f"{timestamp}.{body}") with
 `X-Tierdesk-Timestamp` (Unix seconds), and should refuse timestamps older than a few minutes.
+
+Every delivery of one event carries the same `Idempotency-Key` (also sent as `X-Tierdesk-Delivery`): a retry,
+or a re-send after our process died between the POST and its record, repeats it, so receivers drop the copy.
 """
 
 from __future__ import annotations
@@ -135,7 +138,7 @@ class WebhookChannel(ChannelTraits):
             "X-Tierdesk-Signature": sign(self._secret, timestamp, message.text),
         }
         if message.idempotency_key:
-            headers["X-Tierdesk-Delivery"] = message.idempotency_key
+            headers["X-Tierdesk-Delivery"] = headers["Idempotency-Key"] = message.idempotency_key
         try:
             response = await self._client.post(message.recipient, content=message.text.encode(), headers=headers)
         except httpx.HTTPError as exc:

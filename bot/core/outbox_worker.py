@@ -106,6 +106,7 @@ class OutboxWorker:
         # drain() must also wait for a pass the background loop has in flight
         self._task: asyncio.Task[None] | None = None
         self._adopted: list[Reply] = []
+        self._held: set[int] = set()  # rows leased to this sender and not yet recorded: the heartbeat renews these
         self._last_claim = 0.0
         self.sent = 0
         self.failed = 0
@@ -133,6 +134,7 @@ class OutboxWorker:
                 self.sender_id, len(items), self.cfg.concurrency,
             )
             self._adopted[:0] = items
+            self._held.update(item.id for item in items)
             self.resent_after_crash += len(items)
             self._wake.set()
         return len(items)
@@ -140,6 +142,7 @@ class OutboxWorker:
     def adopt(self, items: list[Reply]) -> None:
         """Replies just committed with a lease to this worker (see `lease_for`): the next pass sends them."""
         self._adopted.extend(items)
+        self._held.update(item.id for item in items)
         self._wake.set()
 
     def start(self) -> None:
@@ -151,6 +154,7 @@ class OutboxWorker:
     async def stop(self, drain_for: float = 5.0) -> None:
         """Deliver what is due (for at most `drain_for` seconds), then stop."""
         if self._task is None:
+            await self._release_held()
             return
         self._stopping = True
         self._wake.set()
@@ -174,6 +178,7 @@ class OutboxWorker:
     async def _release_held(self) -> None:
         """Give back what this process holds but did not send, so another sender need not wait for the lease."""
         held, self._adopted = [item.id for item in self._adopted], []
+        self._held.difference_update(held)
         if not held:
             return
         try:
@@ -187,9 +192,11 @@ class OutboxWorker:
         """The heartbeat: while this process lives, nobody takes over the rows it holds."""
         while True:
             await asyncio.sleep(self.lease.total_seconds() / 3)
+            if not self._held:
+                continue
             try:
                 async with self.sessions() as session, session.begin():
-                    await outbox_repo.renew_leases(session, self.sender_id, utcnow() + self.lease)
+                    await outbox_repo.renew_leases(session, self.sender_id, list(self._held), utcnow() + self.lease)
             except Exception as exc:  # the database is away: the recorder says so once, the lease has slack
                 log.debug("renewing outbox leases failed: %r", exc)
 
@@ -259,9 +266,11 @@ class OutboxWorker:
                 if not await outbox_repo.any_due(session, channels=channels):
                     return []
         async with self.sessions() as session, session.begin():
-            return await outbox_repo.claim_due(
+            items = await outbox_repo.claim_due(
                 session, limit=limit, lease=self.lease, channels=channels, sender=self.sender_id
             )
+        self._held.update(item.id for item in items)
+        return items
 
     async def _send_in_order(self, items: list[Reply]) -> None:
         """One conversation's replies one after the other, each recorded before the next goes out."""
@@ -269,6 +278,7 @@ class OutboxWorker:
             async with self._permits:  # held until recorded: the bound on what a crash can leave unrecorded
                 outcome = await self._send(item)
                 await self.recorder.record(outcome)
+            self._held.discard(item.id)
 
     async def _send(self, item: Reply) -> _Outcome:
         try:

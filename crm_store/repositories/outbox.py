@@ -124,14 +124,17 @@ async def mark_retry(session: AsyncSession, item_id: int, error: str, next_at: d
     )
 
 
-async def renew_leases(session: AsyncSession, sender: str, until: datetime) -> int:
-    """The sender's heartbeat: every pending row it holds stays its own until `until`."""
-    result = await session.execute(
-        update(OutboxItem)
-        .where(OutboxItem.claimed_by == sender, OutboxItem.status == "pending")
-        .values(next_attempt_at=until)
-    )
-    return result.rowcount or 0
+async def renew_leases(session: AsyncSession, sender: str, ids: list[int], until: datetime) -> int:
+    """The sender's heartbeat: the pending rows it holds (`ids`, still leased to it) stay its own until `until`."""
+    renewed = 0
+    for part in chunks(ids, 1000):
+        result = await session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.claimed_by == sender, OutboxItem.status == "pending", OutboxItem.id.in_(part))
+            .values(next_attempt_at=until)
+        )
+        renewed += result.rowcount or 0
+    return renewed
 
 
 async def take_back_own(session: AsyncSession, sender: str, until: datetime) -> list[Reply]:
