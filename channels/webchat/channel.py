@@ -91,9 +91,11 @@ class WebChatChannel(ChannelTraits):
         frame = {
             "type": "message",
             "from": message.meta_value("author", "bot") if message.meta_value("author") in ("agent", "bot") else "bot",
-            "text": message.text_with_buttons(),
+            "text": message.text,
             "id": ext_id,
         }
+        if message.buttons:  # the widget shows them as buttons; a press sends the button's data as a message
+            frame["buttons"] = [{"label": b.label, "data": b.data} for b in message.buttons]
         await self.push(message.recipient, frame)
         return ext_id
 

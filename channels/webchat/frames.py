@@ -3,7 +3,8 @@
 Visitor → server: {"type": "message", "client_id", "text"}, {"type": "email", "client_id"?, "email"},
 {"type": "hello", "user", "user_hash"} (a website's logged-in user, signed by the site), {"type": "typing"},
 {"type": "ping"}.
-Server → visitor: hello, message, ack, error, typing, email_ok, user_ok, pong.
+Server → visitor: hello, message, ack, error, typing, email_ok, user_ok, pong. A message may carry
+"buttons": [{"label", "data"}]; pressing one sends {"type": "message", "text": data} like typed text.
 """
 
 from __future__ import annotations

@@ -74,10 +74,26 @@
     log.scrollTop = log.scrollHeight;
     return row;
   }
+  // A message's buttons (a choice the bot offers): pressing one sends its data like typed text, shows its label
+  // as the visitor's message, and disables the others.
+  function choices(row, buttons) {
+    var box = el("div", "td-choices");
+    buttons.forEach(function (b) {
+      if (!b || typeof b.label !== "string" || typeof b.data !== "string") return;
+      var btn = el("button", "td-choice", b.label); btn.type = "button";
+      btn.addEventListener("click", function () {
+        box.querySelectorAll("button").forEach(function (x) { x.disabled = true; });
+        btn.classList.add("td-chosen");
+        submit(b.data, b.label);
+      });
+      box.appendChild(btn);
+    });
+    row.insertBefore(box, row.querySelector(".td-meta"));
+  }
   function findOwn(clientId) { return log.querySelector('.td-visitor[data-client="' + CSS.escape(clientId) + '"]'); }
   function ownBubble(p) {
     var row = findOwn(p.client_id);
-    if (!row) { row = bubble("visitor", p.text); row.setAttribute("data-client", p.client_id); }
+    if (!row) { row = bubble("visitor", p.label || p.text); row.setAttribute("data-client", p.client_id); }
     return row;
   }
   function setOwnState(clientId, st, reason) {
@@ -100,7 +116,8 @@
       dropPending(f.client_id);
     } else {
       showTyping("", false);
-      bubble(f.from === "agent" ? "agent" : "bot", f.text, f.id);
+      var said = bubble(f.from === "agent" ? "agent" : "bot", f.text, f.id);
+      if (Array.isArray(f.buttons) && f.buttons.length) choices(said, f.buttons);
     }
     if (f.id) { state.last = f.id; save("last", f.id); }
   }
@@ -136,20 +153,24 @@
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
     return "c" + Date.now().toString(36) + Math.random().toString(36).slice(2, 10);
   }
+  function submit(text, label) {
+    var p = { client_id: newId(), text: text };
+    if (label) p.label = label;
+    ownBubble(p);
+    if (text.length > state.maxChars) {
+      setOwnState(p.client_id, "failed", "message too long (" + text.length + " characters; the limit is " + state.maxChars + ")");
+      return false;
+    }
+    state.pending.push(p); save("pending", state.pending);
+    setOwnState(p.client_id, "sending");
+    transmit(p);
+    return true;
+  }
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
     var text = input.value;
     if (!text.trim()) return;
-    var p = { client_id: newId(), text: text };
-    ownBubble(p);
-    if (text.length > state.maxChars) {
-      setOwnState(p.client_id, "failed", "message too long (" + text.length + " characters; the limit is " + state.maxChars + ")");
-      return;
-    }
-    input.value = "";
-    state.pending.push(p); save("pending", state.pending);
-    setOwnState(p.client_id, "sending");
-    transmit(p);
+    if (submit(text)) input.value = "";
   });
   input.addEventListener("keydown", function (ev) {
     if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); form.requestSubmit ? form.requestSubmit() : send.click(); }
