@@ -23,7 +23,15 @@ from typing import Any
 
 import httpx
 
-from bot.core.messages import Attachment, Deliver, DeliveryError, InboundMessage, InvalidMessage, OutboundMessage
+from bot.core.messages import (
+    Attachment,
+    Deliver,
+    DeliveryError,
+    InboundMessage,
+    InvalidMessage,
+    OutboundMessage,
+    clean_text,
+)
 from channels.base import ChannelTraits
 from channels.webhook import _retry_after, sign
 
@@ -80,6 +88,10 @@ def parse_message(endpoint: str, body: bytes, *, max_text_chars: int) -> Inbound
         msg_id = str(msg_id)
     if not isinstance(msg_id, str) or not isinstance(sender, str):
         raise Refused(422, "id and sender are required strings")
+    # cleaned before the endpoint's prefix, so that an id or sender of control characters alone is no id at all
+    msg_id, sender = clean_text(msg_id)[0].strip(), clean_text(sender)[0].strip()
+    if not msg_id or not sender:
+        raise Refused(422, "id and sender must hold printable text")
     if not isinstance(text, str):
         raise Refused(422, "text must be a string")
     if len(text) > max_text_chars:

@@ -111,7 +111,10 @@ def _values(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _str(value: Any) -> str:
-    return value if isinstance(value, str) else str(value) if isinstance(value, int) else ""
+    """A field as text: strings as they are, numbers written out, anything else empty."""
+    if isinstance(value, str):
+        return value
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else ""
 
 
 def _when(raw: Any) -> datetime | None:

@@ -1,0 +1,145 @@
+"""The WhatsApp channel's plain parts on recorded and hand-built payloads: signatures, the verification
+handshake, what a delivery holds, what Graph errors mean for the outbox, and the per-number send limits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from channels.whatsapp import WhatsAppChannel, graph, webhook
+from channels.whatsapp.limits import SendLimits
+
+PAYLOAD = (Path(__file__).parent / "payloads" / "whatsapp_delivery.json").read_bytes()
+
+
+def test_only_the_app_secrets_signature_of_the_exact_body_counts():
+    good = webhook.signature("s3cret", PAYLOAD)
+    assert good.startswith("sha256=") and len(good) == 71
+    assert webhook.signed("s3cret", PAYLOAD, good)
+    assert not webhook.signed("s3cret", PAYLOAD + b" ", good)
+    assert not webhook.signed("other", PAYLOAD, good)
+    assert not webhook.signed("s3cret", PAYLOAD, "")
+    assert not webhook.signed("s3cret", PAYLOAD, "sha256=é")  # non-ASCII in the header is a mismatch, not a crash
+
+
+def test_the_verification_handshake_needs_our_token():
+    asked = {"hub.mode": "subscribe", "hub.verify_token": "tok", "hub.challenge": "1158201444"}
+    assert webhook.challenge(asked, "tok") == "1158201444"
+    assert webhook.challenge({**asked, "hub.verify_token": "guess"}, "tok") is None
+    assert webhook.challenge({**asked, "hub.mode": "unsubscribe"}, "tok") is None
+    assert webhook.challenge({**asked, "hub.verify_token": ""}, "") is None  # no verify token set: refuse all
+
+
+def test_a_recorded_delivery_becomes_messages_and_statuses():
+    found = webhook.parse(PAYLOAD)
+    assert [(m.external_id[:9], m.kind, m.text) for m in found.messages] == [
+        ("wamid.HBg", "text", "My parcel\x00 8812 never arrived"),
+        ("wamid.IMG", "image", "the dent"),
+        ("wamid.DOC", "document", ""),
+        ("wamid.BTN", "interactive", "Yes, refund"),
+        ("wamid.LOC", "location", "[location 52.52,13.405] Depot"),
+        ("wamid.UNS", "unsupported", "[unsupported]"),
+    ]
+    image, document = found.messages[1], found.messages[2]
+    assert image.media == ({"id": "1003383421387256", "kind": "image", "mime": "image/jpeg", "name": ""},)
+    assert image.context_id == "wamid.OUT9" and image.sender_name == "Leo"
+    assert document.media[0]["name"] == "invoice.pdf"
+    assert found.messages[0].at.isoformat() == "2025-06-08T20:59:43+00:00" and found.messages[5].at is None
+    assert [(s.external_id, s.status, s.error_code, s.error) for s in found.statuses] == [
+        ("wamid.OUT9", "delivered", 0, ""),
+        ("wamid.OUT8", "failed", 131047, "131047 Re-engagement message"),
+    ]
+    assert found.skipped == 2  # the message without a sender, the unknown status "deleted"
+
+
+@pytest.mark.parametrize("body", [b"", b"{", b"[1, 2]", b"\xff\xfe", b'"text"'])
+def test_what_is_not_a_delivery_is_refused(body):
+    with pytest.raises(webhook.BadDelivery):
+        webhook.parse(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{}",
+        b'{"entry": "x"}',
+        b'{"entry": [{"changes": [{"field": "messages"}]}]}',
+        b'{"entry": [{"changes": [{"field": "messages", "value": {"messages": 3}}]}]}',
+    ],
+)
+def test_odd_shapes_are_empty_deliveries(body):
+    found = webhook.parse(body)
+    assert (found.messages, found.statuses, found.skipped) == ([], [], 0)
+
+
+async def test_poison_text_becomes_a_clean_message_with_a_vouched_number(tmp_path):
+    channel = WhatsAppChannel("tok", "1055", app_secret="s", media_dir=str(tmp_path))
+    first = webhook.parse(PAYLOAD).messages[0]
+    msg = await channel.inbound(first)
+    assert (msg.channel, msg.sender, msg.text) == ("whatsapp", "8613800138000", "My parcel 8812 never arrived")
+    assert msg.sender_name == "Mei Lin" and msg.meta_value("vouched_phone") == "+8613800138000"
+    odd = webhook.Incoming(external_id="wamid.x", sender="49\udc80151", sender_name="\ud800Ann", text="a\udfffb")
+    msg = await channel.inbound(odd)
+    assert (msg.sender, msg.sender_name, msg.text) == ("49?151", "?Ann", "a?b")
+
+
+async def test_media_that_cannot_be_fetched_keeps_its_id(tmp_path):
+    channel = WhatsAppChannel("tok", "1055", app_secret="s", media_dir=str(tmp_path))  # not started: no API
+    msg = await channel.inbound(webhook.parse(PAYLOAD).messages[1])
+    assert [a.as_dict() for a in msg.attachments] == [
+        {"kind": "image", "name": "", "mime": "image/jpeg", "size": 0, "ref": "whatsapp-media:1003383421387256"}
+    ]
+
+
+def test_a_channel_without_its_secrets_says_which():
+    with pytest.raises(ValueError, match="app secret"):
+        WhatsAppChannel("tok", "1055", app_secret="")
+    assert WhatsAppChannel("tok", "1055", app_secret="", send_only=True).name == "whatsapp"
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "permanent", "retry_after"),
+    [
+        (400, 131047, True, None),  # outside the window, no template: the agent is told
+        (400, 130429, False, 1.0),  # throughput: wait and retry
+        (400, 131056, False, 1.0),  # pair rate limit
+        (429, 0, False, 1.0),
+        (400, 131026, True, None),  # undeliverable
+        (401, 190, True, None),  # bad token
+        (500, 1, False, None),  # Meta's trouble: retry
+        (503, 0, False, None),
+    ],
+)
+def test_graph_errors_decide_retry_or_give_up(status, code, permanent, retry_after):
+    error = graph.delivery_error(graph.GraphError(status, code, "x"))
+    assert (error.permanent, error.retry_after) == (permanent, retry_after)
+    if code == graph.OUTSIDE_WINDOW:
+        assert "24-hour window" in error.reason and "whatsapp.template_name" in error.reason
+
+
+def test_a_template_carries_the_reply_on_one_line():
+    payload = graph.template_payload("4915", "reply_waiting", "de", "Line one\n\n\tline  two" + "x" * 2000)
+    [param] = payload["template"]["components"][0]["parameters"]
+    assert param["text"].startswith("Line one line two") and len(param["text"]) == 1024
+    assert payload["template"]["language"] == {"code": "de"} and payload["to"] == "4915"
+    assert json.dumps(graph.text_payload("4915", "y" * 5000))  # cut to the API's 4096
+    assert len(graph.text_payload("4915", "y" * 5000)["text"]["body"]) == 4096
+
+
+def test_send_limits_space_the_number_and_cap_each_person():
+    now = [100.0]
+    limits = SendLimits(per_second=4, per_recipient_per_minute=3, clock=lambda: now[0])
+    assert limits.wait_for("a") == 0.0
+    assert limits.wait_for("b") == pytest.approx(0.25)  # the number's next slot is 1/4 s later
+    now[0] += 0.25
+    assert limits.wait_for("b") == 0.0
+    for _ in range(2):
+        now[0] += 1
+        assert limits.wait_for("a") == 0.0
+    now[0] += 1  # t = 103.25: "a" got three in the last minute, the first at t = 100
+    assert limits.wait_for("a") == pytest.approx(56.75)
+    assert limits.wait_for("c") == 0.0  # others are not held up by "a"
+    now[0] += 57
+    assert limits.wait_for("a") == 0.0
