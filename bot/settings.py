@@ -153,6 +153,10 @@ class WebSettings(BaseModel):
     """Dashboard sessions end after this long without a request, and after this long in any case."""
     widget_origins: list[str] = Field(default_factory=list)
     """Sites that may frame the widget's pages (e.g. "https://shop.example"); none by default."""
+    metrics_token: str = ""
+    """Prometheus presents this as a bearer token at /metrics; empty: only this machine may scrape."""
+    metrics_port: int = 0
+    """`tierdesk worker` (which has no web app) serves its own counters at this port's /metrics; 0: off."""
 
 
 class ApiEndpointSettings(BaseModel):

@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm.attributes import set_committed_value
 
+from bot.core import metrics
 from bot.core.events import queue_ticket_event
 from bot.core.forum import post_to_forum
 from bot.core.outbound import address_customer, notify_agents
 from bot.tickets.access import Actor, TicketError
 from bot.tickets.decision import Decision
+from bot.tickets.rules import ACTIVE
 from crm_store.models import Ticket
 from crm_store.repositories import tickets as tickets_repo
 
@@ -42,7 +44,9 @@ async def apply(
             if not m.optional:
                 raise TicketError(f"Cannot reach the customer of T-{ticket.id}: {exc}", code="conflict") from exc
     load = decision.load_change(ticket)
+    before = ticket.status
     await _change(ctx, ticket, decision)
+    _count(ticket, decision, before)
     ctx.outbox.extend(rows)
     for kind, data in decision.events:
         tickets_repo.add_event(ctx.session, ticket.id, kind, actor=actor.label, agent_id=actor.agent_id, at=ctx.now,
@@ -63,6 +67,19 @@ async def apply(
         post_to_forum(ctx, ticket, post.text, key=f"{cause}:{post.key}", customer_name=post.customer_name,
                       tier=post.tier, buttons=post.buttons, close_topic=post.close_topic)
     return decision
+
+
+def _count(ticket: Ticket, decision: Decision, before: str | None) -> None:
+    """The ticket counters of /metrics, from what this decision did."""
+    names = {name for name, _ in decision.webhooks}
+    tier = ticket.tier_at_open
+    for name, change in (("ticket.created", "opened"), ("ticket.closed", "closed")):
+        if name in names:
+            metrics.count_ticket(change, tier)
+    if before in ("solved", "closed") and decision.changes.get("status") in ACTIVE:
+        metrics.count_ticket("reopened", tier)
+    if "ticket.sla_breached" in names:
+        metrics.count_breach(tier)
 
 
 async def _change(ctx: BatchContext, ticket: Ticket, decision: Decision) -> None:

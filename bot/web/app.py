@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import inspect
 import logging
 from collections.abc import Iterator
@@ -72,8 +73,35 @@ def create_web_app(app_ctx: Any) -> FastAPI:
     app.include_router(api_router)
     install_dashboard(app)
     _health_routes(app)
+    _metrics_route(app)
     _webhook_routes(app)
     return app
+
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def _metrics_route(app: FastAPI) -> None:
+    """GET /metrics for Prometheus: with `web.metrics_token` set, a scraper presents it as a bearer token;
+    without one, only this machine may scrape (the counts are the business's own)."""
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        from bot.core import metrics as m
+
+        ctx = request.app.state.ctx
+        token = ctx.settings.web.metrics_token
+        if token:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return PlainTextResponse("a bearer token is needed for /metrics", status_code=401)
+        elif (request.client.host if request.client else "") not in LOOPBACK:
+            return PlainTextResponse("/metrics answers this machine only (set web.metrics_token)", status_code=403)
+        sessions = getattr(ctx, "writer_sessions", None) or ctx.sessions
+        body = await m.render(sessions, getattr(ctx, "ingest", None))
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 def _health_routes(app: FastAPI) -> None:
