@@ -1,0 +1,56 @@
+"""The bot's question on Telegram end to end: the real App and Telegram channel against the loopback Bot API
+server; the question comes with an inline keyboard, a press (callback query) answers and is confirmed."""
+
+from __future__ import annotations
+
+import pytest
+from botapi_server import BotApiServer
+from sqlalchemy import select
+
+from bot.app import App
+from bot.assistant.faq import FaqResponder
+from bot.settings import DispatchSettings, NluSettings, OutboxSettings, Settings
+from channels.telegram import RateLimiter, TelegramChannel
+from crm_store.clarifications import Clarification
+from tests.bot.test_clarify_flow import RESPONSES, ScriptedClassifier
+
+FAST = RateLimiter(per_chat=1000, overall=1000, chat_burst=1000, overall_burst=1000)
+LI = 5301
+
+
+@pytest.fixture
+async def shop(db):
+    async with BotApiServer() as api:
+        settings = Settings(
+            database_url=db.url,
+            database_schema=db.schema,
+            nlu=NluSettings(enabled=False),
+            outbox=OutboxSettings(backoff_base_s=0.0, poll_interval_s=0.05),
+            dispatch=DispatchSettings(batch_wait_ms=1.0),
+        )
+        telegram = TelegramChannel(api.token, api_server=api.base_url, polling_timeout=1, limiter=FAST)
+        app = App(settings, channels=[telegram], responder=FaqResponder(ScriptedClassifier(), RESPONSES))
+        await app.start()
+        try:
+            yield app, api
+        finally:
+            await app.stop()
+
+
+async def test_the_question_has_an_inline_keyboard_and_a_press_answers(shop):
+    app, api = shop
+    li = api.user(LI, "Li")
+    api.user_message(li, "运费和时间？")
+    question = await api.wait_for(lambda: next(iter(api.sent_to(LI)), None), 8.0)
+    keyboard = question["reply_markup"]["inline_keyboard"]
+    buttons = [b for row in keyboard for b in row]
+    assert [b["text"] for b in buttons] == ["配送时间", "价格", "转人工客服"]
+    assert all(b["callback_data"].startswith("/choose ") for b in buttons)
+    press = api.press_button(li, question, buttons[1]["callback_data"])
+    answer = await api.wait_for(lambda: next((m for m in api.sent_to(LI)[1:]), None), 8.0)
+    assert answer["text"] == RESPONSES.answer("pricing", "zh")
+    answered = await api.wait_for(lambda: api.calls_of("answerCallbackQuery"), 8.0)
+    assert answered[0].params["callback_query_id"] == press["callback_query"]["id"]
+    async with app.sessions() as s:
+        row = await s.scalar(select(Clarification))
+    assert (row.channel, row.chosen_intent, row.review) == ("telegram", "pricing", "pending")
