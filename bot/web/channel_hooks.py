@@ -56,7 +56,7 @@ async def whatsapp_delivery(request: Request) -> Response:
         delivery = channel.read_delivery(dict(request.headers), body)
         await channel.store(delivery)
         if delivery.statuses:
-            await _record_statuses(request.app.state.ctx, delivery.statuses)
+            await _record_statuses(request.app.state.ctx, channel, delivery.statuses)
     except WhatsAppRefused as exc:
         return PlainTextResponse(exc.reason, status_code=exc.status)
     except Exception:
@@ -65,14 +65,14 @@ async def whatsapp_delivery(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-async def _record_statuses(ctx: Any, statuses: list[Any]) -> None:
+async def _record_statuses(ctx: Any, channel: Any, statuses: list[Any]) -> None:
     rows = [
         {"external_id": s.external_id, "status": s.status, "recipient": s.recipient, "error": s.error, "at": s.at}
         for s in statuses
     ]
     sessions = getattr(ctx, "writer_sessions", None) or ctx.sessions
     async with sessions() as session, session.begin():
-        await receipts.record(session, "whatsapp", rows, at=utcnow())
+        await receipts.record(session, "whatsapp", rows, at=utcnow(), template=bool(channel.template_name))
 
 
 def _refused(exc: ApiRefused) -> JSONResponse:

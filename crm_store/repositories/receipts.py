@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_store.models import Contact
+from crm_store.models import Contact, OutboxItem
 from crm_store.receipts import DeliveryReceipt
 from crm_store.repositories._sql import chunks, insert_ignoring_conflicts
 
@@ -65,3 +65,12 @@ async def receipts_of(session: AsyncSession, channel: str, external_id: str) -> 
         .order_by(DeliveryReceipt.id)
     )
     return list(await session.scalars(query))
+
+
+async def sent_items(session: AsyncSession, channel: str, external_ids: list[str]) -> dict[str, OutboxItem]:
+    """The outbox rows that were sent as these external ids (to re-send or to tell their author)."""
+    found: dict[str, OutboxItem] = {}
+    for part in chunks(sorted(set(external_ids)), 300):
+        query = select(OutboxItem).where(OutboxItem.channel == channel, OutboxItem.external_id.in_(part))
+        found.update({item.external_id or "": item for item in await session.scalars(query)})
+    return found

@@ -5,6 +5,7 @@ contact log, exported, holds each message exactly once."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from botapi_server import BotApiServer
 from channel_desk import ANA, agent_note, exported_log, free_port, repeated, running_desk, settings_for, ticket_of
 from sqlalchemy import func, select
 from whatsapp_server import GraphServer
+from whatsapp_server import text_of as graph_text
 
 from bot.settings import WhatsAppSettings
 from channels.base import build
@@ -92,6 +94,7 @@ async def test_a_whatsapp_customer_is_answered_from_telegram(db, tmp_path):
             async with app.sessions() as s:
                 problem = (await s.get(Ticket, ticket_id)).delivery_problem
             assert problem == "whatsapp: not delivered (131026 Message undeliverable)"
+            await agent_note(api, rf"reply on T-{ticket_id} was not delivered via whatsapp: 131026 Message undel")
 
             # Past the 24-hour window and without a template, the reply fails and Ana is told why.
             graph.close_window(MEI)
@@ -149,6 +152,24 @@ async def test_templates_limits_media_and_a_number_shared_in_telegram(db, tmp_pa
             assert template["template"]["language"] == {"code": "de"}
             assert "It ships tomorrow." in template["template"]["components"][0]["parameters"][0]["text"]
             assert [code for code, _ in graph.refused] == [130429, 131047]
+
+            # The window can also close between the reply and its delivery: Meta then reports the failure
+            # later (a status with 131047), and the template goes then.
+            graph.last_wrote[LEO] = time.time()  # Leo wrote again: the window is open
+            await reply_in_telegram(api, ticket_id, "Also a voucher.")
+            late = await graph.wait_for(
+                lambda: next(
+                    (m for m in graph.sent_to(LEO) if m["type"] == "text" and "voucher" in m["text"]["body"]), None
+                )
+            )
+            await app.outbox.drain()
+            assert await graph.deliver(graph.status_payload(late["id"], "failed", LEO, error=131047)) == 200
+            again = await graph.wait_for(
+                lambda: next(
+                    (m for m in graph.sent_to(LEO) if m["type"] == "template" and "voucher" in graph_text(m)), None
+                )
+            )
+            assert again["template"]["name"] == "reply_waiting"
             await app.outbox.drain()
 
             async with app.sessions() as s:
