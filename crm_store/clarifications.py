@@ -37,7 +37,7 @@ class Clarification(Base):
     text: Mapped[str] = mapped_column(Text, default="")
     language: Mapped[str | None] = mapped_column(String(8))
     script: Mapped[str | None] = mapped_column(String(8))
-    """"Hant" when the customer wrote Traditional Chinese (the answer is converted), else None."""
+    """"zh-Hant" when the customer wrote Traditional Chinese (the answer is converted), else None."""
     options: Mapped[list[str]] = mapped_column(Json, default=list)
     """The intents offered, in button order (the person option last)."""
     ranking: Mapped[list[Any]] = mapped_column(Json, default=list)

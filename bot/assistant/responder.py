@@ -15,7 +15,7 @@ class BotTurn:
 
     `answer` set: the bot replies with it. `question` set: the bot asks which of `options` ((intent, label) in
     button order) the customer meant, instead of answering. Neither: a human is needed, for `handoff_reason`.
-    `script` is the customer's script when it is not the answer's default ("Hant": Traditional Chinese).
+    `script` is the customer's script when it is not the answer's default ("zh-Hant": Traditional Chinese).
     `nlu` is stored on the contact for supervisors (intent, confidence, language, out_of_scope, decision, ...).
     """
 

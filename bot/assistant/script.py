@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import opencc
 
-TRADITIONAL = "Hant"
+TRADITIONAL = "zh-Hant"
 
 
 @lru_cache(maxsize=4)
