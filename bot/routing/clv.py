@@ -123,11 +123,10 @@ def probability_alive(params: BgNbdParams, x: np.ndarray, t_x: np.ndarray, T: np
 
 
 def expected_purchases(params: BgNbdParams, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """Expected purchases in the next `t` weeks given the history, equation (10) (needs a > 1: otherwise the
-    expectation is unbounded and is reported as the customer's past rate)."""
+    """Expected purchases in the next `t` weeks given the history, equation (10) (a = 1 is its limit: nudged)."""
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    if a <= 1:
-        return (x + 1) / np.maximum(T, 1.0) * t
+    if abs(a - 1) < 1e-6:
+        a = 1 + 1e-6
     z = t / (alpha + T + t)
     head = (a + b + x - 1) / (a - 1)
     tail = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, z)
