@@ -81,7 +81,8 @@ def _refused(exc: ApiRefused) -> JSONResponse:
 
 @router.post("/api/v1/channels/{name}/messages", tags=["channels"], status_code=202)
 async def api_channel_message(name: str, request: Request) -> JSONResponse:
-    """Store one message posted to API channel `name` (its bearer token); its `id` makes a repeat a no-op."""
+    """Store one message posted to API channel `name` (its bearer token); its `id` makes a repeat a no-op. With
+    stream ingestion the message is queued durably and a worker logs it: contact and ticket are then null."""
     channel = _channel(request, "api")
     if channel is None:
         return JSONResponse({"error": "no API channel is running"}, status_code=404)
@@ -97,7 +98,7 @@ async def api_channel_message(name: str, request: Request) -> JSONResponse:
         return JSONResponse({"error": "not stored; post it again"}, status_code=503)
     answer = {
         "id": msg.external_id.partition(":")[2],
-        "contact": result.contact_id,
+        "contact": result.contact_id or None,
         "ticket": f"T-{result.ticket_id}" if result.ticket_id else None,
         "duplicate": result.duplicate,
     }
