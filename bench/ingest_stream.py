@@ -1,0 +1,187 @@
+"""Stream mode of the ingestion benchmark: real `tierdesk worker` processes consume the Redis inbound stream on
+PostgreSQL while the bench appends messages to it, as channels do in `dispatch.ingest = "stream"`.
+
+Each worker runs with the memory channel as its only channel (it sends every reply and the outbox records it as
+sent, nothing leaves the machine). The clock starts before the first message is appended and stops once the
+database holds every distinct message and no reply is pending. The workers' resident memory is read from /proc
+after they started (NLU loaded) and after the burst.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from bench.ingest import (
+    BASELINE_MARK,
+    baseline,
+    counts,
+    distinct,
+    drop_database,
+    figures,
+    fresh_database,
+    register_agents,
+)
+from bot.core.ingest import StreamIngest, encode
+from bot.core.messages import InboundMessage
+
+REDIS_DEFAULT = "redis://127.0.0.1:6379/0"
+CHANNEL = "memory"
+
+
+def redis_url() -> str:
+    return os.environ.get("TIERDESK_BENCH_REDIS_URL") or os.environ.get("TIERDESK_TEST_REDIS_URL") or REDIS_DEFAULT
+
+
+def rss_mb(pid: int) -> tuple[int, int]:
+    """(resident, peak resident) memory of a process in MB, from /proc."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return int(fields["VmRSS"].split()[0]) // 1024, int(fields["VmHWM"].split()[0]) // 1024
+
+
+def worker_env(url: str, schema: str, prefix: str, model_dir: Path, state_dir: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "TIERDESK_DATABASE_URL": url,
+        "TIERDESK_DATABASE_SCHEMA": schema,
+        "TIERDESK_REDIS_URL": redis_url(),
+        "TIERDESK_REDIS_PREFIX": prefix,
+        "TIERDESK_DISPATCH__INGEST": "stream",
+        "TIERDESK_CHANNELS": f'["{CHANNEL}"]',
+        "TIERDESK_NLU__MODEL_PATH": str(model_dir / "nlu-model.joblib"),
+        "TIERDESK_STATE_DIR": state_dir,
+        "TIERDESK_WEB__ENABLED": "false",
+        "TIERDESK_LOG_LEVEL": "INFO",
+    }
+
+
+class Worker:
+    """One `tierdesk worker` process; its log is read as it comes (kept for when something goes wrong)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.running = asyncio.Event()
+        self.log: list[str] = []
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip()
+            self.log = [*self.log[-30:], line]
+            if "tierdesk running" in line:  # logged once the App started, its stream consumer included
+                self.running.set()
+
+
+async def start_workers(count: int, env: dict[str, str]) -> list[Worker]:
+    exe = Path(sys.executable).with_name("tierdesk")
+    command = [str(exe), "worker"] if exe.exists() else [sys.executable, "-m", "bot.cli.main", "worker"]
+    return [
+        Worker(
+            await asyncio.create_subprocess_exec(
+                *command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+            )
+        )
+        for _ in range(count)
+    ]
+
+
+async def wait_running(workers: list[Worker], within: float = 180.0) -> None:
+    """Until every worker has started (NLU loaded, consuming the stream)."""
+    deadline = time.perf_counter() + within
+    while not all(w.running.is_set() for w in workers):
+        for w in workers:
+            if w.proc.returncode is not None:
+                raise RuntimeError(f"a worker exited with {w.proc.returncode}:\n" + "\n".join(w.log))
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"workers not running within {within:.0f} s")
+        await asyncio.sleep(0.2)
+
+
+async def publish(redis, ingest: StreamIngest, msgs: list[InboundMessage], chunk: int = 500) -> None:
+    for i in range(0, len(msgs), chunk):
+        pipe = redis.pipeline(transaction=False)
+        for m in msgs[i : i + chunk]:
+            pipe.xadd(ingest.stream, encode(m))
+        await pipe.execute()
+
+
+async def wait_done(url: str, schema: str, expected: int, workers: list[Worker], within: float = 600.0) -> None:
+    """Until the database holds every distinct message and no reply is pending."""
+    deadline = time.perf_counter() + within
+    while time.perf_counter() < deadline:
+        for w in workers:
+            if w.proc.returncode is not None:
+                raise RuntimeError("a worker exited during the burst:\n" + "\n".join(w.log))
+        tally = await counts(url, schema)
+        if tally["stored"] >= expected and not tally.get("outbox_pending"):
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"not done within {within:.0f} s: {await counts(url, schema)}")
+
+
+async def stop_workers(workers: list[Worker]) -> None:
+    for w in workers:
+        if w.proc.returncode is None:
+            w.proc.send_signal(signal.SIGTERM)
+    for w in workers:
+        try:
+            await asyncio.wait_for(w.proc.wait(), 30)
+        except TimeoutError:
+            w.proc.kill()
+            await w.proc.wait()
+        await w.reader
+
+
+async def forget_keys(redis, prefix: str) -> None:
+    """The bench's own keys only (its prefix is fresh for the round)."""
+    async for key in redis.scan_iter(match=f"{prefix}:*", count=500):
+        await redis.delete(key)
+
+
+async def stream_round(msgs: list[InboundMessage], args, n: int) -> dict:
+    url, schema, drop = await fresh_database("postgresql")
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    redis = aioredis.Redis.from_url(redis_url())
+    ingest = StreamIngest(redis, prefix)
+    workers: list[Worker] = []
+    try:
+        await register_agents(url, schema, args.agents, (CHANNEL,))
+        before = await baseline(url, schema, msgs, prefix=f"{BASELINE_MARK}{n}a-")
+        with tempfile.TemporaryDirectory() as state_dir:
+            workers = await start_workers(args.workers, worker_env(url, schema, prefix, args.model_dir, state_dir))
+            await wait_running(workers)
+            started = [rss_mb(w.proc.pid) for w in workers]
+            t0 = time.perf_counter()
+            await publish(redis, ingest, msgs)
+            published = time.perf_counter() - t0
+            await wait_done(url, schema, distinct(msgs), workers)
+            elapsed = time.perf_counter() - t0
+            burst = [rss_mb(w.proc.pid) for w in workers]
+            await stop_workers(workers)
+        tally = await counts(url, schema)
+        after = await baseline(url, schema, msgs, prefix=f"{BASELINE_MARK}{n}b-")
+    finally:
+        await stop_workers(workers)
+        await forget_keys(redis, prefix)
+        await redis.aclose()
+        await drop_database(drop)
+    run = {
+        "seconds": elapsed,
+        "published_seconds": published,
+        "workers": len(workers),
+        "worker_rss_start_mb": max(r for r, _ in started),
+        "worker_rss_mb": max(r for r, _ in burst),
+        "worker_hwm_mb": max(h for _, h in burst),
+    }
+    return figures(run, tally, msgs, before, after)
