@@ -59,6 +59,10 @@ async def work(settings: Settings) -> None:
     problem = worker_problem(settings)
     if problem:
         raise SystemExit(problem)
+    if settings.web.metrics_port:
+        from bot.core.metrics import serve_port
+
+        serve_port(settings.web.metrics_port, settings.web.host)
     await serve(settings, configured_channels(settings, send_only=True), web=False)
 
 

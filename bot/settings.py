@@ -107,6 +107,10 @@ class TelegramSettings(BaseModel):
     webhook_url: str = ""
     webhook_secret: str = ""
     forum_chat_id: int | None = None
+    per_chat_per_s: float = 1.0
+    """Telegram's limits for one bot, kept across every process when Redis is configured: about one message a
+    second to a chat (a third of that to a group: 20 a minute) and 30 a second in all."""
+    overall_per_s: float = 30.0
 
 
 class EmailSettings(BaseModel):
@@ -128,6 +132,8 @@ class EmailSettings(BaseModel):
     """host:port for direct delivery (SMTP/LMTP listener); empty: off."""
     attachment_dir: str = ".tierdesk/attachments"
     attachment_max_bytes: int = 10_000_000
+    smtp_concurrency: int = 4
+    """SMTP sessions at once to the relay, across every process when Redis is configured."""
     bot_replies_per_sender_per_hour: int = 5
     """The email channel's own cap: auto-repliers answer every mail, so a loop stops here."""
 
@@ -146,6 +152,8 @@ class WebSettings(BaseModel):
     public_url: str = ""
     webhook_url: str = ""
     webhook_secret: str = ""
+    webhook_concurrency: int = 8
+    """Webhook POSTs at once, across every process when Redis is configured."""
     max_message_chars: int = 4000
     identity_secret: str = ""  # signs website users for the widget (HMAC-SHA256 of the user id); empty: off
     session_idle_minutes: float = 30.0
@@ -220,6 +228,8 @@ class Settings(BaseSettings):
     channels: list[str] = Field(default_factory=lambda: ["console"])
     routing_policy: str = "routing.toml"
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    """"json": one JSON object per log line, for a log shipper."""
 
     dispatch: DispatchSettings = DispatchSettings()
     outbox: OutboxSettings = OutboxSettings()

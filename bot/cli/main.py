@@ -30,9 +30,11 @@ console = Console()
 
 
 def _setup_logging() -> None:
+    from bot.core.json_logs import setup_logging
     from bot.core.log_limit import limit_all_repeats
 
-    logging.basicConfig(level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    setup_logging(settings.log_level, settings.log_format)
     limit_all_repeats()  # an outage logs each kind of error once per interval, with a count
 
 

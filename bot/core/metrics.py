@@ -138,8 +138,8 @@ async def render(sessions: Any, ingest: Any = None, *, timeout_s: float = 5.0) -
     return generate_latest(REGISTRY)
 
 
-def serve_port(port: int) -> None:
+def serve_port(port: int, host: str) -> None:
     """This process's counters on their own port (for `tierdesk worker`, which has no web app)."""
     from prometheus_client import start_http_server
 
-    start_http_server(port, addr="127.0.0.1", registry=REGISTRY)
+    start_http_server(port, addr=host, registry=REGISTRY)
