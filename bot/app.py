@@ -24,6 +24,7 @@ from bot.desk import Desk
 from bot.routing.policy import RoutingPolicy
 from bot.settings import ConfigProblem, Settings, get_settings
 from channels.base import Channel, ChannelRegistry
+from channels.send_limits import SendLimits
 from crm_store.engine import is_sqlite, make_engine, make_sessionmaker, needs_upgrade, upgrade
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,15 @@ def load_default_responder(settings: Settings) -> Responder:
     from bot.assistant.faq import load_responder
 
     return load_responder(settings)
+
+
+def share_send_limits(registry: ChannelRegistry, limits: SendLimits) -> None:
+    """Channels with send limits keep them together with every other process (Telegram's per-bot and per-chat
+    rates, SMTP and webhook concurrency)."""
+    for channel in registry:
+        use = getattr(channel, "use_limits", None)
+        if use is not None:
+            use(limits)
 
 
 class App:
@@ -114,6 +124,7 @@ class App:
             self.redis = aioredis.Redis(connection_pool=pool)
             await self.redis.ping()
             locks = RedisLocks(self.redis, s.redis_prefix, int(s.dispatch.lock_ttl_s * 1000))
+            share_send_limits(self.registry, SendLimits(self.redis, s.redis_prefix))
         responder = self._responder or await asyncio.to_thread(load_default_responder, s)
         self.outbox = OutboxWorker(self.writer_sessions, self.registry, s.outbox, readers=self.sessions)
         await self.outbox.resume()  # what this sender held when it died goes out first, before anything new

@@ -24,6 +24,7 @@ import httpx
 
 from bot.core.messages import Deliver, DeliveryError, OutboundMessage
 from channels.base import ChannelTraits
+from channels.send_limits import SendLimits
 
 EVENTS = ("ticket.created", "ticket.assigned", "ticket.replied", "ticket.closed", "ticket.sla_breached")
 CUSTOMER_EVENTS = ("customer.tier_changed",)
@@ -102,17 +103,20 @@ class WebhookChannel(ChannelTraits):
 
     @classmethod
     def from_settings(cls, section: Any, *, send_only: bool = False) -> WebhookChannel:
-        return cls(section.webhook_secret)
+        return cls(section.webhook_secret, concurrency=getattr(section, "webhook_concurrency", 8))
 
     @classmethod
     def implied_by(cls, section: Any) -> bool:
         """Runs whenever a webhook URL is set, without being named in `channels`."""
         return bool(getattr(section, "webhook_url", ""))
 
-    def __init__(self, secret: str, *, timeout_s: float = 10.0, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, secret: str, *, timeout_s: float = 10.0, client: httpx.AsyncClient | None = None,
+                 concurrency: int = 8) -> None:
         if not secret:
             raise ValueError("webhooks need a signing secret (web.webhook_secret)")
         self._secret = secret
+        self.concurrency = concurrency
+        self.limits = SendLimits()
         self._client = client
         self._own_client = client is None
         self._timeout = timeout_s
@@ -125,6 +129,10 @@ class WebhookChannel(ChannelTraits):
         if self._client is not None and self._own_client:
             await self._client.aclose()
             self._client = None
+
+    def use_limits(self, limits: SendLimits) -> None:
+        """Share the concurrency with every other process (limits kept in Redis)."""
+        self.limits = limits
 
     async def send(self, message: OutboundMessage) -> str:
         if self._client is None:
@@ -140,7 +148,8 @@ class WebhookChannel(ChannelTraits):
         if message.idempotency_key:
             headers["X-Tierdesk-Delivery"] = headers["Idempotency-Key"] = message.idempotency_key
         try:
-            response = await self._client.post(message.recipient, content=message.text.encode(), headers=headers)
+            async with self.limits.slot("webhook", self.concurrency):
+                response = await self._client.post(message.recipient, content=message.text.encode(), headers=headers)
         except httpx.HTTPError as exc:
             raise DeliveryError(f"webhook {message.recipient}: {type(exc).__name__}: {exc}") from exc
         if 200 <= response.status_code < 300:

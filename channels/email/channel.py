@@ -15,6 +15,7 @@ from typing import Any
 import aiosmtplib
 
 from bot.core.messages import Deliver, DeliveryError, InboundMessage, OutboundMessage
+from channels.send_limits import SendLimits
 
 from .imap import ImapAccount, ImapInbox
 from .listener import DeliveringHandler, start_listener
@@ -47,6 +48,7 @@ class EmailChannel(EmailTraits):
         smtp_user: str = "",
         smtp_password: str = "",
         smtp_timeout_s: float = 30.0,
+        smtp_concurrency: int = 4,
         lmtp_listen: str = "",
         attachment_dir: str = ".tierdesk/attachments",
         attachment_max_bytes: int = 10_000_000,
@@ -55,6 +57,8 @@ class EmailChannel(EmailTraits):
     ) -> None:
         self.name = name
         self.address = address
+        self.smtp_concurrency = smtp_concurrency
+        self.limits = SendLimits()
         self.from_name = from_name
         self.store = ContentStore(attachment_dir)
         self.attachment_max_bytes = attachment_max_bytes
@@ -123,6 +127,10 @@ class EmailChannel(EmailTraits):
         if self.inbox is not None:
             self.inbox.wake()
 
+    def use_limits(self, limits: SendLimits) -> None:
+        """Share the relay's concurrency with every other process (limits kept in Redis)."""
+        self.limits = limits
+
     async def send(self, message: OutboundMessage) -> str:
         """Send by SMTP; return our Message-ID. 4xx and network trouble retry, 5xx and bad addresses do not."""
         if not self.smtp["hostname"]:
@@ -132,7 +140,8 @@ class EmailChannel(EmailTraits):
         except BadOutboundMail as exc:
             raise DeliveryError(str(exc), permanent=True) from exc
         try:
-            await aiosmtplib.send(mail, **self.smtp)
+            async with self.limits.slot(f"smtp:{self.smtp['hostname']}", self.smtp_concurrency):
+                await aiosmtplib.send(mail, **self.smtp)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             raise _by_code(min(codes) if codes else 550, "; ".join(r.message for r in exc.recipients)) from exc

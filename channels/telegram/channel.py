@@ -26,6 +26,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 
 from bot.core.messages import Button, Deliver, DeliveryError, OutboundMessage
+from channels.send_limits import SendLimits
 from channels.telegram.embed import feed_update, fetch_bot_username
 from channels.telegram.sender import RateLimiter, SendPolicy, TelegramSender
 from channels.telegram.traits import CLOSE_TOPIC, FORUM_TICKET, THREAD, TOPIC_TITLE, TelegramTraits
@@ -68,7 +69,7 @@ class TelegramChannel(TelegramTraits):
             raise ValueError("telegram needs a bot token")
         session = AiohttpSession(api=TelegramAPIServer.from_base(api_server)) if api_server else AiohttpSession()
         self.bot = Bot(token, session=session)
-        self.sender = TelegramSender(self.bot, limiter, policy)
+        self.sender = TelegramSender(self.bot, limiter or RateLimiter(bot=token.partition(":")[0]), policy)
         self.mode = mode
         self.webhook_secret = webhook_secret
         self.webhook_url = webhook_url
@@ -91,10 +92,16 @@ class TelegramChannel(TelegramTraits):
         would take the receiving process's updates away)."""
         if not section.token:
             raise ValueError("telegram has no bot token (set TIERDESK_TELEGRAM__TOKEN)")
+        limiter = RateLimiter(per_chat=section.per_chat_per_s, overall=section.overall_per_s,
+                              bot=section.token.partition(":")[0])
         return cls(
             section.token, section.api_server, "embedded" if send_only else section.mode,
-            section.webhook_secret, section.webhook_url, forum_chat_id=section.forum_chat_id,
+            section.webhook_secret, section.webhook_url, forum_chat_id=section.forum_chat_id, limiter=limiter,
         )
+
+    def use_limits(self, limits: SendLimits) -> None:
+        """Keep to the bot's limits together with every other process (limits shared through Redis)."""
+        self.sender.limiter.limits = limits
 
     # -- Channel protocol ----------------------------------------------------------------------------------------
 

@@ -2,8 +2,9 @@
 
 Text goes out as **plain text** (``parse_mode=None``, overriding any default of an embedding bot): there is no
 markup to escape, so a customer's ``<b>`` or ``*`` can never break a message. Long text is split on line, then
-word boundaries into parts of at most 4,096 UTF-16 units (Telegram's measure). A token bucket keeps to about one
-message a second per chat and 30 a second overall; a 429 is waited out (``retry_after``) a bounded number of times.
+word boundaries into parts of at most 4,096 UTF-16 units (Telegram's measure). Token buckets keep to about one
+message a second per chat, 20 a minute per group and 30 a second per bot, across every process when the limits
+are shared through Redis (`channels.send_limits`); a 429 is waited out (``retry_after``) a bounded number of times.
 A blocked bot (403), an unknown chat and every other 400 are permanent failures: retrying would not help.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +30,7 @@ from aiogram.exceptions import (
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 
 from bot.core.messages import Button, DeliveryError, OutboundMessage
+from channels.send_limits import Rate, SendLimits
 from channels.telegram.updates import message_external_id, parse_message_ref
 
 log = logging.getLogger(__name__)
@@ -72,42 +73,22 @@ def _prefix_len(text: str, limit: int) -> int:
     return len(text)
 
 
-class TokenBucket:
-    """Reservation-style token bucket: `reserve()` takes a token now and says how long to wait before using it."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens = burst
-        self.stamp = time.monotonic()
-
-    def reserve(self) -> float:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        self.tokens -= 1
-        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
-
-
 class RateLimiter:
-    """About `per_chat` messages a second to one chat and `overall` a second in all (in-process)."""
+    """About `per_chat` messages a second to one chat (bursts of `chat_burst`), a third of that to a group (20 a
+    minute at 1/s), and `overall` a second in all for one bot. In-process until `limits` is shared (Redis)."""
 
     def __init__(self, per_chat: float = 1.0, overall: float = 30.0, *, chat_burst: float = 3.0,
-                 overall_burst: float = 30.0) -> None:
-        self.per_chat, self.chat_burst = per_chat, chat_burst
-        self.overall = TokenBucket(overall, overall_burst)
-        self._chats: dict[str, TokenBucket] = {}
+                 overall_burst: float = 30.0, limits: SendLimits | None = None, bot: str = "bot") -> None:
+        self.chat = Rate(per_chat, chat_burst)
+        self.group = Rate(per_chat / 3, chat_burst)
+        self.overall = Rate(overall, overall_burst)
+        self.limits = limits or SendLimits()
+        self.bot = bot
 
     async def acquire(self, chat: str) -> float:
-        """Wait for a slot for `chat`; returns the seconds waited."""
-        bucket = self._chats.get(chat)
-        if bucket is None:
-            bucket = self._chats[chat] = TokenBucket(self.per_chat, self.chat_burst)
-        delay = max(bucket.reserve(), self.overall.reserve())
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if len(self._chats) > 10_000:  # forget idle chats; a full bucket is the same as a new one
-            self._chats = {k: b for k, b in self._chats.items() if b.tokens < b.burst}
-        return delay
+        """Wait for a turn for `chat` and for the bot; returns the seconds waited."""
+        per_chat = self.group if str(chat).startswith("-") else self.chat
+        return await self.limits.wait((f"tg:{self.bot}:chat:{chat}", per_chat), (f"tg:{self.bot}:all", self.overall))
 
 
 @dataclass

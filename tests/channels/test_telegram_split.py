@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from channels.telegram.sender import TokenBucket, split_text, utf16_len
+from channels.send_limits import Rate, gcra_reserve
+from channels.telegram.sender import split_text, utf16_len
 
 
 def test_short_text_is_one_part():
@@ -49,13 +50,17 @@ def test_split_is_lossless_and_bounded(text, limit):
     assert all(p for p in parts) or text == ""
 
 
-def test_token_bucket_spaces_reservations(monkeypatch):
-    clock = [100.0]
-    monkeypatch.setattr("channels.telegram.sender.time.monotonic", lambda: clock[0])
-    bucket = TokenBucket(rate=2.0, burst=2)
-    assert [bucket.reserve() for _ in range(4)] == pytest.approx([0.0, 0.0, 0.5, 1.0])
-    clock[0] += 10  # refills only up to the burst
-    assert [bucket.reserve() for _ in range(3)] == pytest.approx([0.0, 0.0, 0.5])
+def test_token_bucket_spaces_reservations():
+    rate, tat, waits = Rate(per_s=2.0, burst=2), None, []
+    for _ in range(4):
+        wait, tat = gcra_reserve(tat, 100.0, rate)
+        waits.append(wait)
+    assert waits == pytest.approx([0.0, 0.0, 0.5, 1.0])
+    waits = []
+    for _ in range(3):  # ten seconds later: refilled only up to the burst
+        wait, tat = gcra_reserve(tat, 110.0, rate)
+        waits.append(wait)
+    assert waits == pytest.approx([0.0, 0.0, 0.5])
 
 
 class _StubBot:
