@@ -14,9 +14,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, and_, cast, func, inspect, literal, or_, select, update
+from sqlalchemy import String, and_, cast, delete, func, inspect, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_store.clarifications import Clarification
 from crm_store.errors import Conflict, NotFound
 from crm_store.models import Contact, Customer, Identity, Note, OutboxItem, Ticket, TicketEvent, TierChange, ValueEvent
 from crm_store.models import now as utc_now
@@ -107,6 +108,7 @@ async def export_customer(session: AsyncSession, customer_id: int, *, agent_id: 
         "tier_changes": [row_dict(r) for r in await _rows(session, TierChange, TierChange.customer_id == cid)],
         "value_events": [row_dict(r) for r in await _rows(session, ValueEvent, ValueEvent.customer_id == cid)],
         "identity_claims": [row_dict(r) for r in await _rows(session, IdentityClaim, IdentityClaim.customer_id == cid)],
+        "clarifications": [row_dict(r) for r in await _rows(session, Clarification, Clarification.customer_id == cid)],
         "audit": [row_dict(r) for r in await _rows(session, AuditEntry, AuditEntry.subject == f"customer:{cid}")],
     }
     counts = {k: len(v) for k, v in data.items() if isinstance(v, list)}
@@ -172,6 +174,8 @@ async def erase_customer(session: AsyncSession, customer_id: int, *, agent_id: i
     out.tickets = await _blank_tickets(session, ids)
     out.outbox = await _blank_outbox(session, ids)
     out.identities, out.claims = await _drop_identities(session, ids)
+    # The bot's questions quote their message; a choice not yet accepted into the training data goes with them.
+    await session.execute(delete(Clarification).where(Clarification.customer_id.in_(ids)))
     out.files = sorted(stored - await still_referenced(session, stored))
     await session.execute(update(Customer).where(Customer.id.in_(ids))
                           .values(name="", external_ref=None, erased_at=func.coalesce(Customer.erased_at, at),

@@ -174,3 +174,17 @@ async def test_traditional_chinese_is_answered_in_traditional(bot):
     simplified = RESPONSES.answer("pricing", "zh")
     [reply] = bot.ch["telegram"].sent
     assert reply.text == opencc.OpenCC("s2t").convert(simplified) and reply.text != simplified
+
+
+async def test_a_customers_questions_are_exported_and_erased_with_them(bot):
+    from crm_store.repositories import privacy
+
+    asked = await bot.ch["telegram"].receive("15", "how long and how much is shipping?")
+    await bot.settle()
+    async with bot.app.sessions() as s, s.begin():
+        customer_id = (await s.get(Ticket, asked.ticket_id)).customer_id
+        exported = await privacy.export_customer(s, customer_id, actor="test")
+    assert [c["text"] for c in exported["clarifications"]] == ["how long and how much is shipping?"]
+    async with bot.app.sessions() as s, s.begin():
+        await privacy.erase_customer(s, customer_id, actor="test")
+    assert await rows(bot) == []
