@@ -3,9 +3,10 @@ out-of-scope decision whose threshold is chosen on held-out data only.
 
 Why this shape: on intent data a linear model over word 1-2-grams and char_wb 1-5-grams is as accurate as
 much heavier models, trains in seconds and answers in well under a millisecond. Char n-grams inside word
-boundaries also work for Chinese, where a "word" is a run of characters. LinearSVC scores become
-probabilities by a softmax whose temperature is fitted on the validation split (temperature scaling), which
-keeps training a single fit instead of one per calibration fold.
+boundaries also work for Chinese, where a "word" is a run of characters (measured against jieba words in
+bench/nlu.py). Every text, in training and per message, is first put in the script the data is written in
+(Simplified Chinese, Cyrillic Russian: `nlu.language.for_classification`). Scores become probabilities in
+`nlu.calibration`.
 
 Out of scope: when the training data has an out-of-scope class, the model learns it like any intent and a
 message is also rejected when P(top intent) / (P(top intent) + P(out of scope)) is below the threshold; without
@@ -15,7 +16,6 @@ validation split (or keeps 97 % of correct answers when the validation split has
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,16 +23,17 @@ from pathlib import Path
 import joblib
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import FeatureUnion
 from sklearn.svm import LinearSVC
 
+from nlu.calibration import choose_threshold, fit_temperature, holdout, softmax
 from nlu.entities import EntityExtractor
-from nlu.language import detect_language
+from nlu.language import Detected, detect, for_classification
 from nlu.result import NluResult
 from nlu.text import clean, has_words
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: texts are converted to Simplified Chinese / Cyrillic before the features (models of 1 are retrained)."""
 DEFAULT_OOS_LABEL = "out_of_scope"
 
 
@@ -110,7 +111,7 @@ class IntentClassifier:
         if len(set(labels) - {self.oos_label}) < 2:
             raise ValueError("fit needs at least two in-scope intents")
         if val_texts is None or val_labels is None:
-            fit_x, val_x, fit_y, val_y = _holdout(list(texts), list(labels), self.config.validation_fraction)
+            fit_x, val_x, fit_y, val_y = holdout(list(texts), list(labels), self.config.validation_fraction)
             self._fit_model(fit_x, fit_y)
             self._calibrate(val_x, val_y)
             self._fit_model(list(texts), list(labels))
@@ -137,8 +138,8 @@ class IntentClassifier:
     def _calibrate(self, texts: list[str], labels: list[str]) -> None:
         scores = self._scores([self._prepare(t) for t in texts])
         gold = np.array(labels)
-        self.temperature = _fit_temperature(scores, gold, self.classes)
-        confidence = self._oos_confidence(_softmax(scores, self.temperature))
+        self.temperature = fit_temperature(scores, gold, self.classes)
+        confidence = self._oos_confidence(softmax(scores, self.temperature))
         predicted = np.array(self.classes)[scores.argmax(axis=1)]
         self.threshold = 0.0
         if self.config.use_threshold:
@@ -149,7 +150,8 @@ class IntentClassifier:
     # ---- inference ------------------------------------------------------------------------------------------
 
     def _prepare(self, text: str) -> str:
-        return clean(text, self.config.max_chars).casefold()
+        cleaned = clean(text, self.config.max_chars)
+        return for_classification(cleaned, detect(cleaned)).casefold()
 
     def _scores(self, prepared: list[str]) -> np.ndarray:
         if self.model is None or self.features is None:
@@ -202,28 +204,53 @@ class IntentClassifier:
     def parse(self, text: str) -> NluResult:
         """Classify one message; never raises on odd input (empty, emoji, huge, control characters)."""
         cleaned = clean(text, self.config.max_chars)
-        language = detect_language(cleaned)
+        detected = detect(cleaned)
+        early = self._early_result(cleaned, detected)
+        if early is not None:
+            return early
+        scores = self._one_score(for_classification(cleaned, detected).casefold())
+        probs = softmax(scores[None, :], self.temperature)[0]
+        return self._result(probs, self.entities.extract(cleaned), detected)
+
+    def parse_many(self, texts: Sequence[str]) -> list[NluResult]:
+        """`parse` for many messages at once: one sparse matrix product instead of one per message."""
+        cleaned = [clean(t, self.config.max_chars) for t in texts]
+        detected = [detect(c) for c in cleaned]
+        results: list[NluResult | None] = [self._early_result(c, d) for c, d in zip(cleaned, detected, strict=True)]
+        todo = [i for i, r in enumerate(results) if r is None]
+        if todo:
+            prepared = [for_classification(cleaned[i], detected[i]).casefold() for i in todo]
+            probs = softmax(self._scores(prepared), self.temperature)
+            for row, i in enumerate(todo):
+                results[i] = self._result(probs[row], self.entities.extract(cleaned[i]), detected[i])
+        return [r for r in results if r is not None]
+
+    def _early_result(self, cleaned: str, detected: Detected) -> NluResult | None:
+        """The answer for a message with nothing to classify, else None."""
         if not cleaned:
-            return self._rejected("empty message", language)
-        entities = self.entities.extract(cleaned)
+            return self._rejected("empty message", detected)
         if not has_words(cleaned):
-            return self._rejected("no words to classify (only symbols or emoji)", language, entities)
-        probs = _softmax(self._one_score(cleaned.casefold())[None, :], self.temperature)[0]
+            reason = "no words to classify (only symbols or emoji)"
+            return self._rejected(reason, detected, self.entities.extract(cleaned))
+        return None
+
+    def _result(self, probs: np.ndarray, entities: list, detected: Detected) -> NluResult:
         order = np.argsort(-probs)
         ranking = [(self.classes[i], float(probs[i])) for i in order[: self.config.ranking_size]]
         gate = float(self._oos_confidence(probs[None, :])[0])
         best = next((name for name, _ in ranking if name != self.oos_label), ranking[0][0])
         best_p = float(probs[self.classes.index(best)])
+        where = {"entities": entities, "language": detected.language, "script": detected.script}
         if self.classes[order[0]] == self.oos_label:
-            return NluResult(self.oos_label, float(probs[order[0]]), ranking, entities, language, True,
-                             "classified as out of scope")
+            reason = "classified as out of scope"
+            return NluResult(self.oos_label, float(probs[order[0]]), ranking, out_of_scope=True, reason=reason, **where)
         if gate < self.threshold:
-            return NluResult(self.oos_label, best_p, ranking, entities, language, True,
-                             f"low confidence ({gate:.2f} < threshold {self.threshold:.2f})")
-        return NluResult(best, best_p, ranking, entities, language, False, None)
+            reason = f"low confidence ({gate:.2f} < threshold {self.threshold:.2f})"
+            return NluResult(self.oos_label, best_p, ranking, out_of_scope=True, reason=reason, **where)
+        return NluResult(best, best_p, ranking, **where)
 
-    def _rejected(self, reason: str, language: str | None, entities: list | None = None) -> NluResult:
-        return NluResult(self.oos_label, 0.0, [], entities or [], language, True, reason)
+    def _rejected(self, reason: str, detected: Detected, entities: list | None = None) -> NluResult:
+        return NluResult(self.oos_label, 0.0, [], entities or [], detected.language, True, reason, detected.script)
 
     # ---- persistence ----------------------------------------------------------------------------------------
 
@@ -257,68 +284,3 @@ class IntentClassifier:
         if not isinstance(classifier, IntentClassifier):
             raise ModelFileError(f"{path}: does not hold an IntentClassifier")
         return classifier
-
-
-def _holdout(texts: list[str], labels: list[str], fraction: float) -> tuple[list, list, list, list]:
-    """A stratified held-out part for calibration (plain random when some class is too small)."""
-    counts: dict[str, int] = {}
-    for label in labels:
-        counts[label] = counts.get(label, 0) + 1
-    stratify = labels if min(counts.values()) >= 2 and len(labels) * fraction >= len(counts) else None
-    return train_test_split(texts, labels, test_size=fraction, random_state=0, stratify=stratify)
-
-
-def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
-    z = scores * temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _fit_temperature(scores: np.ndarray, gold: np.ndarray, classes: list[str]) -> float:
-    """The softmax scale that minimises the negative log-likelihood of the validation labels."""
-    index = {c: i for i, c in enumerate(classes)}
-    known = np.array([g in index for g in gold])
-    if not known.any():
-        return 1.0
-    rows = np.arange(int(known.sum()))
-    cols = np.array([index[g] for g in gold[known]])
-    best_t, best_nll = 1.0, math.inf
-    for t in np.geomspace(0.5, 100.0, 60):
-        nll = -np.log(_softmax(scores[known], t)[rows, cols] + 1e-12).mean()
-        if nll < best_nll:
-            best_t, best_nll = float(t), float(nll)
-    return best_t
-
-
-def choose_threshold(
-    confidence: np.ndarray,
-    predicted: np.ndarray,
-    gold: np.ndarray,
-    oos_label: str,
-    keep_correct: float = 0.97,
-    max_accuracy_loss: float = 0.005,
-) -> float:
-    """The rejection threshold on the validation split.
-
-    With out-of-scope examples: the highest threshold (most OOS recall) whose in-scope accuracy stays within
-    `max_accuracy_loss` of the accuracy without a threshold; an answer counts only when right and not rejected.
-    Maximising accuracy + recall instead over-rejects, because validation sets hold few OOS examples.
-    Without OOS examples: the highest threshold that still keeps `keep_correct` of the correct answers.
-    """
-    in_scope = gold != oos_label
-    if not in_scope.any():
-        return 0.0
-    right = (predicted == gold) & (predicted != oos_label)
-    if (~in_scope).any():
-        candidates = np.unique(confidence[in_scope])
-        base = float(right[in_scope].mean())
-        best = 0.0
-        for thr in candidates:
-            accuracy = float((right & (confidence >= thr))[in_scope].mean())
-            if accuracy < base - max_accuracy_loss - 1e-9:
-                break
-            best = float(thr)
-        return best
-    correct = confidence[in_scope & (predicted == gold)]
-    return float(np.quantile(correct, 1.0 - keep_correct)) if correct.size else 0.0

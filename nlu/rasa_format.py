@@ -133,7 +133,7 @@ def _items(node: yaml.Node | None, values: list[Any]) -> Iterator[tuple[Any, yam
 def _check_version(path: Path, data: dict, node: yaml.Node | None) -> None:
     version = data.get("version")
     if version is not None and not str(version).startswith(("2.", "3.")):
-        raise NluDataError(path, _line(_child(node, "version")), f"unsupported version {version!r} (expected \"3.1\")")
+        raise NluDataError(path, _line(_child(node, "version")), f'unsupported version {version!r} (expected "3.1")')
 
 
 # ---- nlu.yml --------------------------------------------------------------------------------------------------
@@ -241,7 +241,7 @@ def load_responses(path: str | Path) -> Responses:
         node = _child(responses_node, name)
         if not isinstance(variations, list) or not variations:
             raise NluDataError(path, _line(node), f"{name}: expected a list of variations (- text: ...)")
-        intent = name[len("utter_"):] if str(name).startswith("utter_") else str(name)
+        intent = name[len("utter_") :] if str(name).startswith("utter_") else str(name)
         by_language: dict[str | None, list[str]] = {}
         for variation, vnode in _items(node, variations):
             if not isinstance(variation, dict) or not isinstance(variation.get("text"), str):

@@ -25,6 +25,8 @@ class NluResult:
     `intent` is the best in-scope intent, or the out-of-scope label when the model does not know;
     `ranking` keeps the real candidates either way, so a supervisor can see what the bot hesitated between.
     `reason` says why a message was judged out of scope (empty text, low confidence, ...).
+    `script` is how the customer wrote: "zh-Hans" / "zh-Hant" for Chinese, "cyrillic" or "latin" for Russian
+    (Russian typed in Latin letters is language "ru", script "latin"), "latin" for English; None otherwise.
     """
 
     intent: str
@@ -34,6 +36,7 @@ class NluResult:
     language: str | None = None
     out_of_scope: bool = False
     reason: str | None = None
+    script: str | None = None
 
     def as_dict(self, *, top: int | None = None) -> dict[str, Any]:
         """JSON-ready form; `top` keeps only the first entries of the ranking."""
@@ -46,4 +49,5 @@ class NluResult:
             "language": self.language,
             "out_of_scope": self.out_of_scope,
             "reason": self.reason,
+            "script": self.script,
         }

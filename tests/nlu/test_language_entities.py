@@ -1,4 +1,4 @@
-"""Script-aware language detection, normalisation, and regex/lookup entities."""
+"""Script-aware language detection by units of meaning, normalisation, and regex/lookup entities."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from nlu.text import clean, has_words, normalise
         ("where is my order?", "en"),
         ("我的订单在哪里", "zh"),
         ("где мой заказ", "ru"),
-        ("мой order не пришёл", "ru"),  # 12 Cyrillic letters against 5 Latin
-        ("我的order在哪里", "zh"),  # 5 Han characters weigh 10 against 5 Latin letters
-        ("iPhone 15 заказ", "en"),  # 6 Latin letters against 5 Cyrillic
+        ("мой order не пришёл", "ru"),  # 3 Cyrillic words against 1 Latin
+        ("我的order在哪里", "zh"),  # 5 Han characters against 1 Latin word
+        ("可以用Apple Pay嗎", "zh"),  # 4 Han characters against 2 Latin words (brand names)
+        ("iPhone 15 заказ", "ru"),  # 1 word each: the tie goes to the non-Latin script
+        ("order iPhone iPad заказ", "en"),  # 3 Latin words against 1 Cyrillic
         ("注文はどこですか", "ja"),
         ("12345 !!! 😀", None),
         ("", None),
