@@ -35,13 +35,14 @@ AnswerCallback = Callable[[str], Awaitable[Any]]
 
 async def deliver_until_stored(
     deliver: Deliver, message: InboundMessage, *, attempts: int | None, first_delay: float = 0.5,
-    max_delay: float = 30.0,
+    max_delay: float = 5.0,
 ) -> Any:
     """Await `deliver` until it returns (the contact is stored), retrying failures with backoff.
 
     `attempts=None` retries for as long as the caller runs (long polling: the update is confirmed only after
     this returns, so stopping loses nothing); otherwise the last error is raised after `attempts` tries. A message
-    the dispatcher refuses as invalid is dropped: retrying would not change it.
+    the dispatcher refuses as invalid is dropped: retrying would not change it. The wait stays short
+    (`max_delay`): the store is usually back within seconds, and the channel should resume as soon as it is.
     """
     delay, tried = first_delay, 0
     while True:

@@ -222,6 +222,11 @@ class BotApiServer:
 
     # -- what the bot did --------------------------------------------------------------------------------------
 
+    @property
+    def unconfirmed(self) -> int:
+        """Updates the bot has not confirmed yet (Telegram would send them again)."""
+        return len(self._pending)
+
     def calls_of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method.lower()]
 
