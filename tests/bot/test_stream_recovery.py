@@ -137,15 +137,27 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def test_readyz_reason_while_redis_does_not_answer(db, redis_url, redis_prefix):
-    app = await App(_stream_settings(db, redis_url, redis_prefix)).start()
+async def test_readyz_reason_while_redis_does_not_answer(db, redis_url, redis_prefix, tmp_path):
+    import httpx
+
+    from bot.web import create_web_app
+
+    settings = _stream_settings(db, redis_url, redis_prefix).model_copy(update={"state_dir": str(tmp_path)})
+    app = await App(settings).start()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_web_app(app)), base_url="http://testserver")
     try:
+        assert (await client.get("/readyz")).json() == {"ready": True}
         real = app.ingest.redis
         app.ingest.redis = aioredis.from_url("redis://127.0.0.1:1/0")  # nobody listens there
         await _until(lambda: _true(str(app.health()["ingest"]).startswith("Redis unreachable")), 15)
+        stalled = await client.get("/readyz")
+        assert stalled.status_code == 503
+        assert [p for p in stalled.json()["problems"] if p.startswith("ingest: Redis unreachable: ConnectionError")]
         app.ingest.redis = real
         await _until(lambda: _true(app.health()["ingest"] is True), 15)
+        assert (await client.get("/readyz")).status_code == 200
     finally:
+        await client.aclose()
         await app.stop()
 
 
