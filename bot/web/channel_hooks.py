@@ -1,6 +1,7 @@
 """HTTP ways in for channels that are called rather than polled: WhatsApp's webhook (verification and signed
 deliveries) and the API channels' messages and pulled replies. The channels check and parse; this module only
-hands over what they accept and records WhatsApp's delivery statuses."""
+hands over what they accept and records WhatsApp's delivery statuses. They are not in the REST API's schema:
+each API channel has its own token, and their errors are the channel's (documented in the README)."""
 
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ def _refused(exc: ApiRefused) -> JSONResponse:
     return JSONResponse({"error": exc.reason}, status_code=exc.status)
 
 
-@router.post("/api/v1/channels/{name}/messages", tags=["channels"], status_code=202)
+@router.post("/api/v1/channels/{name}/messages", include_in_schema=False)
 async def api_channel_message(name: str, request: Request) -> JSONResponse:
     """Store one message posted to API channel `name` (its bearer token); its `id` makes a repeat a no-op. With
     stream ingestion the message is queued durably and a worker logs it: contact and ticket are then null."""
@@ -105,7 +106,7 @@ async def api_channel_message(name: str, request: Request) -> JSONResponse:
     return JSONResponse(answer, status_code=200 if result.duplicate else 202)
 
 
-@router.get("/api/v1/channels/{name}/replies", tags=["channels"])
+@router.get("/api/v1/channels/{name}/replies", include_in_schema=False)
 async def api_channel_replies(
     name: str, request: Request, after: int = Query(0, ge=0, le=2**63 - 1), limit: int = Query(100, ge=1, le=500)
 ) -> JSONResponse:
