@@ -1,4 +1,5 @@
-"""Synthetic value data for demos and benchmarks: heavy-tailed spend, seasonality, lapsed customers, refunds.
+"""Synthetic value data for demos and benchmarks: heavy-tailed spend, seasonality, lapsed customers, refunds,
+customers with refunds only, first purchases spread over two years (tenure) so the last months can be held out.
 
 `synthetic_purchases` makes plain arrays (the benchmark tiers 10 M purchases straight from them);
 `seed_database` writes the same data as customers and value events with bulk inserts.
@@ -19,6 +20,8 @@ from crm_store.repositories import value as repo
 HORIZON_DAYS = 730
 PROSPECT_SHARE = 0.15
 """Customers who never bought: they become `potential`."""
+REFUND_ONLY_SHARE = 0.01
+"""Customers whose only events are refunds (of purchases made before the data begins): flagged, potential."""
 LANGUAGES = ("en", "zh", "ru")
 
 
@@ -63,6 +66,10 @@ def synthetic_purchases(
     age = rng.choice(HORIZON_DAYS, size=n_purchases, p=seasonal_day_weights(HORIZON_DAYS, today)).astype(np.float32)
     lapse = np.where(rng.random(n_customers) < 0.3, rng.uniform(60, 500, n_customers), 0.0).astype(np.float32)
     age = np.minimum(age + lapse[customer_index], HORIZON_DAYS - 1) + rng.random(n_purchases, dtype=np.float32)
+    prospects = np.flatnonzero(activity == 0)
+    refund_rows = np.flatnonzero(refund)
+    refund_only = prospects[: min(len(prospects), len(refund_rows), round(n_customers * REFUND_ONLY_SHARE))]
+    customer_index[refund_rows[: len(refund_only)]] = refund_only
     referrals = (rng.random(n_purchases) < 0.01).astype(np.int16)
     loyalty = np.clip(amount // 10, 0, None).astype(np.int32)
     return SyntheticPurchases(n_customers, customer_index, amount, age, referrals, loyalty)

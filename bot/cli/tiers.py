@@ -111,8 +111,9 @@ def compute(
 
 
 @tiers_app.command("report")
-def report(as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table")) -> None:
-    """How the tiers of the last run look: size, revenue share, centroid R/F/M, silhouette, stability."""
+def report(as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables")) -> None:
+    """The last run's evaluation: size, revenue, the rule, routing per tier; relevance against quantile tiers on
+    a time split; stability; the value model."""
     from bot.routing.tier_service import latest_report, report_object
 
     found = with_database(latest_report)
@@ -124,24 +125,83 @@ def report(as_json: bool = typer.Option(False, "--json", help="Print one JSON ob
     show_report(found)
 
 
+@tiers_app.command("moves")
+def moves(
+    old: str = typer.Option(..., "--from", help="Tier in the run before the last"),
+    new: str = typer.Option(..., "--to", help="Tier in the last run"),
+    limit: int = typer.Option(200, min=1, max=100_000, help="At most this many customers"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
+) -> None:
+    """Who moved from one tier to another between the last two runs, the most valuable first."""
+    from bot.routing import tier_history
+
+    async def work(sessions):
+        async with sessions() as session:
+            return await tier_history.moves(session, old, new, limit=limit)
+
+    try:
+        span, rows = with_database(work)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    if span.from_run is None:
+        raise fail("moves need two tier runs: run `tierdesk tiers compute` again later", 1)
+    found = [{"customer_id": cid, "name": name, "reason": reason, "predicted_value_12m": _round(value, 2),
+              "p_alive": _round(alive, 3)} for cid, name, reason, value, alive in rows]
+    if as_json:
+        typer.echo(json.dumps({"from_run": span.from_run, "to_run": span.to_run, "from": old, "to": new,
+                               "customers": found}))
+        return
+    table = Table(title=f"{old} → {new} (run {span.from_run} → run {span.to_run}): {len(found)} customers")
+    for col in ("customer", "name", "predicted 12-month value", "p(alive)", "why"):
+        table.add_column(col)
+    for f in found:
+        table.add_row(f"C-{f['customer_id']}", f["name"], _fmt(f["predicted_value_12m"], ",.2f"),
+                      _fmt(f["p_alive"], ".0%"), f["reason"])
+    console.print(table)
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def _fmt(value: Any, pattern: str) -> str:
     return "—" if value is None else format(value, pattern)
 
 
 def show_report(data: dict) -> None:
     table = Table(title=f"Tiers ({data.get('method')}, k={data.get('k') or '—'})")
-    for col in ("tier", "customers", "customers %", "revenue %", "recency (days)", "orders", "spend"):
+    for col in ("tier", "customers", "customers %", "revenue %", "recency (days)", "orders", "net spend",
+                "12-month value", "queue · SLA first reply"):
         table.add_column(col, justify="left" if col == "tier" else "right")
+    routing = data.get("actionability") or {}
     for t in data.get("tiers", []):
+        act = routing.get(t["tier"])
         table.add_row(
             t["tier"], f"{t['customers']:,}", f"{t['customer_share'] * 100:.1f}", f"{t['revenue_share'] * 100:.1f}",
             _fmt(t["recency_days"], ",.1f"), _fmt(t["frequency"], ",.2f"), _fmt(t["monetary"], ",.2f"),
+            _fmt(t.get("predicted_value_12m"), ",.2f"),
+            f"{act['queue']} · {act['first_response_minutes']:g} min" if act else "—",
         )
     console.print(table)
+    for t in data.get("tiers", []):
+        if t.get("rule"):
+            console.print(f"{t['tier']}: {t['rule']}", markup=False, highlight=False)
     console.print(
-        f"silhouette {_fmt(data.get('silhouette'), '.3f')} · stability (ARI) {_fmt(data.get('stability_ari'), '.3f')}"
+        f"silhouette {_fmt(data.get('silhouette'), '.3f')} · stability (ARI, bootstrap) "
+        f"{_fmt(data.get('stability_ari'), '.3f')} · ARI vs last run "
+        f"{_fmt(data.get('stability_ari_vs_last_run'), '.3f')}"
         f" · changed since last run {data.get('changed_since_last', 0):,}"
     )
+    rel = data.get("relevance")
+    if rel:
+        mine, base = rel["method"], rel["quantiles"]
+        console.print(
+            f"relevance (tiers from before the last {rel['holdout_days']:g} days against the spend in them): "
+            f"{mine['name']} eta² {_fmt(mine['eta_squared'], '.3f')}, Spearman {_fmt(mine['spearman'], '.3f')}, "
+            f"VIP+important hold {_fmt(mine['top_tiers_later_revenue_share'], '.1%')} of later revenue; quantiles "
+            f"eta² {_fmt(base['eta_squared'], '.3f')}, Spearman {_fmt(base['spearman'], '.3f')}, "
+            f"{_fmt(base['top_tiers_later_revenue_share'], '.1%')}"
+        )
     if data.get("note"):
         console.print(f"note: {data['note']}")
 

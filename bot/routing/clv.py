@@ -123,13 +123,17 @@ def probability_alive(params: BgNbdParams, x: np.ndarray, t_x: np.ndarray, T: np
 
 
 def expected_purchases(params: BgNbdParams, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """Expected purchases in the next `t` weeks given the history, equation (10) (a = 1 is its limit: nudged)."""
+    """Expected purchases in the next `t` weeks given the history, equation (10) (a = 1 is its limit: nudged).
+
+    The paper's ``((alpha+T)/(alpha+T+t))^(r+x) * 2F1(r+x, b+x; a+b+x-1; z)`` overflows for frequent buyers;
+    Euler's transformation turns it into ``(1-z)^(a-1) * 2F1(a+b-1-r, a-1; a+b+x-1; z)``, the same value that
+    stays finite for any x."""
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     if abs(a - 1) < 1e-6:
         a = 1 + 1e-6
     z = t / (alpha + T + t)
     head = (a + b + x - 1) / (a - 1)
-    tail = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, z)
+    tail = 1 - (1 - z) ** (a - 1) * hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
     denom = 1 + np.where(x > 0, a / np.maximum(b + x - 1, 1e-12) * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0)
     return head * tail / denom
 

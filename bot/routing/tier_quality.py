@@ -187,14 +187,15 @@ def how_well_tiers_predict(codes: np.ndarray, future: np.ndarray) -> dict:
 
 
 def relevance(train: ValueTable, future_spend: np.ndarray, method: str, *, holdout_days: float,
-              predicted_value: np.ndarray | None = None, vip_recency_days: float, seed: int = 0) -> dict:
+              predicted_value: np.ndarray | None = None, vip_recency_days: float, k: int | None = None,
+              seed: int = 0) -> dict:
     """Tier everyone on the data before the hold-out (this method and quantiles, no overrides) and measure how
-    each tiering tells apart the net spend in the hold-out."""
+    each tiering tells apart the net spend in the hold-out (k-means with the k of the run being evaluated)."""
     future = np.clip(future_spend, 0, None)
     out: dict = {"holdout_days": holdout_days, "customers": len(future), "later_revenue": round(float(future.sum()), 2)}
     for label, m in (("method", method), ("quantiles", "quantiles")):
-        result = compute_tiers(train, method=m, seed=seed, vip_recency_days=vip_recency_days,
-                               predicted_value=predicted_value, evaluate=False)
+        result = compute_tiers(train, method=m, k=k if m == "rfm-kmeans" else None, seed=seed,
+                               vip_recency_days=vip_recency_days, predicted_value=predicted_value, evaluate=False)
         out[label] = {"name": result.method, **how_well_tiers_predict(result.codes, future)}
     mine, base = out["method"]["eta_squared"], out["quantiles"]["eta_squared"]
     out["eta_squared_vs_quantiles"] = None if mine is None or not base else round(mine / base, 3)

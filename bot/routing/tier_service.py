@@ -125,7 +125,7 @@ def tier_and_evaluate(inputs: RunInputs, method: str, k: int | None, seed: int, 
     if np.any(inputs.train.frequency > 0) and not (method == "clv" and train_predicted is None):
         relevance = tier_quality.relevance(inputs.train, inputs.later_spend, result.method,
                                            holdout_days=inputs.holdout_days, predicted_value=train_predicted,
-                                           vip_recency_days=vip_days, seed=seed)
+                                           vip_recency_days=vip_days, k=result.k, seed=seed)
     report = result.report()
     report.update(customers=len(result.customer_ids), vip_recency_days=vip_days, relevance=relevance,
                   actionability=tier_quality.actionability(policy), clv=clv_info)
