@@ -75,10 +75,11 @@ def _prefix_len(text: str, limit: int) -> int:
 
 class RateLimiter:
     """About `per_chat` messages a second to one chat (bursts of `chat_burst`), a third of that to a group (20 a
-    minute at 1/s), and `overall` a second in all for one bot. In-process until `limits` is shared (Redis)."""
+    minute at 1/s), and `overall` a second in all for one bot: evenly spaced (a burst of 30 on top of 30 a second
+    would be 60 within one second). In-process until `limits` is shared (Redis)."""
 
     def __init__(self, per_chat: float = 1.0, overall: float = 30.0, *, chat_burst: float = 3.0,
-                 overall_burst: float = 30.0, limits: SendLimits | None = None, bot: str = "bot") -> None:
+                 overall_burst: float = 1.0, limits: SendLimits | None = None, bot: str = "bot") -> None:
         self.chat = Rate(per_chat, chat_burst)
         self.group = Rate(per_chat / 3, chat_burst)
         self.overall = Rate(overall, overall_burst)
