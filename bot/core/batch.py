@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.core.bounces import bounce_targets, record_bounce
-from bot.core.conversation import handle_customer_message, likely_ticket, open_tickets_in_bulk
+from bot.core.conversation import (
+    BOT_ANSWERS,
+    handle_customer_message,
+    likely_ticket,
+    load_bot_answers,
+    open_tickets_in_bulk,
+    save_languages,
+)
 from bot.core.messages import InboundMessage
 from bot.core.outbound import BatchContext
 from bot.desk import Desk
@@ -129,7 +136,9 @@ class BatchHandler:
             )
         logged = LoggedBatch(msgs, rows, first_of, inserted, earlier, agents, bounce_tickets)
         with session.no_autoflush:  # pending changes go out in a few bulk statements at the end, not per query
-            return await self._handle_each(ctx, logged, safe_mode)
+            results = await self._handle_each(ctx, logged, safe_mode)
+        await save_languages(ctx)
+        return results
 
     async def _handle_each(self, ctx: BatchContext, batch: LoggedBatch, safe_mode: str | None) -> list[DispatchResult]:
         handled: dict[ContactKey, DispatchResult] = {}
@@ -159,6 +168,7 @@ class BatchHandler:
         if safe_mode:
             ticket_id = await self._safe_ticket(ctx, m, cid, row["customer_id"], safe_mode)
         elif row["agent_id"] is not None:
+            await save_languages(ctx)
             await ctx.session.flush()  # desk queries (queues, loads) must see this batch's changes
             ticket_id = await self.desk.handle(ctx, m, batch.agents[(m.channel, m.sender)], cid)
         elif bounce is not None:
@@ -183,16 +193,18 @@ class BatchHandler:
         return out
 
     async def _load_facts(self, ctx: BatchContext, customer_ids: list[int], new: set[int] = frozenset()) -> None:
-        """Tier, language, key-account manager and open conversation of each customer in the batch; customers
-        created in this batch have none of those yet, so they cost no query."""
+        """Tier, language, key-account manager, the bot's recent answers and open conversation of each customer
+        in the batch, a query each for all of them; customers created in this batch have none of those yet, so
+        they cost no query."""
         for cid in new:
-            ctx.facts.setdefault(cid, {"tier": "potential", "language": None, "kam": None, "name": ""})
+            ctx.facts.setdefault(cid, {"tier": "potential", "language": None, "kam": None, "name": "", BOT_ANSWERS: 0})
         known = [c for c in set(customer_ids) if c not in new]
         if not known:
             return
         missing = [c for c in known if c not in ctx.facts]  # the senders' came with who wrote
         if missing:
             ctx.facts.update(await customers_repo.customer_facts(ctx.session, missing))
+        await load_bot_answers(ctx, [c for c in known if BOT_ANSWERS not in ctx.facts.get(c, {})])
         active, latest = await tickets_repo.conversations(ctx.session, known)
         ctx.active.update(active)
         ctx.latest.update(latest)
@@ -206,11 +218,13 @@ class BatchHandler:
         was a code (then it is answered and nothing else happens)."""
         if not (carries_identity(m) or looks_like_code(m.text)):
             return customer_id, None
+        await save_languages(ctx)  # a merge reads the customers' stored languages
         return await identify(ctx, m, customer_id, contact_id, self._adopt)
 
     async def _adopt(self, ctx: BatchContext, contact_id: int, old: int, survivor: int) -> None:
         """After a verified merge the contact and the batch's state follow the surviving customer."""
         ctx.contact_updates.append({"id": contact_id, "customer_id": survivor})
+        ctx.facts.get(survivor, {}).pop(BOT_ANSWERS, None)  # the merge moved the other's answers to it
         await self._load_facts(ctx, [survivor])
         if old in ctx.active and survivor not in ctx.active:
             ctx.active[survivor] = ctx.active.pop(old)

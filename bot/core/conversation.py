@@ -17,14 +17,20 @@ from bot.tickets import BOT, CUSTOMER, DEFAULT_RULES, MAX_ID, TicketError, apply
 from bot.tickets.handoff import Handoff
 from bot.tickets.handoff import hand_off as tickets_handoff
 from crm_store.models import Ticket
+from crm_store.repositories import bot_answers as bot_answers_repo
 from crm_store.repositories import contacts as contacts_repo
 from crm_store.repositories import customers as customers_repo
-from crm_store.repositories import outbox as outbox_repo
 from crm_store.repositories import tickets as tickets_repo
 
+BOT_ANSWERS = "bot_answers"
+"""Key of a customer's facts: bot answers written to them within `BOT_CAP_WINDOW` before this batch."""
+LANGUAGE_UNSAVED = "language_unsaved"
+"""Key of a customer's facts: their language was learned in this batch and is not written yet."""
 TAG = re.compile(r"\[#T-(\d+)\]")
 CSAT = re.compile(r"^\s*(?:/csat\s+(\d{1,30})\s+)?([1-5])\s*$")
 RULES = DEFAULT_RULES
+BOT_CAP_WINDOW = timedelta(hours=1)
+"""The bot answers one sender at most `bot_reply_cap` times within this window."""
 
 
 def wants_no_auto_reply(msg: InboundMessage) -> bool:
@@ -170,8 +176,8 @@ async def handle_customer_message(ctx: BatchContext, msg: InboundMessage, contac
     ctx.contact_updates.append(update)
     if turn.language and not facts.get("language"):
         facts["language"] = turn.language
+        facts[LANGUAGE_UNSAVED] = True  # written with the batch's others by `save_languages`
         ctx.facts[customer_id] = facts
-        await customers_repo.set_language(ctx.session, customer_id, turn.language)
     language = facts.get("language") or turn.language
     if ticket.handoff_reason is not None:
         await _tell_assignee(ctx, ticket, msg, contact_id, facts)
@@ -197,11 +203,29 @@ def _understand(ctx: BatchContext, msg: InboundMessage, language: str | None) ->
         return BotTurn(answer=None, handoff_reason=f"bot error: {type(exc).__name__}")
 
 
+async def load_bot_answers(ctx: BatchContext, customer_ids: list[int]) -> None:
+    """How often the bot answered each of the batch's customers within the window, in one query for the batch
+    (kept with their facts; what this batch adds is counted from its outbox rows)."""
+    found = await bot_answers_repo.bot_answers_since(ctx.session, customer_ids, ctx.now - BOT_CAP_WINDOW)
+    for customer_id, count in found.items():
+        ctx.facts.setdefault(customer_id, {})[BOT_ANSWERS] = count
+
+
 async def _bot_may_answer(ctx: BatchContext, customer_id: int, channel: str) -> bool:
     limit = bot_reply_cap(ctx.settings, channel)
-    recent = await outbox_repo.bot_replies_since(ctx.session, customer_id, ctx.now - timedelta(hours=1))
+    recent = ctx.facts.get(customer_id, {}).get(BOT_ANSWERS)
+    if recent is None:  # a customer the batch did not load (one adopted by a merge)
+        found = await bot_answers_repo.bot_answers_since(ctx.session, [customer_id], ctx.now - BOT_CAP_WINDOW)
+        recent = found[customer_id]
     pending = sum(1 for row in ctx.outbox if row["customer_id"] == customer_id and row["author"] == "bot")
     return recent + pending < limit
+
+
+async def save_languages(ctx: BatchContext) -> None:
+    """Write, in one statement, the languages learned from this batch's messages so far (a customer's first)."""
+    learned = {cid: f["language"] for cid, f in ctx.facts.items() if f.pop(LANGUAGE_UNSAVED, False)}
+    if learned:
+        await customers_repo.set_languages(ctx.session, learned)
 
 
 async def hand_off(

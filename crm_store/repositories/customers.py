@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
-from sqlalchemy import cast, delete, literal, null, select, union_all, update
+from sqlalchemy import bindparam, cast, delete, literal, null, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.errors import NotFound
@@ -192,10 +192,23 @@ async def merge_customers(session: AsyncSession, *, source_id: int, target_id: i
             target.name = source.name
 
 
-async def set_language(session: AsyncSession, customer_id: int, language: str) -> None:
-    await session.execute(
-        update(Customer).where(Customer.id == customer_id, Customer.language.is_(None)).values(language=language)
+@cache
+def _set_language_statement() -> Any:
+    return (
+        update(Customer.__table__)
+        .where(Customer.__table__.c.id == bindparam("b_id"), Customer.__table__.c.language.is_(None))
+        .values(language=bindparam("b_language"), updated_at=bindparam("b_at"))
     )
+
+
+async def set_languages(session: AsyncSession, languages: dict[int, str]) -> None:
+    """Each customer's language where none is known yet (a learned language never overwrites a known one), in
+    one statement for all of them."""
+    if not languages:
+        return
+    at = now()
+    params = [{"b_id": cid, "b_language": lang, "b_at": at} for cid, lang in sorted(languages.items())]
+    await session.execute(_set_language_statement(), params)
 
 
 _FACT_COLUMNS = (Customer.tier, Customer.manual_tier, Customer.language, Customer.key_account_manager_id, Customer.name)
