@@ -81,7 +81,7 @@ def parse(body: bytes) -> Delivery:
         raise BadDelivery("not a JSON object")
     found = Delivery()
     for value in _values(data):
-        names = {c.get("wa_id"): (c.get("profile") or {}).get("name", "") for c in _dicts(value.get("contacts"))}
+        names = _names(value.get("contacts"))
         for raw in _dicts(value.get("messages")):
             msg = _message(raw, names)
             if msg is None:
@@ -95,6 +95,16 @@ def parse(body: bytes) -> Delivery:
             else:
                 found.statuses.append(status)
     return found
+
+
+def _names(contacts: Any) -> dict[str, str]:
+    """The profile name WhatsApp gives each sender, by wa_id."""
+    names = {}
+    for contact in _dicts(contacts):
+        profile = contact.get("profile")
+        name = profile.get("name") if isinstance(profile, dict) else ""
+        names[_str(contact.get("wa_id"))] = name if isinstance(name, str) else ""
+    return names
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
@@ -124,7 +134,7 @@ def _when(raw: Any) -> datetime | None:
         return None
 
 
-def _message(raw: dict[str, Any], names: dict[Any, Any]) -> Incoming | None:
+def _message(raw: dict[str, Any], names: dict[str, str]) -> Incoming | None:
     msg_id, sender, kind = _str(raw.get("id")), _str(raw.get("from")), _str(raw.get("type")) or "text"
     if not msg_id or not sender:
         return None
@@ -145,11 +155,10 @@ def _message(raw: dict[str, Any], names: dict[Any, Any]) -> Incoming | None:
     else:
         text = _other_text(kind, body)
     context = raw.get("context") if isinstance(raw.get("context"), dict) else {}
-    name = names.get(sender, "")
     return Incoming(
         external_id=msg_id,
         sender=sender,
-        sender_name=name if isinstance(name, str) else "",
+        sender_name=names.get(sender, ""),
         text=text,
         kind=kind,
         media=media,

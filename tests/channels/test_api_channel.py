@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.core.messages import OutboundMessage
 from bot.settings import ApiChannelSettings, ApiEndpointSettings, Settings
@@ -149,3 +151,27 @@ async def test_a_reply_for_an_unknown_endpoint_fails_for_good_and_pulled_ones_wa
         await channel.send(OutboundMessage(channel="api", recipient="shop:1", text="x", idempotency_key="k"))
     assert failed.value.permanent
     assert await channel.send(OutboundMessage(channel="api", recipient="gw:1", text="x", idempotency_key="k")) == "k"
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["id", "sender", "text", "sender_name", "attachments", "x"]),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(),
+            lambda inner: (
+                st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["kind", "name", "size", "url"]), inner)
+            ),
+            max_leaves=12,
+        ),
+        max_size=6,
+    )
+)
+def test_any_json_object_is_a_message_or_a_clear_refusal(body):
+    try:
+        msg = parse(body, limit=1000)
+    except Refused as refused:
+        assert refused.status in (400, 422) and refused.reason
+        return
+    assert msg.external_id.startswith("shop:") and len(msg.external_id) > 5
+    assert msg.sender.startswith("shop:") and len(msg.sender) > 5

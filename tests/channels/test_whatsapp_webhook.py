@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from channels.whatsapp import WhatsAppChannel, graph, webhook
 from channels.whatsapp.limits import SendLimits
@@ -143,3 +145,43 @@ def test_send_limits_space_the_number_and_cap_each_person():
     assert limits.wait_for("c") == 0.0  # others are not held up by "a"
     now[0] += 57
     assert limits.wait_for("a") == 0.0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=30,
+)
+fields = st.sampled_from(
+    [
+        "from",
+        "id",
+        "type",
+        "text",
+        "body",
+        "image",
+        "statuses",
+        "messages",
+        "errors",
+        "code",
+        "status",
+        "timestamp",
+        "contacts",
+        "wa_id",
+        "profile",
+        "name",
+        "context",
+        "caption",
+    ]
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(fields, json_values, max_size=6), st.dictionaries(fields, json_values, max_size=6))
+def test_any_json_in_a_delivery_parses_or_is_skipped(message, status):
+    value = {"messages": [{"from": "49", "id": "wamid.1", **message}], "statuses": [status], "contacts": [message]}
+    body = json.dumps({"entry": [{"changes": [{"field": "messages", "value": value}]}]}).encode()
+    found = webhook.parse(body)
+    assert len(found.messages) + len(found.statuses) + found.skipped == 2
+    for m in found.messages:
+        assert isinstance(m.text, str) and isinstance(m.sender_name, str) and m.external_id and m.sender
