@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.assistant.policy import DecisionRules, decide
 from bot.assistant.responder import BotTurn, HumanOnly, Responder
-from bot.assistant.script import in_script, script_of
+from bot.assistant.script import answer_script, in_script
 from bot.assistant.texts import intent_title, say
 from bot.settings import Settings
 from nlu.classifier import ClassifierConfig, IntentClassifier, ModelFileError
@@ -78,12 +78,10 @@ class FaqResponder:
         result = self.classifier.parse(text)
         known = self._known_language(result.language, customer_language)
         language = known or self.default_language
-        script = script_of(text, result.language, getattr(result, "script", None)) if language == "zh" else None
+        script = answer_script(result.script) if language == "zh" else None
         choice = decide(result, answer_threshold=self.answer_threshold, answerable=self.answerable, rules=self.rules)
         nlu: dict[str, Any] = result.as_dict(top=RANKING_STORED)
         nlu.update(answer_language=language, decision=choice.action, decision_reason=choice.reason)
-        if script:
-            nlu["script"] = script
         turn = {"intent": choice.intent or result.intent, "language": known, "nlu": nlu, "script": script}
         if choice.action == "clarify":
             options = tuple((intent, in_script(intent_title(intent, language), script)) for intent in choice.options)

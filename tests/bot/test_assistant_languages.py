@@ -58,3 +58,9 @@ async def test_charged_twice_and_asking_for_a_person_opens_a_ticket_in_each_lang
     assert len(tickets) == 3
     assert all(t.status == "open" and t.intent == "human_handoff" and t.handoff_reason for t in tickets)
     assert [t.language for t in tickets] == ["en", "zh", "ru"]
+
+
+@pytest.mark.parametrize(("text", "intent"), [("gde moy zakaz", "order_status"), ("privet", "greeting")])
+def test_russian_typed_in_latin_letters_is_answered_in_russian(responder: FaqResponder, text: str, intent: str) -> None:
+    turn = responder.respond(text, customer_language="en")
+    assert turn.language == "ru" and turn.answer == responder.responses.answer(intent, "ru")

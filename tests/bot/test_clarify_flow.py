@@ -13,6 +13,7 @@ from bot.assistant.clarify import PERSON_REASON
 from bot.assistant.faq import FaqResponder
 from crm_store.clarifications import Clarification
 from crm_store.models import Ticket
+from nlu.language import detect
 from nlu.rasa_format import load_responses
 from nlu.result import NluResult
 
@@ -30,13 +31,17 @@ SCRIPTED = {
 
 
 class ScriptedClassifier:
-    """Hand-built rankings for known texts (the decision and the flow are under test, not the model)."""
+    """Hand-built rankings for known texts (the decision and the flow are under test, not the model); the
+    language and script are detected as the real classifier does."""
 
     def parse(self, text: str) -> NluResult:
         language, ranking = SCRIPTED.get(text, ("en", [("out_of_scope", 0.9), ("greeting", 0.05)]))
+        detected = detect(text)
+        assert text not in SCRIPTED or detected.language == language, f"{text!r} reads as {detected.language}"
         best = next(name for name, _ in ranking if name != "out_of_scope")
         oos = ranking[0][0] == "out_of_scope"
-        return NluResult("out_of_scope" if oos else best, dict(ranking)[best], ranking, [], language, oos, None)
+        intent = "out_of_scope" if oos else best
+        return NluResult(intent, dict(ranking)[best], ranking, [], language, oos, None, detected.script)
 
 
 @pytest.fixture
