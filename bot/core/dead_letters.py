@@ -2,9 +2,10 @@
 block nobody and are not lost; an operator lists them, sends them back to the stream or drops them
 (`tierdesk dead list|retry|drop`).
 
-An entry is poison when it was delivered more than `max_deliveries` times (Redis counts every read and every
-take-over of a pending entry) and its last failure happened while the database answered. Failures during a
-database outage say nothing about the entry, so they never send it here.
+An entry is poison when it fails again, while the database answers, after Redis delivered it more than
+`max_deliveries` times (every read and every take-over of a pending entry counts). Failures during a database
+outage say nothing about the entry, so they never send it here. An entry whose worker never finished a try
+(each one died with it) is parked before it takes down another, once delivered twice as often.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ TRANSIENT = "outage"
 REASON_CHARS = 500
 
 
-def is_poison(times_delivered: int, max_deliveries: int, last_failure: str | None) -> bool:
-    """Whether an entry delivered `times_delivered` times goes to the dead letters. `last_failure` is what its
-    last try recorded: None when no try finished (its worker stopped each time), a `TRANSIENT`-prefixed reason
-    when the database was down then."""
-    if times_delivered <= max_deliveries:
-        return False
-    return last_failure is None or not last_failure.startswith(TRANSIENT)
+def is_poison(times_delivered: int, max_deliveries: int, *, outage: bool) -> bool:
+    """Whether an entry that just failed on its `times_delivered`-th delivery goes to the dead letters."""
+    return times_delivered > max_deliveries and not outage
+
+
+def kills_workers(times_delivered: int, max_deliveries: int, last_failure: str | None) -> bool:
+    """Whether to park an entry before trying it: delivered over twice the allowance and no try ever finished
+    (`last_failure` is None), so each try ended its worker."""
+    return last_failure is None and times_delivered > 2 * max_deliveries
 
 
 def poison_reason(times_delivered: int, last_failure: str | None) -> str:

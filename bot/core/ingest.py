@@ -22,7 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.core.dead_letters import TRANSIENT, DeadLetters, is_poison, poison_reason
+from bot.core.dead_letters import TRANSIENT, DeadLetters, is_poison, kills_workers, poison_reason
 from bot.core.dispatcher import DispatchResult
 from bot.core.log_limit import limit_repeats
 from bot.core.messages import Attachment, InboundMessage
@@ -201,8 +201,8 @@ class StreamIngest:
         async def one(entry_id: Any, fields: dict, last_failure: Any) -> Any:
             last = last_failure.decode("utf-8", "replace") if isinstance(last_failure, bytes) else last_failure
             delivered = times.get(entry_id, 1)
-            if is_poison(delivered, self.max_deliveries, last):
-                await self._park(entry_id, fields, poison_reason(delivered, last), delivered)
+            if kills_workers(delivered, self.max_deliveries, last):
+                await self._park(entry_id, fields, poison_reason(delivered, None), delivered)
                 return None
             try:
                 msg = decode(fields)
@@ -212,7 +212,7 @@ class StreamIngest:
             try:
                 await deliver(msg)
             except Exception as exc:  # left pending: taken over again after claim_idle_ms, by us or another worker
-                await self._note_failure(entry_id, exc)
+                await self._failed(entry_id, fields, delivered, exc)
                 return None
             return entry_id
 
@@ -234,9 +234,13 @@ class StreamIngest:
             self._store_checked = (now, not await _answers(self.store_ok))
         return self._store_checked[1]
 
-    async def _note_failure(self, entry_id: Any, exc: Exception) -> None:
+    async def _failed(self, entry_id: Any, fields: dict, delivered: int, exc: Exception) -> None:
+        """Park a poison entry; otherwise note why it failed, for the next try and the dead letter's reason."""
         outage = await self._database_down()
         reason = f"{TRANSIENT + ': ' if outage else ''}{type(exc).__name__}: {exc}"[:500]
+        if is_poison(delivered, self.max_deliveries, outage=outage):
+            await self._park(entry_id, fields, poison_reason(delivered, reason), delivered)
+            return
         log.warning("entry %s not stored yet: %s", entry_id, reason)
         await self.redis.hset(self.failures, entry_id, reason)
 

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 limit_repeats(log)
 
 Consumer = Callable[[], Coroutine[Any, Any, Any]]
+MIN_STALL_S = 1.5
+"""Above the consumer's blocking read (0.5 s) with room to spare: an idle consumer is never taken for stalled."""
 
 
 def stall_reason(task_done: bool, idle_s: float, stall_s: float, consumer_problem: str) -> str:
@@ -43,7 +45,7 @@ class IntakeWatch:
         self.ingest = ingest
         self.consume = consume
         self.stop = stop
-        self.stall_s = stall_s
+        self.stall_s = max(stall_s, MIN_STALL_S)
         self.check_s = check_s
         self.restarts = 0
         self._task: asyncio.Task[Any] | None = None

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.core.dead_letters import TRANSIENT, is_poison
+from bot.core.dead_letters import is_poison, kills_workers
 from bot.core.ingest import StreamIngest, encode
 from bot.core.ingest import log as ingest_log
 from bot.core.intake_watch import IntakeWatch, stall_reason
@@ -23,11 +23,12 @@ from crm_store.models import Contact
 from tests.bot.conftest import settings_for
 
 
-def test_an_entry_is_poison_only_after_max_deliveries_and_not_for_an_outage():
-    assert not is_poison(3, 3, "ValueError: x")  # within the allowance
-    assert is_poison(4, 3, "StoreUnavailable: could not store message")
-    assert is_poison(4, 3, None)  # no try finished: its worker stopped each time
-    assert not is_poison(40, 3, f"{TRANSIENT}: StoreUnavailable: connection refused")  # says nothing of the entry
+def test_an_entry_is_poison_only_after_max_deliveries_and_not_in_an_outage():
+    assert not is_poison(3, 3, outage=False)  # within the allowance
+    assert is_poison(4, 3, outage=False)
+    assert not is_poison(40, 3, outage=True)  # a failure while the database is down says nothing of the entry
+    assert not kills_workers(6, 3, None) and kills_workers(7, 3, None)  # no try ever finished: parked untried
+    assert not kills_workers(70, 3, "StoreUnavailable: x")  # a try finished: it is tried (and judged) again
 
 
 def test_stall_reason_reads_what_the_watchdog_sees():
@@ -118,7 +119,7 @@ async def test_the_watchdog_restarts_a_consumer_that_stalls(redis_url, redis_pre
             await asyncio.Event().wait()
         got.append(msg.external_id)
 
-    watch = IntakeWatch(ingest, lambda: ingest.consume(deliver, "c1", stop), stop, stall_s=0.5, check_s=0.1)
+    watch = IntakeWatch(ingest, lambda: ingest.consume(deliver, "c1", stop), stop, stall_s=1.5, check_s=0.1)
     task = asyncio.create_task(watch.run())
     try:
         await ingest.ensure_group()
@@ -200,3 +201,38 @@ def test_dead_cli_lists_retries_and_drops(redis_url, redis_prefix, monkeypatch):
     finally:
         client.close()
         get_settings.cache_clear()
+
+
+async def test_failures_during_a_database_outage_never_make_an_entry_poison(redis_url, redis_prefix):
+    client = aioredis.from_url(redis_url)
+    database_up, stop, tries = False, asyncio.Event(), []
+
+    async def store_ok() -> bool:
+        return database_up
+
+    async def deliver(msg: InboundMessage) -> None:
+        tries.append(msg.external_id)
+        raise ConnectionRefusedError("the database does not answer")
+
+    ingest = StreamIngest(client, redis_prefix, claim_idle_ms=0, max_deliveries=2, store_ok=store_ok)
+    consumer = asyncio.create_task(ingest.consume(deliver, "c1", stop))
+    try:
+        await ingest.ensure_group()
+        await ingest.publish(InboundMessage.build(channel="webchat", external_id="w1", sender="v", text="a"))
+        await _until(lambda: _true(len(tries) >= 8), 20)  # four times the allowance, all in the outage
+        assert await ingest.dead.count() == 0 and await ingest.pending() == 1
+        assert (await client.hget(ingest.failures, (await client.xrange(ingest.stream))[0][0])).startswith(b"outage")
+        ingest._store_checked = (-1e9, False)  # the next failure asks the database again
+        database_up = True
+        await _until(lambda: _dead_is(ingest, 1), 20)  # now it fails while the database answers: poison
+        [dead] = await ingest.dead.list()
+        assert dead.external_id == "w1" and "ConnectionRefusedError" in dead.reason and dead.deliveries > 8
+        assert await ingest.waiting() == 0
+    finally:
+        stop.set()
+        await asyncio.wait_for(consumer, 10)
+        await client.aclose()
+
+
+async def _dead_is(ingest: StreamIngest, n: int) -> bool:
+    return await ingest.dead.count() == n
