@@ -1,6 +1,13 @@
-"""Benchmark: tiers for many customers, and one routing decision among many tickets and agents.
+"""Benchmark: tiers for many customers, the value model (BG/NBD + Gamma-Gamma), and one routing decision among
+many tickets and agents.
 
     python bench/tiers.py [--customers 1000000 --purchases 10000000] [--json]
+    python bench/tiers.py --clv-only [--clv-sizes 100000,1000000] [--pg-url postgresql+asyncpg://...] [--pg-customers N]
+
+The value model is timed in memory at each of --clv-sizes customers (fit + predict, from purchase arrays), and
+through the database path: N customers and their purchases written to a fresh PostgreSQL schema (COPY), then
+the repository's aggregate query, the fit and the prediction, each timed; the schema is dropped afterwards.
+The quantile tiering of the same customers is the baseline measured in the same run.
 
 Tiering is timed from raw purchase arrays (aggregation to RFM included) for the k-means method and for the
 quantile method (the baseline) in the same run, each in a forked child process so that its peak resident size
@@ -19,6 +26,7 @@ import resource
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +68,116 @@ def in_child(data, method: str, k: int | None) -> dict:
     result = receive.recv()
     child.join()
     return result
+
+
+def timed_clv(n_customers: int, purchases_per_customer: int, seed: int = 42) -> dict:
+    """Fit + predict of the value model in memory, from raw purchase arrays, and the quantile tiering baseline."""
+    from bot.routing.tier_service import predict_value
+
+    data = synthetic_purchases(n_customers, n_customers * purchases_per_customer, seed=seed)
+    recency, frequency, monetary, refs, loyalty, tenure = aggregate_purchases(
+        data.customer_index, data.amount, data.age_days, data.n_customers, data.referrals, data.loyalty
+    )
+    values = ValueTable(np.arange(n_customers), recency, frequency, monetary, refs, loyalty, tenure_days=tenure)
+    t0, c0 = time.perf_counter(), time.process_time()
+    _predicted, _alive, info = predict_value(values)
+    clv_s, clv_cpu = time.perf_counter() - t0, time.process_time() - c0
+    t0 = time.perf_counter()
+    compute_tiers(values, method="quantiles", evaluate=False)
+    base_s = time.perf_counter() - t0
+    return {"customers": n_customers, "purchases": len(data.amount), "clv_seconds": round(clv_s, 2),
+            "clv_cpu_seconds": round(clv_cpu, 2), "fit_seconds": info.get("fit_seconds"),
+            "quantiles_seconds": round(base_s, 2), "clv_vs_quantiles_time_ratio": round(clv_s / max(base_s, 1e-9), 2),
+            "bgnbd": info.get("bgnbd"), "predicted_value_12m": info.get("predicted_value_12m")}
+
+
+async def _copy_seed(engine, schema: str, n_customers: int, purchases_per_customer: int) -> tuple[int, float]:
+    """Synthetic customers and purchases into the schema with COPY (the bench's own fast path, not the app's)."""
+    from bot.cli.seed import synthetic_purchases as make
+
+    today = datetime.now(UTC)
+    data = make(n_customers, n_customers * purchases_per_customer, seed=42, today=today)
+    t0 = time.perf_counter()
+    async with engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        customers = [(i + 1, f"bench-{i + 1}", f"Customer {i + 1}", "potential", "no purchases yet", "lead", "en",
+                      today, today, False) for i in range(n_customers)]
+        await raw.copy_records_to_table(
+            "customers", records=customers, schema_name=schema,
+            columns=["id", "external_ref", "name", "tier", "tier_reason", "lifecycle_stage", "language", "created_at",
+                     "updated_at", "legal_hold"])
+        del customers
+        step = 1_000_000
+        for start in range(0, len(data.amount), step):
+            end = min(start + step, len(data.amount))
+            rows = [(j + 1, int(c) + 1, Decimal(f"{a:.2f}"), "USD", today - timedelta(days=float(d)), int(r), int(lo),
+                     f"bench-{j}")
+                    for j, c, a, d, r, lo in zip(range(start, end), data.customer_index[start:end].tolist(),
+                                                 data.amount[start:end].tolist(), data.age_days[start:end].tolist(),
+                                                 data.referrals[start:end].tolist(), data.loyalty[start:end].tolist(),
+                                                 strict=True)]
+            await raw.copy_records_to_table(
+                "value_events", records=rows, schema_name=schema,
+                columns=["id", "customer_id", "amount", "currency", "occurred_at", "referrals", "loyalty_points",
+                         "source_key"])
+        await raw.execute(f'ANALYZE "{schema}".value_events; ANALYZE "{schema}".customers')
+    return len(data.amount), time.perf_counter() - t0
+
+
+async def database_clv(url: str, n_customers: int, purchases_per_customer: int) -> dict:
+    """The value model through the database path: aggregate query, fit and prediction on PostgreSQL data."""
+    import os
+
+    from bot.routing.tier_service import load_values, predict_value
+    from crm_store.engine import make_engine, make_sessionmaker, upgrade
+
+    schema = f"bench_tiers_{os.getpid()}"
+    await upgrade(url, schema=schema)
+    engine = make_engine(url, schema=schema)
+    try:
+        purchases, seed_s = await _copy_seed(engine, schema, n_customers, purchases_per_customer)
+        sessions = make_sessionmaker(engine)
+        t0 = time.perf_counter()
+        async with sessions() as session:
+            loaded = await load_values(session, datetime.now(UTC))
+        load_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _predicted, _alive, info = predict_value(loaded.values)
+        clv_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        compute_tiers(loaded.values, method="quantiles", evaluate=False)
+        base_s = time.perf_counter() - t0
+    finally:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await engine.dispose()
+    return {"customers": n_customers, "purchases": purchases, "seed_copy_seconds": round(seed_s, 2),
+            "load_query_seconds": round(load_s, 2), "clv_fit_predict_seconds": round(clv_s, 2),
+            "fit_seconds": info.get("fit_seconds"), "load_plus_clv_seconds": round(load_s + clv_s, 2),
+            "quantiles_seconds": round(base_s, 2), "bgnbd": info.get("bgnbd")}
+
+
+def clv_main(args) -> int:
+    import asyncio
+
+    sizes = [int(x) for x in args.clv_sizes.split(",") if x]
+    out: dict = {"in_memory": [timed_clv(n, args.clv_purchases_per_customer) for n in sizes]}
+    if args.pg_url:
+        out["database"] = asyncio.run(database_clv(args.pg_url, args.pg_customers, args.clv_purchases_per_customer))
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    for r in out["in_memory"]:
+        print(f"value model in memory, {r['customers']:,} customers / {r['purchases']:,} purchases: fit + predict "
+              f"{r['clv_seconds']:.2f} s (cpu {r['clv_cpu_seconds']:.2f} s; fit {r['fit_seconds']:.2f} s); quantile "
+              f"tiers {r['quantiles_seconds']:.2f} s; ratio {r['clv_vs_quantiles_time_ratio']}x; {r['bgnbd']}")
+    d = out.get("database")
+    if d:
+        print(f"value model through PostgreSQL, {d['customers']:,} customers / {d['purchases']:,} purchases: "
+              f"aggregate query {d['load_query_seconds']:.2f} s + fit and predict {d['clv_fit_predict_seconds']:.2f} s"
+              f" = {d['load_plus_clv_seconds']:.2f} s (fit {d['fit_seconds']:.2f} s; COPY of the data "
+              f"{d['seed_copy_seconds']:.2f} s; quantile tiers {d['quantiles_seconds']:.2f} s)")
+    return 0
 
 
 def percentiles(wall: list[float], cpu: list[float]) -> dict:
@@ -125,7 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tickets", type=int, default=1_000)
     parser.add_argument("--decisions", type=int, default=5_000)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--clv-only", action="store_true", help="only the value model benchmarks")
+    parser.add_argument("--clv-sizes", default="100000,1000000", help="customers for the in-memory value model")
+    parser.add_argument("--clv-purchases-per-customer", type=int, default=5)
+    parser.add_argument("--pg-url", default="", help="PostgreSQL URL for the database path (a schema is made)")
+    parser.add_argument("--pg-customers", type=int, default=1_000_000)
     args = parser.parse_args(argv)
+    if args.clv_only:
+        return clv_main(args)
 
     import sklearn.cluster
     import sklearn.metrics  # noqa: F401 - imported before timing: the bench measures the work, not the import

@@ -8,6 +8,7 @@ from datetime import UTC
 from bot.core.messages import Button
 from bot.desk.access import customer_by_number, visible_customer
 from bot.desk.router import DeskCall, DeskError, DeskRouter
+from bot.routing import tier_history
 from bot.tickets import SUPERVISOR_ROLES
 from bot.tickets.customers import merge, write_merge
 from crm_store.models import Contact
@@ -94,6 +95,7 @@ async def customer_card(call: DeskCall) -> None:
         + (f" · ref {customer.external_ref}" if customer.external_ref else ""),
         f"Tier: {tier} — {why}",
         f"Value: {value['total']:,.2f} over {value['purchases']} purchases, last {last}",
+        (await tier_history.customer_outlook(session, customer.id, call.ctx.now)).line(),
         f"Key-account manager: {kam.name if kam else '—'}",
         f"Stage: {customer.lifecycle_stage} · language: {customer.language or '?'}",
         "Identities: " + (", ".join(f"{i.channel}:{i.address}" for i in identities) or "—"),

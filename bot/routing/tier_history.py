@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.routing.at_risk import SIGNAL_DAYS, VALUABLE_TIERS, AtRisk, CustomerSignals, customers_at_risk
 from bot.routing.tiering import TIERS
+from bot.routing.value_outlook import ValueOutlook, value_outlook
+from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import tiering as tier_repo
 
 NEW = "new"
@@ -91,3 +93,11 @@ async def at_risk(session: AsyncSession, now: datetime, *, limit: int = 100) -> 
         for cid, name, tier, value, alive, kam in rows
     ]
     return customers_at_risk(found, limit=limit)
+
+
+async def customer_outlook(session: AsyncSession, customer_id: int, now: datetime) -> ValueOutlook:
+    """The customer card's predicted 12-month value and probability alive from the newest run, with why."""
+    row = await tier_repo.latest_assignment(session, customer_id)
+    value = await customers_repo.value_summary(session, customer_id)
+    days = (now - value["last"]).total_seconds() / 86_400 if value["last"] else None
+    return value_outlook(row.predicted_value if row else None, row.p_alive if row else None, value["purchases"], days)

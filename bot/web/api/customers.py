@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.routing import tier_history
 from bot.tickets import Actor
 from bot.tickets.access import may_see_tier
 from bot.web import ticket_actions as actions
@@ -25,6 +26,7 @@ from bot.web.api.schemas import (
     NoteOut,
     Page,
     Tier,
+    ValueOutlookOut,
     encode_cursor,
 )
 from bot.web.exports import export_response
@@ -95,6 +97,17 @@ async def get_customer(
 ) -> CustomerOut:
     """A customer; a merged customer answers with the one it was merged into."""
     return CustomerOut.model_validate(await _customer(s, customer_id, actor))
+
+
+@router.get("/customers/{customer_id}/outlook", response_model=ValueOutlookOut, tags=["customers"])
+async def customer_outlook(
+    customer_id: CustomerId, actor: Caller, s: AsyncSession = Depends(read_session)
+) -> ValueOutlookOut:
+    """Predicted 12-month value and probability alive from the newest tier run, with a one-line reason."""
+    customer = await _customer(s, customer_id, actor)
+    found = await tier_history.customer_outlook(s, customer.id, datetime.now(UTC))
+    return ValueOutlookOut(customer_id=customer.id, predicted_value_12m=found.predicted_value,
+                           p_alive=found.p_alive, reason=found.reason)
 
 
 @router.patch("/customers/{customer_id}", response_model=CustomerOut, tags=["customers"],

@@ -79,6 +79,15 @@ class CustomerOut(Out):
     updated_at: datetime
 
 
+class ValueOutlookOut(BaseModel):
+    customer_id: int
+    predicted_value_12m: float | None
+    """Predicted net spend over the next 12 months (BG/NBD + Gamma-Gamma); None before a forecast exists."""
+    p_alive: float | None
+    """Probability the customer is still buying."""
+    reason: str
+
+
 class CustomerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Text(255) = ""  # type: ignore[valid-type]

@@ -6,13 +6,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
 from bot.tickets import TicketError
-from bot.web.dashboard import contacts, customers, login, overview, team, tickets
+from bot.web.dashboard import contacts, customers, login, overview, team, tickets, tiers
 from bot.web.dashboard.common import Forbidden, LoginRequired, login_url, refused_page, render
 from crm_store.errors import NotFound
 
 
 def install(app: FastAPI) -> None:
-    for module in (login, overview, contacts, customers, tickets, team):
+    for module in (login, overview, contacts, customers, tickets, team, tiers):
         app.include_router(module.router)
     app.add_exception_handler(TicketError, refused_page)
 

@@ -4,6 +4,7 @@ conversation, notes), and for admins the customer's data as a whole: export, era
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.messages import clean_text
 from bot.core.retention import remove_stored_files
+from bot.routing import tier_history
 from bot.tickets import TicketError, may_see_ticket, may_see_tier, parse_id
 from bot.tickets.access import is_admin
 from bot.web.auth import Viewer
@@ -74,6 +76,7 @@ async def customer_card(
         request, "customer.html", viewer, customer=customer,
         identities=await customers_repo.identities_of(session, customer.id),
         value=await reports.customer_value(session, customer.id), kam=kam,
+        outlook=await tier_history.customer_outlook(session, customer.id, datetime.now(UTC)),
         tickets=[t for t in await tickets_repo.customer_tickets(session, customer.id)
                  if may_see_ticket(viewer.actor, t)],
         history=list(reversed(history)),

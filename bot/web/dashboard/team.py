@@ -1,6 +1,5 @@
-"""Supervisor pages about people and segments: agents (load, status, handled, replies and their tickets'
-figures, from `figures` like the overview, /report and the API) and tiers (sizes, revenue share, the last tiering
-run's quality)."""
+"""Supervisor pages about people: agents (load, status, handled, replies and their tickets' figures, from
+`figures` like the overview, /report and the API). The tiers page is `bot.web.dashboard.tiers`."""
 
 from __future__ import annotations
 
@@ -14,8 +13,6 @@ from bot.web.auth import Viewer
 from bot.web.dashboard.common import Forbidden, check_csrf, date_range, int_or_none, render, supervisor
 from bot.web.sessions import read_session, write_session
 from bot.web.web_sessions import revoke_agent_sessions
-from crm_store.models import TIERS
-from crm_store.repositories import reports
 from crm_store.repositories.figures import figures
 
 router = APIRouter(include_in_schema=False)
@@ -49,20 +46,3 @@ async def revoke_sessions(
     async with session.begin():
         count = await revoke_agent_sessions(session, agent_id, reason="revoked by an admin", by=viewer.agent_id)
     return RedirectResponse(f"/agents?ended={count}", status_code=303)
-
-
-@router.get("/tiers")
-async def tiers_page(
-    request: Request, viewer: Viewer = Depends(supervisor), session: AsyncSession = Depends(read_session)
-) -> Response:
-    rows = await reports.tier_figures(session)
-    rows.sort(key=lambda r: TIERS.index(r["tier"]) if r["tier"] in TIERS else 99)
-    total_customers = sum(r["customers"] for r in rows) or 1
-    total_revenue = sum(r["revenue"] for r in rows) or 0
-    run = await reports.last_tier_run(session)
-    return render(
-        request, "tiers.html", viewer, rows=rows, total_customers=total_customers, total_revenue=total_revenue,
-        run=run,
-        chart_revenue=charts.share_bar([(r["tier"], r["revenue"]) for r in rows], label="Revenue share by tier"),
-        chart_sizes=charts.share_bar([(r["tier"], r["customers"]) for r in rows], label="Customers by tier"),
-    )
