@@ -25,6 +25,8 @@ OUT_OF_SCOPE = "out_of_scope"
 MIN_EXAMPLES = 80
 MIN_OUT_OF_SCOPE = 150
 MIN_HELDOUT = 150
+NEAR_COPY = 0.7
+"""Share of character trigrams (Jaccard) from which a held-out message counts as a retouched training example."""
 HANDOFF_INTENTS = {"complaint", "human_handoff", OUT_OF_SCOPE}
 """The rule of the held-out `expect` column (see heldout/README.md): these go to a person, the rest get an answer."""
 
@@ -108,6 +110,31 @@ def test_no_heldout_message_is_in_the_training_data(heldout, starter_data: Train
     trained = {key(e.text) for e in starter_data.examples}
     leaked = [row["text"] for rows in heldout.values() for row in rows if key(row["text"]) in trained]
     assert not leaked, leaked
+
+
+def trigrams(text: str) -> set[str]:
+    text = key(text)
+    return {text[i : i + 3] for i in range(len(text) - 2)}
+
+
+def overlap(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+def test_no_heldout_message_is_a_near_copy_of_a_training_example(heldout, starter_data: TrainingData) -> None:
+    """Reworded, not retouched: a held-out message shares less than NEAR_COPY of its trigrams with any example."""
+    near = []
+    for language, rows in heldout.items():
+        trained = [(e.text, trigrams(e.text)) for e in starter_data.examples if e.language == language]
+        for row in rows:
+            ours = trigrams(row["text"])
+            near += [(row["text"], text) for text, theirs in trained if overlap(ours, theirs) >= NEAR_COPY]
+    assert not near, near
+
+
+def test_the_near_copy_measure_sees_a_retouched_message() -> None:
+    assert overlap(trigrams("Where is my order??"), trigrams("where is my order")) >= NEAR_COPY
+    assert overlap(trigrams("track my parcel"), trigrams("where is my order")) < NEAR_COPY
 
 
 def test_heldout_covers_what_customers_write(heldout) -> None:
