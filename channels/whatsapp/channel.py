@@ -20,12 +20,11 @@ import httpx
 
 from bot.core.messages import Attachment, Deliver, DeliveryError, InboundMessage, InvalidMessage, OutboundMessage
 from channels.base import ChannelTraits
+from channels.send_limits import Rate, SendLimits
 from channels.whatsapp import graph, webhook
-from channels.whatsapp.limits import SendLimits
 
 log = logging.getLogger(__name__)
 MAX_BODY = 3_000_000
-WAIT_IN_SEND_S = 1.0
 
 
 class Refused(Exception):
@@ -52,7 +51,8 @@ class WhatsAppChannel(ChannelTraits):
             api_version=section.api_version,
             template_name=section.template_name,
             template_language=section.template_language,
-            limits=SendLimits(section.sends_per_second, section.sends_per_recipient_per_minute),
+            sends_per_second=section.sends_per_second,
+            sends_per_recipient_per_minute=section.sends_per_recipient_per_minute,
             media_dir=section.media_dir,
             media_max_bytes=section.media_max_bytes,
             send_only=send_only,
@@ -69,7 +69,8 @@ class WhatsAppChannel(ChannelTraits):
         api_version: str = "v21.0",
         template_name: str = "",
         template_language: str = "en",
-        limits: SendLimits | None = None,
+        sends_per_second: float = 20.0,
+        sends_per_recipient_per_minute: int = 10,
         media_dir: str = ".tierdesk/whatsapp-media",
         media_max_bytes: int = 16_000_000,
         send_only: bool = False,
@@ -83,7 +84,8 @@ class WhatsAppChannel(ChannelTraits):
             raise ValueError("WhatsApp webhooks need the app secret to check signatures (whatsapp.app_secret)")
         self.app_secret, self.verify_token = app_secret, verify_token
         self.template_name, self.template_language = template_name, template_language
-        self.limits = limits or SendLimits(20.0, 10)
+        self.limits = SendLimits()
+        self.number_rate, self.recipient_rate = send_rates(sends_per_second, sends_per_recipient_per_minute)
         self.media_dir, self.media_max_bytes = Path(media_dir), media_max_bytes
         self._settings = (graph_url, api_version, phone_number_id, access_token, timeout_s)
         self._client: httpx.AsyncClient | None = None
@@ -96,6 +98,15 @@ class WhatsAppChannel(ChannelTraits):
             graph_url, version, number, token, timeout_s = self._settings
             self._client = httpx.AsyncClient(timeout=timeout_s, follow_redirects=False)
             self.api = graph.GraphApi(self._client, graph_url, version, number, token)
+
+    def use_limits(self, limits: SendLimits) -> None:
+        """Keep to the number's limits together with every other process (limits shared through Redis)."""
+        self.limits = limits
+
+    def buckets(self, to: str) -> tuple[tuple[str, Rate], tuple[str, Rate]]:
+        """The turns a message to `to` takes: one of the business number's, one of that person's."""
+        number = self._settings[2]
+        return (f"whatsapp:{number}", self.number_rate), (f"whatsapp:{number}:{to}", self.recipient_rate)
 
     async def stop(self) -> None:
         self._deliver = None
@@ -184,7 +195,7 @@ class WhatsAppChannel(ChannelTraits):
             await self.start(None)  # type: ignore[arg-type]  # a send-only process
         assert self.api is not None
         to = message.recipient.lstrip("+")
-        await self._wait_for_slot(to)
+        await self.limits.wait(*self.buckets(to))
         text = message.text_with_buttons()
         try:
             if message.meta_value("whatsapp_template") == "1" and self.template_name:
@@ -202,10 +213,10 @@ class WhatsAppChannel(ChannelTraits):
         assert self.api is not None
         return await self.api.send(graph.template_payload(to, self.template_name, self.template_language, text))
 
-    async def _wait_for_slot(self, to: str) -> None:
-        wait = self.limits.wait_for(to)
-        while 0 < wait <= WAIT_IN_SEND_S:
-            await asyncio.sleep(wait)
-            wait = self.limits.wait_for(to)
-        if wait > 0:
-            raise DeliveryError(f"whatsapp: send limit for {to} reached", retry_after=wait)
+
+def send_rates(per_second: float, per_recipient_per_minute: int) -> tuple[Rate, Rate]:
+    """The number's throughput (bursts of a second's worth) and each person's share (a minute's worth at once,
+    then one every 60/n seconds)."""
+    per_second = max(per_second, 0.01)
+    per_minute = max(per_recipient_per_minute, 1)
+    return Rate(per_second, burst=max(per_second, 1.0)), Rate(per_minute / 60.0, burst=float(per_minute))

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from channels.send_limits import Rate
 from channels.whatsapp import WhatsAppChannel, graph, webhook
-from channels.whatsapp.limits import SendLimits
+from channels.whatsapp.channel import send_rates
 
 PAYLOAD = (Path(__file__).parent / "payloads" / "whatsapp_delivery.json").read_bytes()
 
@@ -131,20 +132,15 @@ def test_a_template_carries_the_reply_on_one_line():
 
 
 def test_send_limits_space_the_number_and_cap_each_person():
-    now = [100.0]
-    limits = SendLimits(per_second=4, per_recipient_per_minute=3, clock=lambda: now[0])
-    assert limits.wait_for("a") == 0.0
-    assert limits.wait_for("b") == pytest.approx(0.25)  # the number's next slot is 1/4 s later
-    now[0] += 0.25
-    assert limits.wait_for("b") == 0.0
-    for _ in range(2):
-        now[0] += 1
-        assert limits.wait_for("a") == 0.0
-    now[0] += 1  # t = 103.25: "a" got three in the last minute, the first at t = 100
-    assert limits.wait_for("a") == pytest.approx(56.75)
-    assert limits.wait_for("c") == 0.0  # others are not held up by "a"
-    now[0] += 57
-    assert limits.wait_for("a") == 0.0
+    channel = WhatsAppChannel("tok", "1055", app_secret="s", sends_per_second=4, sends_per_recipient_per_minute=3)
+    local = channel.limits.local  # the in-process limits (shared through Redis once the app hands them over)
+    # The number: 4 a second, bursts of 4. One person: 3 at once, then one every 20 s.
+    waits = [local.reserve(list(channel.buckets("a"))) for _ in range(4)]
+    assert waits[:3] == [0.0, 0.0, 0.0] and waits[3] == pytest.approx(20.0, abs=0.01)
+    # Someone else is not held up by "a", only by the number: its fifth turn this second waits 1/4 s.
+    assert local.reserve(list(channel.buckets("b"))) == pytest.approx(0.25, abs=0.01)
+    assert [k for k, _ in channel.buckets("b")] == ["whatsapp:1055", "whatsapp:1055:b"]
+    assert send_rates(0, 0) == (Rate(0.01, 1.0), Rate(1 / 60, 1.0))  # nonsense settings still limit
 
 
 json_values = st.recursive(
