@@ -23,7 +23,7 @@ HISTORY = {
 }
 
 
-async def two_runs(db) -> tuple[int, int, int]:
+async def two_runs(db, now: datetime = NOW) -> tuple[int, int, int]:
     async with db.sessions() as s, s.begin():
         kam = Agent(name="Kim", role="agent")
         s.add(kam)
@@ -32,7 +32,7 @@ async def two_runs(db) -> tuple[int, int, int]:
             s.add(Customer(id=cid, name=f"Customer {cid}", key_account_manager_id=kam.id if cid == 1 else None))
         runs = []
         for n in (1, 2):
-            run = TierRun(started_at=NOW - timedelta(days=3 - n), finished_at=NOW - timedelta(days=3 - n),
+            run = TierRun(started_at=now - timedelta(days=3 - n), finished_at=now - timedelta(days=3 - n),
                           method="rfm-kmeans", status="done", report={})
             s.add(run)
             await s.flush()
@@ -46,7 +46,7 @@ async def two_runs(db) -> tuple[int, int, int]:
         for cid, intent, csat, days_ago in [(2, "complaint", None, 3), (3, "complaint", None, 7), (4, None, 2, 5),
                                             (1, None, 5, 2), (7, "complaint", None, 60), (7, None, 5, 1)]:
             s.add(Ticket(customer_id=cid, channel="email", intent=intent, csat=csat,
-                         created_at=NOW - timedelta(days=days_ago)))
+                         created_at=now - timedelta(days=days_ago)))
     return runs[0], runs[1], kam.id
 
 
