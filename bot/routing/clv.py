@@ -134,8 +134,7 @@ def expected_purchases(params: BgNbdParams, t: float, x: np.ndarray, t_x: np.nda
     z = t / (alpha + T + t)
     head = (a + b + x - 1) / (a - 1)
     tail = 1 - (1 - z) ** (a - 1) * hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
-    denom = 1 + np.where(x > 0, a / np.maximum(b + x - 1, 1e-12) * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0)
-    return head * tail / denom
+    return head * tail * probability_alive(params, x, t_x, T)  # the paper's denominator is 1 / P(alive)
 
 
 def expected_order_value(params: GammaGammaParams | None, orders: np.ndarray, m: np.ndarray,
