@@ -200,7 +200,7 @@ class WhatsAppChannel(ChannelTraits):
         try:
             if message.meta_value("whatsapp_template") == "1" and self.template_name:
                 return await self._send_template(to, text)
-            return await self.api.send(graph.text_payload(to, text))
+            return await self._send_text(to, text)
         except graph.GraphError as exc:
             if exc.code == graph.OUTSIDE_WINDOW and self.template_name:
                 try:
@@ -208,6 +208,17 @@ class WhatsAppChannel(ChannelTraits):
                 except graph.GraphError as again:
                     raise graph.delivery_error(again) from again
             raise graph.delivery_error(exc) from exc
+
+    async def _send_text(self, to: str, text: str) -> str:
+        """A long reply goes in parts of the API's 4096 characters, in order; the first part's id stands for all
+        (a part refused later is retried with the parts before it)."""
+        assert self.api is not None
+        ids = []
+        for i, part in enumerate(graph.split_text(text)):
+            if i:
+                await self.limits.wait(*self.buckets(to))
+            ids.append(await self.api.send(graph.text_payload(to, part)))
+        return ids[0]
 
     async def _send_template(self, to: str, text: str) -> str:
         assert self.api is not None

@@ -45,6 +45,17 @@ def delivery_error(exc: GraphError, retry_after: float | None = None) -> Deliver
     return DeliveryError(reason, retry_after=retry_after)
 
 
+def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Parts of at most `limit` characters, cut after a newline, else after a space, else anywhere."""
+    parts, rest = [], text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = next((at + 1 for at in (window.rfind("\n"), window.rfind(" ")) if at > 0), limit)
+        parts.append(rest[:cut])
+        rest = rest[cut:]
+    return [*parts, rest] if rest or not parts else parts
+
+
 def text_payload(to: str, text: str, reply_to: str = "") -> dict[str, Any]:
     payload: dict[str, Any] = {
         "messaging_product": "whatsapp",

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from channels.send_limits import Rate
+from channels.send_limits import Rate, gcra_reserve
 from channels.whatsapp import WhatsAppChannel, graph, webhook
 from channels.whatsapp.channel import send_rates
 
@@ -133,12 +133,20 @@ def test_a_template_carries_the_reply_on_one_line():
 
 def test_send_limits_space_the_number_and_cap_each_person():
     channel = WhatsAppChannel("tok", "1055", app_secret="s", sends_per_second=4, sends_per_recipient_per_minute=3)
-    local = channel.limits.local  # the in-process limits (shared through Redis once the app hands them over)
+    tats: dict[str, float] = {}
+
+    def turn(to: str, now: float = 100.0) -> float:  # one send's wait, as the shared limits reserve it
+        waits = []
+        for key, rate in channel.buckets(to):
+            wait, tats[key] = gcra_reserve(tats.get(key), now, rate)
+            waits.append(wait)
+        return max(waits)
+
     # The number: 4 a second, bursts of 4. One person: 3 at once, then one every 20 s.
-    waits = [local.reserve(list(channel.buckets("a"))) for _ in range(4)]
-    assert waits[:3] == [0.0, 0.0, 0.0] and waits[3] == pytest.approx(20.0, abs=0.01)
-    # Someone else is not held up by "a", only by the number: its fifth turn this second waits 1/4 s.
-    assert local.reserve(list(channel.buckets("b"))) == pytest.approx(0.25, abs=0.01)
+    assert [turn("a") for _ in range(4)] == [0.0, 0.0, 0.0, pytest.approx(20.0)]
+    # Someone else is not held up by "a", only by the number: the fifth turn this second waits 1/4 s.
+    assert turn("b") == pytest.approx(0.25)
+    assert turn("a", now=160.0) == pytest.approx(0.0)  # a minute later "a" may write again (its 4th is at 120)
     assert [k for k, _ in channel.buckets("b")] == ["whatsapp:1055", "whatsapp:1055:b"]
     assert send_rates(0, 0) == (Rate(0.01, 1.0), Rate(1 / 60, 1.0))  # nonsense settings still limit
 
@@ -181,3 +189,12 @@ def test_any_json_in_a_delivery_parses_or_is_skipped(message, status):
     assert len(found.messages) + len(found.statuses) + found.skipped == 2
     for m in found.messages:
         assert isinstance(m.text, str) and isinstance(m.sender_name, str) and m.external_id and m.sender
+
+
+def test_a_long_reply_is_cut_where_a_reader_would_pause():
+    text = "a" * 4000 + "\n" + "b" * 200 + " " + "c" * 5000
+    parts = graph.split_text(text)
+    # after the newline; after the space; 5,000 c's have no place to pause, so 4,096 and the rest
+    assert [len(p) for p in parts] == [4001, 201, 4096, 904] and "".join(parts) == text
+    assert parts[0].endswith("\n") and parts[1] == "b" * 200 + " "
+    assert graph.split_text("") == [""] and graph.split_text("short") == ["short"]

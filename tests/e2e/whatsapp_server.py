@@ -186,6 +186,8 @@ class GraphServer:
             self.refused.append((code, payload))
             return _error(code)
         to = payload.get("to", "")
+        if len(payload.get("text", {}).get("body", "")) > 4096:
+            return _error(100, "Param text['body'] must be at most 4096 characters long")
         if payload.get("type") == "text" and time.time() - self.last_wrote.get(to, 0) > WINDOW_S:
             self.refused.append((131047, payload))
             return _error(131047)
