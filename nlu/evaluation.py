@@ -3,6 +3,10 @@
 Pure: reads data files and returns figures; printing is the CLI's and the benchmark's business.
 In-scope accuracy counts a message right only when it gets its intent and is not rejected; OOS recall is the
 share of out-of-scope messages rejected; OOS precision the share of rejections that were out of scope.
+Data without an out-of-scope label gets plain accuracy: no rejection threshold unless one is asked for
+(a threshold chosen without out-of-scope examples can only reject right answers).
+With a `decide` function (the bot's decision on an NluResult), the report adds what customers got:
+correct answers, wrong answers, handoffs and clarifying questions per language (`nlu.outcomes`).
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from nlu.classifier import ClassifierConfig, IntentClassifier
+from nlu.outcomes import DecisionRates, Outcome, rates_by_group
 from nlu.rasa_format import load_nlu
+from nlu.result import NluResult
 
 CLINC_OOS = "oos"
 
 Split = tuple[list[str], list[str]]
+Decide = Callable[[NluResult], Outcome]
 
 
 class EvalDataError(Exception):
@@ -46,9 +53,27 @@ class EvalReport:
     confused: list[tuple[str, str, int]] = field(default_factory=list)
     by_group: dict[str, float] = field(default_factory=dict)
     """In-scope accuracy per group of test messages (e.g. per language), when groups were given."""
+    decisions: dict[str, DecisionRates] = field(default_factory=dict)
+    """The bot's decision per group (and "all"), when a decide function was given."""
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(slots=True)
+class LabelledSet:
+    """Rows of a labelled CSV: text, label and the language each was written in."""
+
+    texts: list[str]
+    labels: list[str]
+    languages: list[str]
+
+    @property
+    def split(self) -> Split:
+        return self.texts, self.labels
+
+    def __add__(self, other: LabelledSet) -> LabelledSet:
+        return LabelledSet(self.texts + other.texts, self.labels + other.labels, self.languages + other.languages)
 
 
 def load_clinc(path: str | Path) -> dict[str, Split]:
@@ -68,25 +93,41 @@ def load_clinc(path: str | Path) -> dict[str, Split]:
     return splits
 
 
-def load_csv(path: str | Path) -> Split:
-    """A labelled CSV with a header naming the columns `text` and `label`."""
+def read_csv(
+    path: str | Path, *, text_column: str = "text", label_column: str = "label", language_column: str = "language"
+) -> LabelledSet:
+    """A labelled CSV with a header; rows without a label are skipped.
+
+    The language of a row is its `language_column` when the file has one, else the file's name without the
+    extension (tests/nlu/heldout/zh.csv holds Chinese).
+    """
     try:
         with Path(path).open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
-            if not reader.fieldnames or not {"text", "label"} <= set(reader.fieldnames):
-                raise EvalDataError(f"{path}: needs a header with columns 'text' and 'label'")
-            texts, labels = [], []
+            columns = set(reader.fieldnames or ())
+            if not {text_column, label_column} <= columns:
+                raise EvalDataError(
+                    f"{path}: needs a header with columns {text_column!r} and {label_column!r} "
+                    f"(has {', '.join(sorted(columns)) or 'none'}; see --text-column / --label-column)"
+                )
+            rows = LabelledSet([], [], [])
             for row in reader:
-                if row.get("label"):
-                    texts.append(row.get("text") or "")
-                    labels.append(row["label"])
+                if row.get(label_column):
+                    rows.texts.append(row.get(text_column) or "")
+                    rows.labels.append(row[label_column].strip())
+                    rows.languages.append((row.get(language_column) or Path(path).stem).strip())
     except FileNotFoundError as exc:
         raise EvalDataError(f"{path}: no such file") from exc
     except (UnicodeDecodeError, csv.Error) as exc:
         raise EvalDataError(f"{path}: not a UTF-8 CSV ({exc})") from exc
-    if not texts:
+    if not rows.texts:
         raise EvalDataError(f"{path}: no labelled rows")
-    return texts, labels
+    return rows
+
+
+def load_csv(path: str | Path, *, text_column: str = "text", label_column: str = "label") -> Split:
+    """The (texts, labels) of `read_csv`."""
+    return read_csv(path, text_column=text_column, label_column=label_column).split
 
 
 def _join(*splits: Split) -> Split:
@@ -101,25 +142,69 @@ def evaluate(
     oos_label: str | None = None,
     make_classifier: Callable[[str], IntentClassifier] | None = None,
     test_groups: Sequence[str] | None = None,
+    reject: bool | None = None,
+    decide: Decide | None = None,
 ) -> EvalReport:
-    """Train on `train` (threshold on `val`, else on a held-out part of train), then score `test`."""
+    """Train on `train` (threshold on `val`, else on a held-out part of train), then score `test`.
+
+    `reject`: choose a rejection threshold; by default only when there is an out-of-scope label.
+    """
     label = oos_label or "__no_oos__"
-    classifier = make_classifier(label) if make_classifier else IntentClassifier(oos_label=label)
+    if make_classifier is not None:
+        classifier = make_classifier(label)
+    else:
+        use_threshold = reject if reject is not None else oos_label is not None
+        classifier = IntentClassifier(config=ClassifierConfig(use_threshold=use_threshold), oos_label=label)
     started = time.perf_counter()
     if val is None:
         classifier.fit(train[0], train[1])
     else:
         classifier.fit(train[0], train[1], val_texts=val[0], val_labels=val[1])
     train_seconds = time.perf_counter() - started
-    predicted, latencies = [], []
+    return evaluate_trained(
+        classifier,
+        test,
+        oos_label=label,
+        test_groups=test_groups,
+        decide=decide,
+        train_seconds=train_seconds,
+        n_train=len(train[0]),
+    )
+
+
+def evaluate_trained(
+    classifier: IntentClassifier,
+    test: Split,
+    *,
+    oos_label: str,
+    test_groups: Sequence[str] | None = None,
+    decide: Decide | None = None,
+    no_answer_intents: Sequence[str] = (),
+    train_seconds: float = 0.0,
+    n_train: int = 0,
+) -> EvalReport:
+    """Score a trained classifier on `test`, one message at a time as the bot sees them.
+
+    `no_answer_intents` (with `decide`): intents whose messages should get no FAQ answer; the out-of-scope
+    label always counts as one.
+    """
+    predicted, latencies, results = [], [], []
     for text in test[0]:
         t0 = time.perf_counter()
         result = classifier.parse(text)
         latencies.append((time.perf_counter() - t0) * 1000.0)
-        predicted.append(label if result.out_of_scope else result.intent)
-    report = score(test[1], predicted, label, train_seconds, latencies, classifier.threshold, len(train[0]))
-    if test_groups is not None:
-        report.by_group = _accuracy_by_group(test[1], predicted, test_groups, label)
+        results.append(result)
+        predicted.append(oos_label if result.out_of_scope else result.intent)
+    report = score(test[1], predicted, oos_label, train_seconds, latencies, classifier.threshold, n_train)
+    groups = list(test_groups) if test_groups is not None else None
+    if groups is not None:
+        report.by_group = _accuracy_by_group(test[1], predicted, groups, oos_label)
+    if decide is not None:
+        outcomes = [decide(r) for r in results]
+        no_answer = {*no_answer_intents, oos_label, classifier.oos_label}
+        report.decisions = rates_by_group(test[1], outcomes, groups or ["-"] * len(outcomes), no_answer)
+        if len(report.decisions) > 1:
+            report.decisions["all"] = rates_by_group(test[1], outcomes, ["all"] * len(outcomes), no_answer)["all"]
     return report
 
 

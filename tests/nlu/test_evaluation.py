@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli.nlu import nlu_app
-from nlu.evaluation import EvalDataError, evaluate, load_clinc, load_csv, score
+from nlu.evaluation import EvalDataError, evaluate, load_clinc, load_csv, read_csv, score
 
 KEYS = {"in_scope_accuracy", "oos_recall", "oos_precision", "macro_f1", "train_seconds", "p50_ms", "p99_ms"}
 
@@ -34,7 +34,7 @@ def test_without_oos_rows_the_oos_figures_are_absent() -> None:
     assert report.in_scope_accuracy == 0.5
 
 
-def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("text", "label")) -> Path:
+def write_csv(path: Path, rows: list[tuple[str, ...]], header: tuple[str, ...] = ("text", "label")) -> Path:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
@@ -51,8 +51,15 @@ OTHER = ["tell me a joke", "weather tomorrow", "who won the game", "sing a song"
 def csv_pair(tmp_path: Path) -> tuple[Path, Path]:
     rows = [(t, "order_status") for t in ORDER] + [(t, "refund") for t in REFUND] + [(t, "other") for t in OTHER]
     train = write_csv(tmp_path / "train.csv", rows * 3)
-    test = write_csv(tmp_path / "test.csv", [("where's my order", "order_status"), ("refund please", "refund"),
-                                            ("play music", "other"), ("what is the weather", "other")])
+    test = write_csv(
+        tmp_path / "test.csv",
+        [
+            ("where's my order", "order_status"),
+            ("refund please", "refund"),
+            ("play music", "other"),
+            ("what is the weather", "other"),
+        ],
+    )
     return train, test
 
 
@@ -94,6 +101,7 @@ def test_data_file_errors(tmp_path: Path) -> None:
 
 def test_clinc_protocol_on_a_miniature_file(tmp_path: Path) -> None:
     """The same JSON shape as data_full.json; threshold from val, figures from test only."""
+
     def rows(texts: list[str], label: str) -> list[list[str]]:
         return [[t, label] for t in texts]
 
@@ -129,3 +137,71 @@ def test_eval_cli_on_a_rasa_file_reports_each_language() -> None:
     assert KEYS <= set(payload)
     assert set(payload["in_scope_accuracy_by_language"]) == {"en", "ru", "zh"}
     assert payload["in_scope_accuracy"] >= 0.7
+
+
+def test_without_an_oos_label_the_report_is_plain_accuracy(csv_pair: tuple[Path, Path]) -> None:
+    """No out-of-scope rows: no threshold, so no right answer is ever rejected."""
+    train, test = csv_pair
+    plain = evaluate(load_csv(train), load_csv(test))
+    assert plain.threshold == 0.0 and plain.oos_recall is None
+    asked = evaluate(load_csv(train), load_csv(test), reject=True)
+    assert asked.threshold > 0.0
+
+
+def test_other_column_names_and_languages(tmp_path: Path) -> None:
+    rows = [("где заказ", "order", "ru", "x"), ("where is it", "order", "", "y"), ("no label", "", "en", "z")]
+    path = write_csv(tmp_path / "zh.csv", rows, header=("utterance", "intent", "language", "notes"))
+    read = read_csv(path, text_column="utterance", label_column="intent")
+    assert read.texts == ["где заказ", "where is it"]
+    assert read.labels == ["order", "order"]
+    assert read.languages == ["ru", "zh"]  # the column, else the file's name
+    with pytest.raises(EvalDataError, match="--label-column"):
+        read_csv(path)
+
+
+def test_eval_cli_with_other_columns(tmp_path: Path) -> None:
+    rows = [(t, "order_status", "x") for t in ORDER] + [(t, "refund", "y") for t in REFUND]
+    header = ("utterance", "intent", "notes")
+    train = write_csv(tmp_path / "train.csv", rows * 3, header=header)
+    test = write_csv(
+        tmp_path / "en.csv", [("where's my order", "order_status", ""), ("refund pls", "refund", "")], header=header
+    )
+    args = ["eval", "--train", str(train), "--test", str(test), "--text-column", "utterance"]
+    result = CliRunner().invoke(nlu_app, [*args, "--label-column", "intent", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["threshold"] == 0.0 and payload["n_test"] == 2
+    assert payload["in_scope_accuracy_by_language"].keys() == {"en"}
+
+
+def test_eval_cli_on_held_out_csvs_reports_the_bot_decision(tmp_path: Path, monkeypatch) -> None:
+    """Without --train: the bot's own model and decision; rates per language add up."""
+    from bot import settings as settings_module
+
+    monkeypatch.setenv("TIERDESK_NLU__MODEL_PATH", str(tmp_path / "model.joblib"))
+    settings_module.get_settings.cache_clear()
+    try:
+        en = write_csv(
+            tmp_path / "en.csv",
+            [
+                ("where is my order?", "order_status"),
+                ("how much is a car", "out_of_scope"),
+                ("I want to talk to a person", "human_handoff"),
+            ],
+            header=("text", "intent"),
+        )
+        ru = write_csv(tmp_path / "ru.csv", [("gde moy zakaz", "order_status")], header=("text", "intent"))
+        args = ["eval", "--test", str(en), "--test", str(ru), "--label-column", "intent", "--json"]
+        result = CliRunner().invoke(nlu_app, args)
+    finally:
+        settings_module.get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    decisions = json.loads(result.output)["decisions"]
+    assert set(decisions) == {"en", "ru", "all"}
+    assert decisions["en"]["messages"] == 3 and decisions["en"]["answerable"] == 1
+    assert decisions["ru"]["messages"] == 1
+    for rates in decisions.values():
+        answered_wrong = rates["wrong_answer"] * rates["messages"]
+        answered_right = rates["correct_answer"] * rates["answerable"]
+        others = (rates["handoff"] + rates["clarify"]) * rates["messages"]
+        assert answered_wrong + answered_right + others == pytest.approx(rates["messages"])
