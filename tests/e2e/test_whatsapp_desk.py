@@ -113,11 +113,11 @@ async def test_a_whatsapp_customer_is_answered_from_telegram(db, tmp_path):
     assert {r["ticket_id"] for r in rows} == {ticket_id}
 
 
-async def test_templates_limits_media_and_a_number_shared_in_telegram(db, tmp_path):
+async def test_templates_limits_media_and_a_number_shared_in_telegram(db, tmp_path, redis_url, redis_prefix):
     port = free_port()
     async with BotApiServer() as api, GraphServer(webhook_url=f"http://127.0.0.1:{port}/whatsapp/webhook") as graph:
         section = whatsapp_settings(graph, tmp_path, template_name="reply_waiting", template_language="de")
-        settings = settings_for(db, tmp_path, whatsapp=section)
+        settings = settings_for(db, tmp_path, whatsapp=section, redis_url=redis_url, redis_prefix=redis_prefix)
         async with running_desk(settings, build("whatsapp", settings), api, port) as app:
             # Leo shared his own number with Telegram's button earlier: his WhatsApp messages are his.
             leo_tg = api.user(5001, "Leo")
@@ -171,6 +171,10 @@ async def test_templates_limits_media_and_a_number_shared_in_telegram(db, tmp_pa
             )
             assert again["template"]["name"] == "reply_waiting"
             await app.outbox.drain()
+            # Send limits are kept in Redis, shared with every other process: Leo's share refills over a minute
+            # (the number's own refills in 1/20 s and is gone already).
+            leo_turns = f"{redis_prefix}:limits:whatsapp:{graph.phone_number_id}:{LEO}"
+            assert 0 < await app.redis.pttl(leo_turns) <= 60_000
 
             async with app.sessions() as s:
                 [image] = list(
