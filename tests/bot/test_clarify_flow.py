@@ -71,30 +71,31 @@ LABELS = {
 }
 
 
-@pytest.mark.parametrize(
-    ("text", "language"),
-    [("how long and how much is shipping?", "en"), ("运费和时间？", "zh"), ("доставка сколько?", "ru")],
-)
-async def test_a_close_call_asks_with_buttons_and_a_press_answers_and_is_logged(bot, text: str, language: str):
-    asked = await bot.ch["telegram"].receive("7", text)
-    await bot.settle()
-    [question] = bot.ch["telegram"].sent
-    assert [b.label for b in question.buttons] == LABELS[language]
-    [row] = await rows(bot)
-    assert row.status == "asked" and row.options == ["delivery", "pricing", "human_handoff"]
-    assert row.text == text and row.language == language and row.ticket_id == asked.ticket_id
-    assert [b.data for b in question.buttons] == [f"/choose {row.token} {n}" for n in (1, 2, 3)]
-    waiting = await ticket(bot, asked.ticket_id)
-    assert waiting.status == "pending" and waiting.handoff_reason is None and waiting.assignee_id is None
+CLOSE_CALLS = {"en": "how long and how much is shipping?", "zh": "运费和时间？", "ru": "доставка сколько?"}
 
-    pressed = await bot.ch["telegram"].receive("7", question.buttons[1].data)
-    await bot.settle()
-    assert pressed.ticket_id == asked.ticket_id
-    assert bot.ch["telegram"].sent[-1].text == RESPONSES.answer("pricing", language)
-    [row] = await rows(bot)
-    assert (row.status, row.chosen_intent, row.review) == ("chosen", "pricing", "pending")
-    answered = await ticket(bot, asked.ticket_id)
-    assert answered.status == "solved" and answered.intent == "pricing" and answered.handoff_reason is None
+
+async def test_a_close_call_asks_with_buttons_and_a_press_answers_and_is_logged(bot):
+    for n, (language, text) in enumerate(CLOSE_CALLS.items()):
+        sender = f"7{n}"
+        asked = await bot.ch["telegram"].receive(sender, text)
+        await bot.settle()
+        [question] = [m for m in bot.ch["telegram"].sent if m.recipient == sender]
+        assert [b.label for b in question.buttons] == LABELS[language]
+        row = (await rows(bot))[-1]
+        assert row.status == "asked" and row.options == ["delivery", "pricing", "human_handoff"]
+        assert row.text == text and row.language == language and row.ticket_id == asked.ticket_id
+        assert [b.data for b in question.buttons] == [f"/choose {row.token} {k}" for k in (1, 2, 3)]
+        waiting = await ticket(bot, asked.ticket_id)
+        assert waiting.status == "pending" and waiting.handoff_reason is None and waiting.assignee_id is None
+
+        pressed = await bot.ch["telegram"].receive(sender, question.buttons[1].data)
+        await bot.settle()
+        assert pressed.ticket_id == asked.ticket_id
+        assert bot.ch["telegram"].sent[-1].text == RESPONSES.answer("pricing", language)
+        row = (await rows(bot))[-1]
+        assert (row.status, row.chosen_intent, row.review) == ("chosen", "pricing", "pending")
+        answered = await ticket(bot, asked.ticket_id)
+        assert answered.status == "solved" and answered.intent == "pricing" and answered.handoff_reason is None
 
 
 async def test_a_stale_button_gets_a_clear_answer_and_changes_nothing(bot):
