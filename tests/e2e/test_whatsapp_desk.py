@@ -5,6 +5,7 @@ contact log, exported, holds each message exactly once."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -221,3 +222,27 @@ async def test_meta_verifies_the_webhook_with_our_token(sqlite_db, tmp_path):
 
 
 pytestmark = pytest.mark.timeout(120)
+
+
+async def test_a_number_typed_in_telegram_is_confirmed_by_a_code_on_whatsapp(sqlite_db, tmp_path):
+    """Someone else's contact card is only a claim: the code goes to that number on WhatsApp (as the template,
+    since the number never wrote), and typing it back in Telegram links the number."""
+    port = free_port()
+    async with BotApiServer() as api, GraphServer(webhook_url=f"http://127.0.0.1:{port}/whatsapp/webhook") as graph:
+        section = whatsapp_settings(graph, tmp_path, template_name="reply_waiting")
+        settings = settings_for(sqlite_db, tmp_path, whatsapp=section, channels=["telegram", "whatsapp"])
+        async with running_desk(settings, build("whatsapp", settings), api, port) as app:
+            kim = api.user(5003, "Kim")
+            api.user_message(kim, "", contact={"phone_number": f"+{MEI}", "user_id": 777, "first_name": "Mei"})
+            await api.wait_for(lambda: any("6-digit code" in t for t in api.texts_to(5003)))
+            mail = await graph.wait_for(lambda: next((m for m in graph.sent_to(MEI) if m["type"] == "template"), None))
+            code = re.search(r"\b(\d{6})\b", graph_text(mail)).group(1)
+            api.user_message(kim, code)
+            await api.wait_for(lambda: any("is confirmed and linked" in t for t in api.texts_to(5003)))
+            await graph.customer_says(MEI, "Kim here, on WhatsApp now")
+            await app.outbox.drain()
+            async with app.sessions() as s:
+                owners = set(
+                    await s.scalars(select(Identity.customer_id).where(Identity.address.in_(["5003", f"+{MEI}", MEI])))
+                )
+    assert len(owners) == 1  # Kim's Telegram, the confirmed number and its WhatsApp are one customer
