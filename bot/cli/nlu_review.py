@@ -108,7 +108,10 @@ def review(
         _show(pending)
         return
     if accepted:
-        console.print(f"accepted {accepted}: added to {target}")
+        console.print(
+            f"accepted {accepted}: added to {target} (the model retrains on the next start, or now with "
+            "`tierdesk nlu train`)"
+        )
     if rejected:
         console.print(f"rejected {rejected}")
     if unknown:
