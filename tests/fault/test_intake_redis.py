@@ -14,6 +14,7 @@ names the reason. Each test prints its row of the fault table (`pytest -s` shows
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 
@@ -21,6 +22,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import App
+from bot.core.log_limit import RepeatFilter
 from bot.settings import DispatchSettings, NluSettings, OutboxSettings, Settings
 from channels.telegram import RateLimiter, TelegramChannel
 from crm_store.models import Contact
@@ -80,6 +82,19 @@ def burst(api: BotApiServer, first_user: int, count: int) -> list[int]:
     return users
 
 
+class CountingHandler(logging.Handler):
+    """Counts the WARNING+ records it would write: with a `RepeatFilter`, what a process logs after limiting."""
+
+    def __init__(self, *, limited: bool) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+        if limited:
+            self.addFilter(RepeatFilter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
 def fault_row(name: str, **figures: object) -> None:
     print(f"\nFAULT {name}: " + " | ".join(f"{k}={v}" for k, v in figures.items()))
 
@@ -89,6 +104,9 @@ def fault_row(name: str, **figures: object) -> None:
 async def test_redis_restart_mid_burst(db, aof: bool):
     server = RedisServer.create(aof=aof)
     server.start()
+    counters = [CountingHandler(limited=False), CountingHandler(limited=True)]
+    for handler in counters:
+        logging.getLogger().addHandler(handler)
     try:
         async with BotApiServer() as api:
             app = await start_app(stream_settings(db, server.url), api)
@@ -97,7 +115,11 @@ async def test_redis_restart_mid_burst(db, aof: bool):
             finally:
                 await app.stop()
     finally:
+        for handler in counters:
+            logging.getLogger().removeHandler(handler)
         server.destroy()
+    fault_row("log lines (WARNING and up) over the test", unlimited=counters[0].count, limited=counters[1].count)
+    assert counters[1].count < counters[0].count
 
 
 async def run_restart(app: App, api: BotApiServer, server: RedisServer, aof: bool) -> None:
