@@ -176,7 +176,7 @@ class StreamIngest:
         if not entries:
             reply = await self.redis.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=500)
             entries = [e for _stream, items in reply for e in items] if reply else []
-        self.consume_problem = ""
+        self.consume_problem = self.publish_problem = ""  # Redis answers again: it takes new messages too
         if entries:
             self.handled += await self._handle(deliver, entries, claimed=bool(claimed))
         self.last_progress = time.monotonic()
