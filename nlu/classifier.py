@@ -65,6 +65,8 @@ class ClassifierConfig:
     use_threshold: bool = True
     """False: only the out-of-scope class rejects (the naive set-up, kept as a baseline)."""
     ranking_size: int = 10
+    convert_scripts: bool = True
+    """False: classify Traditional Chinese and Latin-letter Russian as written (the baseline bench/nlu.py measures)."""
 
     @classmethod
     def for_small_data(cls) -> ClassifierConfig:
@@ -151,7 +153,11 @@ class IntentClassifier:
 
     def _prepare(self, text: str) -> str:
         cleaned = clean(text, self.config.max_chars)
-        return for_classification(cleaned, detect(cleaned)).casefold()
+        return self._for_model(cleaned, detect(cleaned))
+
+    def _for_model(self, cleaned: str, detected: Detected) -> str:
+        converted = for_classification(cleaned, detected) if self.config.convert_scripts else cleaned
+        return converted.casefold()
 
     def _scores(self, prepared: list[str]) -> np.ndarray:
         if self.model is None or self.features is None:
@@ -208,7 +214,7 @@ class IntentClassifier:
         early = self._early_result(cleaned, detected)
         if early is not None:
             return early
-        scores = self._one_score(for_classification(cleaned, detected).casefold())
+        scores = self._one_score(self._for_model(cleaned, detected))
         probs = softmax(scores[None, :], self.temperature)[0]
         return self._result(probs, self.entities.extract(cleaned), detected)
 
@@ -219,7 +225,7 @@ class IntentClassifier:
         results: list[NluResult | None] = [self._early_result(c, d) for c, d in zip(cleaned, detected, strict=True)]
         todo = [i for i, r in enumerate(results) if r is None]
         if todo:
-            prepared = [for_classification(cleaned[i], detected[i]).casefold() for i in todo]
+            prepared = [self._for_model(cleaned[i], detected[i]) for i in todo]
             probs = softmax(self._scores(prepared), self.temperature)
             for row, i in enumerate(todo):
                 results[i] = self._result(probs[row], self.entities.extract(cleaned[i]), detected[i])

@@ -14,7 +14,7 @@ model was trained on (Simplified Chinese, Cyrillic Russian).
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from dataclasses import dataclass
 
 from nlu.chinese import HANT, chinese_script, to_simplified
@@ -32,34 +32,26 @@ class Detected:
     script: str | None = None
 
 
-def _script(ch: str) -> str | None:
-    code = ord(ch)
-    if 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0xF900 <= code <= 0xFAFF or 0x20000 <= code <= 0x2FFFF:
-        return "zh"
-    if 0x3040 <= code <= 0x30FF:
-        return "ja"
-    if 0xAC00 <= code <= 0xD7AF or 0x1100 <= code <= 0x11FF:
-        return "ko"
-    if 0x0400 <= code <= 0x052F:
-        return "ru"
-    if ch.isalpha() and unicodedata.name(ch, "").startswith("LATIN"):
-        return "en"
-    return None
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
+_KANA = re.compile("[\u3040-\u30ff]")
+_HANGUL = re.compile("[\uac00-\ud7af\u1100-\u11ff]")
+_CYRILLIC_WORD = re.compile("[\u0400-\u052f]+")
+_LATIN_WORD = re.compile("[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f]+")
 
 
 def _units(text: str) -> dict[str, int]:
     """Han, kana and hangul characters one each; Cyrillic and Latin words one each."""
-    counts: dict[str, int] = {}
-    previous: str | None = None
-    for ch in text:
-        script = _script(ch)
-        if script is not None and (script in ("zh", "ja", "ko") or script != previous):
-            counts[script] = counts.get(script, 0) + 1
-        previous = script
+    counts = {
+        "zh": len(_HAN.findall(text)),
+        "ja": len(_KANA.findall(text)),
+        "ko": len(_HANGUL.findall(text)),
+        "ru": len(_CYRILLIC_WORD.findall(text)),
+        "en": len(_LATIN_WORD.findall(text)),
+    }
     # Kana means Japanese even when most characters are Han (kanji).
-    if counts.get("ja"):
-        counts["ja"] += counts.pop("zh", 0)
-    return counts
+    if counts["ja"]:
+        counts["ja"] += counts.pop("zh")
+    return {script: n for script, n in counts.items() if n}
 
 
 def detect(text: str) -> Detected:

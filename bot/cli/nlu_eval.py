@@ -20,6 +20,7 @@ from nlu.rasa_format import NluDataError
 from nlu.result import NluResult
 
 if TYPE_CHECKING:  # nlu.evaluation loads scikit-learn: only when a command needs it
+    from nlu.classifier import IntentClassifier
     from nlu.evaluation import EvalReport, LabelledSet
 
 console = Console()
@@ -33,13 +34,13 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def bot_decision(settings: Settings):
-    """The bot's classifier and its decision per NluResult, exactly as the FAQ bot takes it."""
+def bot_decision(settings: Settings, classifier: IntentClassifier | None = None):
+    """The bot's classifier (or `classifier`) and its decision per NluResult, exactly as the FAQ bot takes it."""
     from bot.assistant.faq import FaqResponder, load_classifier
     from bot.assistant.policy import decide
     from nlu.rasa_format import load_responses
 
-    classifier = load_classifier(settings)
+    classifier = classifier or load_classifier(settings)
     responses = load_responses(settings.config_path(settings.nlu.responses))
     bot = FaqResponder(
         classifier,

@@ -97,3 +97,14 @@ def test_parse_many_gives_the_answers_of_parse(starter_classifier) -> None:
         )
         assert [n for n, _ in result.ranking] == [n for n, _ in single.ranking]
         assert [p for _, p in result.ranking] == pytest.approx([p for _, p in single.ranking])
+
+
+def test_without_script_conversion_the_text_is_classified_as_written(starter_data) -> None:
+    from nlu.classifier import ClassifierConfig, IntentClassifier
+
+    config = ClassifierConfig.for_small_data()
+    config.convert_scripts = False
+    raw = IntentClassifier(config=config).fit(starter_data.texts, starter_data.labels)
+    assert raw._prepare("gde moy zakaz") == "gde moy zakaz"
+    assert raw.parse("gde moy zakaz").script == LATIN  # still reported
+    assert raw.parse("gde moy zakaz").ranking != raw.parse("где мой заказ").ranking
