@@ -1,0 +1,233 @@
+"""Seeding the dashboard benchmark's CRM: generated customers, agents, tickets and contacts, inside the database.
+
+On PostgreSQL the bulk insert is fastest into bare tables: `--seed deferred` (the default) drops the secondary
+indexes (the text-search GIN index too) and the foreign keys and unique constraints of the tables it fills,
+inserts in id-range chunks over `--seed-workers` connections, then builds every index and constraint again (each
+build over its own connection, in parallel) and analyses. `--seed plain` inserts into the fully indexed schema in
+one statement per table, for comparison. Each phase is timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from crm_store.engine import make_engine
+
+DAYS = 180
+WORDS = (
+    "refund",
+    "order",
+    "parcel",
+    "delivery",
+    "invoice",
+    "broken",
+    "thanks",
+    "password",
+    "account",
+    "late",
+    "size",
+    "return",
+    "hello",
+    "price",
+    "discount",
+    "warranty",
+)
+INTENTS = ("refund", "shipping", "billing", "password_reset", "greeting", "complaint")
+RUSSIAN = ("где мой заказ", "верните деньги", "Спасибо за помощь", "посылка не пришла")
+CHINESE = ("我想退款", "包裹还没到", "谢谢你的帮助", "订单在哪里")
+RARE = "xylophone"  # one contact in RARE_EVERY
+RARE_EVERY = 5000
+DESK_EVERY = 8  # a trial's log held about a quarter; a busy desk's customers outnumber its agents more
+AGENTS = 20
+TABLES = ("customers", "tickets", "contacts")
+CHUNK = 500_000
+
+
+def _sql(kind: str) -> dict[str, str]:
+    """Dialect pieces for the generators: a uniform random in [0,1), a random int below n, a timestamp."""
+    if kind == "postgresql":
+        return {
+            "r": "random()",
+            "ri": "floor(random()*{n})::int",
+            "ago": "now() - random() * interval '{d} days'",
+            "gen": "FROM generate_series({lo}, {hi}) AS s(g)",
+            "pre": "",
+            "json": "jsonb_build_object('intent', {v})",
+            "plus_s": "({t}) + ({s}) * interval '1 second'",
+        }
+    return {
+        "r": "(abs(random()) % 1000000) / 1000000.0",
+        "ri": "(abs(random()) % {n})",
+        "ago": "datetime('now', '-' || (abs(random()) % ({d} * 86400)) || ' seconds')",
+        "gen": "FROM s",
+        "pre": "WITH RECURSIVE s(g) AS (SELECT {lo} UNION ALL SELECT g + 1 FROM s WHERE g < {hi}) ",
+        "json": "json_object('intent', {v})",
+        "plus_s": "datetime({t}, '+' || CAST({s} AS INTEGER) || ' seconds')",
+    }
+
+
+def _pick(kind: str, values: tuple[str, ...]) -> str:
+    d = _sql(kind)
+    cases = " ".join(f"WHEN {i} THEN '{v}'" for i, v in enumerate(values))
+    return f"(CASE {d['ri'].format(n=len(values))} {cases} END)"
+
+
+def statement(kind: str, table: str, lo: int, hi: int, customers: int, tickets: int) -> str:
+    """The INSERT … SELECT that generates rows lo..hi of one table."""
+    d = _sql(kind)
+    r, ago = d["r"], d["ago"].format(d=DAYS)
+    pre, gen = d["pre"].format(lo=lo, hi=hi), d["gen"].format(lo=lo, hi=hi)
+    tier = (
+        "(CASE WHEN x < 0.03 THEN 'VIP' WHEN x < 0.15 THEN 'important' WHEN x < 0.6 THEN 'ordinary' "
+        "ELSE 'potential' END)"
+    )
+    cust = f"(1 + {d['ri'].format(n=customers)})"
+    if table == "agents":
+        return (
+            f"{pre}INSERT INTO agents (id, name, role, tiers, queues, languages, skills, capacity, status, "
+            f"created_at) SELECT g, 'Agent ' || CAST(g AS TEXT), 'agent', '[]', '[]', '[]', '[]', 8, 'online', "
+            f"{ago} {gen}"
+        )
+    if table == "customers":
+        return (
+            f"{pre}INSERT INTO customers (id, name, tier, tier_reason, lifecycle_stage, created_at, updated_at) "
+            f"SELECT g, 'Customer ' || CAST(g AS TEXT), {tier}, 'bench', 'customer', {ago}, {ago} FROM "
+            f"(SELECT g, {r} AS x {gen}) AS c"
+        )
+    if table == "tickets":
+        return (
+            f"{pre}INSERT INTO tickets (id, customer_id, channel, status, priority, tier_at_open, queue, "
+            f"assignee_id, subject, escalation_level, created_at, updated_at, first_responded_at, solved_at, "
+            f"sla_breached_at, csat) SELECT g, cid, 'email', st, 3, {tier}, q, 1 + g % {AGENTS}, "
+            f"'Subject ' || CAST(g AS TEXT), 0, t, t, {d['plus_s'].format(t='t', s='60 + x * 7200')}, "
+            f"CASE WHEN st = 'closed' THEN {d['plus_s'].format(t='t', s='3600 + x * 200000')} END, "
+            f"CASE WHEN x > 0.95 THEN t END, CASE WHEN x < 0.3 THEN 1 + g % 5 END "
+            f"FROM (SELECT g, {cust} AS cid, {r} AS x, {ago} AS t, "
+            f"(CASE WHEN g % 10 = 0 THEN 'open' WHEN g % 20 = 1 THEN 'pending' ELSE 'closed' END) AS st, "
+            f"{_pick(kind, ('general', 'vip', 'billing', 'shipping'))} AS q {gen}) AS src"
+        )
+    # Three English words and a number; every tenth contact also has a Russian phrase, every tenth a Chinese one,
+    # and one in RARE_EVERY the rare word.
+    text = (
+        " || ' ' || ".join([_pick(kind, WORDS)] * 3) + " || ' order ' || CAST(g AS TEXT) || "
+        f"(CASE WHEN g % {RARE_EVERY} = 0 THEN ' {RARE}' WHEN g % 10 = 3 THEN ' ' || {_pick(kind, RUSSIAN)} "
+        f"WHEN g % 10 = 7 THEN ' ' || {_pick(kind, CHINESE)} ELSE '' END)"
+    )
+    false = "false" if kind == "postgresql" else "0"
+    return (
+        f"{pre}INSERT INTO contacts (id, channel, external_id, direction, author, address, customer_id, "
+        f"agent_id, ticket_id, text, attachments, nlu, truncated, created_at, logged_at, desk) "
+        f"SELECT g, {_pick(kind, ('telegram', 'email', 'webchat'))}, 'b' || CAST(g AS TEXT), dir, "
+        f"CASE WHEN g % {DESK_EVERY} = 1 THEN (CASE WHEN dir = 'in' THEN 'agent' ELSE 'system' END) "
+        f"WHEN dir = 'in' THEN 'customer' WHEN x < 0.5 THEN 'agent' ELSE 'bot' END, 'addr', "
+        f"CASE WHEN g % {DESK_EVERY} <> 1 THEN {cust} END, "
+        f"CASE WHEN g % {DESK_EVERY} = 1 OR (dir = 'out' AND x < 0.5) THEN 1 + g % {AGENTS} END, "
+        f"CASE WHEN x < 0.6 AND g % {DESK_EVERY} <> 1 THEN 1 + {d['ri'].format(n=tickets)} END, {text}, '[]', "
+        f"CASE WHEN dir = 'in' AND x < 0.7 THEN {d['json'].format(v=_pick(kind, INTENTS))} END, {false}, t, t, "
+        f"g % {DESK_EVERY} = 1 "
+        f"FROM (SELECT g, {r} AS x, {ago} AS t, CASE WHEN g % 20 < 11 THEN 'in' ELSE 'out' END AS dir "
+        f"{gen}) AS src"
+    )
+
+
+def chunks(n: int, size: int) -> list[tuple[int, int]]:
+    return [(lo, min(n, lo + size - 1)) for lo in range(1, n + 1, size)]
+
+
+async def _deferred_objects(conn: Any) -> tuple[list[str], list[str], list[str]]:
+    """(drop statements, index builds, constraint builds) for the secondary indexes and the foreign-key and unique
+    constraints of the seeded tables and of every table referencing them."""
+    rows = (
+        await conn.exec_driver_sql(
+            "SELECT c.conname, c.conrelid::regclass::text, pg_get_constraintdef(c.oid) FROM pg_constraint c "
+            f"WHERE c.contype IN ('f', 'u') AND (c.conrelid::regclass::text IN {TABLES} OR c.confrelid::regclass::text "
+            f"IN {TABLES}) AND c.connamespace = current_schema()::regnamespace"
+        )
+    ).all()
+    drops = [f'ALTER TABLE {t} DROP CONSTRAINT "{name}"' for name, t, _ in rows]
+    constraints = [f'ALTER TABLE {t} ADD CONSTRAINT "{name}" {definition}' for name, t, definition in rows]
+    names = {name for name, _, _ in rows}
+    idx = (
+        await conn.exec_driver_sql(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i JOIN pg_class c ON c.relname = i.indexname "
+            "JOIN pg_index x ON x.indexrelid = c.oid WHERE i.schemaname = current_schema() AND i.tablename IN "
+            f"{TABLES} AND NOT x.indisprimary AND c.relnamespace = current_schema()::regnamespace"
+        )
+    ).all()
+    indexes = [(n, d) for n, d in idx if n not in names]
+    drops += [f'DROP INDEX "{n}"' for n, _ in indexes]
+    return drops, [d for _, d in indexes], constraints
+
+
+async def _run_parallel(engine: Any, statements: list[str], workers: int, setup: tuple[str, ...] = ()) -> None:
+    """Each statement in its own transaction, `workers` connections taking them in turn."""
+    queue = list(reversed(statements))
+
+    async def worker() -> None:
+        async with engine.connect() as conn:
+            for s in setup:
+                await conn.exec_driver_sql(s)
+            await conn.commit()
+            while queue:
+                await conn.exec_driver_sql(queue.pop())
+                await conn.commit()
+
+    await asyncio.gather(*(worker() for _ in range(max(1, workers))))
+
+
+async def seed(
+    url: str,
+    schema: str | None,
+    kind: str,
+    customers: int,
+    tickets: int,
+    contacts: int,
+    *,
+    mode: str = "deferred",
+    workers: int = 2,
+) -> dict[str, float]:
+    """Fill the tables; returns seconds per phase (and "total")."""
+    sizes = {"agents": AGENTS, "customers": customers, "tickets": tickets, "contacts": contacts}
+    engine = make_engine(url, schema=schema)
+    phases: dict[str, float] = {}
+    started = time.perf_counter()
+    try:
+        if kind != "postgresql" or mode == "plain":
+            async with engine.begin() as conn:
+                for table, n in sizes.items():
+                    t = time.perf_counter()
+                    await conn.exec_driver_sql(statement(kind, table, 1, n, customers, tickets))
+                    phases[f"insert_{table}"] = time.perf_counter() - t
+        else:
+            async with engine.begin() as conn:
+                drops, indexes, constraints = await _deferred_objects(conn)
+                for s in drops:
+                    await conn.exec_driver_sql(s)
+            for table, n in sizes.items():
+                t = time.perf_counter()
+                await _run_parallel(
+                    engine, [statement(kind, table, lo, hi, customers, tickets) for lo, hi in chunks(n, CHUNK)], workers
+                )
+                phases[f"insert_{table}"] = time.perf_counter() - t
+            t = time.perf_counter()
+            setup = ("SET maintenance_work_mem = '256MB'", "SET max_parallel_maintenance_workers = 0")
+            await _run_parallel(engine, sorted(indexes, key=lambda s: "gin" not in s), workers, setup)
+            phases["build_indexes"] = time.perf_counter() - t
+            t = time.perf_counter()
+            await _run_parallel(engine, constraints, 1)
+            phases["build_constraints"] = time.perf_counter() - t
+        t = time.perf_counter()
+        async with engine.begin() as conn:
+            if kind == "postgresql":  # ids were given: the sequences continue after them
+                for table in sizes:
+                    await conn.exec_driver_sql(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+                    )
+            await conn.exec_driver_sql("ANALYZE agents, customers, tickets, contacts")
+        phases["analyze"] = time.perf_counter() - t
+    finally:
+        await engine.dispose()
+    phases["total"] = time.perf_counter() - started
+    return {k: round(v, 1) for k, v in phases.items()}
