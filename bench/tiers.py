@@ -48,9 +48,14 @@ def timed_tiers(data, method: str, k: int | None) -> dict:
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     counts = {TIERS[c]: int(n) for c, n in enumerate(np.bincount(result.codes, minlength=4))}
     return {
-        "method": result.method, "k": result.k, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+        "method": result.method,
+        "k": result.k,
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "silhouette": result.silhouette, "stability_ari": result.stability_ari, "tiers": counts,
+        "silhouette": result.silhouette,
+        "stability_ari": result.stability_ari,
+        "tiers": counts,
         "revenue_share": {t.tier: round(t.revenue_share, 3) for t in result.tiers},
     }
 
@@ -85,10 +90,17 @@ def timed_clv(n_customers: int, purchases_per_customer: int, seed: int = 42) -> 
     t0 = time.perf_counter()
     compute_tiers(values, method="quantiles", evaluate=False)
     base_s = time.perf_counter() - t0
-    return {"customers": n_customers, "purchases": len(data.amount), "clv_seconds": round(clv_s, 2),
-            "clv_cpu_seconds": round(clv_cpu, 2), "fit_seconds": info.get("fit_seconds"),
-            "quantiles_seconds": round(base_s, 2), "clv_vs_quantiles_time_ratio": round(clv_s / max(base_s, 1e-9), 2),
-            "bgnbd": info.get("bgnbd"), "predicted_value_12m": info.get("predicted_value_12m")}
+    return {
+        "customers": n_customers,
+        "purchases": len(data.amount),
+        "clv_seconds": round(clv_s, 2),
+        "clv_cpu_seconds": round(clv_cpu, 2),
+        "fit_seconds": info.get("fit_seconds"),
+        "quantiles_seconds": round(base_s, 2),
+        "clv_vs_quantiles_time_ratio": round(clv_s / max(base_s, 1e-9), 2),
+        "bgnbd": info.get("bgnbd"),
+        "predicted_value_12m": info.get("predicted_value_12m"),
+    }
 
 
 async def _copy_seed(engine, schema: str, n_customers: int, purchases_per_customer: int) -> tuple[int, float]:
@@ -100,26 +112,78 @@ async def _copy_seed(engine, schema: str, n_customers: int, purchases_per_custom
     t0 = time.perf_counter()
     async with engine.connect() as conn:
         raw = (await conn.get_raw_connection()).driver_connection
-        customers = [(i + 1, f"bench-{i + 1}", f"Customer {i + 1}", "potential", "no purchases yet", "lead", "en",
-                      today, today, False) for i in range(n_customers)]
+        customers = [
+            (
+                i + 1,
+                f"bench-{i + 1}",
+                f"Customer {i + 1}",
+                "potential",
+                "no purchases yet",
+                "lead",
+                "en",
+                today,
+                today,
+                False,
+            )
+            for i in range(n_customers)
+        ]
         await raw.copy_records_to_table(
-            "customers", records=customers, schema_name=schema,
-            columns=["id", "external_ref", "name", "tier", "tier_reason", "lifecycle_stage", "language", "created_at",
-                     "updated_at", "legal_hold"])
+            "customers",
+            records=customers,
+            schema_name=schema,
+            columns=[
+                "id",
+                "external_ref",
+                "name",
+                "tier",
+                "tier_reason",
+                "lifecycle_stage",
+                "language",
+                "created_at",
+                "updated_at",
+                "legal_hold",
+            ],
+        )
         del customers
         step = 1_000_000
         for start in range(0, len(data.amount), step):
             end = min(start + step, len(data.amount))
-            rows = [(j + 1, int(c) + 1, Decimal(f"{a:.2f}"), "USD", today - timedelta(days=float(d)), int(r), int(lo),
-                     f"bench-{j}")
-                    for j, c, a, d, r, lo in zip(range(start, end), data.customer_index[start:end].tolist(),
-                                                 data.amount[start:end].tolist(), data.age_days[start:end].tolist(),
-                                                 data.referrals[start:end].tolist(), data.loyalty[start:end].tolist(),
-                                                 strict=True)]
+            rows = [
+                (
+                    j + 1,
+                    int(c) + 1,
+                    Decimal(f"{a:.2f}"),
+                    "USD",
+                    today - timedelta(days=float(d)),
+                    int(r),
+                    int(lo),
+                    f"bench-{j}",
+                )
+                for j, c, a, d, r, lo in zip(
+                    range(start, end),
+                    data.customer_index[start:end].tolist(),
+                    data.amount[start:end].tolist(),
+                    data.age_days[start:end].tolist(),
+                    data.referrals[start:end].tolist(),
+                    data.loyalty[start:end].tolist(),
+                    strict=True,
+                )
+            ]
             await raw.copy_records_to_table(
-                "value_events", records=rows, schema_name=schema,
-                columns=["id", "customer_id", "amount", "currency", "occurred_at", "referrals", "loyalty_points",
-                         "source_key"])
+                "value_events",
+                records=rows,
+                schema_name=schema,
+                columns=[
+                    "id",
+                    "customer_id",
+                    "amount",
+                    "currency",
+                    "occurred_at",
+                    "referrals",
+                    "loyalty_points",
+                    "source_key",
+                ],
+            )
         await raw.execute(f'ANALYZE "{schema}".value_events; ANALYZE "{schema}".customers')
     return len(data.amount), time.perf_counter() - t0
 
@@ -151,10 +215,17 @@ async def database_clv(url: str, n_customers: int, purchases_per_customer: int) 
         async with engine.begin() as conn:
             await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await engine.dispose()
-    return {"customers": n_customers, "purchases": purchases, "seed_copy_seconds": round(seed_s, 2),
-            "load_query_seconds": round(load_s, 2), "clv_fit_predict_seconds": round(clv_s, 2),
-            "fit_seconds": info.get("fit_seconds"), "load_plus_clv_seconds": round(load_s + clv_s, 2),
-            "quantiles_seconds": round(base_s, 2), "bgnbd": info.get("bgnbd")}
+    return {
+        "customers": n_customers,
+        "purchases": purchases,
+        "seed_copy_seconds": round(seed_s, 2),
+        "load_query_seconds": round(load_s, 2),
+        "clv_fit_predict_seconds": round(clv_s, 2),
+        "fit_seconds": info.get("fit_seconds"),
+        "load_plus_clv_seconds": round(load_s + clv_s, 2),
+        "quantiles_seconds": round(base_s, 2),
+        "bgnbd": info.get("bgnbd"),
+    }
 
 
 def clv_main(args) -> int:
@@ -168,15 +239,19 @@ def clv_main(args) -> int:
         print(json.dumps(out))
         return 0
     for r in out["in_memory"]:
-        print(f"value model in memory, {r['customers']:,} customers / {r['purchases']:,} purchases: fit + predict "
-              f"{r['clv_seconds']:.2f} s (cpu {r['clv_cpu_seconds']:.2f} s; fit {r['fit_seconds']:.2f} s); quantile "
-              f"tiers {r['quantiles_seconds']:.2f} s; ratio {r['clv_vs_quantiles_time_ratio']}x; {r['bgnbd']}")
+        print(
+            f"value model in memory, {r['customers']:,} customers / {r['purchases']:,} purchases: fit + predict "
+            f"{r['clv_seconds']:.2f} s (cpu {r['clv_cpu_seconds']:.2f} s; fit {r['fit_seconds']:.2f} s); quantile "
+            f"tiers {r['quantiles_seconds']:.2f} s; ratio {r['clv_vs_quantiles_time_ratio']}x; {r['bgnbd']}"
+        )
     d = out.get("database")
     if d:
-        print(f"value model through PostgreSQL, {d['customers']:,} customers / {d['purchases']:,} purchases: "
-              f"aggregate query {d['load_query_seconds']:.2f} s + fit and predict {d['clv_fit_predict_seconds']:.2f} s"
-              f" = {d['load_plus_clv_seconds']:.2f} s (fit {d['fit_seconds']:.2f} s; COPY of the data "
-              f"{d['seed_copy_seconds']:.2f} s; quantile tiers {d['quantiles_seconds']:.2f} s)")
+        print(
+            f"value model through PostgreSQL, {d['customers']:,} customers / {d['purchases']:,} purchases: "
+            f"aggregate query {d['load_query_seconds']:.2f} s + fit and predict {d['clv_fit_predict_seconds']:.2f} s"
+            f" = {d['load_plus_clv_seconds']:.2f} s (fit {d['fit_seconds']:.2f} s; COPY of the data "
+            f"{d['seed_copy_seconds']:.2f} s; quantile tiers {d['quantiles_seconds']:.2f} s)"
+        )
     return 0
 
 
@@ -184,8 +259,10 @@ def percentiles(wall: list[float], cpu: list[float]) -> dict:
     """Wall-clock and thread-CPU percentiles: on a busy machine the wall p99 includes time spent descheduled."""
     w, c = np.asarray(wall) * 1000, np.asarray(cpu) * 1000
     return {
-        "p50_ms": round(float(np.percentile(w, 50)), 4), "p99_ms": round(float(np.percentile(w, 99)), 4),
-        "cpu_p50_ms": round(float(np.percentile(c, 50)), 4), "cpu_p99_ms": round(float(np.percentile(c, 99)), 4),
+        "p50_ms": round(float(np.percentile(w, 50)), 4),
+        "p99_ms": round(float(np.percentile(w, 99)), 4),
+        "cpu_p50_ms": round(float(np.percentile(c, 50)), 4),
+        "cpu_p99_ms": round(float(np.percentile(c, 99)), 4),
     }
 
 
@@ -197,23 +274,35 @@ def routing_bench(n_agents: int, n_tickets: int, decisions: int, seed: int = 1) 
     langs = [("en",), ("zh",), ("ru",), ("en", "ru"), ()]
     agents = [
         AgentState(
-            id=i + 1, status="online" if rng.random() < 0.85 else "away",
+            id=i + 1,
+            status="online" if rng.random() < 0.85 else "away",
             tiers=() if i % 4 == 0 else tuple(rng.choice(TIER_ORDER, 2, replace=False)),
-            languages=langs[i % len(langs)], skills=("billing",) if i % 3 == 0 else (),
-            capacity=int(loads[i]) + int(rng.integers(0, 4)), open_tickets=int(loads[i]),
+            languages=langs[i % len(langs)],
+            skills=("billing",) if i % 3 == 0 else (),
+            capacity=int(loads[i]) + int(rng.integers(0, 4)),
+            open_tickets=int(loads[i]),
             idle_since=now - timedelta(minutes=int(rng.integers(0, 600))),
         )
         for i in range(n_agents)
     ]
     waiting = [
-        WaitingTicket(i, str(rng.choice(TIER_ORDER)), int(rng.integers(1, 5)), now - timedelta(seconds=int(s)),
-                      language=str(rng.choice(["en", "zh", "ru"])))
+        WaitingTicket(
+            i,
+            str(rng.choice(TIER_ORDER)),
+            int(rng.integers(1, 5)),
+            now - timedelta(seconds=int(s)),
+            language=str(rng.choice(["en", "zh", "ru"])),
+        )
         for i, s in enumerate(rng.integers(0, 86_400, n_tickets))
     ]
     requests = [
-        RouteRequest(str(rng.choice(TIER_ORDER)), now, language=str(rng.choice(["en", "zh", "ru"])),
-                     skill="billing" if rng.random() < 0.2 else None,
-                     key_account_manager_id=int(rng.integers(1, n_agents + 1)) if rng.random() < 0.1 else None)
+        RouteRequest(
+            str(rng.choice(TIER_ORDER)),
+            now,
+            language=str(rng.choice(["en", "zh", "ru"])),
+            skill="billing" if rng.random() < 0.2 else None,
+            key_account_manager_id=int(rng.integers(1, n_agents + 1)) if rng.random() < 0.1 else None,
+        )
         for _ in range(decisions)
     ]
     route_times, route_cpu, pick_times, pick_cpu = [], [], [], []
@@ -229,8 +318,11 @@ def routing_bench(n_agents: int, n_tickets: int, decisions: int, seed: int = 1) 
         pick_times.append(time.perf_counter() - t0)
         pick_cpu.append(time.thread_time() - c0)
     return {
-        "agents": n_agents, "open_tickets": n_tickets, "decisions": decisions,
-        "route": percentiles(route_times, route_cpu), "pick_next": percentiles(pick_times, pick_cpu),
+        "agents": n_agents,
+        "open_tickets": n_tickets,
+        "decisions": decisions,
+        "route": percentiles(route_times, route_cpu),
+        "pick_next": percentiles(pick_times, pick_cpu),
     }
 
 
@@ -262,8 +354,11 @@ def main(argv: list[str] | None = None) -> int:
     quantile = in_child(data, "quantile", None)
     routing = routing_bench(args.agents, args.tickets, args.decisions)
     out = {
-        "customers": args.customers, "purchases": args.purchases, "generate_seconds": round(generate_s, 2),
-        "kmeans": kmeans, "quantile_baseline": quantile,
+        "customers": args.customers,
+        "purchases": args.purchases,
+        "generate_seconds": round(generate_s, 2),
+        "kmeans": kmeans,
+        "quantile_baseline": quantile,
         "kmeans_vs_quantile_time_ratio": round(kmeans["seconds"] / max(quantile["seconds"], 1e-9), 2),
         "routing": routing,
         "targets_met": {
@@ -281,15 +376,19 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in (("k-means", kmeans), ("quantile (baseline)", quantile)):
         sil = "—" if r["silhouette"] is None else f"{r['silhouette']:.3f}"
         ari = "—" if r["stability_ari"] is None else f"{r['stability_ari']:.3f}"
-        print(f"  {name:20s} {r['seconds']:7.2f} s (cpu {r['cpu_seconds']:.2f} s)  peak RSS {r['peak_rss_mb']:8.1f} MB"
-              f"  k={r['k']}  silhouette {sil}"
-              f"  ARI {ari}  {r['tiers']}")
+        print(
+            f"  {name:20s} {r['seconds']:7.2f} s (cpu {r['cpu_seconds']:.2f} s)  peak RSS {r['peak_rss_mb']:8.1f} MB"
+            f"  k={r['k']}  silhouette {sil}"
+            f"  ARI {ari}  {r['tiers']}"
+        )
     print(f"  k-means / quantile time ratio: {out['kmeans_vs_quantile_time_ratio']}x")
     print(f"routing with {args.agents} agents and {args.tickets:,} open tickets, {args.decisions:,} decisions:")
     for name in ("route", "pick_next"):
         r = routing[name]
-        print(f"  {name + '()':12s} wall p50 {r['p50_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms   "
-              f"cpu p50 {r['cpu_p50_ms']:.3f} ms  p99 {r['cpu_p99_ms']:.3f} ms")
+        print(
+            f"  {name + '()':12s} wall p50 {r['p50_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms   "
+            f"cpu p50 {r['cpu_p50_ms']:.3f} ms  p99 {r['cpu_p99_ms']:.3f} ms"
+        )
     print(f"targets met: {out['targets_met']}")
     return 0
 

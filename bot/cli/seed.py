@@ -99,8 +99,13 @@ async def seed_database(
     step = 50_000
     for start in range(0, n_customers, step):
         rows = [
-            {"external_ref": f"{prefix}{i + 1}", "name": f"Customer {i + 1}", "language": LANGUAGES[langs[i]],
-             "tier": "potential", "tier_reason": "no purchases yet"}
+            {
+                "external_ref": f"{prefix}{i + 1}",
+                "name": f"Customer {i + 1}",
+                "language": LANGUAGES[langs[i]],
+                "tier": "potential",
+                "tier_reason": "no purchases yet",
+            }
             for i in range(start, min(start + step, n_customers))
         ]
         async with sessions() as session, session.begin():
@@ -113,11 +118,24 @@ async def seed_database(
         cidx = data.customer_index[start:end]
         at = [today - timedelta(days=float(d)) for d in data.age_days[start:end].tolist()]
         rows = [
-            {"customer_id": int(cid), "amount": Decimal(f"{amt:.2f}"), "currency": "USD", "occurred_at": when,
-             "referrals": int(ref), "loyalty_points": int(loy), "source_key": f"{prefix}{start + j}"}
+            {
+                "customer_id": int(cid),
+                "amount": Decimal(f"{amt:.2f}"),
+                "currency": "USD",
+                "occurred_at": when,
+                "referrals": int(ref),
+                "loyalty_points": int(loy),
+                "source_key": f"{prefix}{start + j}",
+            }
             for j, (cid, amt, when, ref, loy) in enumerate(
-                zip(id_array[cidx].tolist(), data.amount[start:end].tolist(), at,
-                    data.referrals[start:end].tolist(), data.loyalty[start:end].tolist(), strict=True)
+                zip(
+                    id_array[cidx].tolist(),
+                    data.amount[start:end].tolist(),
+                    at,
+                    data.referrals[start:end].tolist(),
+                    data.loyalty[start:end].tolist(),
+                    strict=True,
+                )
             )
         ]
         async with sessions() as session, session.begin():

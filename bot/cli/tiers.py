@@ -72,8 +72,12 @@ def _import(kind: str, path: Path) -> None:
 
 
 @import_app.command("customers")
-def customers(path: Path = typer.Argument(..., help="CSV: customer,name,email,phone,telegram,language,tier,"
-                                                   "key_account_manager (only customer is required)")) -> None:
+def customers(
+    path: Path = typer.Argument(
+        ...,
+        help="CSV: customer,name,email,phone,telegram,language,tier,key_account_manager (only customer is required)",
+    ),
+) -> None:
     """Create or update customers with their email, phone and Telegram identities."""
     _import("customers", path)
 
@@ -145,18 +149,32 @@ def moves(
         raise fail(str(exc)) from None
     if span.from_run is None:
         raise fail("moves need two tier runs: run `tierdesk tiers compute` again later", 1)
-    found = [{"customer_id": cid, "name": name, "reason": reason, "predicted_value_12m": _round(value, 2),
-              "p_alive": _round(alive, 3)} for cid, name, reason, value, alive in rows]
+    found = [
+        {
+            "customer_id": cid,
+            "name": name,
+            "reason": reason,
+            "predicted_value_12m": _round(value, 2),
+            "p_alive": _round(alive, 3),
+        }
+        for cid, name, reason, value, alive in rows
+    ]
     if as_json:
-        typer.echo(json.dumps({"from_run": span.from_run, "to_run": span.to_run, "from": old, "to": new,
-                               "customers": found}))
+        typer.echo(
+            json.dumps({"from_run": span.from_run, "to_run": span.to_run, "from": old, "to": new, "customers": found})
+        )
         return
     table = Table(title=f"{old} → {new} (run {span.from_run} → run {span.to_run}): {len(found)} customers")
     for col in ("customer", "name", "predicted 12-month value", "p(alive)", "why"):
         table.add_column(col)
     for f in found:
-        table.add_row(f"C-{f['customer_id']}", f["name"], _fmt(f["predicted_value_12m"], ",.2f"),
-                      _fmt(f["p_alive"], ".0%"), f["reason"])
+        table.add_row(
+            f"C-{f['customer_id']}",
+            f["name"],
+            _fmt(f["predicted_value_12m"], ",.2f"),
+            _fmt(f["p_alive"], ".0%"),
+            f["reason"],
+        )
     console.print(table)
 
 
@@ -170,15 +188,29 @@ def _fmt(value: Any, pattern: str) -> str:
 
 def show_report(data: dict) -> None:
     table = Table(title=f"Tiers ({data.get('method')}, k={data.get('k') or '—'})")
-    for col in ("tier", "customers", "customers %", "revenue %", "recency (days)", "orders", "net spend",
-                "12-month value", "queue · SLA first reply"):
+    for col in (
+        "tier",
+        "customers",
+        "customers %",
+        "revenue %",
+        "recency (days)",
+        "orders",
+        "net spend",
+        "12-month value",
+        "queue · SLA first reply",
+    ):
         table.add_column(col, justify="left" if col == "tier" else "right")
     routing = data.get("actionability") or {}
     for t in data.get("tiers", []):
         act = routing.get(t["tier"])
         table.add_row(
-            t["tier"], f"{t['customers']:,}", f"{t['customer_share'] * 100:.1f}", f"{t['revenue_share'] * 100:.1f}",
-            _fmt(t["recency_days"], ",.1f"), _fmt(t["frequency"], ",.2f"), _fmt(t["monetary"], ",.2f"),
+            t["tier"],
+            f"{t['customers']:,}",
+            f"{t['customer_share'] * 100:.1f}",
+            f"{t['revenue_share'] * 100:.1f}",
+            _fmt(t["recency_days"], ",.1f"),
+            _fmt(t["frequency"], ",.2f"),
+            _fmt(t["monetary"], ",.2f"),
             _fmt(t.get("predicted_value_12m"), ",.2f"),
             f"{act['queue']} · {act['first_response_minutes']:g} min" if act else "—",
         )
@@ -215,9 +247,7 @@ def seed_data(
     from bot.cli.seed import seed_database
 
     try:
-        with_database(
-            lambda sessions: seed_database(sessions, customers, purchases, seed=seed, progress=console.log)
-        )
+        with_database(lambda sessions: seed_database(sessions, customers, purchases, seed=seed, progress=console.log))
     except ValueError as exc:
         raise fail(str(exc)) from None
     console.print(f"seeded {customers:,} customers and {purchases:,} purchases; now run `tierdesk tiers compute`")

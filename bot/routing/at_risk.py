@@ -72,7 +72,8 @@ def customers_at_risk(rows: list[CustomerSignals], *, limit: int = 100) -> list[
             continue
         reasons = risk_reasons(c)
         if reasons:
-            found.append(AtRisk(c.customer_id, c.name, c.tier, c.predicted_value, c.p_alive,
-                                c.key_account_manager, reasons))
+            found.append(
+                AtRisk(c.customer_id, c.name, c.tier, c.predicted_value, c.p_alive, c.key_account_manager, reasons)
+            )
     found.sort(key=lambda r: (-(r.predicted_value or 0.0), r.customer_id))
     return found[:limit]

@@ -86,8 +86,15 @@ def gamma_gamma_log_likelihood(params: GammaGammaParams, orders: np.ndarray, m: 
     """Per-customer log-likelihood of the average order value `m` over `orders` orders (Fader & Hardie 2013)."""
     p, q, g = params.p, params.q, params.gamma
     px = p * orders
-    return (gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(g) + (px - 1) * np.log(m) + px * np.log(orders)
-            - (px + q) * np.log(g + m * orders))
+    return (
+        gammaln(px + q)
+        - gammaln(px)
+        - gammaln(q)
+        + q * np.log(g)
+        + (px - 1) * np.log(m)
+        + px * np.log(orders)
+        - (px + q) * np.log(g + m * orders)
+    )
 
 
 def fit_gamma_gamma(orders: np.ndarray, m: np.ndarray, *, seed: int = 0) -> GammaGammaParams:
@@ -137,8 +144,9 @@ def expected_purchases(params: BgNbdParams, t: float, x: np.ndarray, t_x: np.nda
     return head * tail * probability_alive(params, x, t_x, T)  # the paper's denominator is 1 / P(alive)
 
 
-def expected_order_value(params: GammaGammaParams | None, orders: np.ndarray, m: np.ndarray,
-                         fallback: float) -> np.ndarray:
+def expected_order_value(
+    params: GammaGammaParams | None, orders: np.ndarray, m: np.ndarray, fallback: float
+) -> np.ndarray:
     """E[average order value | history]: the population mean shrunk towards the customer's own average."""
     if params is None or params.q <= 1:
         return np.where(orders > 0, np.maximum(m, 0.0), fallback)
@@ -148,8 +156,9 @@ def expected_order_value(params: GammaGammaParams | None, orders: np.ndarray, m:
     return (1 - weight) * population + weight * np.maximum(m, 0.0)
 
 
-def fit_clv(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, orders: np.ndarray, m: np.ndarray, *,
-            seed: int = 0) -> ClvFit:
+def fit_clv(
+    x: np.ndarray, t_x: np.ndarray, T: np.ndarray, orders: np.ndarray, m: np.ndarray, *, seed: int = 0
+) -> ClvFit:
     """Both models on the customers with at least one order."""
     bought = orders > 0
     if bought.sum() < 2:
@@ -161,8 +170,15 @@ def fit_clv(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, orders: np.ndarray, m
     return ClvFit(bg, gg, int(bought.sum()), mean_value)
 
 
-def predict(fit: ClvFit, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, orders: np.ndarray, m: np.ndarray,
-            horizon_weeks: float = HORIZON_WEEKS) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    fit: ClvFit,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+    orders: np.ndarray,
+    m: np.ndarray,
+    horizon_weeks: float = HORIZON_WEEKS,
+) -> tuple[np.ndarray, np.ndarray]:
     """(predicted value over the horizon, probability alive) per customer; zero and None-like 0 for those who
     never bought (the model says nothing about them)."""
     value = np.zeros(len(x))
@@ -174,8 +190,9 @@ def predict(fit: ClvFit, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, orders: 
     return value, alive
 
 
-def simulate_bgnbd(params: BgNbdParams, n: int, T: np.ndarray | float, *, seed: int = 0
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def simulate_bgnbd(
+    params: BgNbdParams, n: int, T: np.ndarray | float, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Customers drawn from the model itself (Poisson purchases at a gamma rate, a beta dropout chance after
     each purchase): (x, t_x, T). Used to check the fit recovers what it was drawn from."""
     rng = np.random.default_rng(seed)

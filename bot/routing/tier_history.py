@@ -62,8 +62,15 @@ async def size_trend(session: AsyncSession, runs: int = 12) -> list[dict]:
     """Customers per tier in each of the last `runs` runs, oldest first."""
     recent = list(reversed(await tier_repo.recent_runs(session, limit=runs)))
     sizes = await tier_repo.tier_sizes_by_run(session, [r.id for r in recent])
-    return [{"run_id": r.id, "finished_at": r.finished_at, "method": r.method,
-             "sizes": {t: sizes[r.id].get(t, 0) for t in TIERS}} for r in recent]
+    return [
+        {
+            "run_id": r.id,
+            "finished_at": r.finished_at,
+            "method": r.method,
+            "sizes": {t: sizes[r.id].get(t, 0) for t in TIERS},
+        }
+        for r in recent
+    ]
 
 
 async def moves(session: AsyncSession, old_tier: str, new_tier: str, *, limit: int = 1000) -> tuple[Migration, list]:
@@ -88,8 +95,16 @@ async def at_risk(session: AsyncSession, now: datetime, *, limit: int = 100) -> 
     earlier = await tier_repo.run_tiers(session, before) if before is not None else {}
     signals = await tier_repo.recent_ticket_signals(session, [r[0] for r in rows], now - timedelta(days=SIGNAL_DAYS))
     found = [
-        CustomerSignals(cid, name or f"C-{cid}", tier, value, alive, earlier.get(cid, (None, None))[1],
-                        *signals.get(cid, (0, None)), key_account_manager=kam)
+        CustomerSignals(
+            cid,
+            name or f"C-{cid}",
+            tier,
+            value,
+            alive,
+            earlier.get(cid, (None, None))[1],
+            *signals.get(cid, (0, None)),
+            key_account_manager=kam,
+        )
         for cid, name, tier, value, alive, kam in rows
     ]
     return customers_at_risk(found, limit=limit)

@@ -66,14 +66,20 @@ def tier_stats(values: ValueTable, codes: np.ndarray, predicted: np.ndarray | No
         mask = codes == code
         count = int(mask.sum())
         bought = mask & (values.frequency > 0)
-        stats.append(TierStats(
-            tier=name, customers=count, customer_share=count / n, revenue=float(revenue[mask].sum()),
-            revenue_share=float(revenue[mask].sum()) / total_rev,
-            recency_days=float(values.recency_days[bought].mean()) if bought.any() else None,
-            frequency=float(values.frequency[mask].mean()) if count else 0.0,
-            monetary=float(revenue[mask].mean()) if count else 0.0, refunds_only=int((mask & refunds).sum()),
-            predicted_value=float(predicted[mask].mean()) if predicted is not None and count else None,
-        ))
+        stats.append(
+            TierStats(
+                tier=name,
+                customers=count,
+                customer_share=count / n,
+                revenue=float(revenue[mask].sum()),
+                revenue_share=float(revenue[mask].sum()) / total_rev,
+                recency_days=float(values.recency_days[bought].mean()) if bought.any() else None,
+                frequency=float(values.frequency[mask].mean()) if count else 0.0,
+                monetary=float(revenue[mask].mean()) if count else 0.0,
+                refunds_only=int((mask & refunds).sum()),
+                predicted_value=float(predicted[mask].mean()) if predicted is not None and count else None,
+            )
+        )
     return stats
 
 
@@ -132,8 +138,11 @@ def rules_in_words(method: str, stats: list[TierStats], vip_recency_days: float,
     }[method]
     ranks = {
         "VIP": f"the top {QUANTILE_VIP:.0%}" if method != "rfm-kmeans" else "the best cluster",
-        "important": (f"the next {QUANTILE_IMPORTANT:.0%}" if method != "rfm-kmeans"
-                      else "the clusters after it, up to 35 % of buyers with VIP"),
+        "important": (
+            f"the next {QUANTILE_IMPORTANT:.0%}"
+            if method != "rfm-kmeans"
+            else "the clusters after it, up to 35 % of buyers with VIP"
+        ),
         "ordinary": "every other customer with a purchase",
     }
     out = {}
@@ -141,8 +150,11 @@ def rules_in_words(method: str, stats: list[TierStats], vip_recency_days: float,
         if s.tier == "potential":
             out[s.tier] = "no purchase yet (or refunds only); a manual tier or a key-account manager can lift them"
             continue
-        typical = ("" if not s.customers or s.recency_days is None else
-                   f"; typically {s.frequency:,.1f} orders, {s.monetary:,.0f} net, last {s.recency_days:,.0f} days ago")
+        typical = (
+            ""
+            if not s.customers or s.recency_days is None
+            else f"; typically {s.frequency:,.1f} orders, {s.monetary:,.0f} net, last {s.recency_days:,.0f} days ago"
+        )
         extra = f", and {window}" if s.tier == "VIP" else ""
         out[s.tier] = f"{ranks[s.tier]}, {how}{extra}{typical}"
     return out
@@ -153,9 +165,12 @@ def actionability(policy: RoutingPolicy) -> dict[str, dict]:
     out = {}
     for tier in TIERS:
         tp = policy.for_tier(tier)
-        out[tier] = {"queue": tp.queue, "priority": tp.priority,
-                     "first_response_minutes": round(tp.first_response.total_seconds() / 60, 1),
-                     "resolution_minutes": round(tp.resolution.total_seconds() / 60, 1)}
+        out[tier] = {
+            "queue": tp.queue,
+            "priority": tp.priority,
+            "first_response_minutes": round(tp.first_response.total_seconds() / 60, 1),
+            "resolution_minutes": round(tp.resolution.total_seconds() / 60, 1),
+        }
     return out
 
 
@@ -169,12 +184,17 @@ def how_well_tiers_predict(codes: np.ndarray, future: np.ndarray) -> dict:
     by_tier = {}
     for code, name in enumerate(TIERS):
         mask = codes == code
-        by_tier[name] = {"customers": int(mask.sum()),
-                         "mean_later_spend": round(float(future[mask].mean()), 2) if mask.any() else None,
-                         "later_revenue_share": round(float(future[mask].sum()) / total, 4) if total else None}
+        by_tier[name] = {
+            "customers": int(mask.sum()),
+            "mean_later_spend": round(float(future[mask].mean()), 2) if mask.any() else None,
+            "later_revenue_share": round(float(future[mask].sum()) / total, 4) if total else None,
+        }
     grand = future.mean() if len(future) else 0.0
-    between = sum(float(((codes == c).sum()) * (future[codes == c].mean() - grand) ** 2)
-                  for c in range(len(TIERS)) if (codes == c).any())
+    between = sum(
+        float(((codes == c).sum()) * (future[codes == c].mean() - grand) ** 2)
+        for c in range(len(TIERS))
+        if (codes == c).any()
+    )
     spread = float(((future - grand) ** 2).sum())
     rho = spearmanr(-codes.astype(float), future).statistic if len(future) > 2 and np.ptp(codes) else None
     top = (codes == VIP) | (codes == IMPORTANT)
@@ -186,18 +206,32 @@ def how_well_tiers_predict(codes: np.ndarray, future: np.ndarray) -> dict:
     }
 
 
-def relevance(train: ValueTable, future_spend: np.ndarray, method: str, *, holdout_days: float,
-              predicted_value: np.ndarray | None = None, vip_recency_days: float, k: int | None = None,
-              seed: int = 0) -> dict:
+def relevance(
+    train: ValueTable,
+    future_spend: np.ndarray,
+    method: str,
+    *,
+    holdout_days: float,
+    predicted_value: np.ndarray | None = None,
+    vip_recency_days: float,
+    k: int | None = None,
+    seed: int = 0,
+) -> dict:
     """Tier everyone on the data before the hold-out (this method and quantiles, no overrides) and measure how
     each tiering tells apart the net spend in the hold-out (k-means with the k of the run being evaluated)."""
     future = np.clip(future_spend, 0, None)
     out: dict = {"holdout_days": holdout_days, "customers": len(future), "later_revenue": round(float(future.sum()), 2)}
     for label, m in (("method", method), ("quantiles", "quantiles")):
-        result = compute_tiers(train, method=m, k=k if m == "rfm-kmeans" else None, seed=seed,
-                               vip_recency_days=vip_recency_days, predicted_value=predicted_value, evaluate=False)
+        result = compute_tiers(
+            train,
+            method=m,
+            k=k if m == "rfm-kmeans" else None,
+            seed=seed,
+            vip_recency_days=vip_recency_days,
+            predicted_value=predicted_value,
+            evaluate=False,
+        )
         out[label] = {"name": result.method, **how_well_tiers_predict(result.codes, future)}
     mine, base = out["method"]["eta_squared"], out["quantiles"]["eta_squared"]
     out["eta_squared_vs_quantiles"] = None if mine is None or not base else round(mine / base, 3)
     return out
-

@@ -30,8 +30,19 @@ from crm_store.repositories import value as value_repo
 log = logging.getLogger(__name__)
 
 REPORT_KEYS = (
-    "method", "k", "customers", "vip_recency_days", "silhouette", "stability_ari", "stability_ari_vs_last_run",
-    "changed_since_last", "tiers", "relevance", "actionability", "clv", "note",
+    "method",
+    "k",
+    "customers",
+    "vip_recency_days",
+    "silhouette",
+    "stability_ari",
+    "stability_ari_vs_last_run",
+    "changed_since_last",
+    "tiers",
+    "relevance",
+    "actionability",
+    "clv",
+    "note",
 )
 
 
@@ -107,8 +118,9 @@ class RunInputs:
     holdout_days: float
 
 
-def tier_and_evaluate(inputs: RunInputs, method: str, k: int | None, seed: int, settings: Settings,
-                      policy: RoutingPolicy) -> tuple[TierResult, dict]:
+def tier_and_evaluate(
+    inputs: RunInputs, method: str, k: int | None, seed: int, settings: Settings, policy: RoutingPolicy
+) -> tuple[TierResult, dict]:
     """The CPU part of a run (in a thread): value model, tiers, and the evaluation the report carries."""
     loaded = inputs.now
     predicted, alive, clv_info = predict_value(loaded.values, seed)
@@ -116,19 +128,39 @@ def tier_and_evaluate(inputs: RunInputs, method: str, k: int | None, seed: int, 
     if method == "clv" and predicted is None:
         method, note = "quantiles", f"the clv method could not fit ({clv_info['note']}): used quantiles instead"
     vip_days = float(settings.tiering.vip_recency_days)
-    result = compute_tiers(loaded.values, method=method, k=k, manual=loaded.manual, key_accounts=loaded.key_accounts,
-                           seed=seed, vip_recency_days=vip_days, predicted_value=predicted)
+    result = compute_tiers(
+        loaded.values,
+        method=method,
+        k=k,
+        manual=loaded.manual,
+        key_accounts=loaded.key_accounts,
+        seed=seed,
+        vip_recency_days=vip_days,
+        predicted_value=predicted,
+    )
     result.p_alive = alive
     result.note = "; ".join(x for x in (note, result.note) if x)
     train_predicted = predict_value(inputs.train, seed)[0] if method == "clv" else None
     relevance: dict | None = None
     if np.any(inputs.train.frequency > 0) and not (method == "clv" and train_predicted is None):
-        relevance = tier_quality.relevance(inputs.train, inputs.later_spend, result.method,
-                                           holdout_days=inputs.holdout_days, predicted_value=train_predicted,
-                                           vip_recency_days=vip_days, k=result.k, seed=seed)
+        relevance = tier_quality.relevance(
+            inputs.train,
+            inputs.later_spend,
+            result.method,
+            holdout_days=inputs.holdout_days,
+            predicted_value=train_predicted,
+            vip_recency_days=vip_days,
+            k=result.k,
+            seed=seed,
+        )
     report = result.report()
-    report.update(customers=len(result.customer_ids), vip_recency_days=vip_days, relevance=relevance,
-                  actionability=tier_quality.actionability(policy), clv=clv_info)
+    report.update(
+        customers=len(result.customer_ids),
+        vip_recency_days=vip_days,
+        relevance=relevance,
+        actionability=tier_quality.actionability(policy),
+        clv=clv_info,
+    )
     return result, report
 
 
@@ -183,14 +215,30 @@ async def compute_and_store(
         report["stability_ari_vs_last_run"] = _ari_vs(previous, result)
         await tier_repo.write_tiers(session, rows.updates)
         run_id = await tier_repo.record_run(
-            session, started_at=started, method=result.method, k=result.k, silhouette=result.silhouette,
-            stability_ari=result.stability_ari, changed=len(rows.changes), report=report,
+            session,
+            started_at=started,
+            method=result.method,
+            k=result.k,
+            silhouette=result.silhouette,
+            stability_ari=result.stability_ari,
+            changed=len(rows.changes),
+            report=report,
         )
         await tier_repo.record_changes(session, run_id, rows.changes)
         await tier_repo.record_assignments(session, run_id, rows.assignments)
-        events = [customer_event_row(settings, "customer.tier_changed", c["customer_id"], at=as_of,
-                                     key=f"run{run_id}", old_tier=c["old_tier"], new_tier=c["new_tier"],
-                                     reason=c["reason"]) for c in rows.changes]
+        events = [
+            customer_event_row(
+                settings,
+                "customer.tier_changed",
+                c["customer_id"],
+                at=as_of,
+                key=f"run{run_id}",
+                old_tier=c["old_tier"],
+                new_tier=c["new_tier"],
+                reason=c["reason"],
+            )
+            for c in rows.changes
+        ]
         if settings.web.webhook_url:
             await outbox_repo.enqueue(session, [e for e in events if e is not None])
     return RunSummary(run_id=run_id, customers=len(result.customer_ids), changed=len(rows.changes), report=report)
@@ -221,8 +269,15 @@ def _changes(result: TierResult, current: dict[int, tuple[str, str]]) -> _Rows:
             out.updates.append({"id": cid, "tier": tier, "tier_reason": reason})
         if old[0] != tier:
             out.changes.append({"customer_id": cid, "old_tier": old[0], "new_tier": tier, "reason": reason})
-        out.assignments.append({"customer_id": cid, "tier": tier, "computed_tier": TIERS[computed[i]],
-                                "predicted_value": value[i], "p_alive": alive[i]})
+        out.assignments.append(
+            {
+                "customer_id": cid,
+                "tier": tier,
+                "computed_tier": TIERS[computed[i]],
+                "predicted_value": value[i],
+                "p_alive": alive[i],
+            }
+        )
     return out
 
 
@@ -242,8 +297,12 @@ async def latest_report(sessions: async_sessionmaker[AsyncSession]) -> dict | No
         run = await tier_repo.last_run(session)
         if run is None:
             return None
-        return {**run.report, "changed_since_last": run.changed, "run_id": run.id,
-                "finished_at": run.finished_at.isoformat() if run.finished_at else None}
+        return {
+            **run.report,
+            "changed_since_last": run.changed,
+            "run_id": run.id,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        }
 
 
 async def _next_due(sessions: async_sessionmaker[AsyncSession], interval: timedelta) -> datetime:
@@ -269,8 +328,7 @@ async def retier_loop(
                 async with turns.turn("retier") as ours:
                     # looked at again with the turn held: another worker may have just finished this run
                     if ours and await _next_due(sessions, interval) <= datetime.now(UTC):
-                        summary = await compute_and_store(sessions, method=settings.tiering.method,
-                                                          settings=settings)
+                        summary = await compute_and_store(sessions, method=settings.tiering.method, settings=settings)
                         log.info("re-tiered %d customers, %d changed tier", summary.customers, summary.changed)
                 due = datetime.now(UTC) + (interval if ours else min(interval, timedelta(seconds=60)))
             wait = (due - datetime.now(UTC)).total_seconds()

@@ -41,8 +41,15 @@ K_CANDIDATES = (3, 4, 5, 6)
 SELECTION_SAMPLE = 3_000
 """Silhouette is quadratic in the sample: k is chosen on a smaller one than the reported score uses."""
 FIT_SAMPLE = 100_000
-FEATURE_WEIGHTS = {"recency": -1.5, "frequency": 1.0, "monetary": 1.0, "tenure": 0.25, "order_value": 0.25,
-                   "referrals": 0.5, "loyalty": 0.5}
+FEATURE_WEIGHTS = {
+    "recency": -1.5,
+    "frequency": 1.0,
+    "monetary": 1.0,
+    "tenure": 0.25,
+    "order_value": 0.25,
+    "referrals": 0.5,
+    "loyalty": 0.5,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,9 +223,15 @@ def _choose_k(x: np.ndarray, rng: np.random.Generator, seed: int) -> int:
     return best_k
 
 
-def _reasons(values: ValueTable, computed: np.ndarray, final: np.ndarray, why_override: dict[int, str],
-             demoted: np.ndarray, recency_window: float) -> list[str]:
-    """"VIP: spent 12,400 over 31 orders, last 4 days ago" per customer (integers format fastest)."""
+def _reasons(
+    values: ValueTable,
+    computed: np.ndarray,
+    final: np.ndarray,
+    why_override: dict[int, str],
+    demoted: np.ndarray,
+    recency_window: float,
+) -> list[str]:
+    """ "VIP: spent 12,400 over 31 orders, last 4 days ago" per customer (integers format fastest)."""
     finite = np.isfinite(values.recency_days)
     rec = np.rint(np.where(finite, values.recency_days, 0)).astype(np.int64).tolist()
     freq = np.rint(values.frequency).astype(np.int64).tolist()
@@ -265,8 +278,18 @@ def compute_tiers(
         raise ValueError("the clv method needs the predicted value of every customer")
     if k is not None and k < 3:
         raise ValueError("k must be at least 3 (VIP, important and ordinary each need a cluster)")
-    args = (values, method, k, manual, key_accounts, seed, min_kmeans_customers, vip_recency_days,
-            predicted_value, evaluate)
+    args = (
+        values,
+        method,
+        k,
+        manual,
+        key_accounts,
+        seed,
+        min_kmeans_customers,
+        vip_recency_days,
+        predicted_value,
+        evaluate,
+    )
     if threads is None:
         return _compute(*args)
     from threadpoolctl import threadpool_limits
@@ -296,8 +319,10 @@ def _compute(
     note, used_k, silhouette, ari = "", None, None, None
     needed = max(min_kmeans_customers, (k or 3) * 2)
     if method == "rfm-kmeans" and len(buyers) < needed:
-        note = (f"only {len(buyers)} customers with purchases (k-means needs at least {needed}): "
-                "used the quantiles method instead")
+        note = (
+            f"only {len(buyers)} customers with purchases (k-means needs at least {needed}): "
+            "used the quantiles method instead"
+        )
         method = "quantiles"
     if len(buyers):
         x, weights = feature_matrix(values, buyers)
@@ -320,9 +345,17 @@ def _compute(
     final, why = apply_overrides(values.customer_ids, computed, manual or {}, key_accounts or set())
     stats = tier_quality.tier_stats(values, final, predicted_value)
     return TierResult(
-        customer_ids=values.customer_ids, codes=final, computed_codes=computed,
-        reasons=_reasons(values, computed, final, why, demoted, vip_recency_days), method=method, k=used_k,
-        silhouette=silhouette, stability_ari=ari, note=note, tiers=stats, predicted_value=predicted_value,
+        customer_ids=values.customer_ids,
+        codes=final,
+        computed_codes=computed,
+        reasons=_reasons(values, computed, final, why, demoted, vip_recency_days),
+        method=method,
+        k=used_k,
+        silhouette=silhouette,
+        stability_ari=ari,
+        note=note,
+        tiers=stats,
+        predicted_value=predicted_value,
         rules=tier_quality.rules_in_words(method, stats, vip_recency_days, used_k),
     )
 

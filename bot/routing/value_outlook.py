@@ -15,12 +15,14 @@ class ValueOutlook:
         if self.predicted_value is None:
             return f"Outlook: {self.reason}"
         alive = "—" if self.p_alive is None else f"{self.p_alive:.0%}"
-        return (f"Outlook: {self.predicted_value:,.2f} predicted over 12 months · probability alive {alive} — "
-                f"{self.reason}")
+        return (
+            f"Outlook: {self.predicted_value:,.2f} predicted over 12 months · probability alive {alive} — {self.reason}"
+        )
 
 
-def value_outlook(predicted: float | None, p_alive: float | None, orders: int, days_since_last: float | None
-                  ) -> ValueOutlook:
+def value_outlook(
+    predicted: float | None, p_alive: float | None, orders: int, days_since_last: float | None
+) -> ValueOutlook:
     """Why the value model says what it says, from the customer's orders and the days since the last one."""
     if orders <= 0:
         return ValueOutlook(None, None, "no purchases yet, nothing to forecast")

@@ -40,8 +40,15 @@ async def record_run(
     report: dict[str, Any],
 ) -> int:
     run = TierRun(
-        started_at=started_at, finished_at=now(), method=method, k=k, silhouette=silhouette,
-        stability_ari=stability_ari, changed=changed, report=report, status="done",
+        started_at=started_at,
+        finished_at=now(),
+        method=method,
+        k=k,
+        silhouette=silhouette,
+        stability_ari=stability_ari,
+        changed=changed,
+        report=report,
+        status="done",
     )
     session.add(run)
     await session.flush()
@@ -84,8 +91,16 @@ async def set_manual_tier(
     if tier is not None:
         customer.tier = tier
         customer.tier_reason = f"{tier}: set manually"
-        session.add(TierChange(customer_id=customer_id, old_tier=old, new_tier=tier, reason="set manually",
-                               by_agent_id=by_agent_id, at=now()))
+        session.add(
+            TierChange(
+                customer_id=customer_id,
+                old_tier=old,
+                new_tier=tier,
+                reason="set manually",
+                by_agent_id=by_agent_id,
+                at=now(),
+            )
+        )
     await session.execute(update(Customer).where(Customer.id == customer_id).values(updated_at=now()))
 
 
@@ -144,9 +159,11 @@ async def moved_customers(
 ) -> list[tuple[int, str, str, float | None, float | None]]:
     """Customers whose tier went from `old_tier` (in `from_run`) to `new_tier` (in `to_run`): (id, name, reason,
     predicted value, probability alive), the most valuable first."""
-    before = select(TierAssignment.customer_id).where(
-        TierAssignment.run_id == from_run, TierAssignment.tier == old_tier
-    ).subquery()
+    before = (
+        select(TierAssignment.customer_id)
+        .where(TierAssignment.run_id == from_run, TierAssignment.tier == old_tier)
+        .subquery()
+    )
     q = (
         select(Customer.id, Customer.name, Customer.tier_reason, TierAssignment.predicted_value, TierAssignment.p_alive)
         .join(TierAssignment, TierAssignment.customer_id == Customer.id)
@@ -172,8 +189,14 @@ async def valuable_customers(session: AsyncSession, run_id: int, tiers: tuple[st
     """(id, name, tier, predicted value, probability alive, key-account manager's name) of the run's customers in
     `tiers`, live ones only."""
     q = (
-        select(Customer.id, Customer.name, TierAssignment.tier, TierAssignment.predicted_value, TierAssignment.p_alive,
-               Agent.name)
+        select(
+            Customer.id,
+            Customer.name,
+            TierAssignment.tier,
+            TierAssignment.predicted_value,
+            TierAssignment.p_alive,
+            Agent.name,
+        )
         .join(TierAssignment, TierAssignment.customer_id == Customer.id)
         .outerjoin(Agent, Agent.id == Customer.key_account_manager_id)
         .where(TierAssignment.run_id == run_id, TierAssignment.tier.in_(tiers), Customer.merged_into_id.is_(None))

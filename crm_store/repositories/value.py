@@ -65,7 +65,9 @@ async def upsert_customers(session: AsyncSession, rows: list[ImportedCustomer]) 
         cid = existing.get(row.external_ref)
         if cid is None:
             customer = Customer(
-                external_ref=row.external_ref, name=row.name or row.external_ref, language=row.language,
+                external_ref=row.external_ref,
+                name=row.name or row.external_ref,
+                language=row.language,
                 key_account_manager_id=row.key_account_manager_id,
             )
             if row.manual_tier:
@@ -86,8 +88,9 @@ async def upsert_customers(session: AsyncSession, rows: list[ImportedCustomer]) 
             if row.key_account_manager_id and row.key_account_manager_id != customer.key_account_manager_id:
                 changes["key_account_manager_id"] = row.key_account_manager_id
             if row.manual_tier and row.manual_tier != customer.manual_tier:
-                changes.update(manual_tier=row.manual_tier, tier=row.manual_tier,
-                               tier_reason=f"{row.manual_tier}: set manually")
+                changes.update(
+                    manual_tier=row.manual_tier, tier=row.manual_tier, tier_reason=f"{row.manual_tier}: set manually"
+                )
             for key, value in changes.items():
                 setattr(customer, key, value)
             updated += bool(changes)
@@ -172,8 +175,16 @@ async def value_rows(session: AsyncSession, as_of: datetime) -> list[tuple[Any, 
     )
     q = (
         select(
-            Customer.id, agg.c.first_at, agg.c.last_at, agg.c.orders, agg.c.spend, agg.c.refs, agg.c.loyalty,
-            Customer.manual_tier, Customer.key_account_manager_id, Customer.tier,
+            Customer.id,
+            agg.c.first_at,
+            agg.c.last_at,
+            agg.c.orders,
+            agg.c.spend,
+            agg.c.refs,
+            agg.c.loyalty,
+            Customer.manual_tier,
+            Customer.key_account_manager_id,
+            Customer.tier,
         )
         .outerjoin(agg, agg.c.cid == Customer.id)
         .where(Customer.merged_into_id.is_(None))

@@ -19,8 +19,12 @@ WINDOW_DAYS = 120
 
 
 def run(args: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TIERDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'cli.db'}", "COLUMNS": "200",
-           "TIERDESK_TIERING__VIP_RECENCY_DAYS": str(WINDOW_DAYS)}
+    env = {
+        **os.environ,
+        "TIERDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'cli.db'}",
+        "COLUMNS": "200",
+        "TIERDESK_TIERING__VIP_RECENCY_DAYS": str(WINDOW_DAYS),
+    }
     return subprocess.run(TIERDESK + args, cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -52,8 +56,12 @@ def test_report_json_carries_the_evaluation_with_relevance_against_quantiles(see
     for side in ("method", "quantiles"):
         assert 0 <= relevance[side]["eta_squared"] <= 1 and -1 <= relevance[side]["spearman"] <= 1
         assert set(relevance[side]["by_tier"]) == set(tiers)
-    assert report["actionability"]["VIP"] == {"queue": "vip", "priority": 1, "first_response_minutes": 15.0,
-                                              "resolution_minutes": 240.0}
+    assert report["actionability"]["VIP"] == {
+        "queue": "vip",
+        "priority": 1,
+        "first_response_minutes": 15.0,
+        "resolution_minutes": 240.0,
+    }
     assert report["clv"]["bgnbd"]["r"] > 0 and report["clv"]["customers_fitted"] > 0
     assert report["stability_ari"] is not None and report["stability_ari_vs_last_run"] is None  # the first run
 
@@ -89,7 +97,8 @@ def test_a_second_run_compares_with_the_first_and_moves_list_who_changed(seeded)
         runs = [r for (r,) in conn.execute("SELECT id FROM tier_runs ORDER BY id")]
         moved = conn.execute(
             "SELECT a.customer_id FROM tier_assignments a JOIN tier_assignments b ON b.customer_id = a.customer_id "
-            "WHERE a.run_id = ? AND b.run_id = ? AND a.tier = 'important' AND b.tier = 'ordinary'", runs[-2:]
+            "WHERE a.run_id = ? AND b.run_id = ? AND a.tier = 'important' AND b.tier = 'ordinary'",
+            runs[-2:],
         ).fetchall()
     shown = run(["tiers", "moves", "--from", "important", "--to", "ordinary", "--json", "--limit", "100000"], tmp)
     assert shown.returncode == 0, shown.stderr
@@ -99,10 +108,13 @@ def test_a_second_run_compares_with_the_first_and_moves_list_who_changed(seeded)
     assert len(moved) > 0
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["tiers", "moves", "--from", "gold", "--to", "VIP"], "'gold' is not a tier"),
-    (["tiers", "compute", "--method", "kmeans"], "--method must be one of rfm-kmeans, clv, quantiles"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tiers", "moves", "--from", "gold", "--to", "VIP"], "'gold' is not a tier"),
+        (["tiers", "compute", "--method", "kmeans"], "--method must be one of rfm-kmeans, clv, quantiles"),
+    ],
+)
 def test_bad_input_gets_a_clear_error(seeded, args, message):
     tmp, _ = seeded
     result = run(args, tmp)

@@ -114,8 +114,10 @@ def test_gamma_gamma_fit_recovers_spend_parameters_and_shrinks_towards_the_mean(
 
 def test_predict_gives_nothing_to_customers_who_never_bought_and_refuses_too_little_data():
     x, t_x, T, orders, m = clv.inputs_from_rfm(
-        np.array([3.0, np.inf, 20.0, 200.0]), np.array([300.0, 0.0, 100.0, 400.0]),
-        np.array([6.0, 0.0, 2.0, 3.0]), np.array([600.0, -40.0, 80.0, 90.0]),
+        np.array([3.0, np.inf, 20.0, 200.0]),
+        np.array([300.0, 0.0, 100.0, 400.0]),
+        np.array([6.0, 0.0, 2.0, 3.0]),
+        np.array([600.0, -40.0, 80.0, 90.0]),
     )
     assert x.tolist() == [5.0, 0.0, 1.0, 2.0]
     assert t_x.tolist() == pytest.approx([297 / 7, 0.0, 80 / 7, 200 / 7])

@@ -32,8 +32,13 @@ async def two_runs(db, now: datetime = NOW) -> tuple[int, int, int]:
             s.add(Customer(id=cid, name=f"Customer {cid}", key_account_manager_id=kam.id if cid == 1 else None))
         runs = []
         for n in (1, 2):
-            run = TierRun(started_at=now - timedelta(days=3 - n), finished_at=now - timedelta(days=3 - n),
-                          method="rfm-kmeans", status="done", report={})
+            run = TierRun(
+                started_at=now - timedelta(days=3 - n),
+                finished_at=now - timedelta(days=3 - n),
+                method="rfm-kmeans",
+                status="done",
+                report={},
+            )
             s.add(run)
             await s.flush()
             runs.append(run.id)
@@ -41,12 +46,33 @@ async def two_runs(db, now: datetime = NOW) -> tuple[int, int, int]:
             for run_id, row in zip(runs, rows, strict=True):
                 if row is not None:
                     tier, alive, value = row
-                    s.add(TierAssignment(run_id=run_id, customer_id=cid, tier=tier, computed_tier=tier,
-                                         predicted_value=value, p_alive=alive))
-        for cid, intent, csat, days_ago in [(2, "complaint", None, 3), (3, "complaint", None, 7), (4, None, 2, 5),
-                                            (1, None, 5, 2), (7, "complaint", None, 60), (7, None, 5, 1)]:
-            s.add(Ticket(customer_id=cid, channel="email", intent=intent, csat=csat,
-                         created_at=now - timedelta(days=days_ago)))
+                    s.add(
+                        TierAssignment(
+                            run_id=run_id,
+                            customer_id=cid,
+                            tier=tier,
+                            computed_tier=tier,
+                            predicted_value=value,
+                            p_alive=alive,
+                        )
+                    )
+        for cid, intent, csat, days_ago in [
+            (2, "complaint", None, 3),
+            (3, "complaint", None, 7),
+            (4, None, 2, 5),
+            (1, None, 5, 2),
+            (7, "complaint", None, 60),
+            (7, None, 5, 1),
+        ]:
+            s.add(
+                Ticket(
+                    customer_id=cid,
+                    channel="email",
+                    intent=intent,
+                    csat=csat,
+                    created_at=now - timedelta(days=days_ago),
+                )
+            )
     return runs[0], runs[1], kam.id
 
 
@@ -59,8 +85,14 @@ async def test_migration_matrix_trend_and_moves_on_a_hand_built_history(db):
         none_moved = (await tier_history.moves(s, "potential", "VIP"))[1]
     assert (shown.from_run, shown.to_run) == (first, second)
     nonzero = {(old, new): n for old, row in shown.matrix.items() for new, n in row.items() if n}
-    assert nonzero == {("VIP", "VIP"): 1, ("VIP", "ordinary"): 1, ("important", "important"): 2,
-                       ("ordinary", "important"): 1, ("potential", "potential"): 1, ("new", "VIP"): 1}
+    assert nonzero == {
+        ("VIP", "VIP"): 1,
+        ("VIP", "ordinary"): 1,
+        ("important", "important"): 2,
+        ("ordinary", "important"): 1,
+        ("potential", "potential"): 1,
+        ("new", "VIP"): 1,
+    }
     assert [t["sizes"] for t in trend] == [
         {"VIP": 2, "important": 2, "ordinary": 1, "potential": 1},
         {"VIP": 2, "important": 3, "ordinary": 1, "potential": 1},

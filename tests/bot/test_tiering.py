@@ -121,7 +121,9 @@ def test_manual_tier_wins_and_key_account_lifts_to_important():
 
 def test_reason_string_names_spend_orders_and_recency():
     values = ValueTable(
-        customer_ids=np.array([7]), recency_days=np.array([4.0]), frequency=np.array([31.0]),
+        customer_ids=np.array([7]),
+        recency_days=np.array([4.0]),
+        frequency=np.array([31.0]),
         monetary=np.array([12_400.0]),
     )
     result = compute_tiers(values, method="quantiles")
@@ -216,9 +218,7 @@ async def test_a_crash_while_storing_leaves_the_previous_tiers_in_force(db, monk
     before = await tier_counts(db)
     async with db.sessions() as s:
         runs_before = await s.scalar(select(func.count(TierRun.id)))
-        await s.execute(
-            Customer.__table__.update().values(manual_tier="VIP").where(Customer.tier == "ordinary")
-        )
+        await s.execute(Customer.__table__.update().values(manual_tier="VIP").where(Customer.tier == "ordinary"))
         await s.commit()
 
     async def crash(*_args, **_kwargs):

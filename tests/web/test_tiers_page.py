@@ -25,8 +25,14 @@ async def test_matrix_and_at_risk_list_show_the_hand_built_history(web_env, db):
     page = await web_env.client.get("/tiers")
     assert page.status_code == 200
     moves = {k: v for k, v in cells(page.text, "move").items() if v != "·"}
-    assert moves == {"VIP:VIP": "1", "VIP:ordinary": "1", "important:important": "2", "ordinary:important": "1",
-                     "potential:potential": "1", "new:VIP": "1"}
+    assert moves == {
+        "VIP:VIP": "1",
+        "VIP:ordinary": "1",
+        "important:important": "2",
+        "ordinary:important": "1",
+        "potential:potential": "1",
+        "new:VIP": "1",
+    }
     assert f"run {first} → run {second}" in page.text
     assert re.findall(r'data-at-risk="(\d+)"', page.text) == ["1", "6", "3", "4"]
     assert "probability alive fell from 90% to 50%" in page.text and "Kim" in page.text
@@ -57,12 +63,17 @@ async def test_api_outlook_gives_predicted_value_probability_alive_and_why(web_e
     now = datetime.now(UTC)
     await two_runs(db, now)
     async with db.sessions() as s, s.begin():
-        s.add(ValueEvent(customer_id=1, amount=Decimal("50.00"), occurred_at=now - timedelta(days=40),
-                         source_key="api-1"))
+        s.add(
+            ValueEvent(customer_id=1, amount=Decimal("50.00"), occurred_at=now - timedelta(days=40), source_key="api-1")
+        )
         token = await create_token(s, "ci")
     headers = {"Authorization": f"Bearer {token}"}
     got = await web_env.client.get("/api/v1/customers/1/outlook", headers=headers)
     assert got.status_code == 200
-    assert got.json() == {"customer_id": 1, "predicted_value_12m": 900.0, "p_alive": 0.5,
-                          "reason": "one order so far, the last 40 days ago: forecast from how one-time buyers go on"}
+    assert got.json() == {
+        "customer_id": 1,
+        "predicted_value_12m": 900.0,
+        "p_alive": 0.5,
+        "reason": "one order so far, the last 40 days ago: forecast from how one-time buyers go on",
+    }
     assert (await web_env.client.get("/api/v1/customers/999/outlook", headers=headers)).status_code == 404

@@ -36,9 +36,18 @@ async def tiers_page(
     labels = [f"run {t['run_id']}" for t in trend]
     series = {tier: {label: t["sizes"][tier] for label, t in zip(labels, trend, strict=True)} for tier in TIERS}
     return render(
-        request, "tiers.html", viewer, run=run, report=report, rows=rows,
-        routing=report.get("actionability") or {}, relevance=report.get("relevance"), model=report.get("clv") or {},
-        migration=migration, matrix_rows=[*TIERS, tier_history.NEW], at_risk=at_risk,
+        request,
+        "tiers.html",
+        viewer,
+        run=run,
+        report=report,
+        rows=rows,
+        routing=report.get("actionability") or {},
+        relevance=report.get("relevance"),
+        model=report.get("clv") or {},
+        migration=migration,
+        matrix_rows=[*TIERS, tier_history.NEW],
+        at_risk=at_risk,
         chart_revenue=charts.share_bar([(r["tier"], r["revenue"]) for r in rows], label="Revenue share by tier"),
         chart_sizes=charts.share_bar([(r["tier"], r["customers"]) for r in rows], label="Customers by tier"),
         chart_trend=charts.stacked_bars(labels, series, label="Customers per tier by run"),

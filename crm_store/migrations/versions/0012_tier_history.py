@@ -21,10 +21,18 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 def upgrade() -> None:
     op.create_table(
         "tier_assignments",
-        sa.Column("run_id", BigId, sa.ForeignKey("tier_runs.id", name="fk_tier_assignments_run_id_tier_runs",
-                                                 ondelete="CASCADE"), nullable=False),
-        sa.Column("customer_id", BigId, sa.ForeignKey("customers.id", name="fk_tier_assignments_customer_id_customers",
-                                                      ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "run_id",
+            BigId,
+            sa.ForeignKey("tier_runs.id", name="fk_tier_assignments_run_id_tier_runs", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column(
+            "customer_id",
+            BigId,
+            sa.ForeignKey("customers.id", name="fk_tier_assignments_customer_id_customers", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("tier", sa.String(20), nullable=False),
         sa.Column("computed_tier", sa.String(20), nullable=False),
         sa.Column("predicted_value", sa.Float(), nullable=True),
