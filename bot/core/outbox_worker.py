@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.core import metrics
 from bot.core.messages import Button, DeliveryError, OutboundMessage, utcnow
 from bot.core.outbound import outbox_row, preferred_address
 from bot.core.send_recorder import SendRecorder
@@ -73,6 +74,13 @@ class _Outcome:
     permanent: bool = False
     retry_after: float | None = None
     topic_ref: str = ""
+
+    @property
+    def kind(self) -> str:
+        """sent | failed (a permanent error) | retry (not delivered this time): as counted in the metrics."""
+        if self.external_id is not None:
+            return "sent"
+        return "failed" if self.permanent else "retry"
 
 
 def default_sender_id() -> str:
@@ -277,6 +285,7 @@ class OutboxWorker:
         for item in items:
             async with self._permits:  # held until recorded: the bound on what a crash can leave unrecorded
                 outcome = await self._send(item)
+                metrics.count_send(item.channel, outcome.kind)
                 await self.recorder.record(outcome)
             self._held.discard(item.id)
 

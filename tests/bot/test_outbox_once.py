@@ -86,6 +86,13 @@ async def _rows(db, channel: str, n: int, *, claimed_by: str | None = None, leas
         return [item.id for item in items]
 
 
+def _sends_counted(channel: str) -> float:
+    from bot.core.metrics import REGISTRY
+
+    value = REGISTRY.get_sample_value("tierdesk_outbox_sends_total", {"channel": channel, "outcome": "sent"})
+    return value or 0.0
+
+
 async def _statuses(db) -> dict[str, int]:
     async with db.sessions() as s:
         return await outbox_repo.counts_by_status(s)
@@ -107,6 +114,7 @@ async def test_no_more_than_concurrency_sends_are_unrecorded_at_once(db):
     worker = OutboxWorker(
         make_sessionmaker(db.engine, writer=True), _registry(channel), OutboxSettings(concurrency=4, batch=50)
     )
+    counted = _sends_counted("held")
     passing = asyncio.create_task(worker.drain_once())
     await channel.wait_in_flight(4)
     await asyncio.sleep(0.2)  # nothing more starts while four are unrecorded
@@ -115,6 +123,7 @@ async def test_no_more_than_concurrency_sends_are_unrecorded_at_once(db):
     assert await passing == 20
     assert channel.most_in_flight == 4 and sorted(channel.sent) == sorted(f"r{i}" for i in range(20))
     assert await _statuses(db) == {"sent": 20}
+    assert _sends_counted("held") == counted + 20
     async with db.sessions() as s:
         assert not list(
             await s.scalars(select(OutboxItem).where(OutboxItem.claimed_by.is_not(None), OutboxItem.id.in_(ids)))
