@@ -360,4 +360,22 @@ class ApiToken(Base):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+class CannedResponse(Base):
+    """A snippet agents send by name (Telegram `/canned <name>`, the web inbox); one row per (name, language).
+
+    language "" is the snippet's default text, used when the customer's language has no version of its own.
+    """
+
+    __tablename__ = "canned_responses"
+    __table_args__ = (UniqueConstraint("name", "language"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8), default="")
+    text: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now, onupdate=now)
+
+
 from crm_store import rollups, trust  # noqa: E402,F401  (rollup, trust and privacy tables on the same Base)

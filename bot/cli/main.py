@@ -226,6 +226,7 @@ def _mount_features() -> None:
         ("bot.cli.web", "tokens_app", "tokens", app),
         ("bot.cli.security", "throttles_app", "login-throttles", app),
         ("bot.cli.customers", "customers_app", "customers", app),
+        ("bot.cli.canned", "canned_app", "canned", app),
     ):
         sub = feature(module, attr)
         if sub is not None:
