@@ -8,6 +8,7 @@ import asyncio
 import re
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from botapi_server import BotApiServer
@@ -201,22 +202,29 @@ async def test_templates_limits_media_and_a_number_shared_in_telegram(db, tmp_pa
     assert [r["direction"] for r in rows].count("out") == len(graph.sent_to(LEO))
 
 
-async def test_meta_verifies_the_webhook_with_our_token(sqlite_db, tmp_path):
+async def test_meta_verifies_the_webhook_with_our_token(tmp_path):
     import httpx
 
-    port = free_port()
-    async with BotApiServer() as api, GraphServer() as graph:
-        settings = settings_for(sqlite_db, tmp_path, whatsapp=whatsapp_settings(graph, tmp_path))
-        async with running_desk(settings, build("whatsapp", settings), api, port):
-            url = f"http://127.0.0.1:{port}/whatsapp/webhook"
-            async with httpx.AsyncClient() as client:
-                ok = await client.get(
-                    url,
-                    params={"hub.mode": "subscribe", "hub.verify_token": "verify-me", "hub.challenge": "1158201444"},
+    from bot.settings import Settings
+    from bot.web.app import create_web_app
+    from channels.base import ChannelRegistry
+
+    registry = ChannelRegistry()
+    registry.add(
+        build(
+            "whatsapp",
+            Settings(
+                whatsapp=WhatsAppSettings(
+                    access_token="t", phone_number_id="1", app_secret="s", verify_token="verify-me"
                 )
-                wrong = await client.get(
-                    url, params={"hub.mode": "subscribe", "hub.verify_token": "guess", "hub.challenge": "1158201444"}
-                )
+            ),
+        )
+    )
+    web = create_web_app(SimpleNamespace(settings=Settings(state_dir=str(tmp_path)), registry=registry))
+    asked = {"hub.mode": "subscribe", "hub.verify_token": "verify-me", "hub.challenge": "1158201444"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://t") as client:
+        ok = await client.get("/whatsapp/webhook", params=asked)
+        wrong = await client.get("/whatsapp/webhook", params={**asked, "hub.verify_token": "guess"})
     assert (ok.status_code, ok.text) == (200, "1158201444")
     assert wrong.status_code == 403
 
