@@ -8,7 +8,7 @@ val + oos_val, report on test + oos_test. The naive baseline (word TF-IDF + line
 ordinary class, no threshold) is measured in the same run so the ratio does not depend on the machine.
 Held-out (tests/nlu/heldout/*.csv, never trained on): the bot's model and real decision; correct answers,
 wrong answers and handoffs per language and per script, beside the same model without script conversion and
-(when jieba is installed) with jieba words for Chinese. Latency: one message at a time, and per message in
+without Chinese words (character n-grams alone). Latency: one message at a time, and per message in
 one batch (`parse_many`).
 """
 

@@ -3,7 +3,7 @@
 Used by bench/nlu.py. The model is trained on config/nlu.yml exactly as the bot trains it, the decision is the
 bot's (`bot.assistant.policy.decide` through the FAQ bot's settings). Baselines measured in the same run:
 the same model without script conversion (Traditional Chinese and Latin-letter Russian classified as written),
-and, when jieba is installed, Chinese segmented into jieba words instead of character n-grams alone.
+and without Chinese words (character n-grams alone).
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ import numpy as np
 from bot.assistant.faq import train_classifier
 from bot.cli.nlu_eval import bot_decision
 from bot.settings import get_settings
-from nlu.chinese import to_simplified
 from nlu.classifier import ClassifierConfig, IntentClassifier
 from nlu.evaluation import EvalReport, LabelledSet, evaluate_trained, read_csv
 from nlu.language import detect
-from nlu.rasa_format import Example, TrainingData, load_nlu
+from nlu.rasa_format import TrainingData, load_nlu
 
 ROOT = Path(__file__).resolve().parent.parent
 HELDOUT = ROOT / "tests" / "nlu" / "heldout"
@@ -54,49 +53,26 @@ def run_model(
     _, decide = bot_decision(settings, classifier)
     kwargs = {"oos_label": classifier.oos_label, "decide": decide, "no_answer_intents": settings.nlu.handoff_intents}
     by_language = evaluate_trained(classifier, rows.split, test_groups=rows.languages, **kwargs)
-    by_script = evaluate_trained(classifier, rows.split, test_groups=scripts or _script_groups(rows), **kwargs)
+    by_script = evaluate_trained(classifier, rows.split, test_groups=_script_groups(rows), **kwargs)
     return HeldoutRun(name, by_language, by_script)
 
 
-def _no_conversion(data: TrainingData) -> IntentClassifier:
+def _variant(data: TrainingData, **changes: bool) -> IntentClassifier:
     config = ClassifierConfig.for_small_data()
-    config.convert_scripts = False
+    for name, value in changes.items():
+        setattr(config, name, value)
     return IntentClassifier(config=config, entities=data.entity_extractor()).fit(data.texts, data.labels)
 
 
-def jieba_words(text: str) -> str:
-    """Chinese text as jieba words separated by spaces (other text unchanged)."""
-    import jieba
-
-    if not any("\u4e00" <= ch <= "\u9fff" for ch in text):
-        return text
-    return " ".join(w for w in jieba.lcut(to_simplified(text)) if w.strip())
-
-
-def _segmented(rows: LabelledSet) -> LabelledSet:
-    return LabelledSet([jieba_words(t) for t in rows.texts], rows.labels, rows.languages)
-
-
 def runs(folder: Path = HELDOUT, training: Path = TRAINING) -> list[HeldoutRun]:
-    """Ours, the no-conversion baseline, and the jieba variant when jieba is installed."""
+    """Ours, then the same model without script conversion, and with Chinese as character n-grams only."""
     data = load_nlu(training)
     rows = load_heldout(folder)
-    done = [run_model("tierdesk", train_classifier(data), rows)]
-    done.append(run_model("without script conversion", _no_conversion(data), rows))
-    try:
-        import jieba
-
-        jieba.setLogLevel(60)
-    except ImportError:
-        return done
-    seg = TrainingData([Example(jieba_words(e.text), e.intent, e.language) for e in data.examples])
-    classifier = IntentClassifier(config=ClassifierConfig.for_small_data(), entities=data.entity_extractor())
-    done.append(
-        run_model(
-            "jieba words + char n-grams", classifier.fit(seg.texts, seg.labels), _segmented(rows), _script_groups(rows)
-        )
-    )
-    return done
+    return [
+        run_model("tierdesk", train_classifier(data), rows),
+        run_model("without script conversion", _variant(data, convert_scripts=False), rows),
+        run_model("Chinese as char n-grams only", _variant(data, chinese_words=False), rows),
+    ]
 
 
 def latency(classifier: IntentClassifier, texts: list[str], repeat: int = 3) -> dict[str, float]:

@@ -27,6 +27,7 @@ from sklearn.pipeline import FeatureUnion
 from sklearn.svm import LinearSVC
 
 from nlu.calibration import choose_threshold, fit_temperature, holdout, softmax
+from nlu.chinese import words
 from nlu.entities import EntityExtractor
 from nlu.language import Detected, detect, for_classification
 from nlu.result import NluResult
@@ -66,6 +67,8 @@ class ClassifierConfig:
     """False: only the out-of-scope class rejects (the naive set-up, kept as a baseline)."""
     ranking_size: int = 10
     convert_scripts: bool = True
+    chinese_words: bool = False
+    """True: Chinese text is segmented into words (rjieba) before the features, beside the char n-grams."""
     """False: classify Traditional Chinese and Latin-letter Russian as written (the baseline bench/nlu.py measures)."""
 
     @classmethod
@@ -73,8 +76,10 @@ class ClassifierConfig:
         """Tens of examples per intent (our starter data): single characters help, Chinese above all.
 
         Chosen by 4-fold cross-validation on config/nlu.yml (char 1-4-grams: 74 % vs 70 % with 2-5-grams).
+        Chinese words beside the char n-grams: 98.5 % vs 96.3 % in-scope accuracy on the held-out Chinese
+        messages, a tie on held-out splits of config/nlu.yml (bench/nlu.py measures both).
         """
-        return cls(char_ngrams=(1, 4))
+        return cls(char_ngrams=(1, 4), chinese_words=True)
 
 
 @dataclass(slots=True)
@@ -131,6 +136,8 @@ class IntentClassifier:
             )
             parts.append(("chars", chars))
         self.features = FeatureUnion(parts)
+        if cfg.chinese_words:
+            words("预热")  # load the dictionary now, not inside the first Chinese message's turn
         matrix = self.features.fit_transform([self._prepare(t) for t in texts])
         self.uses_oos_class = self.oos_label in set(labels)
         weights = {self.oos_label: cfg.oos_weight} if self.uses_oos_class else None
@@ -157,6 +164,8 @@ class IntentClassifier:
 
     def _for_model(self, cleaned: str, detected: Detected) -> str:
         converted = for_classification(cleaned, detected) if self.config.convert_scripts else cleaned
+        if self.config.chinese_words and detected.language == "zh":
+            converted = words(converted)
         return converted.casefold()
 
     def _scores(self, prepared: list[str]) -> np.ndarray:
@@ -289,4 +298,6 @@ class IntentClassifier:
         classifier = payload.get("classifier")
         if not isinstance(classifier, IntentClassifier):
             raise ModelFileError(f"{path}: does not hold an IntentClassifier")
+        if classifier.config.chinese_words:
+            words("预热")  # as after fit: the dictionary is loaded before the first message
         return classifier
