@@ -1,5 +1,6 @@
 """Delivery receipts channels report after a send (WhatsApp's sent, delivered, read and failed statuses), each
-stored once per (channel, external id, status) however often the channel redelivers it (see migration 0013)."""
+stored once per (channel, external id, status) however often the channel redelivers it (see migration 0013). No
+address is kept: who it was sent to is on the outbound contact, which erasure and retention already handle."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ class DeliveryReceipt(Base):
     """The id the channel gave the message when it was sent (the outbound contact's external id)."""
     status: Mapped[str] = mapped_column(String(16))
     """sent | delivered | read | failed."""
-    recipient: Mapped[str] = mapped_column(String(255), default="", server_default="")
     error: Mapped[str] = mapped_column(String(500), default="", server_default="")
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)

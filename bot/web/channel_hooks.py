@@ -67,10 +67,7 @@ async def whatsapp_delivery(request: Request) -> Response:
 
 
 async def _record_statuses(ctx: Any, channel: Any, statuses: list[Any]) -> None:
-    rows = [
-        {"external_id": s.external_id, "status": s.status, "recipient": s.recipient, "error": s.error, "at": s.at}
-        for s in statuses
-    ]
+    rows = [{"external_id": s.external_id, "status": s.status, "error": s.error, "at": s.at} for s in statuses]
     sessions = getattr(ctx, "writer_sessions", None) or ctx.sessions
     async with sessions() as session, session.begin():
         await receipts.record(session, "whatsapp", rows, at=utcnow(), template=bool(channel.template_name))

@@ -16,7 +16,7 @@ from crm_store.repositories._sql import chunks, insert_ignoring_conflicts
 async def record_receipts(
     session: AsyncSession, channel: str, receipts: list[dict[str, Any]], *, at: datetime
 ) -> list[dict[str, Any]]:
-    """Store receipts (external_id, status, recipient, error, at) not stored before; returns those that were
+    """Store receipts (external_id, status, error, at) not stored before; returns those that were
     new, each with the `ticket_id` of the outbound contact it is about (None when no such message was logged)."""
     if not receipts:
         return []
@@ -26,7 +26,6 @@ async def record_receipts(
             "channel": channel,
             "external_id": r["external_id"],
             "status": r["status"],
-            "recipient": r.get("recipient", ""),
             "error": r.get("error", "")[:500],
             "ticket_id": tickets.get(r["external_id"]),
             "at": r.get("at") or at,

@@ -28,7 +28,6 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(32), nullable=False),
         sa.Column("external_id", sa.String(255), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("recipient", sa.String(255), nullable=False, server_default=""),
         sa.Column("error", sa.String(500), nullable=False, server_default=""),
         sa.Column(
             "ticket_id",
