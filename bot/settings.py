@@ -202,7 +202,8 @@ class WhatsAppSettings(BaseModel):
     sends_per_second: float = 20.0
     """This number's send limit (Meta's default throughput is 80 a second)."""
     sends_per_recipient_per_minute: int = 10
-    media_dir: str = ".tierdesk/whatsapp-media"
+    media_dir: str = ".tierdesk/attachments/whatsapp"
+    """Keep it inside email.attachment_dir: erasure and contact retention delete stored files only there."""
     media_max_bytes: int = 16_000_000
 
 

@@ -71,7 +71,7 @@ class WhatsAppChannel(ChannelTraits):
         template_language: str = "en",
         sends_per_second: float = 20.0,
         sends_per_recipient_per_minute: int = 10,
-        media_dir: str = ".tierdesk/whatsapp-media",
+        media_dir: str = ".tierdesk/attachments/whatsapp",
         media_max_bytes: int = 16_000_000,
         send_only: bool = False,
         timeout_s: float = 15.0,

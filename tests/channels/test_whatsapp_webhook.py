@@ -198,3 +198,13 @@ def test_a_long_reply_is_cut_where_a_reader_would_pause():
     assert [len(p) for p in parts] == [4001, 201, 4096, 904] and "".join(parts) == text
     assert parts[0].endswith("\n") and parts[1] == "b" * 200 + " "
     assert graph.split_text("") == [""] and graph.split_text("short") == ["short"]
+
+
+def test_media_is_stored_once_per_content_where_erasure_deletes_it(tmp_path):
+    from bot.core.retention import remove_stored_files
+
+    root = tmp_path / "attachments"  # email.attachment_dir, the store erasure and retention clean
+    channel = WhatsAppChannel("tok", "1055", app_secret="s", media_dir=str(root / "whatsapp"))
+    ref = channel._keep(b"\x89PNG same bytes", "image/png")
+    assert ref == channel._keep(b"\x89PNG same bytes", "image/png") and ref.endswith(".png")
+    assert remove_stored_files([ref], str(root)) == 1 and not Path(ref).exists()
