@@ -20,7 +20,7 @@ _RU_WORDS = frozenset(
     pozhaluista pozhalujsta pojaluista pojaluysta pozhalusta gde moy moi moj moya moe moyo moyu moego
     zakaz zakaza zakazu zakazom zakazal zakazala zakazy dostavka dostavki dostavku dostavkoy dostavit kogda
     skolko stoit stoimost tsena tseny cena ceny oplata oplaty oplatit oplatil oplatila vozvrat vozvrata
-    vernite vernut verni dengi dengi denegi chto chto-to kak pochemu zachem net ne ya mne menya nam nas vy vam
+    vernite vernut verni dengi dengi denegi chto chto-to kak pochemu zachem net ne mne menya nam nas vy vam
     vas nuzhen nuzhna nuzhno operator operatora chelovek cheloveka zhivoy zhivogo pomogite pomoch pomosch
     pomoshch khochu hochu tovar tovara posylka posylku posylki prishel prishla prishlo prishol ne prishel eshche
     eshe esche uzhe seychas sejchas segodnya zavtra vchera karta kartoy karty kartu sdelat mozhno mozhet mojno
@@ -41,6 +41,8 @@ _EN_WORDS = frozenset(
     """.split()
 )
 _RU_PATTERN = re.compile(r"(zh|kh|shch|sch|yy$|iy$|oy$|aya$|sya$|tsya$|ogo$|ego$|ym$|om$|ite$|yu|^ya|ya$|ts)")
+_RU_STRONG = re.compile(r"(zh|kh|shch|yy$|iy$|aya$|sya$|ogo$|ego$|ym$)")
+"""Patterns English words almost never have: two of them decide without a vocabulary word."""
 _RU_PREPOSITIONS = frozenset("v k s u".split())
 """One-letter words English does not have ("v subbotu", "s operatorom")."""
 _LATIN_WORD = re.compile(r"[a-z']+")
@@ -94,10 +96,14 @@ _SINGLE = {
 _VOWELS = set("aeiouy")
 
 
+def _words(text: str) -> list[str]:
+    return _LATIN_WORD.findall(text.casefold().replace("\u2019", "'"))
+
+
 def russian_score(text: str) -> tuple[float, float]:
     """(Russian evidence, English evidence) of a Latin-letter message, in word units."""
     ru = en = 0.0
-    for word in _LATIN_WORD.findall(text.casefold()):
+    for word in _words(text):
         if word in _EN_WORDS:
             en += 1.0
         elif word in _RU_WORDS or word in _RU_PREPOSITIONS:
@@ -108,9 +114,16 @@ def russian_score(text: str) -> tuple[float, float]:
 
 
 def looks_russian(text: str) -> bool:
-    """True when a Latin-letter message reads as transliterated Russian ("privet", "gde moy zakaz")."""
+    """True when a Latin-letter message reads as transliterated Russian ("privet", "gde moy zakaz").
+
+    At least one known Russian word, or two words with patterns English lacks ("vsego khoroshego"): weaker
+    patterns alone ("ahoy hoy") are not enough.
+    """
     ru, en = russian_score(text)
-    return ru >= 1.0 and ru > en
+    words = _words(text)
+    known = any(w in _RU_WORDS or w in _RU_PREPOSITIONS for w in words)
+    strong = sum(1 for w in words if len(w) > 2 and _RU_STRONG.search(w))
+    return (known or strong >= 2) and ru >= 1.0 and ru > en
 
 
 def _word_to_cyrillic(word: str) -> str:

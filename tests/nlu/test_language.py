@@ -23,6 +23,9 @@ from nlu.translit import looks_russian, russian_score, to_cyrillic
         ("where is my order", "en", LATIN),
         ("thanks", "en", LATIN),
         ("Zhang here, my parcel?", "en", LATIN),  # one Russian-looking name against English words
+        ("see ya later", "en", LATIN),
+        ("ahoy hoy", "en", LATIN),  # Russian-looking endings but no Russian word
+        ("let’s chat using spanish", "en", LATIN),  # a typographic apostrophe keeps "let’s" one word
         ("12345 😀", None, None),
     ],
 )
