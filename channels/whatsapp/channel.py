@@ -114,6 +114,21 @@ class WhatsAppChannel(ChannelTraits):
             await self._client.aclose()
             self._client, self.api = None, None
 
+    async def probe(self) -> str | None:
+        """`tierdesk doctor`: None when the token reaches the business number, else why not."""
+        started = self.api is None
+        if started:
+            await self.start(None)  # type: ignore[arg-type]
+        assert self.api is not None
+        try:
+            await self.api.number()
+        except (graph.GraphError, DeliveryError) as exc:
+            return f"the Graph API refused the number: {exc}"
+        finally:
+            if started:
+                await self.stop()
+        return None
+
     # -- receiving -------------------------------------------------------------------------------------------
     def verification(self, params: dict[str, str]) -> str | None:
         return webhook.challenge(params, self.verify_token)

@@ -119,6 +119,10 @@ class GraphApi:
             json={"messaging_product": "whatsapp", "status": "read", "message_id": message_id},
         )
 
+    async def number(self) -> dict[str, Any]:
+        """What the API knows of the business number (its display number, verified name): a cheap credentials check."""
+        return (await self._call("GET", f"{self._base}/{self._number}")).json()
+
     async def media(self, media_id: str, max_bytes: int) -> tuple[bytes, str]:
         """The bytes and MIME type of a customer's media (its URL first, then the file, both with our token)."""
         meta = (await self._call("GET", f"{self._base}/{media_id}")).json()

@@ -201,6 +201,15 @@ class GraphServer:
         media_id = request.match_info["media_id"]
         if not self._authorized(request):
             return _error(190)
+        if media_id == self.phone_number_id:
+            return web.json_response(
+                {
+                    "id": media_id,
+                    "display_phone_number": "+1 555-000-1111",
+                    "verified_name": "tierdesk test",
+                    "quality_rating": "GREEN",
+                }
+            )
         if media_id not in self.media:
             return _error(100, "Unsupported get request")
         content, mime = self.media[media_id]
