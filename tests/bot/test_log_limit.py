@@ -77,13 +77,11 @@ def test_limit_repeats_attaches_one_filter():
 def test_limit_all_repeats_filters_each_root_handler_once():
     root = logging.getLogger()
     handlers = [logging.StreamHandler(), logging.StreamHandler()]
-    for h in handlers:
-        root.addHandler(h)
+    kept, root.handlers = root.handlers, handlers  # only these (the test runner's own stay unfiltered)
     try:
         limit_all_repeats()
         limit_all_repeats()
         assert [sum(isinstance(f, RepeatFilter) for f in h.filters) for h in handlers] == [1, 1]
         assert handlers[0].filters[0] is not handlers[1].filters[0]  # each handler lets the first record through
     finally:
-        for h in handlers:
-            root.removeHandler(h)
+        root.handlers = kept
