@@ -33,8 +33,8 @@ from nlu.language import Detected, detect, for_classification
 from nlu.result import NluResult
 from nlu.text import clean, has_words
 
-FORMAT_VERSION = 2
-"""2: texts are converted to Simplified Chinese / Cyrillic before the features (models of 1 are retrained)."""
+FORMAT_VERSION = 3
+"""3: texts are put in Simplified Chinese / Cyrillic, Chinese split into words (older models are retrained)."""
 DEFAULT_OOS_LABEL = "out_of_scope"
 
 
@@ -298,6 +298,10 @@ class IntentClassifier:
         classifier = payload.get("classifier")
         if not isinstance(classifier, IntentClassifier):
             raise ModelFileError(f"{path}: does not hold an IntentClassifier")
-        if classifier.config.chinese_words:
+        try:
+            chinese_words = classifier.config.chinese_words
+        except AttributeError as exc:  # pickled by a version whose settings had other fields
+            raise ModelFileError(f"{path}: saved by another version of tierdesk; retrain it") from exc
+        if chinese_words:
             words("预热")  # as after fit: the dictionary is loaded before the first message
         return classifier

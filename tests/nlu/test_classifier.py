@@ -147,3 +147,15 @@ def test_any_text_gets_an_answer_and_entity_spans_point_into_the_cleaned_text(st
     for entity in result.entities:
         assert cleaned[entity.start : entity.end] == entity.text
     assert result.as_dict()["intent"] == result.intent
+
+
+def test_a_model_pickled_with_other_settings_fields_is_a_clear_error(tmp_path: Path) -> None:
+    import joblib
+
+    from nlu.classifier import FORMAT_VERSION
+
+    stale = IntentClassifier(config=object.__new__(ClassifierConfig))  # as unpickled from a version without a field
+    path = tmp_path / "stale.joblib"
+    joblib.dump({"format": FORMAT_VERSION, "classifier": stale}, path)
+    with pytest.raises(ModelFileError, match="another version"):
+        IntentClassifier.load(path)
