@@ -20,6 +20,7 @@ import json
 import random
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,9 +32,9 @@ from sqlalchemy import func, insert, select
 from bench.dashboard_http import measure_pages
 from bench.dashboard_seed import RARE, seed
 from bench.ingest import drop_database, fresh_database
-from bench.pg import databases
+from bench.pg import databases, pg_url
 from bot.app import freeze_startup_heap
-from crm_store.engine import make_engine, make_sessionmaker
+from crm_store.engine import make_engine, make_sessionmaker, upgrade
 from crm_store.models import Contact
 from crm_store.repositories import contact_days, reports
 from crm_store.repositories import figures as ticket_figures
@@ -67,6 +68,7 @@ async def measure(url: str, schema: str | None, args: argparse.Namespace) -> dic
     try:
         writers = make_sessionmaker(engine, writer=True)
         fresh = iter(range(10**9))
+        run = uuid.uuid4().hex[:8]  # a reused schema keeps earlier runs' contacts
 
         async def refresh(new_contacts: int) -> None:
             """As the overview page does: new contacts have arrived since the last look, the rollup catches up."""
@@ -77,9 +79,8 @@ async def measure(url: str, schema: str | None, args: argparse.Namespace) -> dic
                         insert(Contact),
                         [
                             {
-                                "id": args.contacts + 1 + (k := next(fresh)),
                                 "channel": "webchat",
-                                "external_id": f"new-{k}",
+                                "external_id": f"new-{run}-{next(fresh)}",
                                 "direction": "in",
                                 "customer_id": 1 + rnd.randrange(args.customers),
                                 "text": "new contact",
@@ -194,12 +195,40 @@ def _describe(f: reports.ContactFilter) -> str:
     return ",".join(parts) or "unfiltered"
 
 
-async def bench_one(kind: str, args: argparse.Namespace) -> dict:
-    url, schema, drop = await fresh_database(kind)
+async def _kept_database(kind: str, schema: str) -> tuple[str, str | None, bool]:
+    """The named schema, migrated; whether it holds a seeded log already (then it is reused as it is)."""
+    if kind != "postgresql":
+        sys.exit("--schema is for PostgreSQL")
+    url = pg_url()
+    await upgrade(url, schema=schema)
+    engine = make_engine(url, schema=schema)
     try:
-        phases = await seed(
-            url, schema, kind, args.customers, args.tickets, args.contacts, mode=args.seed, workers=args.seed_workers
-        )
+        async with engine.connect() as conn:
+            seeded = (await conn.exec_driver_sql("SELECT EXISTS (SELECT 1 FROM contacts)")).scalar()
+    finally:
+        await engine.dispose()
+    return url, schema, bool(seeded)
+
+
+async def bench_one(kind: str, args: argparse.Namespace) -> dict:
+    if args.schema:
+        url, schema, seeded = await _kept_database(kind, args.schema)
+        drop = None
+    else:
+        (url, schema, drop), seeded = await fresh_database(kind), False
+    try:
+        phases = {"total": 0.0, "reused": 1.0}
+        if not seeded:
+            phases = await seed(
+                url,
+                schema,
+                kind,
+                args.customers,
+                args.tickets,
+                args.contacts,
+                mode=args.seed,
+                workers=args.seed_workers,
+            )
         out = {
             "db": kind,
             "contacts": args.contacts,
@@ -215,7 +244,8 @@ async def bench_one(kind: str, args: argparse.Namespace) -> dict:
             out["pages"] = await measure_pages(url, schema, args, out)
         return out
     finally:
-        await drop_database(drop)
+        if drop is not None:
+            await drop_database(drop)
 
 
 async def main() -> None:
@@ -243,6 +273,11 @@ async def main() -> None:
     )
     p.add_argument("--seed-workers", type=int, default=2, help="connections inserting chunks at once")
     p.add_argument("--page-repeat", type=int, default=60, help="requests per page figure")
+    p.add_argument(
+        "--schema",
+        help="PostgreSQL: seed this schema once and keep it; a later run with the same "
+        "--schema (and sizes) reuses it, migrated to the current head",
+    )
     p.add_argument("--no-http", action="store_true", help="only the repository figures")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()

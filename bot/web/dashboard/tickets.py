@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.messages import clean_text
@@ -40,7 +41,8 @@ async def ticket_list(
         status=None if status == "all" else status, queue=params.get("queue", "")[:64] or None,
         assignee_id=viewer.agent_id if mine else int_or_none(params.get("agent")),
     )
-    customers = {c.id: c for c in [await session.get(Customer, cid) for cid in {t.customer_id for t in tickets}] if c}
+    ids = {t.customer_id for t in tickets}
+    customers = {c.id: c for c in await session.scalars(select(Customer).where(Customer.id.in_(ids)))} if ids else {}
     agents = await list_agents(session)
     return render(request, "tickets.html", viewer, tickets=tickets, customers=customers,
                   agent_names={a.id: a.name for a in agents}, status=status, mine=mine, statuses=STATUSES,
