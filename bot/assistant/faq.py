@@ -15,6 +15,7 @@ from bot.assistant.policy import DecisionRules, decide
 from bot.assistant.responder import BotTurn, HumanOnly, Responder
 from bot.assistant.script import answer_script, in_script
 from bot.assistant.texts import intent_title, say
+from bot.core import metrics
 from bot.settings import Settings
 from nlu.classifier import ClassifierConfig, IntentClassifier, ModelFileError
 from nlu.rasa_format import NluDataError, Responses, TrainingData, load_nlu, load_responses
@@ -82,6 +83,7 @@ class FaqResponder:
         choice = decide(result, answer_threshold=self.answer_threshold, answerable=self.answerable, rules=self.rules)
         nlu: dict[str, Any] = result.as_dict(top=RANKING_STORED)
         nlu.update(answer_language=language, decision=choice.action, decision_reason=choice.reason)
+        metrics.count_decision(choice.action, result.language)
         turn = {"intent": choice.intent or result.intent, "language": known, "nlu": nlu, "script": script}
         if choice.action == "clarify":
             options = tuple((intent, in_script(intent_title(intent, language), script)) for intent in choice.options)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.assistant.responder import HumanOnly, Responder
+from bot.core import metrics
 from bot.core.batch import BatchHandler, DispatchResult
 from bot.core.locks import ConversationLocks, LocalLocks
 from bot.core.messages import InboundMessage, utcnow
@@ -154,6 +156,7 @@ class Dispatcher:
     # -- the batch -------------------------------------------------------------------------------------------
     async def handle_batch(self, batch: list[_Pending], *, reconnected: bool = False) -> None:
         """One transaction for the batch; on failure, each message alone, so one bad message spoils nothing."""
+        started = time.perf_counter()
         try:
             results = await self._transaction(batch)
         except (OperationalError, DBAPIError, StoreUnavailable) as exc:
@@ -182,6 +185,7 @@ class Dispatcher:
                 self._fail(batch, StoreUnavailable(f"could not store message: {final}"))
                 return
         self.batches += 1
+        metrics.observe_batch(len(batch), time.perf_counter() - started)
         for p, result in zip(batch, results, strict=True):
             if not p.future.done():
                 p.future.set_result(result)

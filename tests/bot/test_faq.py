@@ -184,3 +184,18 @@ async def test_through_the_dispatcher_in_three_languages(harness_factory, respon
             assert contact.nlu is not None and "confidence" in contact.nlu
     for sender in ("300", "400", "500"):
         assert answers.answer("order_status", "en") not in h.ch["telegram"].sent_to(sender)
+
+
+def test_each_decision_is_counted_for_metrics_by_action_and_language(responder) -> None:
+    from bot.core.metrics import NLU_DECISIONS
+
+    def seen(action: str, language: str) -> float:
+        return NLU_DECISIONS.labels(action, language)._value.get()
+
+    before = {(a, lang): seen(a, lang) for a in ("answer", "handoff") for lang in ("en", "ru")}
+    responder.respond("where is my order?")
+    responder.respond("где мой заказ")
+    responder.respond("I want to talk to a human right now")
+    assert seen("answer", "en") - before[("answer", "en")] == 1
+    assert seen("answer", "ru") - before[("answer", "ru")] == 1
+    assert seen("handoff", "en") - before[("handoff", "en")] == 1

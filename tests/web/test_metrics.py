@@ -60,6 +60,9 @@ async def test_metrics_count_contacts_tickets_and_the_backlog_after_traffic(web_
     assert _value(after, "tierdesk_open_tickets", tier="potential") == 1
     assert _value(after, "tierdesk_breached_open_tickets", tier="potential") == 0
     assert not [k for k in after if k[0] == "tierdesk_outbox_items"]  # everything was sent
+    # each message is handled in a batch of its own here (they arrive one after another)
+    assert delta("tierdesk_dispatch_batch_messages_sum") == 4
+    assert delta("tierdesk_dispatch_batch_seconds_count") == delta("tierdesk_dispatch_batch_messages_count") >= 1
     assert _value(after, "tierdesk_metrics_scrape_errors_total", source="database") == _value(
         before, "tierdesk_metrics_scrape_errors_total", source="database"
     )
