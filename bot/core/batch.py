@@ -87,6 +87,10 @@ class BatchHandler:
             await customers_repo.resolve_customers(session, names, known=known_customers) if names else ({}, set())
         )
         new_customers = {customers[p] for p in created}
+        await customers_repo.remember_usernames(session, {
+            customers[(m.channel, m.sender)]: m.meta_value("username")
+            for m in msgs if m.meta_value("username") and (m.channel, m.sender) in customers
+        })
         bounce_customers = [b[1] for b in bounce_tickets.values() if b[1] is not None]
         await self._load_facts(ctx, [*customers.values(), *bounce_customers], new_customers)
         rows, first_of = [], {}

@@ -12,11 +12,12 @@ from bot.assistant.texts import say
 from bot.core.forum import post_to_forum
 from bot.core.messages import InboundMessage
 from bot.core.outbound import BatchContext, bot_reply_cap, notify_agents, reply_to_customer
+from bot.desk import media
 from bot.identity import carries_identity, looks_like_code
 from bot.tickets import BOT, CUSTOMER, DEFAULT_RULES, MAX_ID, TicketError, apply, lifecycle
 from bot.tickets.handoff import Handoff
 from bot.tickets.handoff import hand_off as tickets_handoff
-from crm_store.models import Ticket
+from crm_store.models import Contact, Ticket
 from crm_store.repositories import bot_answers as bot_answers_repo
 from crm_store.repositories import contacts as contacts_repo
 from crm_store.repositories import customers as customers_repo
@@ -158,6 +159,7 @@ async def handle_customer_message(ctx: BatchContext, msg: InboundMessage, contac
             ctx.contact_updates.append({"id": contact_id, "edit_of_id": original.id, "ticket_id": original.ticket_id})
             if original.ticket_id:
                 tickets_repo.add_event(ctx.session, original.ticket_id, "edited", actor="customer", at=ctx.now)
+                await _tell_edit(ctx, msg, contact_id, original)
                 return original.ticket_id
     rated = await _csat_answer(ctx, msg, customer_id, contact_id)
     if rated is not NOT_A_RATING:
@@ -241,12 +243,15 @@ async def hand_off(
         ack=ctx.settings.dispatch.ack_new_ticket and not wants_no_auto_reply(msg),
     )
     await tickets_handoff(ctx, ticket, handoff, BOT, cause=f"c{contact_id}", inbound=msg)
+    _show_media(ctx, msg, f"c{contact_id}:notify")
+    _show_media(ctx, msg, f"c{contact_id}:forum")
 
 
 async def _tell_assignee(ctx: BatchContext, ticket: Ticket, msg: InboundMessage, contact_id: int, facts: dict) -> None:
     name = facts.get("name") or msg.sender_name or msg.sender
-    said = msg.text or " ".join(f"[{a.kind}]" for a in msg.attachments) or "(empty message)"
+    said = media.said(msg.text, msg.attachments)
     post_to_forum(ctx, ticket, f"{name}: {lifecycle.excerpt(said)}", key=f"c{contact_id}:forum", customer_name=name)
+    _show_media(ctx, msg, f"c{contact_id}:forum")
     if ticket.assignee_id is None:
         return
     await notify_agents(
@@ -254,6 +259,30 @@ async def _tell_assignee(ctx: BatchContext, ticket: Ticket, msg: InboundMessage,
         [ticket.assignee_id],
         f"T-{ticket.id} · {name}: {lifecycle.excerpt(said)}",
         key=f"c{contact_id}:fwd",
+        ticket_id=ticket.id,
+        customer_id=ticket.customer_id,
+    )
+    _show_media(ctx, msg, f"c{contact_id}:fwd")
+
+
+def _show_media(ctx: BatchContext, msg: InboundMessage, key: str) -> None:
+    """A Telegram customer's photo, document, voice note or sticker goes to Telegram agents as that media."""
+    if msg.channel == "telegram" and media.has_media(msg.attachments) and msg.external_id.startswith("m"):
+        media.copy_to_telegram(ctx.outbox, key, msg.external_id)
+
+
+async def _tell_edit(ctx: BatchContext, msg: InboundMessage, contact_id: int, original: Contact) -> None:
+    """An edited customer message is shown to the ticket's assignee as an edit (the old and the new text)."""
+    ticket = await ctx.session.get(Ticket, original.ticket_id)
+    if ticket is None or ticket.assignee_id is None or ticket.status == "closed":
+        return
+    name = ctx.facts.get(ticket.customer_id, {}).get("name") or msg.sender_name or msg.sender
+    await notify_agents(
+        ctx,
+        [ticket.assignee_id],
+        f"T-{ticket.id} · {name} edited a message:\n{lifecycle.excerpt(media.said(msg.text, msg.attachments))}\n"
+        f"(was: {lifecycle.excerpt(media.said(original.text, original.attachments or ()))})",
+        key=f"c{contact_id}:edit",
         ticket_id=ticket.id,
         customer_id=ticket.customer_id,
     )

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core import metrics
+from bot.core.delivery_notices import confirm_address, delivered
 from bot.core.messages import Button, DeliveryError, OutboundMessage, utcnow
 from bot.core.outbound import outbox_row, preferred_address
 from bot.core.send_recorder import SendRecorder
@@ -310,6 +311,7 @@ class OutboxWorker:
             self.sent += await outbox_repo.mark_sent_many(
                 session, [(o.item, o.external_id) for o in outcomes if o.external_id is not None], at=now
             )
+            await delivered(session, [o.item for o in outcomes if o.external_id is not None], at=now)
             topics = {o.item.ticket_id: o.topic_ref for o in outcomes if o.topic_ref and o.item.ticket_id
                       and (o.item.meta or {}).get("forum_topic_for_ticket") == str(o.item.ticket_id)}
             if topics:
@@ -337,7 +339,9 @@ class OutboxWorker:
         )
         if item.agent_id is None:
             return
-        where = preferred_address((await agents_repo.addresses_of(session, [item.agent_id])).get(item.agent_id, []))
+        where = confirm_address(item) or preferred_address(
+            (await agents_repo.addresses_of(session, [item.agent_id])).get(item.agent_id, [])
+        )
         if where is None:
             return
         text = f"Your reply on T-{item.ticket_id} could not be delivered via {item.channel}: {error[:300]}"

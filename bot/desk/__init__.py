@@ -7,11 +7,11 @@ from bot.desk.router import Desk, DeskCall, DeskError, DeskRouter
 
 def builtin_routers() -> list[DeskRouter]:
     """Every command family, in the order /help lists them."""
-    from bot.desk import atrisk, history, queue, supervisor, tickets, workflow
+    from bot.desk import atrisk, canned, find, history, queue, supervisor, tickets, workflow
     from bot.desk import help as help_cmd
 
-    return [queue.router, tickets.router, workflow.router, history.router, supervisor.router, atrisk.router,
-            help_cmd.router]
+    return [queue.router, find.router, tickets.router, canned.router, workflow.router, history.router,
+            supervisor.router, atrisk.router, help_cmd.router]
 
 
 def builtin_plain_text_handlers() -> list:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from bot.desk.router import DeskCall, DeskError
+from bot.identity.linking import normalise
 from bot.tickets import may_see_tier, parse_id
 from bot.tickets.access import visible_ticket as core_visible_ticket
 from crm_store.models import Customer, Ticket
@@ -15,6 +16,7 @@ from crm_store.repositories import outbox as outbox_repo
 
 LOOKS_LIKE_CUSTOMER = re.compile(r"^-?(?:C-?|#)?-?\d+$", re.IGNORECASE)
 """A customer number as typed (the core's `parse_id` then says whether it is one); a phone is "+49...", not this."""
+PHONE = re.compile(r"(?:\+|00)[\d ().-]{5,24}")
 
 
 async def visible_ticket(call: DeskCall, ref: str | int) -> Ticket:
@@ -34,10 +36,25 @@ async def visible_customer(call: DeskCall, ref: str) -> Customer:
     else:
         if LOOKS_LIKE_CUSTOMER.match(ref):
             parse_id(ref.lstrip("#"), what="customer")  # too large, negative: the core's answer, not a crash
-        customer = await customers_repo.find_customer(session, ref)
+        customer = None
+        for spelling in spellings(ref):
+            if (customer := await customers_repo.find_customer(session, spelling)) is not None:
+                break
     if customer is None or not may_see_tier(call.actor, customer.manual_tier or customer.tier):
         raise DeskError(f"No customer {ref[:60]!r} in your tiers.")
     return customer
+
+
+def spellings(ref: str) -> list[str]:
+    """What an agent typed, then the one spelling identities are stored in: "+49 151 2345" and "0049-151-2345"
+    as "+491512345", an email in lower case (the identity module's `normalise`)."""
+    found = [ref]
+    digits = "".join(ch for ch in ref if ch.isdigit())
+    if PHONE.fullmatch(ref) and len(digits) >= 6:
+        found.append("+" + (digits[2:] if ref.startswith("00") else digits))
+    if "@" in ref[1:]:
+        found.append(normalise("email", ref))
+    return list(dict.fromkeys(found))
 
 
 async def customer_by_number(call: DeskCall, ref: str) -> Customer:

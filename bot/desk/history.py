@@ -7,6 +7,7 @@ from datetime import UTC
 
 from bot.core.messages import Button
 from bot.desk.access import customer_by_number, visible_customer
+from bot.desk.media import said
 from bot.desk.router import DeskCall, DeskError, DeskRouter
 from bot.routing import tier_history
 from bot.tickets import SUPERVISOR_ROLES
@@ -24,12 +25,17 @@ MAX_PAGE = 50
 def contact_line(c: Contact, width: int = 160) -> str:
     arrow = "→" if c.direction == "in" else "←"
     who = {"customer": "customer", "agent": "agent", "bot": "bot", "system": "system"}.get(c.author, c.author)
-    text = " ".join(c.text.split())
+    text = said(" ".join(c.text.split()), c.attachments or ())
     if len(text) > width:
         text = text[: width - 1] + "…"
     ticket = f" T-{c.ticket_id}" if c.ticket_id else ""
+    edited = " (edited)" if c.edit_of_id else ""
     when = c.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-    return f"{when} {arrow} {c.channel}{ticket} · {who}: {text or '(no text)'}"
+    return f"{when} {arrow} {c.channel}{ticket} · {who}{edited}: {text}"
+
+
+def identity_label(channel: str, address: str) -> str:
+    return f"telegram:@{address}" if channel == customers_repo.USERNAME_CHANNEL else f"{channel}:{address}"
 
 
 @router.command(
@@ -98,7 +104,7 @@ async def customer_card(call: DeskCall) -> None:
         (await tier_history.customer_outlook(session, customer.id, call.ctx.now)).line(),
         f"Key-account manager: {kam.name if kam else '—'}",
         f"Stage: {customer.lifecycle_stage} · language: {customer.language or '?'}",
-        "Identities: " + (", ".join(f"{i.channel}:{i.address}" for i in identities) or "—"),
+        "Identities: " + (", ".join(identity_label(i.channel, i.address) for i in identities) or "—"),
         "Open tickets: " + (", ".join(f"T-{t.id} ({t.status}, {t.queue})" for t in open_tickets) or "none"),
     ]
     if recent:

@@ -1,20 +1,57 @@
 """/reply, /close and /reopen: answering a customer on their own channel, ending the conversation and taking it
-up again. Every rule (who may reply, what closing does) is the ticket core's; this module reads the arguments."""
+up again. Every rule (who may reply, what closing does) is the ticket core's; this module reads the arguments.
+
+A reply is confirmed twice: "queued" when it is written, then "delivered" (or why not) once the outbox has sent
+it (`bot.core.delivery_notices`), so an agent never reads "sent" for a message that was not."""
 
 from __future__ import annotations
 
-from bot.desk.router import DeskCall, DeskRouter
+from bot.core.delivery_notices import CONFIRM_NAME, CONFIRM_TO
+from bot.desk.media import copy_to_telegram, has_media, said
+from bot.desk.router import DeskCall, DeskError, DeskRouter
 from bot.tickets import lifecycle, work
 from crm_store.models import Ticket
 from crm_store.repositories import customers as customers_repo
 
 router = DeskRouter(__name__)
+MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+"""The largest file a bot may fetch from Telegram: an agent's attachment over it is refused, not cut."""
+
+
+def _check_media(call: DeskCall, ticket: Ticket) -> bool:
+    """Whether the agent's message carries media for the customer; refuses what cannot be delivered."""
+    media = [a for a in call.msg.attachments if a.kind not in ("contact", "location")]
+    if not media:
+        return False
+    too_big = [a for a in media if a.size > MAX_ATTACHMENT_BYTES]
+    if too_big:
+        raise DeskError(f"{said('', too_big)} is over {MAX_ATTACHMENT_BYTES // 1024 // 1024} MB; nothing was "
+                        f"sent to T-{ticket.id}.")
+    if call.msg.channel != "telegram" or not has_media(media):
+        raise DeskError("Attachments can be sent from Telegram only; nothing was sent.")
+    return True
 
 
 async def send_reply(call: DeskCall, ticket: Ticket, text: str) -> None:
-    """The agent's words to the ticket's customer (from /reply or a plain reply to the ticket's message)."""
+    """The agent's words (and photo or document) to the ticket's customer, from /reply, /canned or a plain
+    reply to the ticket's message."""
+    media = _check_media(call, ticket)
+    if media:
+        text = text or said("", call.msg.attachments)
     customer = await customers_repo.get_customer(call.ctx.session, ticket.customer_id)
-    await call.apply(ticket, work.reply(ticket, call.actor, text, now=call.ctx.now, customer_name=customer.name))
+    name = customer.name or "the customer"
+    decision = work.reply(ticket, call.actor, text, now=call.ctx.now, customer_name=customer.name)
+    decision.answer = f"Queued for {name} on T-{ticket.id}; you will hear when it is delivered."
+    before = len(call.ctx.outbox)
+    await call.apply(ticket, decision)
+    rows = call.ctx.outbox[before:]
+    prefix = f"{call.cause}:reply"
+    for row in rows:
+        if row["idempotency_key"].startswith(prefix) and row["audience"] == "customer":
+            row["meta"][CONFIRM_TO] = f"{call.msg.channel}:{call.msg.sender}"
+            row["meta"][CONFIRM_NAME] = name[:80]
+    if media:
+        copy_to_telegram(rows, prefix, call.msg.external_id, only=True)
 
 
 @router.command("reply", "r", usage="/reply <ticket> <text>", help="answer the customer on their own channel",

@@ -36,6 +36,9 @@ from channels.telegram.updates import message_external_id, parse_message_ref
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_UNITS = 4096
+COPY_OF = "copy_of"
+COPY_ONLY = "copy_only"
+"""Outbox meta the desk sets (`bot.desk.media`): a Telegram message to copy with, or as, this message."""
 MAX_CALLBACK_BYTES = 64
 
 
@@ -111,8 +114,13 @@ class TelegramSender:
         self._chat_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def send(self, message: OutboundMessage) -> str:
-        """Deliver `message`; the external id of its first part (``m{chat}:{id}``)."""
+        """Deliver `message`; the external id of its first part (``m{chat}:{id}``). With meta ``copy_of``
+        (``m{chat}:{id}`` of a message the bot can see) that message's media follows the text (``copyMessage``);
+        with ``copy_only`` = "1" the copy, caption and all, is the whole message."""
         chat_id = _chat_id(message.recipient)
+        copy = parse_message_ref(message.meta_value(COPY_OF))
+        if copy is not None and message.meta_value(COPY_ONLY) == "1":
+            return await self._copy(message, chat_id, copy, with_buttons=True)
         text, markup = self._text_and_markup(message)
         if not text.strip():
             raise DeliveryError("telegram: refusing to send an empty message", permanent=True)
@@ -139,7 +147,25 @@ class TelegramSender:
                         exc.args = (exc.reason,)
                     raise
                 sent_ids.append(result.message_id)
+        if copy is not None:
+            try:
+                await self._copy(message, chat_id, copy, with_buttons=False)
+            except DeliveryError as exc:  # the text, which names the attachment, is there: not sent again
+                log.warning("telegram: could not copy %s to chat %s: %s", message.meta_value(COPY_OF), chat_id,
+                            exc.reason)
         return message_external_id(chat_id, sent_ids[0])
+
+    async def _copy(self, message: OutboundMessage, chat_id: int | str, source: tuple[str, int], *,
+                    with_buttons: bool) -> str:
+        markup = self._text_and_markup(message)[1] if with_buttons else None
+        async with self._chat_locks[str(chat_id)]:
+            result = await self._call(
+                str(chat_id), self.bot.copy_message, chat_id=chat_id, from_chat_id=_chat_id(source[0]),
+                message_id=source[1], message_thread_id=_int_or_none(message.meta_value("message_thread_id")),
+                reply_parameters=_reply_parameters(message.reply_to) if with_buttons else None,
+                reply_markup=markup,
+            )
+        return message_external_id(chat_id, result.message_id)
 
     async def edit(self, chat_id: int | str, message_id: int, text: str, buttons: tuple[Button, ...] = ()) -> None:
         """Replace the text and buttons of a message we sent (history pages, a handled notification)."""

@@ -157,6 +157,22 @@ async def find_customer(session: AsyncSession, query: str) -> Customer | None:
     return await get_customer(session, cid) if cid is not None else None
 
 
+USERNAME_CHANNEL = "telegram_username"
+"""Telegram usernames, so an agent can name a customer as @username: kept as an identity that never links or
+merges anyone (a username can move to another account; the first customer seen with it keeps it)."""
+
+
+async def remember_usernames(session: AsyncSession, usernames: dict[int, str]) -> None:
+    """Record customer id -> Telegram username (without "@"); a username already known is left alone."""
+    rows = [
+        {"customer_id": cid, "channel": USERNAME_CHANNEL, "address": name.lower()[:255], "display_name": "",
+         "created_at": now()}
+        for cid, name in usernames.items() if name
+    ]
+    if rows:
+        await session.execute(insert_ignoring_conflicts(session, Identity), rows)
+
+
 async def link_identity(session: AsyncSession, customer_id: int, channel: str, address: str) -> int:
     """Attach (channel, address) to a customer; if it belongs to another customer, merge them.
 

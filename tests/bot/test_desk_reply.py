@@ -11,7 +11,10 @@ async def test_reply_reaches_the_customer_and_stops_the_first_response_clock(h):
     tid = await customer_writes(h, "701", "where is my refund?")
     alice = await h.agent("Alice")
     done = await say(h, "alice", f"/reply {tid} Refund sent today.")
-    assert done.text == f"Sent to 701 on T-{tid}."  # a new customer is named by their address
+    # "queued" at once, "delivered" once the outbox sent it; a new customer is named by their address
+    assert [m.text for m in h.ch["console"].sent if m.recipient == "alice"][-2:] == [
+        f"Queued for 701 on T-{tid}; you will hear when it is delivered.", f"Delivered to 701 on T-{tid} via telegram."]
+    assert done.text == f"Delivered to 701 on T-{tid} via telegram."
     assert "Refund sent today." in h.ch["telegram"].sent_to("701")
     [row] = [o for o in await outbox(h, ticket_id=tid, audience="customer") if o.author == "agent"]
     assert (row.channel, row.recipient, row.agent_id, row.text) == ("telegram", "701", alice.id, "Refund sent today.")
@@ -62,7 +65,7 @@ async def test_a_plain_reply_to_the_notice_goes_to_the_customer(h):
                                                          OutboxItem.ticket_id == tid))
     assert notice.audience == "desk"
     done = await say(h, "alice", "Calling you at 3pm.", thread_ref=notice.external_id)
-    assert done.text == f"Sent to 704 on T-{tid}."
+    assert done.text == f"Delivered to 704 on T-{tid} via telegram."
     assert h.ch["telegram"].sent_to("704")[-1] == "Calling you at 3pm."
     assert [e.agent_id for e in await events(h, tid, "replied")] == [alice.id]
 

@@ -38,14 +38,15 @@ CUSTOMER_OUT = [
     ("out", "bot", "Your ticket T-{t} is closed."),  # /close asks for a rating
     ("out", "bot", "Thank you for your rating!"),
 ]
-# The desk traffic: the agent's four commands in, and five messages to the agent out.
+# The desk traffic: the agent's four commands in, and six messages to the agent out.
 DESK_IN = [("in", "agent", "/take {t}"), ("in", "agent", "/note {t} checked the billing"),
            ("in", "agent", "/reply {t} fixed, sorry"), ("in", "agent", "/close {t} done")]
 DESK_OUT = [
     ("out", "system", "New ticket T-{t}"),  # routing tells the assignee
     ("out", "system", "T-{t} is already yours."),
     ("out", "system", "Note saved on T-{t}"),
-    ("out", "system", "Sent to 77 on T-{t}."),
+    ("out", "system", "Queued for 77 on T-{t}; you will hear when it is delivered."),
+    ("out", "system", "Delivered to 77 on T-{t} via telegram."),
     ("out", "system", "T-{t} closed."),
 ]
 PASSWORD = "correct horse battery"
@@ -115,13 +116,13 @@ async def test_export_and_show_list_customer_contacts_and_desk_traffic_only_when
     assert "desk" not in customer[0]  # the column comes with desk traffic
     assert matched(customer, t, CUSTOMER_IN + CUSTOMER_OUT) == expected(CUSTOMER_IN + CUSTOMER_OUT, t)
     assert all(r["channel"] == "telegram" and r["ticket_id"] == str(t) for r in customer)
-    assert len(everything) == 6 + 9 and len({r["id"] for r in everything}) == 15
+    assert len(everything) == 6 + 10 and len({r["id"] for r in everything}) == 16
     assert matched(everything, t, CUSTOMER_IN + CUSTOMER_OUT + DESK_IN + DESK_OUT) == expected(
         CUSTOMER_IN + CUSTOMER_OUT + DESK_IN + DESK_OUT, t)
     desk_rows = [r for r in everything if r["desk"] == "True"]
     assert matched(desk_rows, t, DESK_IN + DESK_OUT) == expected(DESK_IN + DESK_OUT, t)
     assert {r["id"] for r in everything if r["desk"] == "False"} == {r["id"] for r in customer}
-    assert sorted(x["desk"] for x in lines) == [False] * 6 + [True] * 9
+    assert sorted(x["desk"] for x in lines) == [False] * 6 + [True] * 10
     assert not [r for r in everything if r["channel"] == "webhook"]  # deliveries are events, not contacts
 
     shown = await asyncio.to_thread(cli, h, tmp_path, "log", "show")
@@ -144,8 +145,8 @@ async def test_volumes_histories_and_the_api_count_customer_contacts(harness_fac
         listed = await web_repo.list_contacts(s, limit=100)
         listed_all = await web_repo.list_contacts(s, limit=100, include_desk=True)
         logged = (await s.scalars(select(Contact))).all()
-    assert [(k, n) for _, k, n in by_channel] == [("telegram", 6)]  # 2 in + 4 out; the console's 9 are desk
-    assert len(history) == len(transcript) == len(listed) == 6 and len(listed_all) == len(logged) == 15
+    assert [(k, n) for _, k, n in by_channel] == [("telegram", 6)]  # 2 in + 4 out; the console's 10 are desk
+    assert len(history) == len(transcript) == len(listed) == 6 and len(listed_all) == len(logged) == 16
     assert all(not c.desk and c.customer_id == 1 for c in history + transcript)
     async with h.app.sessions() as s, s.begin():
         token = await create_token(s, "ci")
@@ -156,7 +157,7 @@ async def test_volumes_histories_and_the_api_count_customer_contacts(harness_fac
         api_all = (await client.get("/api/v1/contacts", params={"limit": 100, "include_desk": "true"},
                                     headers=auth)).json()["items"]
     assert len(api) == 6 and not any(c["desk"] for c in api)
-    assert len(api_all) == 15 and sum(c["desk"] for c in api_all) == 9
+    assert len(api_all) == 16 and sum(c["desk"] for c in api_all) == 10
 
 
 async def login(h, client: httpx.AsyncClient) -> None:
@@ -181,8 +182,8 @@ async def test_the_contact_log_page_shows_desk_traffic_only_with_the_filter(harn
     assert page.count('<tr class="dir-') == 6 and "fixed, sorry" in page and "my invoice is wrong" in page
     assert f"/take {t}" not in page and "Note saved" not in page
     assert 'id="include-desk"' in page and 'id="include-desk" checked' not in page
-    assert with_desk.count('<tr class="dir-') == 15 and with_desk.count('class="chip desk-traffic"') == 9
+    assert with_desk.count('<tr class="dir-') == 16 and with_desk.count('class="chip desk-traffic"') == 10
     assert f"/take {t}" in with_desk and 'id="include-desk" checked' in with_desk
     assert "desk=1" in re.search(r'id="export-csv" href="([^"]+)"', with_desk).group(1)
     rows = list(csv.DictReader(exported.splitlines()))
-    assert len(rows) == 15 and sorted(r["desk"] for r in rows) == ["False"] * 6 + ["True"] * 9
+    assert len(rows) == 16 and sorted(r["desk"] for r in rows) == ["False"] * 6 + ["True"] * 10

@@ -71,7 +71,7 @@ async def test_checkin_writes_to_the_customer_on_a_new_ticket_of_the_agents(h, d
     async with db.sessions() as s, s.begin():
         s.add(Identity(customer_id=1, channel="telegram", address="5001"))
     answer = await ask(h, "sue", "/checkin C-1 Hello from your account manager, how are things?")
-    assert "Sent to Customer 1" in answer
+    assert "Queued for Customer 1" in answer
     assert h.ch["telegram"].sent_to("5001") == ["Hello from your account manager, how are things?"]
     async with db.sessions() as s:
         ticket = await s.scalar(select(Ticket).where(Ticket.customer_id == 1, Ticket.source == "agent"))

@@ -116,7 +116,7 @@ async def test_replies_wait_for_callers_that_pull(db, tmp_path):
             ticket_id = int(posted.json()["ticket"][2:])
             await agent_note(api, r"New ticket T-\d+ .*STOP sending")
             await reply_in_telegram(api, ticket_id, "Done, no more bills by SMS.")
-            await agent_note(api, r"Sent to")
+            await agent_note(api, r"Queued for")
             await app.outbox.drain()
 
             page = (await http.get(f"{base}/replies", params={"after": 0}, headers=auth)).json()

@@ -99,7 +99,7 @@ async def test_customer_to_agent_and_back(desk):
     assert (await desk.ticket(ticket_id)).assignee_id is not None
     desk.says(ANA, "Your parcel left the depot this morning.", reply_to=mei_note["message_id"])
     await desk.answer(MEI, "left the depot")
-    await desk.reply_to(ANA, f"/reply {ticket_id} Tracking number: ZX81", r"Sent to Mei")
+    await desk.reply_to(ANA, f"/reply {ticket_id} Tracking number: ZX81", r"Queued for Mei")
     await desk.answer(MEI, "Tracking number: ZX81")
     assert api.calls_of("answerCallbackQuery"), "the button press was answered"
 
@@ -212,7 +212,7 @@ async def test_blocked_bot_is_reported_on_the_ticket_not_retried(desk):
     await desk.answer(MEI, rf"ticket is T-{ticket_id}")
     api.block(MEI)
     tries_before = len(api.calls_of("sendMessage"))
-    await desk.reply_to(ANA, f"/reply {ticket_id} We tried to call you", r"Sent to Mei")
+    await desk.reply_to(ANA, f"/reply {ticket_id} We tried to call you", r"Queued for Mei")
     failed = await desk.answer(ANA, rf"reply on T-{ticket_id} could not be delivered via telegram")
     assert "blocked" in failed["text"]
     to_mei = [c for c in api.calls_of("sendMessage")[tries_before:] if c.params.get("chat_id") == MEI]

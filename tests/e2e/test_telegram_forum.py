@@ -120,7 +120,7 @@ async def test_a_ticket_lives_in_its_topic_from_first_message_to_close(forum):
     # Ana's plain message in the topic reaches Mei on her own chat, and Ana is told (as with /reply).
     said = forum.says_in_topic(ANA, thread, "Your parcel left the depot this morning.")
     await forum.answer(MEI, "left the depot")
-    await forum.answer(ANA, rf"Sent to Mei on T-{ticket_id}")
+    await forum.answer(ANA, rf"Queued for Mei on T-{ticket_id}")
     ticket = await forum.ticket(ticket_id)
     assert ticket.status == "pending" and ticket.first_responded_at is not None and ticket.assignee_id is not None
 

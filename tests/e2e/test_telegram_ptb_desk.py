@@ -76,7 +76,7 @@ async def test_customer_writes_agent_takes_and_replies_through_ptb(ptb_desk):
     api.press_button(ana, notice, f"/take {ticket_id}")
     await _answer(api, ANA, rf"T-{ticket_id} is already yours")  # the only agent online: routed to her
     api.user_message(ana, f"/reply {ticket_id} Tracking number: ZX81")
-    await _answer(api, ANA, r"Sent to Mei")
+    await _answer(api, ANA, r"Queued for Mei")
     await _answer(api, MEI, r"Tracking number: ZX81")
     await api.wait_for(lambda: api.calls_of("answerCallbackQuery"), 8.0)
 

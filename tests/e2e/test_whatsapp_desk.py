@@ -39,7 +39,7 @@ def whatsapp_settings(graph: GraphServer, tmp_path, **extra) -> WhatsAppSettings
 
 async def reply_in_telegram(api: BotApiServer, ticket_id: int, text: str) -> None:
     api.user_message(api.user(ANA, "Ana"), f"/reply {ticket_id} {text}")
-    await agent_note(api, rf"Sent to .*|T-{ticket_id}.*{text[:10]}")
+    await agent_note(api, rf"Queued for .*|T-{ticket_id}.*{text[:10]}")
 
 
 async def test_a_whatsapp_customer_is_answered_from_telegram(db, tmp_path):
