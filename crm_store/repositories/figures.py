@@ -313,7 +313,7 @@ def resolved_between(since: datetime, until: datetime) -> Any:
 
 AGENT_REPLY = (Contact.direction == literal_column("'out'"), Contact.author == literal_column("'agent'"),
                Contact.desk == false())
-"""A person's reply to a customer, written as the partial index ix_contacts_agent_replies is (literals, so both
+"""A person's reply to a customer, written as the partial index ix_contacts_agent_replies_at is (literals, so both
 databases see that the index applies)."""
 
 
