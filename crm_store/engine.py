@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -107,6 +108,9 @@ def make_sessionmaker(engine: AsyncEngine, *, writer: bool = False) -> async_ses
 
 
 def alembic_config(url: str, schema: str | None = None) -> Config:
+    # imported here: a running service never migrates, and Alembic (with Mako) is 11 MB of every worker
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -123,6 +127,8 @@ async def upgrade(url: str, *, schema: str | None = None, revision: str = "heads
                 await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
 
             def _run(sync_conn: Any) -> None:
+                from alembic import command
+
                 cfg = alembic_config(url, schema)
                 cfg.attributes["connection"] = sync_conn
                 command.upgrade(cfg, revision)
