@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 BUDGET_MB = 300
-HEAVY = ("sklearn", "scipy", "numpy", "alembic", "fastapi", "uvicorn", "jinja2", "rich", "aiogram", "httpx")
+HEAVY = ("sklearn", "scipy", "numpy", "rjieba", "opencc", "alembic", "fastapi", "uvicorn", "jinja2", "rich", "httpx")
 
 
 def rss_mb() -> tuple[float, float]:
