@@ -89,7 +89,7 @@ def _local(f: ContactFilter, c: Any) -> list[Any]:
     if f.agent_id is not None:
         conds.append(c.agent_id == f.agent_id)
     if f.intent:
-        conds.append(c.nlu["intent"].as_string() == f.intent)
+        conds += [c.nlu.is_not(None), c.nlu["intent"].as_string() == f.intent]  # the is-not: a partial index
     if f.direction:
         conds.append(c.direction == f.direction)
     if f.since is not None:
