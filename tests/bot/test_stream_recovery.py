@@ -39,8 +39,12 @@ def test_stall_reason_reads_what_the_watchdog_sees():
 
 
 def _stream_settings(db, redis_url: str, redis_prefix: str, **dispatch):
-    return settings_for(db, redis_url=redis_url, redis_prefix=redis_prefix,
-                        dispatch=DispatchSettings(ingest="stream", batch_wait_ms=1.0, **dispatch))
+    return settings_for(
+        db,
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
+        dispatch=DispatchSettings(ingest="stream", batch_wait_ms=1.0, **dispatch),
+    )
 
 
 async def _inbound(app: App) -> int:
@@ -64,8 +68,9 @@ def _raw_entry(external_id: str, **fields: object) -> dict[str, str]:
 
 
 async def test_poison_goes_to_the_dead_letters_and_the_stream_moves_on(db, redis_url, redis_prefix):
-    app = await App(_stream_settings(db, redis_url, redis_prefix, stream_claim_idle_s=0.2,
-                                     stream_max_deliveries=2)).start()
+    app = await App(
+        _stream_settings(db, redis_url, redis_prefix, stream_claim_idle_s=0.2, stream_max_deliveries=2)
+    ).start()
     try:
         await app.redis.xadd(app.ingest.stream, _raw_entry("p1", sender_name={"a": 1}))  # no database takes a dict
         await app.redis.xadd(app.ingest.stream, {"m": "{not json"})
@@ -84,8 +89,7 @@ async def test_poison_goes_to_the_dead_letters_and_the_stream_moves_on(db, redis
 
 
 async def _all_moved(app: App, *, stored: int, dead: int) -> bool:
-    return (await _inbound(app) == stored and await app.ingest.dead.count() == dead
-            and await app.ingest.waiting() == 0)
+    return await _inbound(app) == stored and await app.ingest.dead.count() == dead and await app.ingest.waiting() == 0
 
 
 async def test_a_lost_stream_and_group_are_recreated_and_what_follows_is_stored(db, redis_url, redis_prefix):
@@ -126,14 +130,15 @@ async def test_the_watchdog_restarts_a_consumer_that_stalls(redis_url, redis_pre
             await asyncio.Event().wait()
         got.append(msg.external_id)
 
-    watch = IntakeWatch(ingest, lambda: ingest.consume(deliver, "c1", stop), stop, stall_s=1.5, check_s=0.1)
+    watch = IntakeWatch(ingest, lambda: ingest.consume(deliver, "c1", stop), stop, stall_s=1.5, check_s=3.0)
     task = asyncio.create_task(watch.run())
     try:
         await ingest.ensure_group()
         await ingest.publish(InboundMessage.build(channel="webchat", external_id="x1", sender="v", text="a"))
         await asyncio.wait_for(hang.wait(), 10)
+        # stalled from 1.5 s on; the watchdog's look at 3 s restarts it
         await _until(lambda: _true(watch.problem().startswith("the inbound stream consumer made no progress")), 10)
-        await _until(lambda: _true(got == ["x1"]), 10)  # restarted, it took the entry over and stored it
+        await _until(lambda: _true(got == ["x1"]), 20)  # restarted, it took the entry over and stored it
         assert watch.restarts >= 1 and watch.problem() == ""
     finally:
         stop.set()
@@ -190,8 +195,16 @@ def test_dead_cli_lists_retries_and_drops(redis_url, redis_prefix, monkeypatch):
     try:
         for i in range(3):
             msg = InboundMessage.build(channel="telegram", external_id=f"m{i}", sender="42", text="x")
-            client.xadd(f"{stream}:dead", {**encode(msg), "entry": f"1-{i}", "error": f"last error: E{i}",
-                                           "deliveries": "6", "at": "2026-01-01T00:00:00+00:00"})
+            client.xadd(
+                f"{stream}:dead",
+                {
+                    **encode(msg),
+                    "entry": f"1-{i}",
+                    "error": f"last error: E{i}",
+                    "deliveries": "6",
+                    "at": "2026-01-01T00:00:00+00:00",
+                },
+            )
         ids = [i.decode() for i, _ in client.xrange(f"{stream}:dead")]
         listed = _cli("list")
         assert listed.exit_code == 0, listed.output

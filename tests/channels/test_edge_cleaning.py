@@ -38,8 +38,10 @@ def _strings(value):
 
 @pytest.mark.parametrize("case", sorted(POISON))
 def test_poison_in_any_field_is_cleaned_at_the_edge(case):
-    update = {"update_id": 1, "message": {"message_id": 3, "date": 1_700_000_000, "from": USER, "chat": CHAT,
-                                          **POISON[case]}}
+    update = {
+        "update_id": 1,
+        "message": {"message_id": 3, "date": 1_700_000_000, "from": USER, "chat": CHAT, **POISON[case]},
+    }
     msg = update_to_inbound(update)
     assert msg is not None and msg.external_id == "m7:3" and msg.sender == "7"
     raw = encode(msg)["m"].encode("utf-8")  # raises on a lone surrogate
@@ -49,7 +51,16 @@ def test_poison_in_any_field_is_cleaned_at_the_edge(case):
 
 
 def test_what_is_cleaned_keeps_its_meaning():
-    msg = update_to_inbound({"update_id": 1, "message": {"message_id": 3, "from": USER, "chat": CHAT,
-                                                         "contact": {"phone_number": "+1\x00555", "user_id": 7}}})
+    msg = update_to_inbound(
+        {
+            "update_id": 1,
+            "message": {
+                "message_id": 3,
+                "from": USER,
+                "chat": CHAT,
+                "contact": {"phone_number": "+1\x00555", "user_id": 7},
+            },
+        }
+    )
     assert msg.meta_value("vouched_phone") == "+1555"
     assert [(a.kind, a.ref) for a in msg.attachments] == [("contact", "+1555")]

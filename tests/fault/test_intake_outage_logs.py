@@ -26,13 +26,18 @@ DOWN_S = 5.0
 
 
 async def test_a_database_outage_loses_nothing_parks_nothing_and_does_not_flood_the_log(
-        private_postgres, private_redis):
+    private_postgres, private_redis
+):
     await upgrade(private_postgres.url)
     settings = Settings(
-        database_url=private_postgres.url, redis_url=private_redis.url, redis_prefix="tdoutage",
-        nlu=NluSettings(enabled=False), outbox=OutboxSettings(backoff_base_s=0.0, poll_interval_s=0.05),
-        dispatch=DispatchSettings(ingest="stream", batch_wait_ms=1.0, stream_claim_idle_s=0.5,
-                                  stream_max_deliveries=2, stream_stall_s=30.0),
+        database_url=private_postgres.url,
+        redis_url=private_redis.url,
+        redis_prefix="tdoutage",
+        nlu=NluSettings(enabled=False),
+        outbox=OutboxSettings(backoff_base_s=0.0, poll_interval_s=0.05),
+        dispatch=DispatchSettings(
+            ingest="stream", batch_wait_ms=1.0, stream_claim_idle_s=0.5, stream_max_deliveries=2, stream_stall_s=30.0
+        ),
     )
     counters = [CountingHandler(limited=False), CountingHandler(limited=True)]
     for handler in counters:
@@ -41,8 +46,11 @@ async def test_a_database_outage_loses_nothing_parks_nothing_and_does_not_flood_
     try:
         await asyncio.to_thread(private_postgres.stop)
         for i in range(MESSAGES):
-            await app.deliver(InboundMessage.build(channel="webchat", external_id=f"o{i}", sender=f"v{i % 50}",
-                                                   text=f"during the outage {i}"))
+            await app.deliver(
+                InboundMessage.build(
+                    channel="webchat", external_id=f"o{i}", sender=f"v{i % 50}", text=f"during the outage {i}"
+                )
+            )
         await asyncio.sleep(DOWN_S)
         during = [h.count for h in counters]
         await asyncio.to_thread(private_postgres.start)
@@ -55,9 +63,17 @@ async def test_a_database_outage_loses_nothing_parks_nothing_and_does_not_flood_
         async with app.sessions() as s:
             rows = int(await s.scalar(select(func.count()).select_from(Contact).where(Contact.direction == "in")))
         dead = await app.ingest.dead.count()
-        fault_row(f"PostgreSQL stopped {DOWN_S:.0f} s under stream intake", sent=MESSAGES, stored=MESSAGES,
-                  lost=0, duplicate_rows=rows - MESSAGES, dead_lettered=dead, recovery_s=f"{recovered:.1f}",
-                  log_lines_in_outage_unlimited=during[0], log_lines_in_outage_limited=during[1])
+        fault_row(
+            f"PostgreSQL stopped {DOWN_S:.0f} s under stream intake",
+            sent=MESSAGES,
+            stored=MESSAGES,
+            lost=0,
+            duplicate_rows=rows - MESSAGES,
+            dead_lettered=dead,
+            recovery_s=f"{recovered:.1f}",
+            log_lines_in_outage_unlimited=during[0],
+            log_lines_in_outage_limited=during[1],
+        )
         assert rows == MESSAGES and dead == 0 and await app.ingest.waiting() == 0
         assert during[1] * 5 < during[0]
     finally:
@@ -75,5 +91,10 @@ async def _stored(app: App, n: int) -> bool:
 
 
 async def _state(app: App) -> dict:
-    return {"health": app.health(), "pending": await app.ingest.pending(), "waiting": await app.ingest.waiting(),
-            "handled": app.ingest.handled, "restarts": app.intake.restarts}
+    return {
+        "health": app.health(),
+        "pending": await app.ingest.pending(),
+        "waiting": await app.ingest.waiting(),
+        "handled": app.ingest.handled,
+        "restarts": app.intake.restarts,
+    }

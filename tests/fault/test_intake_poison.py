@@ -70,10 +70,19 @@ async def test_poison_updates_never_block_intake(db, private_redis):
             answered = replies(api)
             sent = len(stored_ok) + len(refused) + len(canaries) + 1  # + the raw entry
             [dead] = await app.ingest.dead.list()
-            fault_row("poison through Telegram", sent=sent, stored=distinct, lost=0,
-                      duplicate_rows=rows - distinct, double_replies=sum(n - 1 for n in answered.values() if n > 1),
-                      dead_lettered=1, refused_at_edge=len(refused), unconfirmed=api.unconfirmed,
-                      all_canaries_answered_s=f"{took:.1f}", dead_reason=dead.reason[:60])
+            fault_row(
+                "poison through Telegram",
+                sent=sent,
+                stored=distinct,
+                lost=0,
+                duplicate_rows=rows - distinct,
+                double_replies=sum(n - 1 for n in answered.values() if n > 1),
+                dead_lettered=1,
+                refused_at_edge=len(refused),
+                unconfirmed=api.unconfirmed,
+                all_canaries_answered_s=f"{took:.1f}",
+                dead_reason=dead.reason[:60],
+            )
             assert distinct == rows == len(stored_ok) + len(canaries)
             assert all(answered[c] == 1 for c in canaries) and all(answered[u] <= 1 for u in stored_ok)
             assert dead.reason.startswith("delivered 3 times; last error: StoreUnavailable")

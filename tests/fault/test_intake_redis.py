@@ -39,10 +39,15 @@ DOWN_S = 2.0
 
 def stream_settings(db, redis_url: str, **dispatch) -> Settings:
     return Settings(
-        database_url=db.url, database_schema=db.schema, redis_url=redis_url, redis_prefix="tdintake",
-        nlu=NluSettings(enabled=False), outbox=OutboxSettings(backoff_base_s=0.0, poll_interval_s=0.05),
-        dispatch=DispatchSettings(**{"ingest": "stream", "batch_wait_ms": 1.0, "stream_claim_idle_s": 1.0,
-                                     "stream_stall_s": 5.0, **dispatch}),
+        database_url=db.url,
+        database_schema=db.schema,
+        redis_url=redis_url,
+        redis_prefix="tdintake",
+        nlu=NluSettings(enabled=False),
+        outbox=OutboxSettings(backoff_base_s=0.0, poll_interval_s=0.05),
+        dispatch=DispatchSettings(
+            **{"ingest": "stream", "batch_wait_ms": 1.0, "stream_claim_idle_s": 1.0, "stream_stall_s": 5.0, **dispatch}
+        ),
     )
 
 
@@ -56,8 +61,9 @@ async def inbound(app: App) -> tuple[int, int]:
     """(rows, distinct external ids) of inbound contacts."""
     async with app.sessions() as s:
         rows = await s.scalar(select(func.count()).select_from(Contact).where(Contact.direction == "in"))
-        distinct = await s.scalar(select(func.count(func.distinct(Contact.external_id))).where(
-            Contact.direction == "in"))
+        distinct = await s.scalar(
+            select(func.count(func.distinct(Contact.external_id))).where(Contact.direction == "in")
+        )
     return int(rows), int(distinct)
 
 
@@ -147,10 +153,20 @@ async def run_restart(app: App, api: BotApiServer, server: RedisServer, aof: boo
     answered = replies(api)
     double = sum(n - 1 for n in answered.values() if n > 1)
     lost = len(sent) - distinct
-    fault_row(f"Redis kill -9, {DOWN_S:.0f} s down, restart {'with AOF' if aof else 'empty'}", sent=len(sent),
-              stored=distinct, lost=lost, duplicate_rows=rows - distinct, double_replies=double, dead_lettered=
-              await app.ingest.dead.count(), in_stream_at_kill=held, held_by_channel=unconfirmed,
-              recreated=app.ingest.recreated, recovery_s=f"{recovered:.1f}", readyz=reason)
+    fault_row(
+        f"Redis kill -9, {DOWN_S:.0f} s down, restart {'with AOF' if aof else 'empty'}",
+        sent=len(sent),
+        stored=distinct,
+        lost=lost,
+        duplicate_rows=rows - distinct,
+        double_replies=double,
+        dead_lettered=await app.ingest.dead.count(),
+        in_stream_at_kill=held,
+        held_by_channel=unconfirmed,
+        recreated=app.ingest.recreated,
+        recovery_s=f"{recovered:.1f}",
+        readyz=reason,
+    )
     assert "Redis" in str(reason) and unconfirmed >= DURING
     assert rows == distinct and double == 0
     assert sum(1 for u in sent if answered[u] == 0) == lost  # every customer stored was answered
