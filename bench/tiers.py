@@ -232,7 +232,10 @@ def clv_main(args) -> int:
     import asyncio
 
     sizes = [int(x) for x in args.clv_sizes.split(",") if x]
-    out: dict = {"in_memory": [timed_clv(n, args.clv_purchases_per_customer) for n in sizes]}
+    out: dict = {"in_memory": []}
+    for n in sizes:
+        out["in_memory"].append(timed_clv(n, args.clv_purchases_per_customer))
+        print(f"  in memory, {n:,} customers: done", file=sys.stderr, flush=True)
     if args.pg_url:
         out["database"] = asyncio.run(database_clv(args.pg_url, args.pg_customers, args.clv_purchases_per_customer))
     if args.json:

@@ -31,9 +31,9 @@ def run(args: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory) -> tuple[Path, dict]:
     tmp = tmp_path_factory.mktemp("tiers")
-    seeded = run(["seed-data", "--customers", "1500", "--purchases", "15000", "--seed", "5"], tmp)
+    seeded = run(["seed-data", "--customers", "600", "--purchases", "6000", "--seed", "5"], tmp)
     assert seeded.returncode == 0, seeded.stderr
-    computed = run(["tiers", "compute"], tmp)
+    computed = run(["tiers", "compute", "--k", "3"], tmp)
     assert computed.returncode == 0, computed.stderr
     report = run(["tiers", "report", "--json"], tmp)
     assert report.returncode == 0, report.stderr
@@ -42,11 +42,11 @@ def seeded(tmp_path_factory) -> tuple[Path, dict]:
 
 def test_report_json_carries_the_evaluation_with_relevance_against_quantiles(seeded):
     _, report = seeded
-    assert report["method"] == "rfm-kmeans" and report["customers"] == 1500
+    assert report["method"] == "rfm-kmeans" and report["customers"] == 600
     assert report["vip_recency_days"] == WINDOW_DAYS
     tiers = {t["tier"]: t for t in report["tiers"]}
     assert list(tiers) == ["VIP", "important", "ordinary", "potential"]
-    assert sum(t["customers"] for t in tiers.values()) == 1500
+    assert sum(t["customers"] for t in tiers.values()) == 600
     assert sum(t["revenue_share"] for t in tiers.values()) == pytest.approx(1.0, abs=1e-3)
     assert all(t["rule"] for t in tiers.values())
     assert f"bought within the last {WINDOW_DAYS} days" in tiers["VIP"]["rule"]
@@ -108,15 +108,17 @@ def test_a_second_run_compares_with_the_first_and_moves_list_who_changed(seeded)
     assert len(moved) > 0
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["tiers", "moves", "--from", "gold", "--to", "VIP"], "'gold' is not a tier"),
-        (["tiers", "compute", "--method", "kmeans"], "--method must be one of rfm-kmeans, clv, quantiles"),
-    ],
-)
-def test_bad_input_gets_a_clear_error(seeded, args, message):
+def test_bad_input_gets_a_clear_error(seeded):
     tmp, _ = seeded
-    result = run(args, tmp)
+    result = run(["tiers", "moves", "--from", "gold", "--to", "VIP"], tmp)
     assert result.returncode == 2
-    assert message in result.stderr and "Traceback" not in result.stderr + result.stdout
+    assert "'gold' is not a tier" in result.stderr and "Traceback" not in result.stderr + result.stdout
+
+
+def test_an_unknown_method_setting_is_refused():
+    from pydantic import ValidationError
+
+    from bot.settings import TieringSettings
+
+    with pytest.raises(ValidationError, match="rfm-kmeans"):
+        TieringSettings(method="kmeans")
