@@ -31,7 +31,7 @@ from bot.core import metrics
 from bot.core.delivery_notices import confirm_address, delivered
 from bot.core.messages import Button, DeliveryError, OutboundMessage, utcnow
 from bot.core.outbound import outbox_row, preferred_address
-from bot.core.send_recorder import SendRecorder
+from bot.core.send_recorder import SendRecorder, is_outage
 from bot.settings import OutboxSettings
 from channels.base import ChannelRegistry, UnknownChannel
 from crm_store.repositories import agents as agents_repo
@@ -214,12 +214,21 @@ class OutboxWorker:
         return self._task is not None and not self._task.done()
 
     async def _run(self) -> None:
+        failing: str | None = None  # the database is away: said once, not once per poll
         while not self._stopping:
             try:
                 n = await self.drain_once()
-            except Exception:
-                log.exception("outbox pass failed")
+            except Exception as exc:
                 n = 0
+                if not is_outage(exc):
+                    log.exception("outbox pass failed")
+                elif failing is None:
+                    failing = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+                    log.warning("outbox cannot claim replies (%s); retrying until the database answers", failing)
+            else:
+                if failing is not None:
+                    log.warning("outbox claims replies again")
+                failing = None
             if n >= self.cfg.batch or self._stopping:
                 continue  # a backlog: keep going (or stop)
             self._wake.clear()
