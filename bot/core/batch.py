@@ -21,6 +21,7 @@ from bot.core.outbound import BatchContext
 from bot.desk import Desk
 from bot.identity import Answered, carries_identity, identify, looks_like_code
 from bot.tickets import lifecycle
+from channels.base import traits_of
 from crm_store.models import Agent, Contact
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import contacts as contacts_repo
@@ -138,6 +139,7 @@ class BatchHandler:
                     if (k := (r["channel"], r["external_id"], "in")) in inserted and r["author"] == "customer"
                 ],
             )
+            await self._load_threads(ctx, rows, inserted)
         logged = LoggedBatch(msgs, rows, first_of, inserted, earlier, agents, bounce_tickets)
         with session.no_autoflush:  # pending changes go out in a few bulk statements at the end, not per query
             results = await self._handle_each(ctx, logged, safe_mode)
@@ -195,6 +197,25 @@ class BatchHandler:
             seen.add(key)
             out.append(r)
         return out
+
+    @staticmethod
+    async def _load_threads(ctx: BatchContext, rows: list[dict[str, Any]], inserted: dict[ContactKey, int]) -> None:
+        """Earlier message ids of the conversations that replies on a threading channel (email) will name, for
+        all the batch's new customer messages at once; a ticket found otherwise (a named thread) is looked up
+        when replied on."""
+        channels, tickets = set(), set()
+        for row in rows:
+            channel, customer_id = row["channel"], row["customer_id"]
+            if row["author"] != "customer" or (channel, row["external_id"], "in") not in inserted:
+                continue
+            if not traits_of(channel).threads:
+                continue
+            channels.add(channel)
+            for ticket in (ctx.active.get(customer_id), ctx.latest.get(customer_id)):
+                if ticket is not None and ticket.id not in ctx.opened:
+                    tickets.add(ticket.id)
+        if tickets:
+            ctx.threads.update(await contacts_repo.thread_message_ids_many(ctx.session, tickets, channels))
 
     async def _load_facts(self, ctx: BatchContext, customer_ids: list[int], new: set[int] = frozenset()) -> None:
         """Tier, language, key-account manager, the bot's recent answers and open conversation of each customer

@@ -49,6 +49,8 @@ class BatchContext:
     opened: set[int] = field(default_factory=set)
     """Tickets opened in this batch: they have no earlier messages to look up."""
     facts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    threads: dict[tuple[int, str], list[str]] = field(default_factory=dict)
+    """(ticket, channel) → the conversation's message ids there, oldest first, loaded for the batch at once."""
     _agents: dict[int, AgentState] | None = None
     _addresses: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
 
@@ -201,7 +203,12 @@ async def address_customer(
 
 async def _thread_refs(ctx: BatchContext, ticket: Ticket, channel: str, inbound: InboundMessage | None) -> list[str]:
     """The external ids of the conversation on `channel`, oldest first, ending with the message being answered."""
-    refs = [] if ticket.id in ctx.opened else await contacts_repo.thread_message_ids(ctx.session, ticket.id, channel)
+    if ticket.id in ctx.opened:
+        refs = []
+    elif (ticket.id, channel) in ctx.threads:
+        refs = ctx.threads[(ticket.id, channel)]
+    else:
+        refs = await contacts_repo.thread_message_ids(ctx.session, ticket.id, channel)
     if inbound is not None:
         refs = [r for r in inbound.thread_ref.split() if r not in refs] + refs + [inbound.external_id]
     return refs

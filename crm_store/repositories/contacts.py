@@ -13,11 +13,19 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import false, func, select, text, update
+from sqlalchemy import bindparam, false, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Contact, Customer
-from crm_store.repositories._sql import chunks, dialect, insert_ignoring_conflicts, is_pg, keys_clause, keys_params
+from crm_store.repositories._sql import (
+    chunks,
+    dialect,
+    in_values,
+    insert_ignoring_conflicts,
+    is_pg,
+    keys_clause,
+    keys_params,
+)
 
 Key = tuple[str, str, str]  # (channel, external_id, direction)
 
@@ -120,6 +128,42 @@ async def thread_message_ids(session: AsyncSession, ticket_id: int, channel: str
         .limit(limit)
     )
     return list(reversed(list(rows)))
+
+
+@cache
+def _threads_query(pg: bool, limit: int) -> Any:
+    ranked = (
+        select(
+            Contact.ticket_id,
+            Contact.channel,
+            Contact.external_id,
+            func.row_number()
+            .over(
+                partition_by=(Contact.ticket_id, Contact.channel),
+                order_by=(Contact.created_at.desc(), Contact.id.desc()),
+            )
+            .label("newest"),
+        )
+        .where(in_values(Contact.ticket_id, "ids", pg=pg), Contact.channel.in_(bindparam("channels", expanding=True)))
+        .subquery()
+    )
+    return select(ranked.c.ticket_id, ranked.c.channel, ranked.c.external_id, ranked.c.newest).where(
+        ranked.c.newest <= limit
+    )
+
+
+async def thread_message_ids_many(
+    session: AsyncSession, ticket_ids: Iterable[int], channels: Iterable[str], *, limit: int = 20
+) -> dict[tuple[int, str], list[str]]:
+    """`thread_message_ids` of many tickets at once: (ticket, channel) → message ids, oldest first, for every
+    pair asked (empty when the ticket has none on that channel)."""
+    ids, names = sorted(set(ticket_ids)), sorted(set(channels))
+    newest_first: dict[tuple[int, str], list[tuple[int, str]]] = {(t, c): [] for t in ids for c in names}
+    query = _threads_query(is_pg(session), limit)
+    for part in chunks(ids):
+        for ticket_id, channel, external_id, rank in await session.execute(query, {"ids": part, "channels": names}):
+            newest_first[(ticket_id, channel)].append((rank, external_id))
+    return {key: [ext for _, ext in sorted(found, reverse=True)] for key, found in newest_first.items()}
 
 
 def _filtered(
