@@ -130,13 +130,15 @@ async def check_redis(settings: Settings) -> Check:
 
 async def check_channels(settings: Settings) -> list[Check]:
     from bot.runner import build_channel, configured_names
+    from channels.base import traits_of
 
     checks = []
     for name in configured_names(settings):
+        section = traits_of(name).section or name
         try:
             channel = build_channel(name, settings)
         except SystemExit as exc:
-            checks.append(Check(f"channel {name}", False, str(exc), f"fix the [{name}] settings"))
+            checks.append(Check(f"channel {name}", False, str(exc), f"fix the [{section}] settings"))
             continue
         probe: Callable[[], Awaitable[str | None]] | None = getattr(channel, "probe", None)
         problem = None
@@ -151,7 +153,7 @@ async def check_channels(settings: Settings) -> list[Check]:
                 f"channel {name}",
                 problem is None,
                 problem or "configured",
-                f"check the [{name}] credentials" if problem else "",
+                f"check the [{section}] credentials" if problem else "",
             )
         )
     return checks
