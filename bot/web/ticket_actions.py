@@ -54,11 +54,11 @@ async def visible_ticket(session: AsyncSession, actor: Actor, ticket_id: int) ->
 
 
 async def change_ticket(
-    request: Request, session: AsyncSession, actor: Actor, ticket_id: int, *steps: Step
+    request: Request, session: AsyncSession, actor: Actor, ticket_id: int, *steps: Step, cause: str | None = None
 ) -> tuple[Ticket, list[Decision]]:
     """Run `steps` in order on the ticket in one transaction, each written by the core's writer; a refusal
-    (TicketError) anywhere writes nothing at all."""
-    cause = request_cause()
+    (TicketError) anywhere writes nothing at all. `cause` (default: a new one) prefixes the outbox keys."""
+    cause = cause or request_cause()
     decisions: list[Decision] = []
     async with session.begin():
         ticket = await visible_ticket(session, actor, ticket_id)

@@ -16,8 +16,10 @@ from bot.tickets import STATUSES, Actor, TicketError, not_visible, parse_id
 from bot.web import ticket_actions as actions
 from bot.web.auth import Viewer
 from bot.web.dashboard.common import check_csrf, current_viewer, error_status, int_or_none, render
+from bot.web.inbox import forms
 from bot.web.sessions import read_session, write_session
 from crm_store.models import Customer, Ticket
+from crm_store.repositories import canned as canned_repo
 from crm_store.repositories import contacts as contacts_repo
 from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import tickets as tickets_repo
@@ -67,7 +69,8 @@ async def _page(request: Request, viewer: Viewer, session: AsyncSession, ticket:
         messages=await contacts_repo.ticket_transcript(session, ticket.id, limit=1000),
         events=await tickets_repo.ticket_events(session, ticket.id),
         notes=await web_repo.notes_for(session, ticket_id=ticket.id),
-        agents=agents, agent_names={a.id: a.name for a in agents},
+        agents=agents, agent_names={a.id: a.name for a in agents}, form_key=forms.new_form_key(),
+        canned=sorted({c.name for c in await canned_repo.list_all(session)}),
     )
 
 
@@ -81,13 +84,20 @@ async def ticket_page(
 
 
 async def _act(request: Request, viewer: Viewer, session: AsyncSession, ticket_ref: str,
-               build: actions.Step | None, anchor: str = "") -> Response:
-    """Run one core operation from a posted form; on a refusal show the ticket again with the reason."""
+               build: actions.Step | None, anchor: str = "", key: str | None = None) -> Response:
+    """Run one core operation from a posted form; on a refusal show the ticket again with the reason. A form
+    whose key was written already is answered as done (see `bot.web.inbox.forms`)."""
     ticket_id = ticket_number(ticket_ref)
     try:
         if build is None:
             raise TicketError("That form was incomplete.", code="invalid")
-        await actions.change_ticket(request, session, viewer.actor, ticket_id, build)
+        if key is None:
+            await actions.change_ticket(request, session, viewer.actor, ticket_id, build)
+        else:
+            with forms.Claim(key) as claim:
+                if claim.claimed and not await forms.written(session, ticket_id, key):
+                    await actions.change_ticket(request, session, viewer.actor, ticket_id,
+                                                forms.marked(build, key), cause=forms.cause_of(key))
     except TicketError as exc:
         if exc.code == "not_found":
             raise
@@ -123,7 +133,11 @@ def _when(value: str) -> datetime | None:
 def _step(action: str, actor: Actor, form: dict) -> actions.Step | None:
     """The core operation a ticket page form asks for."""
     if action == "reply":
-        return actions.reply(actor, _text(form, "text", MAX_REPLY_CHARS))
+        text, name = _text(form, "text", MAX_REPLY_CHARS), _text(form, "canned", 64)
+        return forms.canned_reply(actor, name) if name and not text else actions.reply(actor, text)
+    if action == "transfer":
+        queue = _text(form, "queue", 64)
+        return actions.transfer(actor, queue) if queue else None
     if action == "notes":
         return actions.note(actor, _text(form, "text", MAX_REPLY_CHARS))
     if action == "close":
@@ -144,7 +158,8 @@ def _step(action: str, actor: Actor, form: dict) -> actions.Step | None:
     return steps[action]() if action in steps else None
 
 
-ACTIONS = ("reply", "notes", "close", "assign", "take", "reopen", "pending", "priority", "tags", "subject")
+ACTIONS = ("reply", "notes", "close", "assign", "take", "reopen", "pending", "priority", "tags", "subject",
+           "transfer")
 
 
 @router.post("/tickets/{ticket_ref}/{action}")
@@ -160,7 +175,7 @@ async def ticket_action(
         step = _step(action, viewer.actor, form)
     except TicketError as refused:
         step = _refused(refused)
-    return await _act(request, viewer, session, ticket_ref, step, anchor)
+    return await _act(request, viewer, session, ticket_ref, step, anchor, forms.form_key_of(form))
 
 
 def _refused(refused: TicketError) -> actions.Step:
