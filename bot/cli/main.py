@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bot.cli.dead import dead_app
@@ -76,13 +77,13 @@ def _start_or_explain(main) -> None:
     settings = get_settings()
     problems = asyncio.run(startup_problems(settings))
     for problem in problems:
-        console.print(f"[red]cannot start: {problem.name}[/]: {problem.detail} ({problem.fix})")
+        console.print(f"[red]cannot start: {escape(problem.name)}[/]: {escape(problem.detail)} ({escape(problem.fix)})")
     if problems:
         raise typer.Exit(2)
     try:
         asyncio.run(main(settings))
     except (ConfigProblem, NotMigrated) as exc:
-        console.print(f"[red]cannot start[/]: {exc}")
+        console.print(f"[red]cannot start[/]: {escape(str(exc))}")
         raise typer.Exit(2) from None
 
 

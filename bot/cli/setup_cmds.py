@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bot.settings import default_config_dir
@@ -45,17 +46,21 @@ def doctor() -> None:
     except ValidationError as exc:
         for error in exc.errors():
             where = "__".join(str(p) for p in error["loc"]).upper()
-            console.print(f"[red]✗ setting TIERDESK_{where}[/]: {error['msg']}")
+            console.print(f"[red]✗ setting TIERDESK_{where}[/]: {escape(error['msg'])}")
         raise typer.Exit(1) from None
     checks = asyncio.run(run_checks(settings))
     table = Table("check", "", "detail", "how to fix")
     for check in checks:
-        table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]FAIL[/]", check.detail, check.fix)
+        table.add_row(
+            escape(check.name), "[green]ok[/]" if check.ok else "[red]FAIL[/]", escape(check.detail), escape(check.fix)
+        )
     console.print(table)
     failed = [c for c in checks if not c.ok]
     for check in failed:
         console.print(
-            f"[red]✗ {check.name}[/]: {check.detail}" + (f" — fix: {check.fix}" if check.fix else ""), soft_wrap=True
+            f"[red]✗ {escape(check.name)}[/]: {escape(check.detail)}"
+            + (f" — fix: {escape(check.fix)}" if check.fix else ""),
+            soft_wrap=True,
         )
     console.print(f"[red]{len(failed)} problem(s)[/]" if failed else "[green]all checks passed[/]")
     raise typer.Exit(1 if failed else 0)
