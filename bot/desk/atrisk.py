@@ -1,14 +1,15 @@
 """/atrisk: the valuable customers at risk, as on the dashboard's tiers page (the same list, from
 `bot.routing.tier_history`), with their key-account manager and why; /checkin: an agent's own message to such a
-customer, on a new ticket that is the agent's (the core's reply rules and writer, like any reply)."""
+customer, on a new ticket that is the agent's, sent like any desk reply (`bot.desk.tickets.send_reply`)."""
 
 from __future__ import annotations
 
 from bot.core.messages import Button
 from bot.desk.access import visible_customer
 from bot.desk.router import DeskCall, DeskError, DeskRouter
+from bot.desk.tickets import send_reply
 from bot.routing import tier_history
-from bot.tickets import SUPERVISOR_ROLES, lifecycle, work
+from bot.tickets import SUPERVISOR_ROLES, lifecycle
 from crm_store.repositories import contacts as contacts_repo
 from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import tickets as tickets_repo
@@ -93,4 +94,4 @@ async def check_in(call: DeskCall) -> None:
         source="agent",
     )
     ctx.opened.add(ticket.id)
-    await call.apply(ticket, work.reply(ticket, call.actor, text, now=ctx.now, customer_name=customer.name))
+    await send_reply(call, ticket, text)
