@@ -34,8 +34,25 @@ from pathlib import Path
 
 import pytest
 
-PG_BIN = Path(os.environ.get("TIERDESK_PG_BIN", "/usr/lib/postgresql/15/bin"))
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_SERVER = shutil.which("redis-server") or "redis-server"
+
+
+def _pg_bindir() -> Path | None:
+    """Where initdb and pg_ctl live: TIERDESK_PG_BIN, else pg_config's answer, else Debian's versioned folder."""
+    if os.environ.get("TIERDESK_PG_BIN"):
+        return Path(os.environ["TIERDESK_PG_BIN"])
+    if shutil.which("pg_config"):
+        found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True).stdout.strip()
+        if found and (Path(found) / "initdb").exists():
+            return Path(found)
+    versions = sorted(
+        (p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit()),
+        key=lambda p: int(p.parent.name),
+    )
+    return versions[-1] if versions else None
+
+
+PG_BIN = _pg_bindir()
 
 
 def free_port() -> int:
@@ -79,8 +96,9 @@ def _as_service_user(argv: list[str]) -> list[str]:
 
 
 def _bin(name: str) -> str:
-    path = PG_BIN / name
-    return str(path) if path.exists() else (shutil.which(name) or name)
+    if PG_BIN is not None and (PG_BIN / name).exists():
+        return str(PG_BIN / name)
+    return shutil.which(name) or name
 
 
 @dataclass
