@@ -12,7 +12,9 @@ from crm_store.errors import NotFound
 
 
 def install(app: FastAPI) -> None:
-    for module in (login, overview, contacts, customers, tickets, team, tiers):
+    from bot.web.inbox import live, pages
+
+    for module in (login, overview, contacts, customers, tickets, team, tiers, pages, live):
         app.include_router(module.router)
     app.add_exception_handler(TicketError, refused_page)
 
