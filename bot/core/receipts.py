@@ -1,7 +1,7 @@
 """Delivery receipts a channel reports after a send (WhatsApp's statuses): each stored once. A failure shows on
 the ticket of the message it is about (its delivery problem and a `delivery_failed` event), as a bounce does,
-and is acted on: a reply refused for the 24-hour window goes again as the configured template, any other
-failed reply is reported to the agent who wrote it."""
+turns its outbox row from sent to failed with the reason, and is acted on: a reply refused for the 24-hour
+window goes again as the configured template, any other failed reply is reported to the agent who wrote it."""
 
 from __future__ import annotations
 
@@ -43,6 +43,9 @@ async def record(
                 external_id=receipt["external_id"],
                 error=receipt["error"],
             )
+        if item is not None:  # the outbox says what became of the send, not only that it left
+            item.status = "failed"
+            item.last_error = f"reported by {channel} after the send: {receipt['error'] or 'failed'}"[:1000]
         if item is not None and item.audience == "customer":
             row = await _follow_up(session, item, receipt["error"], at, template=template)
             rows.extend([row] if row else [])

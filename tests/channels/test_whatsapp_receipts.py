@@ -76,6 +76,7 @@ async def test_receipts_are_stored_once_with_their_ticket(db):
         )
         ticket = await s.get(Ticket, ticket_id)
         followups = list(await s.scalars(select(OutboxItem.idempotency_key).where(OutboxItem.id > 1)))
+        reply = await s.scalar(select(OutboxItem).where(OutboxItem.idempotency_key == "t1:r1"))
     assert rows == [
         ("wamid.out.1", "delivered", ticket_id),
         ("wamid.out.1", "read", ticket_id),
@@ -84,6 +85,10 @@ async def test_receipts_are_stored_once_with_their_ticket(db):
     ]
     assert ticket.delivery_problem == "whatsapp: not delivered (131026 Message undeliverable)"
     assert followups == []  # the reply has no agent to tell
+    assert (reply.status, reply.last_error) == (
+        "failed",
+        "reported by whatsapp after the send: 131026 Message undeliverable",
+    )
 
 
 async def test_a_reply_refused_for_the_window_goes_again_as_the_template_once(db):
