@@ -9,6 +9,7 @@ from bot.desk.router import DeskCall, DeskError
 from bot.identity.linking import normalise
 from bot.tickets import may_see_tier, parse_id
 from bot.tickets.access import visible_ticket as core_visible_ticket
+from crm_store.errors import NotFound
 from crm_store.models import Customer, Ticket
 from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import desk as desk_repo
@@ -38,7 +39,11 @@ async def visible_customer(call: DeskCall, ref: str) -> Customer:
             parse_id(ref.lstrip("#"), what="customer")  # too large, negative: the core's answer, not a crash
         customer = None
         for spelling in spellings(ref):
-            if (customer := await customers_repo.find_customer(session, spelling)) is not None:
+            try:
+                customer = await customers_repo.find_customer(session, spelling)
+            except NotFound:  # "C-99999": a number nobody has (a stale or forged button)
+                customer = None
+            if customer is not None:
                 break
     if customer is None or not may_see_tier(call.actor, customer.manual_tier or customer.tier):
         raise DeskError(f"No customer {ref[:60]!r} in your tiers.")
