@@ -26,6 +26,13 @@ from channels.webchat.frames import BadFrame, Frame, dump, parse_frame
 log = logging.getLogger(__name__)
 
 
+def visitor_name(visitor_id: str, place: str = "") -> str:
+    """What agents call an anonymous visitor: "Visitor 4821, Berlin" (a number that stays with the visitor
+    id, and the city their browser's time zone names), never the id itself."""
+    number = int(hashlib.sha256(visitor_id.encode()).hexdigest()[:8], 16) % 9000 + 1000
+    return f"Visitor {number}" + (f", {place}" if place else "")
+
+
 class Socket(Protocol):
     """What the channel needs of a WebSocket (Starlette's fits)."""
 
@@ -167,7 +174,8 @@ class WebChatChannel(ChannelTraits):
 
     def _text_message(self, visitor_id: str, frame: Frame) -> InboundMessage:
         return InboundMessage.build(
-            channel=self.name, external_id=f"{visitor_id}:{frame.client_id}", sender=visitor_id, text=frame.text
+            channel=self.name, external_id=f"{visitor_id}:{frame.client_id}", sender=visitor_id, text=frame.text,
+            sender_name=visitor_name(visitor_id, frame.place),
         )
 
     def _email_message(self, visitor_id: str, frame: Frame) -> InboundMessage:

@@ -38,6 +38,16 @@ class Frame:
     email: str = ""
     user: str = ""
     user_hash: str = ""
+    place: str = ""
+    """Where the visitor's browser says it is (its time zone's city), for the name agents see."""
+
+
+def _place(value: Any) -> str:
+    """A city from a time zone name like "Europe/Berlin"; anything unreadable is no place."""
+    if not isinstance(value, str) or len(value) > 64:
+        return ""
+    city = value.rsplit("/", 1)[-1].replace("_", " ").strip()
+    return city if city.replace(" ", "").replace("-", "").isalpha() else ""
 
 
 def parse_frame(raw: str, *, max_message_chars: int) -> Frame:
@@ -66,7 +76,7 @@ def parse_frame(raw: str, *, max_message_chars: int) -> Frame:
                 f"Message too long: {len(text)} characters (the limit is {max_message_chars}).",
                 client_id,
             )
-        return Frame("message", client_id, text)
+        return Frame("message", client_id, text, place=_place(data.get("zone")))
     if kind == "email":
         email = data.get("email")
         # isprintable: no NUL, control character or lone surrogate (the regex alone lets them through)

@@ -12,6 +12,7 @@
   var siteUserHash = (script && script.getAttribute("data-tierdesk-user-hash")) || "";
   var store = window.localStorage;
   var KEY = "tierdesk:" + origin + ":";
+  var ZONE = (function () { try { return Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { return ""; } })();
   function load(name, dflt) { try { var v = store.getItem(KEY + name); return v === null ? dflt : JSON.parse(v); } catch (e) { return dflt; } }
   function save(name, value) { try { store.setItem(KEY + name, JSON.stringify(value)); } catch (e) { /* private mode */ } }
 
@@ -147,7 +148,7 @@
     state.pending.forEach(function (p) { if (p.client_id === clientId) transmit(p); });
   }
   function transmit(p) {
-    if (state.ws && state.ws.readyState === 1) state.ws.send(JSON.stringify({ type: "message", client_id: p.client_id, text: p.text }));
+    if (state.ws && state.ws.readyState === 1) state.ws.send(JSON.stringify({ type: "message", client_id: p.client_id, text: p.text, zone: ZONE }));
   }
   function newId() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
