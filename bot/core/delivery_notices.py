@@ -33,11 +33,20 @@ async def delivered(session: AsyncSession, items: Iterable[Reply], *, at: dateti
         if where is None or item.ticket_id is None:
             continue
         name = (item.meta or {}).get(CONFIRM_NAME) or "the customer"
-        rows.append(outbox_row(
-            key=f"o{item.id}:delivered", channel=where[0], recipient=where[1], author="system", audience="desk",
-            text=f"Delivered to {name} on T-{item.ticket_id} via {item.channel}.", at=at,
-            ticket_id=item.ticket_id, customer_id=item.customer_id, agent_id=item.agent_id,
-        ))
+        rows.append(
+            outbox_row(
+                key=f"o{item.id}:delivered",
+                channel=where[0],
+                recipient=where[1],
+                author="system",
+                audience="desk",
+                text=f"Delivered to {name} on T-{item.ticket_id} via {item.channel}.",
+                at=at,
+                ticket_id=item.ticket_id,
+                customer_id=item.customer_id,
+                agent_id=item.agent_id,
+            )
+        )
     if rows:
         await outbox_repo.enqueue(session, rows)
     return len(rows)

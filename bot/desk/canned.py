@@ -33,8 +33,12 @@ async def _list(call: DeskCall) -> None:
     call.answer("\n".join(lines), buttons)
 
 
-@router.command("canned", "cr", usage="/canned [name] [ticket]",
-                help="list the canned responses; with a name: send it (in the customer's language)")
+@router.command(
+    "canned",
+    "cr",
+    usage="/canned [name] [ticket]",
+    help="list the canned responses; with a name: send it (in the customer's language)",
+)
 async def canned(call: DeskCall) -> None:
     if not call.args:
         await _list(call)

@@ -29,8 +29,10 @@ async def mine(call: DeskCall) -> None:
     names = await desk_repo.customer_names(session, [t.customer_id for t in tickets])
     lines = [f"Your tickets ({len(tickets)}):"]
     for t in tickets:
-        lines.append(f"T-{t.id} · {t.status} · P{t.priority} · {t.channel} · {waited(t, call.ctx.now)} · "
-                     f"{names.get(t.customer_id) or 'customer'}: {(t.subject or '')[:60]}")
+        lines.append(
+            f"T-{t.id} · {t.status} · P{t.priority} · {t.channel} · {waited(t, call.ctx.now)} · "
+            f"{names.get(t.customer_id) or 'customer'}: {(t.subject or '')[:60]}"
+        )
     call.answer("\n".join(lines))
 
 
@@ -45,8 +47,10 @@ async def _customers(call: DeskCall, words: str) -> list[Customer]:
     stmt = select(Customer).where(
         Customer.merged_into_id.is_(None),
         Customer.erased_at.is_(None),
-        or_(func.lower(Customer.name).like(pattern, escape="\\"), func.lower(Customer.external_ref).like(
-            pattern, escape="\\")),
+        or_(
+            func.lower(Customer.name).like(pattern, escape="\\"),
+            func.lower(Customer.external_ref).like(pattern, escape="\\"),
+        ),
     )
     if scope := _scope(call):
         stmt = stmt.where(tier.in_(scope))

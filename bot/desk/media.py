@@ -29,7 +29,7 @@ def size_label(size: int) -> str:
 
 
 def attachment_label(a: Attachment | Mapping[str, Any]) -> str:
-    """"[photo: receipt.jpg, 120 KB]", "[voice: 9 KB]", "[sticker: 😀]": what an attachment is, in a line."""
+    """ "[photo: receipt.jpg, 120 KB]", "[voice: 9 KB]", "[sticker: 😀]": what an attachment is, in a line."""
     get = a.get if isinstance(a, Mapping) else lambda key, default=None: getattr(a, key, default)
     kind = str(get("kind", "") or "file")
     name = str(get("name", "") or "")

@@ -25,8 +25,9 @@ def _check_media(call: DeskCall, ticket: Ticket) -> bool:
         return False
     too_big = [a for a in media if a.size > MAX_ATTACHMENT_BYTES]
     if too_big:
-        raise DeskError(f"{said('', too_big)} is over {MAX_ATTACHMENT_BYTES // 1024 // 1024} MB; nothing was "
-                        f"sent to T-{ticket.id}.")
+        raise DeskError(
+            f"{said('', too_big)} is over {MAX_ATTACHMENT_BYTES // 1024 // 1024} MB; nothing was sent to T-{ticket.id}."
+        )
     if call.msg.channel != "telegram" or not has_media(media):
         raise DeskError("Attachments can be sent from Telegram only; nothing was sent.")
     return True
@@ -54,18 +55,27 @@ async def send_reply(call: DeskCall, ticket: Ticket, text: str) -> None:
         copy_to_telegram(rows, prefix, call.msg.external_id, only=True)
 
 
-@router.command("reply", "r", usage="/reply <ticket> <text>", help="answer the customer on their own channel",
-                ticket=True)
+@router.command(
+    "reply", "r", usage="/reply <ticket> <text>", help="answer the customer on their own channel", ticket=True
+)
 async def reply(call: DeskCall, ticket: Ticket) -> None:
     await send_reply(call, ticket, call.rest)
 
 
-@router.command("close", usage="/close <ticket> [resolution]",
-                help="close the ticket and ask the customer for a rating", ticket=True)
+@router.command(
+    "close",
+    usage="/close <ticket> [resolution]",
+    help="close the ticket and ask the customer for a rating",
+    ticket=True,
+)
 async def close(call: DeskCall, ticket: Ticket) -> None:
     customer = await customers_repo.get_customer(call.ctx.session, ticket.customer_id)
-    await call.apply(ticket, lifecycle.close(ticket, call.actor, call.rest, now=call.ctx.now,
-                                             language=customer.language, by_name=call.agent.name))
+    await call.apply(
+        ticket,
+        lifecycle.close(
+            ticket, call.actor, call.rest, now=call.ctx.now, language=customer.language, by_name=call.agent.name
+        ),
+    )
 
 
 @router.command("reopen", usage="/reopen <ticket>", help="open a solved or closed ticket again", ticket=True)

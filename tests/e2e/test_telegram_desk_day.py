@@ -44,7 +44,8 @@ class Day:
         rx = re.compile(pattern, re.S)
         try:
             return await self.api.wait_for(
-                lambda: next((m for m in self.api.sent_to(uid)[before:] if rx.search(m["text"])), None), within)
+                lambda: next((m for m in self.api.sent_to(uid)[before:] if rx.search(m["text"])), None), within
+            )
         except TimeoutError:
             raise AssertionError(f"no {pattern!r} to {NAMES[uid]}; got {self.api.texts_to(uid)[before:]}") from None
 
@@ -67,8 +68,9 @@ class Day:
 
 
 def buttons(message: dict) -> dict[str, str]:
-    return {b["text"]: b["callback_data"] for row in message.get("reply_markup", {}).get("inline_keyboard", [])
-            for b in row}
+    return {
+        b["text"]: b["callback_data"] for row in message.get("reply_markup", {}).get("inline_keyboard", []) for b in row
+    }
 
 
 def button(message: dict, label: str) -> str:
@@ -85,7 +87,9 @@ def ticket_of(message: dict) -> int:
 async def day(db):
     async with MediaBotApiServer() as api:
         settings = Settings(
-            database_url=db.url, database_schema=db.schema, nlu=NluSettings(enabled=False),
+            database_url=db.url,
+            database_schema=db.schema,
+            nlu=NluSettings(enabled=False),
             outbox=OutboxSettings(backoff_base_s=0.0, poll_interval_s=0.05),
             dispatch=DispatchSettings(batch_wait_ms=1.0),
         )
@@ -96,8 +100,9 @@ async def day(db):
         async with app.sessions() as s, s.begin():
             await agents_repo.add_agent(s, name="Ana", role="agent", capacity=3, addresses={"telegram": str(ANA)})
             await agents_repo.add_agent(s, name="Vic", role="agent", tiers=["VIP"], addresses={"telegram": str(VIC)})
-            await agents_repo.add_agent(s, name="Sam", role="supervisor", status="away",
-                                        addresses={"telegram": str(SAM)})
+            await agents_repo.add_agent(
+                s, name="Sam", role="supervisor", status="away", addresses={"telegram": str(SAM)}
+            )
             await canned_repo.put(s, "hours", "We are open 9-17.")
             await canned_repo.put(s, "hours", "Wir haben von 9 bis 17 Uhr geöffnet.", language="de")
         try:
@@ -119,8 +124,9 @@ async def morning(d: Day) -> tuple[int, dict]:
     before = len(api.sent_to(ANA))
     api.media_message(d.user(MEI), "photo", "ph-label", file_size=120_000)
     await d.next_to(ANA, before, rf"T-{tid} · Mei: \[photo: 117 KB\]")
-    api.media_message(d.user(MEI), "document", "doc-receipt", file_name="receipt.pdf", file_size=2048,
-                      caption="the receipt")
+    api.media_message(
+        d.user(MEI), "document", "doc-receipt", file_name="receipt.pdf", file_size=2048, caption="the receipt"
+    )
     await d.next_to(ANA, before, rf"T-{tid} · Mei: the receipt \[document: receipt.pdf, 2 KB\]")
     api.media_message(d.user(MEI), "voice", "voice-1", file_size=9000)
     await d.next_to(ANA, before, r"\[voice: 9 KB\]")
@@ -130,7 +136,11 @@ async def morning(d: Day) -> tuple[int, dict]:
     assert copies[0]["photo"][-1]["file_id"] == "ph-label"
     assert copies[1]["document"]["file_name"] == "receipt.pdf" and copies[1]["caption"] == "the receipt"
     assert [next(k for k in ("photo", "document", "voice", "sticker") if k in c) for c in copies] == [
-        "photo", "document", "voice", "sticker"]
+        "photo",
+        "document",
+        "voice",
+        "sticker",
+    ]
 
     # History from the notice's button, newest first, pages both ways; attachments named, never "(no text)".
     history = await d.press(ANA, notice, "History", r"History of Mei")
@@ -182,16 +192,23 @@ async def replies(d: Day, tid: int, notice: dict) -> None:
 
     # A photo with a caption, as a Telegram reply to the notice: Mei gets the photo itself.
     before = len(api.sent_to(ANA))
-    api.media_message(d.user(ANA), "photo", "ph-agent", file_size=50_000, caption="Here is your label",
-                      reply_to=notice["message_id"])
+    api.media_message(
+        d.user(ANA), "photo", "ph-agent", file_size=50_000, caption="Here is your label", reply_to=notice["message_id"]
+    )
     await d.next_to(ANA, before, rf"Delivered to Mei on T-{tid}")
     sent = await api.wait_for(lambda: api.copies_to(MEI))
     assert sent[-1]["photo"][-1]["file_id"] == "ph-agent" and sent[-1]["caption"] == "Here is your label"
     assert "Here is your label" not in api.texts_to(MEI), "the caption came with the photo, not twice"
     before_mei = len(api.copies_to(MEI))
     answer_before = len(api.sent_to(ANA))
-    api.media_message(d.user(ANA), "document", "doc-huge", file_name="huge.zip", file_size=30 * 1024 * 1024,
-                      reply_to=notice["message_id"])
+    api.media_message(
+        d.user(ANA),
+        "document",
+        "doc-huge",
+        file_name="huge.zip",
+        file_size=30 * 1024 * 1024,
+        reply_to=notice["message_id"],
+    )
     await d.next_to(ANA, answer_before, rf"huge.zip, 30.0 MB\] is over 20 MB; nothing was sent to T-{tid}")
     assert len(api.copies_to(MEI)) == before_mei
 
@@ -262,9 +279,12 @@ async def bad_input(d: Day, tid: int) -> None:
     await d.ask(VIC, f"/reply {tid} hello", r"does not exist or is not in your queues")
     before = len(api.texts_to(MEI))
     forged = {"text": "x", "message_id": 1, "chat": {"id": ANA, "type": "private"}, "date": 0}
-    for data, pattern in (("/take 99999", r"T-99999 does not exist|does not exist"),
-                          ("/history C-99999999", r"No customer 'C-99999999' in your tiers"),
-                          ("/canned hours 99999", r"does not exist"), ("/csat 1 9", r"Unknown command|rating")):
+    for data, pattern in (
+        ("/take 99999", r"T-99999 does not exist|does not exist"),
+        ("/history C-99999999", r"No customer 'C-99999999' in your tiers"),
+        ("/canned hours 99999", r"does not exist"),
+        ("/csat 1 9", r"Unknown command|rating"),
+    ):
         answered = len(api.sent_to(ANA))
         api.press_button(d.user(ANA), forged, data)
         await d.next_to(ANA, answered, pattern)
@@ -287,9 +307,13 @@ async def test_an_agent_day_in_telegram(day):
     helps = [await d.ask(uid, "/help", r"Commands for") for uid in (ANA, SAM)]
     listed = {line.split()[0] for h in helps for line in h["text"].splitlines()[1:]}
     assert listed - d.typed == set(), "every command /help lists was used"
-    labels = {re.sub(r"[\s\d-]+$", "", b["text"]) for uid in (ANA, VIC, SAM)
-              for m in d.api.sent_to(uid) for row in m.get("reply_markup", {}).get("inline_keyboard", [])
-              for b in row}
+    labels = {
+        re.sub(r"[\s\d-]+$", "", b["text"])
+        for uid in (ANA, VIC, SAM)
+        for m in d.api.sent_to(uid)
+        for row in m.get("reply_markup", {}).get("inline_keyboard", [])
+        for b in row
+    }
     assert labels - d.pressed == set(), "every kind of button the desk sent was pressed"
     async with d.app.sessions() as s:
         kinds = set(await s.scalars(select(TicketEvent.kind).where(TicketEvent.ticket_id == tid)))
