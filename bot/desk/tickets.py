@@ -11,6 +11,7 @@ from bot.desk.media import copy_to_telegram, has_media, said
 from bot.desk.router import DeskCall, DeskError, DeskRouter
 from bot.tickets import lifecycle, work
 from crm_store.models import Ticket
+from crm_store.repositories import contacts as contacts_repo
 from crm_store.repositories import customers as customers_repo
 
 router = DeskRouter(__name__)
@@ -33,11 +34,24 @@ def _check_media(call: DeskCall, ticket: Ticket) -> bool:
     return True
 
 
+async def _media_reaches(call: DeskCall, ticket: Ticket) -> None:
+    """Media goes to Telegram customers only (as a copy); to anyone else it would arrive as a line of text, so
+    it is refused before anything is written. The channel is the one the reply goes to (`address_customer`)."""
+    last = await contacts_repo.last_inbound(call.ctx.session, ticket.id)
+    channel = last.channel if last else ticket.channel
+    if channel != "telegram":
+        raise DeskError(
+            f"The customer of T-{ticket.id} writes via {channel}: attachments reach Telegram "
+            f"customers only; nothing was sent. /reply {ticket.id} <text> sends words."
+        )
+
+
 async def send_reply(call: DeskCall, ticket: Ticket, text: str) -> None:
     """The agent's words (and photo or document) to the ticket's customer, from /reply, /canned or a plain
     reply to the ticket's message."""
     media = _check_media(call, ticket)
     if media:
+        await _media_reaches(call, ticket)
         text = text or said("", call.msg.attachments)
     customer = await customers_repo.get_customer(call.ctx.session, ticket.customer_id)
     name = customer.name or "the customer"

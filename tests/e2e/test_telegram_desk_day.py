@@ -246,6 +246,10 @@ async def working(d: Day, tid: int) -> None:
     bob_tid = int(re.search(r"Waiting \(1\):\nT-(\d+)", queue["text"]).group(1))
     taken = await d.press(ANA, queue, f"Take T-{bob_tid}", rf"T-{bob_tid} is yours")
     await d.ask(ANA, "/status online", r"You are online")
+    before = len(d.api.sent_to(ANA))
+    d.api.media_message(d.user(ANA), "photo", "ph-bob", file_size=4000, reply_to=taken["message_id"])
+    await d.next_to(ANA, before, rf"T-{bob_tid} writes via email: attachments reach Telegram customers only")
+    assert not [m for m in d.email.sent if "photo" in m.text]
     closed = await d.press(ANA, taken, "Close", rf"T-{bob_tid} closed")
     await d.press(ANA, taken, "History", r"History of Bob")
     await d.ask(ANA, f"/reopen {bob_tid}", rf"T-{bob_tid}")
