@@ -93,8 +93,9 @@ async def test_no_dashboard_page_scans_the_contact_log_or_the_tickets(db, web_en
     # the indexes the figures, the log, the queue and the rollup refresh were built for are the ones read
     assert {
         "ix_contacts_agent_replies_at",
-        "ix_tickets_status_assignee",
         "ix_tickets_status_id",
+        "ix_tickets_status_closed_by",
+        "ix_tickets_opened_figures",
         "ix_contacts_intent_created",
         "ix_contacts_search_tsv",
         "ix_contacts_created",
