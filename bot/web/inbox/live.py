@@ -66,9 +66,8 @@ async def _stream(request: Request, viewer: Viewer, ticket_id: int | None) -> As
                     now["presence"] = viewers_of(ticket_id, besides=viewer.name)
             sent = False
             for name, value in now.items():
-                if name not in last and name != "presence":
-                    continue  # the page was rendered with this state
-                if last.get(name) != value:
+                # the first state too: the page may have been rendered a moment before it
+                if name not in last or last[name] != value:
                     yield _frame(name, value if name != "ticket" else {"ticket": ticket_id})
                     sent = True
             last = now
