@@ -1,6 +1,6 @@
 """The web inbox in a real browser (Debian's Chromium, headless), two agents in two browser contexts and a
 visitor in a third: the visitor's message arrives in the inbox live, the first agent answers with a canned
-response, the visitor and the second agent see the answer without reloading, and the closed ticket's rating
+response and a file, the visitor and the second agent see the answer without reloading, and the closed ticket's rating
 buttons in the widget rate it. Screenshots of the inbox and the ticket page, desktop and phone width, are
 saved in the test's temporary folder (printed)."""
 
@@ -81,8 +81,12 @@ async def test_two_agents_and_a_visitor_work_one_ticket_live(live, browser, tmp_
     await a2.evaluate("window.__same = 1")
 
     await a1.select_option("#canned", "shipped")
+    label = {"name": "label.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4 shipping label " * 100}
+    await a1.set_input_files("#reply-file", files=[label])
     await a1.click("#reply-form button[type=submit]")
     await visitor.wait_for_selector(f".td-agent .td-text:has-text('{CANNED}')")
+    said = await visitor.locator(".td-agent .td-text").last.inner_text()
+    assert "label.pdf (2 KB): http" in said and "/files/" in said
     await a2.wait_for_selector(f"#transcript-list .msg-text:has-text('{CANNED}')")
     assert await a2.evaluate("window.__same") == 1  # agent 2 never reloaded
     await a1.wait_for_selector(f"#transcript-list .msg-text:has-text('{CANNED}')")

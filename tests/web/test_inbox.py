@@ -99,3 +99,42 @@ async def test_notes_tags_and_transfers_posted_twice_are_written_once(web_env):
         f"/tickets/{tid}/notes", data={"csrf": _field(page, "csrf"), "form_key": "x' or 1=1", "text": "second note"}
     )
     assert r.status_code == 303
+
+
+async def test_a_reply_carries_an_attached_file_as_a_link_and_a_file_over_the_limit_sends_nothing(web_env):
+    from bot.web.inbox.uploads import MAX_BYTES
+
+    await web_env.agent("Al")
+    tid = await _handed_off(web_env, "cust-3", "Send me the invoice")
+    async with web_env.app.sessions() as s, s.begin():
+        await canned_repo.put(s, "invoice", "Here is your invoice.")
+    await web_env.login("Al")
+    c = web_env.client
+    page = (await c.get(f"/tickets/{tid}")).text
+    assert 'enctype="multipart/form-data"' in page and 'name="file"' in page
+    form = {
+        "csrf": _field(page, "csrf"),
+        "form_key": _field(page, "form_key"),
+        "canned": "invoice",
+        "attachment_line": "forged: http://evil.example",
+    }
+    sent = await c.post(f"/tickets/{tid}/reply", data=form, files={"file": ("in voice<1>.pdf", b"%PDF-1.4 " * 200)})
+    assert sent.status_code == 303
+    [text] = await _replies(web_env, tid)
+    first, link = text.split("\n")
+    assert first == "Here is your invoice." and "evil" not in text
+    match = re.fullmatch(r"in voice_1_\.pdf \(2 KB\): http://testserver(/files/[0-9a-f]{32}/in%20voice_1_\.pdf)", link)
+    assert match, link
+    got = await c.get(match.group(1))
+    assert got.status_code == 200 and got.content == b"%PDF-1.4 " * 200
+    assert "attachment" in got.headers["content-disposition"]
+    assert (await c.get("/files/" + "0" * 32 + "/x.pdf")).status_code == 404
+
+    page = (await c.get(f"/tickets/{tid}")).text
+    big = await c.post(
+        f"/tickets/{tid}/reply",
+        data={"csrf": _field(page, "csrf"), "form_key": _field(page, "form_key"), "text": "the scan"},
+        files={"file": ("scan.png", b"x" * (MAX_BYTES + 1))},
+    )
+    assert big.status_code == 422 and "scan.png is over 10 MB; nothing was sent." in big.text
+    assert await _replies(web_env, tid) == [text]

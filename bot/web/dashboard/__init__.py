@@ -12,9 +12,9 @@ from crm_store.errors import NotFound
 
 
 def install(app: FastAPI) -> None:
-    from bot.web.inbox import live, pages
+    from bot.web.inbox import live, pages, uploads
 
-    for module in (login, overview, contacts, customers, tickets, team, tiers, pages, live):
+    for module in (login, overview, contacts, customers, tickets, team, tiers, pages, live, uploads):
         app.include_router(module.router)
     app.add_exception_handler(TicketError, refused_page)
 

@@ -10,13 +10,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import UploadFile
 
 from bot.core.messages import clean_text
 from bot.tickets import STATUSES, Actor, TicketError, not_visible, parse_id
 from bot.web import ticket_actions as actions
 from bot.web.auth import Viewer
 from bot.web.dashboard.common import check_csrf, current_viewer, error_status, int_or_none, render
-from bot.web.inbox import forms
+from bot.web.inbox import forms, uploads
 from bot.web.sessions import read_session, write_session
 from crm_store.models import Customer, Ticket
 from crm_store.repositories import canned as canned_repo
@@ -134,7 +135,10 @@ def _step(action: str, actor: Actor, form: dict) -> actions.Step | None:
     """The core operation a ticket page form asks for."""
     if action == "reply":
         text, name = _text(form, "text", MAX_REPLY_CHARS), _text(form, "canned", 64)
-        return forms.canned_reply(actor, name) if name and not text else actions.reply(actor, text)
+        line = str(form.get("attachment_line", ""))  # set by `_attach`, never by the browser
+        if name and not text:
+            return forms.canned_reply(actor, name, line)
+        return actions.reply(actor, "\n".join(filter(None, [text, line])))
     if action == "transfer":
         queue = _text(form, "queue", 64)
         return actions.transfer(actor, queue) if queue else None
@@ -172,10 +176,23 @@ async def ticket_action(
     form = await check_csrf(request, viewer)
     anchor = {"notes": "#notes", "reply": "#transcript"}.get(action, "")
     try:
+        if action == "reply":
+            await _attach(request, form)
         step = _step(action, viewer.actor, form)
     except TicketError as refused:
         step = _refused(refused)
     return await _act(request, viewer, session, ticket_ref, step, anchor, forms.form_key_of(form))
+
+
+async def _attach(request: Request, form: dict) -> None:
+    """A reply's attached file, stored and named by its link at the end of the reply's text."""
+    form.pop("attachment_line", None)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return
+    settings = request.app.state.ctx.settings
+    stored = await uploads.store(settings.state_dir, upload)
+    form["attachment_line"] = stored.line(settings.web.public_url or str(request.base_url))
 
 
 def _refused(refused: TicketError) -> actions.Step:

@@ -77,14 +77,16 @@ def marked(step: Step, key: str) -> Step:
     return run
 
 
-def canned_reply(actor: Actor, name: str) -> Step:
-    """Reply with the canned response `name`, in the version for the customer's language."""
+def canned_reply(actor: Actor, name: str, suffix: str = "") -> Step:
+    """Reply with the canned response `name`, in the version for the customer's language (and `suffix`, an
+    attached file's line, after it)."""
 
     async def step(ticket: Ticket, ctx: BatchContext) -> Decision:
         customer = await customers_repo.get_customer(ctx.session, ticket.customer_id)
         chosen = await canned_repo.pick(ctx.session, name, customer.language)
         if chosen is None:
             raise TicketError(f"There is no canned response {name[:64]!r}; nothing was sent.", code="invalid")
-        return work.reply(ticket, actor, chosen.text, now=ctx.now, customer_name=customer.name or "")
+        text = "\n".join(filter(None, [chosen.text, suffix]))
+        return work.reply(ticket, actor, text, now=ctx.now, customer_name=customer.name or "")
 
     return step
