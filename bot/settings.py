@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -165,6 +165,20 @@ class WebSettings(BaseModel):
     """Prometheus presents this as a bearer token at /metrics; empty: only this machine may scrape."""
     metrics_port: int = 0
     """`tierdesk worker` (which has no web app) serves its own counters at this port's /metrics; 0: off."""
+    time_zone: str = "UTC"
+    """The business's time zone (an IANA name such as "Europe/Berlin"): the dashboard and inbox show times in it
+    and name it."""
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"web.time_zone {value!r} is not a time zone name such as 'Europe/Berlin'") from None
+        return value
 
 
 class ApiEndpointSettings(BaseModel):
