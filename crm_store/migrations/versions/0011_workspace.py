@@ -4,7 +4,7 @@ tests/crm_store/test_dashboard_plans.py):
 - Agents' replies to customers by contact time first: the figures count a range of days per agent, so the range
   is one contiguous slice of the index (the old (agent_id, created_at) partial index read every agent's part and
   the table's rows).
-- (status, assignee_id): routing's load per agent, open and pending tickets only.
+- (status, assignee_id, id): routing's load per agent (it counts ids), open and pending tickets only.
 - "Handled" (tickets resolved in the range per agent) reads (status, closed_at / solved_at) with the assignee and
   source in the index too: no table row per resolved ticket.
 - (status, id): the ticket queue by status, newest first, one page without reading other statuses' rows.
@@ -45,7 +45,7 @@ def _replies_index(name: str, columns: list[str]) -> None:
 def upgrade() -> None:
     op.drop_index("ix_contacts_agent_replies", table_name="contacts")
     _replies_index("ix_contacts_agent_replies_at", ["created_at", "agent_id"])
-    op.create_index("ix_tickets_status_assignee", "tickets", ["status", "assignee_id"])
+    op.create_index("ix_tickets_status_assignee", "tickets", ["status", "assignee_id", "id"])
     op.create_index("ix_tickets_status_id", "tickets", ["status", "id"])
     for column in ("closed_at", "solved_at"):
         op.drop_index(f"ix_tickets_status_{column[:-3]}", table_name="tickets")
