@@ -8,6 +8,7 @@ drains, and the database closes last.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import logging
 from collections.abc import Awaitable, Callable
@@ -35,9 +36,14 @@ Background = Callable[["App", asyncio.Event], Awaitable[None]]
 def freeze_startup_heap() -> None:
     """For a long-running process, once started: what startup built (modules, mappers, the NLU model, caches)
     lives as long as the process, so it leaves the collector's view. Full collections then scan only what
-    handling messages made, and pause for milliseconds instead of a tenth of a second."""
+    handling messages made, and pause for milliseconds instead of a tenth of a second. The memory startup used
+    and freed (the model file's read buffers, a thread's scratch) goes back to the system: glibc keeps it."""
     gc.collect()
     gc.freeze()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to hand back this way
+        pass
 
 
 class NotMigrated(RuntimeError):
