@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 
 
-def _templates() -> Environment:
+def _templates(time_zone: str = "UTC") -> Environment:
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
@@ -42,6 +42,8 @@ def _templates() -> Environment:
     from bot.web import formatting
 
     env.filters.update(formatting.FILTERS)
+    env.filters["dt"] = formatting.dt_in(time_zone)
+    env.globals["time_zone"] = time_zone
     return env
 
 
@@ -60,7 +62,7 @@ def create_web_app(app_ctx: Any) -> FastAPI:
     app.state.signer = SessionSigner(key)
     app.state.visitors = URLSafeSerializer(key, salt="tierdesk-visitor")
     warm_up_logins()  # login throttles live in the database; unknown emails cost as much as known ones
-    app.state.templates = _templates()
+    app.state.templates = _templates(settings.web.time_zone)
     app.add_middleware(SecurityHeaders, widget_origins=settings.web.widget_origins)
 
     from bot.web import channel_hooks, chat

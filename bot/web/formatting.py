@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 
 def dt(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "—"
+
+
+def dt_in(zone_name: str) -> Callable[[datetime | None], str]:
+    """The `dt` filter for the business's time zone: stored times are UTC (a naive one is read as UTC); the
+    page names the zone once, in its header."""
+    zone = ZoneInfo(zone_name)
+
+    def show(value: datetime | None) -> str:
+        if value is None:
+            return "—"
+        return dt((value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone))
+
+    return show
 
 
 def duration(seconds: float | None) -> str:

@@ -44,8 +44,8 @@ class Frame:
 
 def _place(value: Any) -> str:
     """A city from a time zone name like "Europe/Berlin"; anything unreadable is no place."""
-    if not isinstance(value, str) or len(value) > 64:
-        return ""
+    if not isinstance(value, str) or len(value) > 64 or "/" not in value or value.startswith("Etc/"):
+        return ""  # "UTC", "Etc/GMT+2": no place
     city = value.rsplit("/", 1)[-1].replace("_", " ").strip()
     return city if city.replace(" ", "").replace("-", "").isalpha() else ""
 

@@ -4,8 +4,10 @@ that change nothing when posted twice (a double click)."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from crm_store.models import Customer, Note, OutboxItem, Ticket, TicketEvent
@@ -138,3 +140,17 @@ async def test_a_reply_carries_an_attached_file_as_a_link_and_a_file_over_the_li
     )
     assert big.status_code == 422 and "scan.png is over 10 MB; nothing was sent." in big.text
     assert await _replies(web_env, tid) == [text]
+
+
+@pytest.mark.parametrize("web_env", [{"time_zone": "Europe/Berlin"}], indirect=True)
+async def test_times_are_shown_in_the_business_time_zone_and_the_zone_is_named(web_env):
+    await web_env.agent("Al")
+    tid = await _handed_off(web_env, "cust-4", "Hello")
+    async with web_env.app.sessions() as s, s.begin():
+        ticket = await s.get(Ticket, tid)
+        ticket.first_response_due = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)  # 13:00 in Berlin (winter)
+        ticket.resolution_due = datetime(2026, 7, 15, 12, 0, tzinfo=UTC)  # 14:00 in Berlin (summer)
+    await web_env.login("Al")
+    page = (await web_env.client.get(f"/tickets/{tid}")).text
+    assert "First reply due 2026-01-15 13:00" in page and "Resolution due 2026-07-15 14:00" in page
+    assert 'id="time-zone"' in page and "Europe/Berlin" in page

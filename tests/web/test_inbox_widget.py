@@ -14,6 +14,19 @@ from crm_store.models import Customer, Ticket
 from tests.web.test_webchat import open_visitor
 
 
+def test_a_place_is_the_city_of_a_time_zone_and_nothing_else():
+    from channels.webchat.frames import _place
+
+    assert [_place(z) for z in ("Europe/Berlin", "America/New_York", "UTC", "Etc/GMT+2", "<b>/x1", 5)] == [
+        "Berlin",
+        "New York",
+        "",
+        "",
+        "",
+        "",
+    ]
+
+
 def test_a_visitor_name_is_a_number_and_the_city_never_the_id():
     name = visitor_name("a3f9c2d4e5b6a7c8", "Berlin")
     assert re.fullmatch(r"Visitor \d{4}, Berlin", name) and "a3f9" not in name
