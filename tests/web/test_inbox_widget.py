@@ -49,7 +49,9 @@ async def test_agents_see_the_visitor_by_name_and_the_rating_buttons_close_the_l
     async with httpx.AsyncClient(base_url=live.base_url) as al:
         await live.login("Al", client=al)
         page = (await al.get(f"/tickets/{ticket.id}")).text
-        assert customer.name in page and visitor_id not in page
+        assert customer.name in page and visitor_id not in page and "web chat visitor" in page
+        card = await al.get(f"/customers/{customer.id}")
+        assert card.status_code == 200 and customer.name in card.text and visitor_id not in card.text
         token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
         key = re.search(r'name="form_key" value="([^"]+)"', page).group(1)
         closed = await al.post(f"/tickets/{ticket.id}/close", data={"csrf": token, "form_key": key})

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
 from bot.core.messages import clean_text
-from bot.tickets import STATUSES, Actor, TicketError, not_visible, parse_id
+from bot.tickets import STATUSES, Actor, TicketError, may_see_ticket, not_visible, parse_id
 from bot.web import ticket_actions as actions
 from bot.web.auth import Viewer
 from bot.web.dashboard.common import check_csrf, current_viewer, error_status, int_or_none, render
@@ -23,6 +23,7 @@ from crm_store.models import Customer, Ticket
 from crm_store.repositories import canned as canned_repo
 from crm_store.repositories import contacts as contacts_repo
 from crm_store.repositories import customers as customers_repo
+from crm_store.repositories import reports
 from crm_store.repositories import tickets as tickets_repo
 from crm_store.repositories import web as web_repo
 from crm_store.repositories.agents import list_agents
@@ -72,6 +73,10 @@ async def _page(request: Request, viewer: Viewer, session: AsyncSession, ticket:
         notes=await web_repo.notes_for(session, ticket_id=ticket.id),
         agents=agents, agent_names={a.id: a.name for a in agents}, form_key=forms.new_form_key(),
         canned=sorted({c.name for c in await canned_repo.list_all(session)}),
+        identities=await customers_repo.identities_of(session, ticket.customer_id),
+        value=await reports.customer_value(session, ticket.customer_id),
+        other_tickets=[t for t in await tickets_repo.customer_tickets(session, ticket.customer_id)
+                       if t.id != ticket.id and may_see_ticket(viewer.actor, t)][:5],
     )
 
 
