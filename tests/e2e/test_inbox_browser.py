@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import select
 
 from crm_store.models import Agent, Ticket
@@ -40,6 +41,7 @@ async def _shots(page, folder, name: str) -> None:
     await page.set_viewport_size({"width": 1280, "height": 900})
 
 
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)  # the browser's part is the same on SQLite
 async def test_two_agents_and_a_visitor_work_one_ticket_live(live, browser, tmp_path):  # noqa: F811
     await live.agent("Al", tiers=["potential"])
     await live.agent("Bo", tiers=["potential"])
