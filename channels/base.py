@@ -65,6 +65,9 @@ class ChannelTraits:
     """Replies thread on the earlier messages of the conversation: `reply_fields` gets their external ids."""
     bot_reply_cap_field: str = "bot_replies_per_sender_per_hour"
     """The field of the channel's section that caps the bot's answers to one sender per hour, if it has one."""
+    copies_media: bool = False
+    """A message received on this channel can be copied, media and all, to another chat of it (Telegram's
+    copyMessage): the desk shows a customer's photo to an agent as the photo, not as a line of text."""
 
     @classmethod
     def from_settings(cls, section: Any, *, send_only: bool = False) -> Any:

@@ -266,9 +266,10 @@ async def _tell_assignee(ctx: BatchContext, ticket: Ticket, msg: InboundMessage,
 
 
 def _show_media(ctx: BatchContext, msg: InboundMessage, key: str) -> None:
-    """A Telegram customer's photo, document, voice note or sticker goes to Telegram agents as that media."""
-    if msg.channel == "telegram" and media.has_media(msg.attachments) and msg.external_id.startswith("m"):
-        media.copy_to_telegram(ctx.outbox, key, msg.external_id)
+    """A customer's photo, document, voice note or sticker goes to agents on the same channel as that media,
+    where the channel can copy a message (Telegram)."""
+    if media.has_media(msg.attachments) and msg.external_id.startswith("m"):
+        media.copy_media(ctx.outbox, key, msg.channel, msg.external_id)
 
 
 async def _tell_edit(ctx: BatchContext, msg: InboundMessage, contact_id: int, original: Contact) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bot.core.messages import Attachment
+from channels.base import traits_of
 
 COPY_OF = "copy_of"
 """Outbox meta: the ``m{chat}:{message_id}`` of a Telegram message to copy to the recipient with this row."""
@@ -52,11 +53,16 @@ def has_media(attachments: Iterable[Attachment]) -> bool:
     return any(a.kind in MEDIA_KINDS and a.ref for a in attachments)
 
 
-def copy_to_telegram(rows: Iterable[dict[str, Any]], key_prefix: str, source: str, *, only: bool = False) -> int:
-    """Mark the Telegram outbox rows whose key starts with `key_prefix` to carry a copy of message `source`."""
+def copy_media(
+    rows: Iterable[dict[str, Any]], key_prefix: str, channel: str, source: str, *, only: bool = False
+) -> int:
+    """Mark the outbox rows on `channel` whose key starts with `key_prefix` to carry a copy of its message
+    `source` (a channel whose traits say it `copies_media`)."""
+    if not traits_of(channel).copies_media:
+        return 0
     marked = 0
     for row in rows:
-        if row["channel"] == "telegram" and row["idempotency_key"].startswith(key_prefix):
+        if row["channel"] == channel and row["idempotency_key"].startswith(key_prefix):
             row["meta"][COPY_OF] = source
             if only:
                 row["meta"][COPY_ONLY] = "1"

@@ -7,7 +7,7 @@ it (`bot.core.delivery_notices`), so an agent never reads "sent" for a message t
 from __future__ import annotations
 
 from bot.core.delivery_notices import CONFIRM_NAME, CONFIRM_TO
-from bot.desk.media import copy_to_telegram, has_media, said
+from bot.desk.media import copy_media, has_media, said
 from bot.desk.router import DeskCall, DeskError, DeskRouter
 from bot.tickets import lifecycle, work
 from crm_store.models import Ticket
@@ -66,7 +66,7 @@ async def send_reply(call: DeskCall, ticket: Ticket, text: str) -> None:
             row["meta"][CONFIRM_TO] = f"{call.msg.channel}:{call.msg.sender}"
             row["meta"][CONFIRM_NAME] = name[:80]
     if media:
-        copy_to_telegram(rows, prefix, call.msg.external_id, only=True)
+        copy_media(rows, prefix, call.msg.channel, call.msg.external_id, only=True)
 
 
 @router.command(

@@ -17,6 +17,7 @@ CLOSE_TOPIC = "close_forum_topic"
 
 class TelegramTraits(ChannelTraits):
     desk_rank = 2
+    copies_media = True
     """Agents work in Telegram first: buttons, replies to notices, forum topics."""
 
     @classmethod
