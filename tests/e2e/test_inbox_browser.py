@@ -82,6 +82,10 @@ async def test_two_agents_and_a_visitor_work_one_ticket_live(live, browser, tmp_
     await a2.wait_for_selector(f"#presence:has-text('{first} is viewing')")
     await a2.evaluate("window.__same = 1")
 
+    for key, focused in (("n", "note-text"), ("r", "reply-text")):  # shortcuts, outside any field
+        await a1.locator("h1").click()
+        await a1.keyboard.press(key)
+        assert await a1.evaluate("document.activeElement.id") == focused
     await a1.select_option("#canned", "shipped")
     label = {"name": "label.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4 shipping label " * 100}
     await a1.set_input_files("#reply-file", files=[label])

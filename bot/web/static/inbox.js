@@ -41,7 +41,7 @@
     if (typing(e.target) || e.altKey || e.ctrlKey || e.metaKey) return;
     const rows = [...document.querySelectorAll(".ticket-row a")];
     const keys = {
-      r: () => focus("#reply-text"), n: () => focus("#notes-form textarea"), t: () => submit("take-form"),
+      r: () => focus("#reply-text"), n: () => focus("#note-text"), t: () => submit("take-form"),
       c: () => focus("#close-form input[name=resolution]"), m: () => { location.href = "/inbox?view=mine"; },
       i: () => { location.href = "/inbox"; },
       j: () => { if (rows.length) { row = Math.min(row + 1, rows.length - 1); rows[row].focus(); } },
