@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from sqlalchemy import func, or_, select
-
 from bot.desk.media import said
 from bot.desk.queue import waited
 from bot.desk.router import DeskCall, DeskError, DeskRouter
@@ -42,19 +40,7 @@ def _scope(call: DeskCall) -> tuple[str, ...]:
 
 
 async def _customers(call: DeskCall, words: str) -> list[Customer]:
-    pattern = "%" + words.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    tier = func.coalesce(Customer.manual_tier, Customer.tier)
-    stmt = select(Customer).where(
-        Customer.merged_into_id.is_(None),
-        Customer.erased_at.is_(None),
-        or_(
-            func.lower(Customer.name).like(pattern, escape="\\"),
-            func.lower(Customer.external_ref).like(pattern, escape="\\"),
-        ),
-    )
-    if scope := _scope(call):
-        stmt = stmt.where(tier.in_(scope))
-    return list(await call.ctx.session.scalars(stmt.order_by(Customer.id).limit(FOUND_LINES + 1)))
+    return await desk_repo.find_customers(call.ctx.session, words, _scope(call), limit=FOUND_LINES + 1)
 
 
 @router.command("find", "f", usage="/find <words>", help="search the customers and messages you may see")

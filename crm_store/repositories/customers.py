@@ -282,3 +282,11 @@ async def tier_of(session: AsyncSession, customer_id: int | None) -> str | None:
     if customer_id is None:
         return None
     return await session.scalar(select(Customer.tier).where(Customer.id == customer_id))
+
+
+async def customers_by_id(session: AsyncSession, ids: Iterable[int]) -> dict[int, Customer]:
+    """The customers of a page of tickets, in one query."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {c.id: c for c in await session.scalars(select(Customer).where(Customer.id.in_(wanted)))}

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Agent, Customer, Ticket
 from crm_store.repositories._sql import chunks
+from crm_store.repositories.text_match import contains_pattern
 
 ACTIVE = ("open", "pending")
 
@@ -89,3 +90,21 @@ async def set_topic_refs(session: AsyncSession, topics: dict[int, str]) -> None:
             .values(topic_ref=topic_ref[:64])
             .execution_options(synchronize_session=False)
         )
+
+
+async def find_customers(session: AsyncSession, words: str, tiers: tuple[str, ...], *, limit: int) -> list[Customer]:
+    """Live customers whose name or external reference contains `words` (any case), within `tiers` (() is
+    every tier), oldest first."""
+    pattern = contains_pattern(words.lower())
+    tier = func.coalesce(Customer.manual_tier, Customer.tier)
+    stmt = select(Customer).where(
+        Customer.merged_into_id.is_(None),
+        Customer.erased_at.is_(None),
+        or_(
+            func.lower(Customer.name).like(pattern, escape="\\"),
+            func.lower(Customer.external_ref).like(pattern, escape="\\"),
+        ),
+    )
+    if tiers:
+        stmt = stmt.where(tier.in_(tiers))
+    return list(await session.scalars(stmt.order_by(Customer.id).limit(limit)))

@@ -91,14 +91,18 @@ def fts_terms(q: str) -> list[str]:
     return q.split()[:MAX_TERMS]
 
 
-def _like(term: str) -> str:
+def contains_pattern(term: str) -> str:
+    """A LIKE pattern (escape character backslash) matching text that contains `term` as written."""
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+
 
 
 def _substring(column: Any, term: str) -> Any:
     # SQLite's LIKE folds ASCII case only: also try the usual spellings of other scripts (lower, upper, title).
     variants = {term} if term.isascii() else {term, term.lower(), term.upper(), term.capitalize()}
-    return or_(*(column.like(_like(v), escape="\\") for v in sorted(variants)))
+    return or_(*(column.like(contains_pattern(v), escape="\\") for v in sorted(variants)))
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,7 @@ class TextQuery:
         if self.postgres:
             query = self.tsquery
             if not query:  # no word at all (punctuation only): a plain substring
-                return contact.text.ilike(_like(self.q), escape="\\")
+                return contact.text.ilike(contains_pattern(self.q), escape="\\")
             column = tsv if tsv is not None else literal_column("contacts.search_tsv")
             return column.op("@@")(func.to_tsquery(literal_column(_CFG), query))
         return and_(*(_substring(contact.text, t) for t in fts_terms(self.q)))

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from crm_store.errors import NotFound
-from crm_store.models import Note, Ticket, TicketEvent, now
+from crm_store.models import Contact, Note, Ticket, TicketEvent, now
 from crm_store.repositories._sql import chunks, dialect, in_values, is_pg, next_id
 
 ACTIVE = ("open", "pending")
@@ -187,3 +187,24 @@ async def notes_of(session: AsyncSession, customer_id: int, *, limit: int = 10) 
         .limit(limit)
     )
     return list(rows)
+
+
+async def active_groups(session: AsyncSession) -> list[tuple[str, str, int | None, str, int]]:
+    """(queue, tier at open, assignee, status, tickets) of the open and pending tickets: one grouped read that a
+    caller filters by what its viewer may see."""
+    rows = await session.execute(
+        select(Ticket.queue, Ticket.tier_at_open, Ticket.assignee_id, Ticket.status, func.count())
+        .where(Ticket.status.in_(ACTIVE))
+        .group_by(Ticket.queue, Ticket.tier_at_open, Ticket.assignee_id, Ticket.status)
+    )
+    return [tuple(row) for row in rows.all()]
+
+
+async def ticket_marks(session: AsyncSession, ticket_id: int) -> tuple[Any, ...]:
+    """The newest contact, event and note ids of a ticket and when it last changed: a few numbers that change
+    whenever its page would."""
+    contacts = await session.scalar(select(func.max(Contact.id)).where(Contact.ticket_id == ticket_id))
+    events = await session.scalar(select(func.max(TicketEvent.id)).where(TicketEvent.ticket_id == ticket_id))
+    notes = await session.scalar(select(func.max(Note.id)).where(Note.ticket_id == ticket_id))
+    updated = await session.scalar(select(Ticket.updated_at).where(Ticket.id == ticket_id))
+    return contacts, events, notes, str(updated)

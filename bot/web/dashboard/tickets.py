@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
@@ -19,7 +18,7 @@ from bot.web.auth import Viewer
 from bot.web.dashboard.common import check_csrf, current_viewer, error_status, int_or_none, render
 from bot.web.inbox import forms, uploads
 from bot.web.sessions import read_session, write_session
-from crm_store.models import Customer, Ticket
+from crm_store.models import Ticket
 from crm_store.repositories import canned as canned_repo
 from crm_store.repositories import contacts as contacts_repo
 from crm_store.repositories import customers as customers_repo
@@ -46,7 +45,7 @@ async def ticket_list(
         assignee_id=viewer.agent_id if mine else int_or_none(params.get("agent")),
     )
     ids = {t.customer_id for t in tickets}
-    customers = {c.id: c for c in await session.scalars(select(Customer).where(Customer.id.in_(ids)))} if ids else {}
+    customers = await customers_repo.customers_by_id(session, ids)
     agents = await list_agents(session)
     return render(request, "tickets.html", viewer, tickets=tickets, customers=customers,
                   agent_names={a.id: a.name for a in agents}, status=status, mine=mine, statuses=STATUSES,

@@ -15,13 +15,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import func, select
 
 from bot.web import ticket_actions as actions
 from bot.web.auth import Viewer
 from bot.web.dashboard.common import current_viewer, int_or_none
 from bot.web.inbox.pages import inbox_counts
-from crm_store.models import Contact, Note, Ticket, TicketEvent
+from crm_store.repositories import tickets as tickets_repo
 
 router = APIRouter(include_in_schema=False)
 POLL_S = 1.0
@@ -39,15 +38,6 @@ def _frame(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-async def _ticket_state(session: Any, ticket_id: int) -> tuple:
-    """What the ticket page shows, as a few numbers that change whenever it would."""
-    contacts = await session.scalar(select(func.max(Contact.id)).where(Contact.ticket_id == ticket_id))
-    events = await session.scalar(select(func.max(TicketEvent.id)).where(TicketEvent.ticket_id == ticket_id))
-    notes = await session.scalar(select(func.max(Note.id)).where(Note.ticket_id == ticket_id))
-    updated = await session.scalar(select(Ticket.updated_at).where(Ticket.id == ticket_id))
-    return contacts, events, notes, str(updated)
-
-
 async def _stream(request: Request, viewer: Viewer, ticket_id: int | None) -> AsyncIterator[bytes]:
     sessions = request.app.state.ctx.sessions
     stream_id = next(_streams)
@@ -62,7 +52,7 @@ async def _stream(request: Request, viewer: Viewer, ticket_id: int | None) -> As
                 counts = await inbox_counts(session, viewer.actor)
                 now = {"queues": {"queues": counts.queues, "mine": counts.mine, "unassigned": counts.unassigned}}
                 if ticket_id is not None:
-                    now["ticket"] = await _ticket_state(session, ticket_id)
+                    now["ticket"] = await tickets_repo.ticket_marks(session, ticket_id)
                     now["presence"] = viewers_of(ticket_id, besides=viewer.name)
             sent = False
             for name, value in now.items():

@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.tickets import ACTIVE, Actor, may_see_ticket
@@ -16,7 +15,9 @@ from bot.web import ticket_actions as actions
 from bot.web.auth import Viewer
 from bot.web.dashboard.common import current_viewer, render
 from bot.web.sessions import read_session
-from crm_store.models import Customer, Ticket
+from crm_store.models import Ticket
+from crm_store.repositories import customers as customers_repo
+from crm_store.repositories import tickets as tickets_repo
 from crm_store.repositories.agents import list_agents
 
 router = APIRouter(include_in_schema=False)
@@ -34,11 +35,7 @@ class Counts:
 
 async def inbox_counts(session: AsyncSession, actor: Actor) -> Counts:
     """One grouped read of the active tickets; each group is kept when the core lets `actor` see it."""
-    rows = await session.execute(
-        select(Ticket.queue, Ticket.tier_at_open, Ticket.assignee_id, Ticket.status, func.count())
-        .where(Ticket.status.in_(ACTIVE))
-        .group_by(Ticket.queue, Ticket.tier_at_open, Ticket.assignee_id, Ticket.status)
-    )
+    rows = await tickets_repo.active_groups(session)
     queues: dict[str, dict[str, int]] = {}
     mine = unassigned = 0
     for queue, tier, assignee, status, n in rows:
@@ -67,7 +64,7 @@ async def inbox(
         tickets.extend(shown)
     tickets.sort(key=lambda t: (t.priority or 9, t.id))
     ids = {t.customer_id for t in tickets}
-    customers = {c.id: c for c in await session.scalars(select(Customer).where(Customer.id.in_(ids)))} if ids else {}
+    customers = await customers_repo.customers_by_id(session, ids)
     agents = await list_agents(session)
     return render(
         request,
