@@ -68,6 +68,9 @@ class ChannelTraits:
     copies_media: bool = False
     """A message received on this channel can be copied, media and all, to another chat of it (Telegram's
     copyMessage): the desk shows a customer's photo to an agent as the photo, not as a line of text."""
+    takes_files: str = ""
+    """How a file reaches a recipient on this channel: "attach" (sent with the message: a mail attachment, a
+    Telegram document), "link" (a link in the text to the web app's copy: web chat), "" (it cannot)."""
 
     @classmethod
     def from_settings(cls, section: Any, *, send_only: bool = False) -> Any:

@@ -4,17 +4,18 @@ can, otherwise route the ticket to a human by tier and tell everyone who needs t
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import timedelta
 
 from bot.assistant import clarify
 from bot.assistant.responder import BotTurn
 from bot.assistant.texts import say
+from bot.core import attachments as media
 from bot.core.forum import post_to_forum
 from bot.core.messages import InboundMessage
 from bot.core.outbound import BatchContext, bot_reply_cap, notify_agents, reply_to_customer
-from bot.desk import media
 from bot.identity import carries_identity, looks_like_code
-from bot.tickets import BOT, CUSTOMER, DEFAULT_RULES, MAX_ID, TicketError, apply, lifecycle
+from bot.tickets import BOT, CUSTOMER, DEFAULT_RULES, MAX_ID, CustomerMessage, Decision, TicketError, apply, lifecycle
 from bot.tickets.handoff import Handoff
 from bot.tickets.handoff import hand_off as tickets_handoff
 from crm_store.models import Contact, Ticket
@@ -127,23 +128,25 @@ def _ticket_fields(ctx: BatchContext, msg: InboundMessage, customer_id: int) -> 
     )
 
 
-async def ticket_for(ctx: BatchContext, msg: InboundMessage, customer_id: int) -> tuple[Ticket, bool]:
-    """The conversation this message belongs to; returns (ticket, opened_now)."""
+async def ticket_for(ctx: BatchContext, msg: InboundMessage, customer_id: int) -> tuple[Ticket, str | None]:
+    """The conversation this message belongs to; returns (ticket, its status before the message), the status
+    None when the ticket was opened now."""
     ticket = await find_thread(ctx, msg, customer_id) or ctx.active.get(customer_id)
     if ticket is None and _reusable(ctx, ctx.latest.get(customer_id)):
         ticket = ctx.latest[customer_id]
     if ticket is not None:
+        was = ticket.status
         wrote = lifecycle.customer_wrote(ticket, now=ctx.now, thread_named=ticket.id == _thread_id(msg))
         await apply(ctx, ticket, wrote, CUSTOMER, cause=f"m{msg.channel}:{msg.external_id}")
         if ticket.status != "closed":
             ctx.active[customer_id] = ticket
-            return ticket, False
+            return ticket, was
     ticket = await tickets_repo.open_ticket(ctx.session, **_ticket_fields(ctx, msg, customer_id))
     tickets_repo.add_event(ctx.session, ticket.id, "opened", actor="customer", at=ticket.created_at,
                            channel=msg.channel)
     ctx.active[customer_id] = ctx.latest[customer_id] = ticket
     ctx.opened.add(ticket.id)
-    return ticket, True
+    return ticket, None
 
 
 def _thread_id(msg: InboundMessage) -> int | None:
@@ -169,7 +172,7 @@ async def handle_customer_message(ctx: BatchContext, msg: InboundMessage, contac
         return chose
     if not msg.text.strip() and all(a.kind == "contact" for a in msg.attachments):
         return _nothing_to_read(ctx, msg, customer_id, contact_id)
-    ticket, _opened = await ticket_for(ctx, msg, customer_id)
+    ticket, was = await ticket_for(ctx, msg, customer_id)
     facts = ctx.facts.get(customer_id, {})
     turn = _understand(ctx, msg, facts.get("language"))
     update = {"id": contact_id, "ticket_id": ticket.id}
@@ -183,6 +186,7 @@ async def handle_customer_message(ctx: BatchContext, msg: InboundMessage, contac
     language = facts.get("language") or turn.language
     if ticket.handoff_reason is not None:
         await _tell_assignee(ctx, ticket, msg, contact_id, facts)
+        await _acknowledge_followup(ctx, ticket, msg, contact_id, was, language)
         return ticket.id
     if turn.answer and not wants_no_auto_reply(msg) and await _bot_may_answer(ctx, customer_id, msg.channel):
         answered = lifecycle.bot_answered(ticket, turn.answer, intent=turn.intent, now=ctx.now)
@@ -265,11 +269,47 @@ async def _tell_assignee(ctx: BatchContext, ticket: Ticket, msg: InboundMessage,
     _show_media(ctx, msg, f"c{contact_id}:fwd")
 
 
+FOLLOWUP_ACKED = "followup_acked"
+"""Ticket event: the customer was told their follow-up joined the ticket (once per waiting spell)."""
+SPELL_STARTS = ("routed", "replied")
+"""Ticket events after which the customer waits for a person anew: the hand-off, and each reply by a person."""
+
+
+def followup_ack_due(status_before: str | None, event_kinds: Sequence[str]) -> bool:
+    """Whether a customer's message on a ticket already with people is acknowledged ("added to T-12").
+
+    Once per waiting spell: a spell starts when the ticket is handed off (the hand-off's own acknowledgement
+    names the ticket) or when a person replies; the first follow-up within it is acknowledged, later ones are
+    not. A message on a ticket that was waiting for the customer (pending: a person replied or asked) is their
+    answer to that person, who is in the conversation and sees it: it starts the next spell unacknowledged."""
+    if status_before is None or status_before == "pending":
+        return False
+    for kind in reversed(event_kinds):
+        if kind == FOLLOWUP_ACKED:
+            return False
+        if kind in SPELL_STARTS:
+            return True
+    return True
+
+
+async def _acknowledge_followup(ctx: BatchContext, ticket: Ticket, msg: InboundMessage, contact_id: int,
+                                status_before: str | None, language: str | None) -> None:
+    """Tell the customer, in their language, that their follow-up joined the ticket, when `followup_ack_due`
+    (the event look-up only for a message that may need it)."""
+    if status_before in (None, "pending") or not ctx.settings.dispatch.ack_new_ticket or wants_no_auto_reply(msg):
+        return
+    kinds = [e.kind for e in await tickets_repo.ticket_events(ctx.session, ticket.id)]
+    if not followup_ack_due(status_before, kinds):
+        return
+    text = say("followup_added", language, ticket=ticket.id)
+    acked = Decision(to_customer=[CustomerMessage(text, "added", optional=True)]).event(FOLLOWUP_ACKED)
+    await apply(ctx, ticket, acked, BOT, cause=f"c{contact_id}", inbound=msg)
+
+
 def _show_media(ctx: BatchContext, msg: InboundMessage, key: str) -> None:
     """A customer's photo, document, voice note or sticker goes to agents on the same channel as that media,
-    where the channel can copy a message (Telegram)."""
-    if media.has_media(msg.attachments) and msg.external_id.startswith("m"):
-        media.copy_media(ctx.outbox, key, msg.channel, msg.external_id)
+    where the channel can copy a message (Telegram), and as the file where it came as an upload (web chat)."""
+    media.show_media(ctx.outbox, msg, key)
 
 
 async def _tell_edit(ctx: BatchContext, msg: InboundMessage, contact_id: int, original: Contact) -> None:

@@ -153,6 +153,20 @@ class Button:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboundFile:
+    """A file that goes with an outbound message, its bytes loaded by the outbox just before the send."""
+
+    name: str
+    mime: str
+    data: bytes
+    kind: str = "document"  # photo or document
+
+    @property
+    def is_photo(self) -> bool:
+        return self.kind == "photo" or self.mime in ("image/jpeg", "image/png")
+
+
+@dataclass(frozen=True, slots=True)
 class OutboundMessage:
     """One thing we send. `idempotency_key` makes a retried delivery recognisable on both sides."""
 
@@ -166,6 +180,8 @@ class OutboundMessage:
     subject: str = ""
     meta: tuple[tuple[str, str], ...] = ()
     """Channel-specific extras (email threading headers, Telegram parse mode, ...)."""
+    files: tuple[OutboundFile, ...] = ()
+    """Files to send with the text (a channel whose traits say it `takes_files`)."""
 
     def meta_value(self, key: str, default: str = "") -> str:
         return dict(self.meta).get(key, default)

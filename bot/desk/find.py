@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from bot.desk.media import said
+from bot.core.attachments import said
 from bot.desk.queue import waited
 from bot.desk.router import DeskCall, DeskError, DeskRouter
 from crm_store.models import Customer

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC
 
+from bot.core.attachments import said
 from bot.core.messages import Button
 from bot.desk.access import customer_by_number, visible_customer
-from bot.desk.media import said
 from bot.desk.router import DeskCall, DeskError, DeskRouter
 from bot.routing import tier_history
 from bot.tickets import SUPERVISOR_ROLES

@@ -1,70 +1,94 @@
-"""Attachments on the desk: how one reads in a line of text, and the Telegram copy that shows it as media.
+"""An agent's photo or document for a customer, on whatever channel the customer writes from.
 
-A customer's photo, document, voice note or sticker reaches an agent on Telegram as the media itself: the outbox
-row of the notice names the customer's message (``copy_of``) and the Telegram sender copies it
-(``copyMessage``: no download, no upload, the bot's own file ids). An agent's photo or document reaches a
-Telegram customer the same way; other channels get the line of text (`attachment_label`).
+To a customer on the agent's own channel (Telegram) the agent's message is copied (``copyMessage``). To a mail
+customer the file goes as a MIME attachment, to a web chat visitor as a link in the reply (the web inbox's
+way): the outbox row names the file (its Telegram file id) and the outbox fetches it when it sends
+(`bot.core.attachments.OutboxFiles`). Anything else is refused before anything is written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from bot.core.messages import Attachment
+from bot.core.attachments import (
+    MAX_FILE_BYTES,
+    attach_files,
+    copy_media,
+    file_link,
+    file_name,
+    file_spec,
+    has_media,
+    new_token,
+    said,
+)
+from bot.desk.router import DeskCall, DeskError
 from channels.base import traits_of
+from crm_store.models import Ticket
+from crm_store.repositories import contacts as contacts_repo
 
-COPY_OF = "copy_of"
-"""Outbox meta: the ``m{chat}:{message_id}`` of a Telegram message to copy to the recipient with this row."""
-COPY_ONLY = "copy_only"
-"""Outbox meta "1": the copy is the message (its caption is the text); the row's text is not sent as well."""
-MEDIA_KINDS = frozenset({"photo", "document", "voice", "audio", "video", "video_note", "animation", "sticker"})
-
-
-def size_label(size: int) -> str:
-    if size < 1024:
-        return f"{size} B"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.0f} KB"
-    return f"{size / 1024 / 1024:.1f} MB"
+MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+"""The largest file a bot may fetch from Telegram: an agent's attachment over it is refused, not cut."""
 
 
-def attachment_label(a: Attachment | Mapping[str, Any]) -> str:
-    """ "[photo: receipt.jpg, 120 KB]", "[voice: 9 KB]", "[sticker: 😀]": what an attachment is, in a line."""
-    get = a.get if isinstance(a, Mapping) else lambda key, default=None: getattr(a, key, default)
-    kind = str(get("kind", "") or "file")
-    name = str(get("name", "") or "")
-    size = get("size", 0)
-    details = [name] if name and kind not in ("location",) else []
-    if isinstance(size, int) and size > 0:
-        details.append(size_label(size))
-    if kind == "location" and get("ref"):
-        details = [str(get("ref"))]
-    return f"[{kind}: {', '.join(details)}]" if details else f"[{kind}]"
+@dataclass
+class AgentFiles:
+    """How the agent's media goes to the customer: copied (same channel) or as files named in the rows."""
+
+    source: str
+    """The agent's message (``m{chat}:{id}``), copied as it is."""
+    channel: str
+    copy: bool
+    specs: list[dict[str, Any]] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+
+    def text(self, text: str, attachments: Any) -> str:
+        """The reply's text: the agent's words (or the files' labels), and the links a web chat visitor opens."""
+        return "\n".join(filter(None, [text or said("", attachments), *self.links]))
+
+    def mark(self, rows: list[dict[str, Any]], prefix: str, from_channel: str) -> None:
+        rows = [r for r in rows if r["audience"] == "customer"]
+        if self.copy:
+            copy_media(rows, prefix, from_channel, self.source, only=True)
+        else:
+            attach_files(rows, prefix, self.specs)
 
 
-def said(text: str, attachments: Iterable[Attachment | Mapping[str, Any]]) -> str:
-    """The text of a message with its attachments named after it; "(no text)" only when there is nothing."""
-    labels = " ".join(attachment_label(a) for a in attachments)
-    return " ".join(part for part in (text.strip(), labels) if part) or "(no text)"
-
-
-def has_media(attachments: Iterable[Attachment]) -> bool:
-    return any(a.kind in MEDIA_KINDS and a.ref for a in attachments)
-
-
-def copy_media(
-    rows: Iterable[dict[str, Any]], key_prefix: str, channel: str, source: str, *, only: bool = False
-) -> int:
-    """Mark the outbox rows on `channel` whose key starts with `key_prefix` to carry a copy of its message
-    `source` (a channel whose traits say it `copies_media`)."""
-    if not traits_of(channel).copies_media:
-        return 0
-    marked = 0
-    for row in rows:
-        if row["channel"] == channel and row["idempotency_key"].startswith(key_prefix):
-            row["meta"][COPY_OF] = source
-            if only:
-                row["meta"][COPY_ONLY] = "1"
-            marked += 1
-    return marked
+async def agent_files(call: DeskCall, ticket: Ticket) -> AgentFiles | None:
+    """The agent's media for the customer of `ticket`, None when the message has none; a `DeskError` (nothing
+    written) when it cannot reach them: too big, not from a channel that keeps files, a channel without files."""
+    media = [a for a in call.msg.attachments if a.kind not in ("contact", "location")]
+    if not media:
+        return None
+    too_big = [a for a in media if a.size > MAX_ATTACHMENT_BYTES]
+    if too_big:
+        raise DeskError(
+            f"{said('', too_big)} is over {MAX_ATTACHMENT_BYTES // 1024 // 1024} MB; nothing was sent to T-{ticket.id}."
+        )
+    origin = call.msg.channel
+    if not traits_of(origin).copies_media or not has_media(media):
+        raise DeskError("Attachments can be sent from Telegram only; nothing was sent.")
+    last = await contacts_repo.last_inbound(call.ctx.session, ticket.id)
+    channel = last.channel if last else ticket.channel
+    if channel == origin:
+        return AgentFiles(call.msg.external_id, channel, copy=True)
+    how = traits_of(channel).takes_files
+    if not how:
+        raise DeskError(
+            f"The customer of T-{ticket.id} writes via {channel}, which takes no files; nothing was sent. "
+            f"/reply {ticket.id} <text> sends words."
+        )
+    too_big = [a for a in media if a.size > MAX_FILE_BYTES]
+    if too_big:
+        raise DeskError(
+            f"{said('', too_big)} is over {MAX_FILE_BYTES // 1024 // 1024} MB, the largest file sent on by "
+            f"{channel}; nothing was sent to T-{ticket.id}."
+        )
+    files = AgentFiles(call.msg.external_id, channel, copy=False)
+    base = call.ctx.settings.web.public_url or ""
+    for a in media:
+        token = new_token() if how == "link" else ""
+        files.specs.append(file_spec(a, origin, token))
+        if token:
+            files.links.append(file_link(base, token, file_name(a), a.size))
+    return files

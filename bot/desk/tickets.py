@@ -7,52 +7,21 @@ it (`bot.core.delivery_notices`), so an agent never reads "sent" for a message t
 from __future__ import annotations
 
 from bot.core.delivery_notices import CONFIRM_NAME, CONFIRM_TO
-from bot.desk.media import copy_media, has_media, said
-from bot.desk.router import DeskCall, DeskError, DeskRouter
+from bot.desk.media import agent_files
+from bot.desk.router import DeskCall, DeskRouter
 from bot.tickets import lifecycle, work
 from crm_store.models import Ticket
-from crm_store.repositories import contacts as contacts_repo
 from crm_store.repositories import customers as customers_repo
 
 router = DeskRouter(__name__)
-MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
-"""The largest file a bot may fetch from Telegram: an agent's attachment over it is refused, not cut."""
-
-
-def _check_media(call: DeskCall, ticket: Ticket) -> bool:
-    """Whether the agent's message carries media for the customer; refuses what cannot be delivered."""
-    media = [a for a in call.msg.attachments if a.kind not in ("contact", "location")]
-    if not media:
-        return False
-    too_big = [a for a in media if a.size > MAX_ATTACHMENT_BYTES]
-    if too_big:
-        raise DeskError(
-            f"{said('', too_big)} is over {MAX_ATTACHMENT_BYTES // 1024 // 1024} MB; nothing was sent to T-{ticket.id}."
-        )
-    if call.msg.channel != "telegram" or not has_media(media):
-        raise DeskError("Attachments can be sent from Telegram only; nothing was sent.")
-    return True
-
-
-async def _media_reaches(call: DeskCall, ticket: Ticket) -> None:
-    """Media goes to Telegram customers only (as a copy); to anyone else it would arrive as a line of text, so
-    it is refused before anything is written. The channel is the one the reply goes to (`address_customer`)."""
-    last = await contacts_repo.last_inbound(call.ctx.session, ticket.id)
-    channel = last.channel if last else ticket.channel
-    if channel != "telegram":
-        raise DeskError(
-            f"The customer of T-{ticket.id} writes via {channel}: attachments reach Telegram "
-            f"customers only; nothing was sent. /reply {ticket.id} <text> sends words."
-        )
 
 
 async def send_reply(call: DeskCall, ticket: Ticket, text: str) -> None:
     """The agent's words (and photo or document) to the ticket's customer, from /reply, /canned or a plain
     reply to the ticket's message."""
-    media = _check_media(call, ticket)
-    if media:
-        await _media_reaches(call, ticket)
-        text = text or said("", call.msg.attachments)
+    files = await agent_files(call, ticket)
+    if files:
+        text = files.text(text, call.msg.attachments)
     customer = await customers_repo.get_customer(call.ctx.session, ticket.customer_id)
     name = customer.name or "the customer"
     decision = work.reply(ticket, call.actor, text, now=call.ctx.now, customer_name=customer.name)
@@ -65,8 +34,8 @@ async def send_reply(call: DeskCall, ticket: Ticket, text: str) -> None:
         if row["idempotency_key"].startswith(prefix) and row["audience"] == "customer":
             row["meta"][CONFIRM_TO] = f"{call.msg.channel}:{call.msg.sender}"
             row["meta"][CONFIRM_NAME] = name[:80]
-    if media:
-        copy_media(rows, prefix, call.msg.channel, call.msg.external_id, only=True)
+    if files:
+        files.mark(rows, prefix, call.msg.channel)
 
 
 @router.command(
