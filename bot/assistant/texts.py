@@ -8,6 +8,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "感谢您的留言。我们的客服人员会尽快在这里回复您。您的工单号是 T-{ticket}。",
         "ru": "Спасибо за сообщение. Наш сотрудник скоро ответит вам здесь. Номер вашего обращения: T-{ticket}.",
     },
+    "followup_added": {
+        "en": "Thanks, we've added this to T-{ticket}; an agent will reply here.",
+        "zh": "谢谢，我们已将这条消息添加到 T-{ticket}；客服人员会在这里回复您。",
+        "ru": "Спасибо, мы добавили это к обращению T-{ticket}; сотрудник ответит вам здесь.",
+    },
     "empty_message": {
         "en": "We received an empty message. Please write your question as text.",
         "zh": "我们收到了一条空消息。请用文字写下您的问题。",
