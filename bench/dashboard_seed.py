@@ -10,6 +10,7 @@ one statement per table, for comparison. Each phase is timed.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -43,10 +44,19 @@ DESK_EVERY = 8  # a trial's log held about a quarter; a busy desk's customers ou
 AGENTS = 20
 TABLES = ("customers", "tickets", "contacts")
 CHUNK = 500_000
+HASH = {1: 2654435761, 2: 2246822519, 3: 3266489917}
+"""Multiplicative hashes (one per property: owner, opening time, channel) that spread ids over [0, 2^32)."""
+SKEW = 2
+"""Customer k's share of tickets and contacts falls as k^(1/SKEW - 1): customer 1 of a million has thousands of
+contacts, the median one a handful, as with a few key accounts among many one-off buyers."""
+INDEX_MEMORY = "1GB"
+"""Per index build: a ten-million-row sort, or the text index's posting lists, in memory instead of spilled runs."""
+CHANNELS = ((0.45, "telegram"), (0.8, "email"), (1.0, "webchat"))
 
 
 def _sql(kind: str) -> dict[str, str]:
-    """Dialect pieces for the generators: a uniform random in [0,1), a random int below n, a timestamp."""
+    """Dialect pieces for the generators: a uniform random in [0,1), a random int below n, a timestamp, and `u`, a
+    uniform in [0,1) that is a fixed function of an integer (so a contact can name its ticket's customer)."""
     if kind == "postgresql":
         return {
             "r": "random()",
@@ -56,6 +66,10 @@ def _sql(kind: str) -> dict[str, str]:
             "pre": "",
             "json": "jsonb_build_object('intent', {v})",
             "plus_s": "({t}) + ({s}) * interval '1 second'",
+            "u": "((({v})::bigint * {salt}) % 4294967296)::float8 / 4294967296",
+            "int": "floor({v})::bigint",
+            "before": "now() - ({f}) * interval '{d} days'",
+            "least_now": "least(now(), {t})",
         }
     return {
         "r": "(abs(random()) % 1000000) / 1000000.0",
@@ -65,6 +79,10 @@ def _sql(kind: str) -> dict[str, str]:
         "pre": "WITH RECURSIVE s(g) AS (SELECT {lo} UNION ALL SELECT g + 1 FROM s WHERE g < {hi}) ",
         "json": "json_object('intent', {v})",
         "plus_s": "datetime({t}, '+' || CAST({s} AS INTEGER) || ' seconds')",
+        "u": "((({v}) * {salt}) % 4294967296) / 4294967296.0",
+        "int": "CAST({v} AS INTEGER)",
+        "before": "datetime('now', '-' || CAST(({f}) * {d} * 86400 AS INTEGER) || ' seconds')",
+        "least_now": "min(datetime('now'), {t})",
     }
 
 
@@ -72,6 +90,24 @@ def _pick(kind: str, values: tuple[str, ...]) -> str:
     d = _sql(kind)
     cases = " ".join(f"WHEN {i} THEN '{v}'" for i, v in enumerate(values))
     return f"(CASE {d['ri'].format(n=len(values))} {cases} END)"
+
+
+def _owner(kind: str, ticket: str, customers: int) -> str:
+    """The customer of a ticket id: a fixed, skewed function of it (see SKEW), so a contact on a ticket can name
+    the ticket's customer without reading the tickets."""
+    u = _sql(kind)["u"].format(v=ticket, salt=HASH[1])
+    return "(1 + " + _sql(kind)["int"].format(v=f"{customers} * {' * '.join([u] * SKEW)}") + ")"
+
+
+def _opened(kind: str, ticket: str) -> str:
+    """When a ticket was opened: a fixed function of its id, uniform over the last DAYS days."""
+    d = _sql(kind)
+    return d["before"].format(f=d["u"].format(v=ticket, salt=HASH[2]), d=DAYS)
+
+
+def _channel_of(kind: str, fraction: str) -> str:
+    cases = " ".join(f"WHEN {fraction} < {share} THEN '{name}'" for share, name in CHANNELS[:-1])
+    return f"(CASE {cases} ELSE '{CHANNELS[-1][1]}' END)"
 
 
 def statement(kind: str, table: str, lo: int, hi: int, customers: int, tickets: int) -> str:
@@ -83,7 +119,6 @@ def statement(kind: str, table: str, lo: int, hi: int, customers: int, tickets: 
         "(CASE WHEN x < 0.03 THEN 'VIP' WHEN x < 0.15 THEN 'important' WHEN x < 0.6 THEN 'ordinary' "
         "ELSE 'potential' END)"
     )
-    cust = f"(1 + {d['ri'].format(n=customers)})"
     if table == "agents":
         return (
             f"{pre}INSERT INTO agents (id, name, role, tiers, queues, languages, skills, capacity, status, "
@@ -97,22 +132,35 @@ def statement(kind: str, table: str, lo: int, hi: int, customers: int, tickets: 
             f"(SELECT g, {r} AS x {gen}) AS c"
         )
     if table == "tickets":
-        return (
-            f"{pre}INSERT INTO tickets (id, customer_id, channel, status, priority, tier_at_open, queue, "
-            f"assignee_id, subject, escalation_level, created_at, updated_at, first_responded_at, solved_at, "
-            f"closed_at, sla_breached_at, csat, handoff_reason, first_response_due, resolution_due) "
-            f"SELECT g, cid, 'email', st, 3, {tier}, q, 1 + g % {AGENTS}, "
-            f"'Subject ' || CAST(g AS TEXT), 0, t, t, {d['plus_s'].format(t='t', s='60 + x * 7200')}, "
-            f"CASE WHEN st = 'closed' THEN {d['plus_s'].format(t='t', s='3600 + x * 200000')} END, "
-            f"CASE WHEN st = 'closed' THEN {d['plus_s'].format(t='t', s='3600 + x * 200000')} END, "
-            f"CASE WHEN x > 0.95 THEN t END, CASE WHEN x < 0.3 THEN 1 + g % 5 END, "
-            # four in five conversations reach a person, who is due to answer within an hour and resolve in two days
-            f"CASE WHEN g % 5 <> 0 THEN 'routed' END, {d['plus_s'].format(t='t', s='3600')}, "
-            f"{d['plus_s'].format(t='t', s='172800')} "
-            f"FROM (SELECT g, {cust} AS cid, {r} AS x, {ago} AS t, "
-            f"(CASE WHEN g % 10 = 0 THEN 'open' WHEN g % 20 = 1 THEN 'pending' ELSE 'closed' END) AS st, "
-            f"{_pick(kind, ('general', 'vip', 'billing', 'shipping'))} AS q {gen}) AS src"
-        )
+        return _tickets(kind, pre, gen, tier, customers)
+    return _contacts(kind, pre, gen, customers, tickets)
+
+
+def _tickets(kind: str, pre: str, gen: str, tier: str, customers: int) -> str:
+    d = _sql(kind)
+    return (
+        f"{pre}INSERT INTO tickets (id, customer_id, channel, status, priority, tier_at_open, queue, "
+        f"assignee_id, subject, escalation_level, created_at, updated_at, first_responded_at, solved_at, "
+        f"closed_at, sla_breached_at, csat, handoff_reason, first_response_due, resolution_due) "
+        f"SELECT g, {_owner(kind, 'g', customers)}, {_channel_of(kind, d['u'].format(v='g', salt=HASH[3]))}, st, 3, "
+        f"{tier}, q, 1 + g % {AGENTS}, "
+        f"'Subject ' || CAST(g AS TEXT), 0, t, t, {d['plus_s'].format(t='t', s='60 + x * 7200')}, "
+        f"CASE WHEN st = 'closed' THEN {d['plus_s'].format(t='t', s='3600 + x * 200000')} END, "
+        f"CASE WHEN st = 'closed' THEN {d['plus_s'].format(t='t', s='3600 + x * 200000')} END, "
+        f"CASE WHEN x > 0.95 THEN t END, CASE WHEN x < 0.3 THEN 1 + g % 5 END, "
+        # four in five conversations reach a person, who is due to answer within an hour and resolve in two days
+        f"CASE WHEN g % 5 <> 0 THEN 'routed' END, {d['plus_s'].format(t='t', s='3600')}, "
+        f"{d['plus_s'].format(t='t', s='172800')} "
+        f"FROM (SELECT g, {d['r']} AS x, {_opened(kind, 'g')} AS t, "
+        f"(CASE WHEN g % 10 = 0 THEN 'open' WHEN g % 20 = 1 THEN 'pending' ELSE 'closed' END) AS st, "
+        f"{_pick(kind, ('general', 'vip', 'billing', 'shipping'))} AS q {gen}) AS src"
+    )
+
+
+def _contacts(kind: str, pre: str, gen: str, customers: int, tickets: int) -> str:
+    """Six contacts in ten (not desk traffic) belong to a ticket: they are its customer's, on its channel, within
+    two days of its opening. The rest are the customer's other contacts, on any channel, at any time."""
+    d = _sql(kind)
     # Three English words and a number; every tenth contact also has a Russian phrase, every tenth a Chinese one,
     # and one in RARE_EVERY the rare word.
     text = (
@@ -121,19 +169,26 @@ def statement(kind: str, table: str, lo: int, hi: int, customers: int, tickets: 
         f"WHEN g % 10 = 7 THEN ' ' || {_pick(kind, CHINESE)} ELSE '' END)"
     )
     false = "false" if kind == "postgresql" else "0"
+    desk = f"g % {DESK_EVERY} = 1"
+    on_ticket = f"(x < 0.6 AND NOT ({desk}))"
+    loose = "(1 + " + d["int"].format(v=f"{customers} * y * y") + ")"
+    at = d["least_now"].format(t=d["plus_s"].format(t=_opened(kind, "tk"), s="y * 172800"))
     return (
         f"{pre}INSERT INTO contacts (id, channel, external_id, direction, author, address, customer_id, "
         f"agent_id, ticket_id, text, attachments, nlu, truncated, created_at, logged_at, desk) "
-        f"SELECT g, {_pick(kind, ('telegram', 'email', 'webchat'))}, 'b' || CAST(g AS TEXT), dir, "
-        f"CASE WHEN g % {DESK_EVERY} = 1 THEN (CASE WHEN dir = 'in' THEN 'agent' ELSE 'system' END) "
+        f"SELECT g, ch, 'b' || CAST(g AS TEXT), dir, "
+        f"CASE WHEN {desk} THEN (CASE WHEN dir = 'in' THEN 'agent' ELSE 'system' END) "
         f"WHEN dir = 'in' THEN 'customer' WHEN x < 0.5 THEN 'agent' ELSE 'bot' END, 'addr', "
-        f"CASE WHEN g % {DESK_EVERY} <> 1 THEN {cust} END, "
-        f"CASE WHEN g % {DESK_EVERY} = 1 OR (dir = 'out' AND x < 0.5) THEN 1 + g % {AGENTS} END, "
-        f"CASE WHEN x < 0.6 AND g % {DESK_EVERY} <> 1 THEN 1 + {d['ri'].format(n=tickets)} END, {text}, '[]', "
+        f"CASE WHEN {desk} THEN NULL WHEN {on_ticket} THEN {_owner(kind, 'tk', customers)} ELSE {loose} END, "
+        f"CASE WHEN {desk} OR (dir = 'out' AND x < 0.5) THEN 1 + g % {AGENTS} END, "
+        f"CASE WHEN {on_ticket} THEN tk END, {text}, '[]', "
         f"CASE WHEN dir = 'in' AND x < 0.7 THEN {d['json'].format(v=_pick(kind, INTENTS))} END, {false}, t, t, "
-        f"g % {DESK_EVERY} = 1 "
-        f"FROM (SELECT g, {r} AS x, {ago} AS t, CASE WHEN g % 20 < 11 THEN 'in' ELSE 'out' END AS dir "
-        f"{gen}) AS src"
+        f"{desk} "
+        f"FROM (SELECT g, x, y, dir, tk, CASE WHEN {on_ticket} THEN {at} ELSE {d['ago'].format(d=DAYS)} END AS t, "
+        f"CASE WHEN {on_ticket} THEN {_channel_of(kind, d['u'].format(v='tk', salt=HASH[3]))} "
+        f"ELSE {_channel_of(kind, '(x - 0.6) / 0.4')} END AS ch "
+        f"FROM (SELECT g, {d['r']} AS x, {d['r']} AS y, 1 + {d['ri'].format(n=tickets)} AS tk, "
+        f"CASE WHEN g % 20 < 11 THEN 'in' ELSE 'out' END AS dir {gen}) AS r) AS src"
     )
 
 
@@ -226,11 +281,17 @@ async def seed(
             for table, n in sizes.items():
                 t = time.perf_counter()
                 await _run_parallel(
-                    engine, [statement(kind, table, lo, hi, customers, tickets) for lo, hi in chunks(n, CHUNK)], workers
+                    engine,
+                    [statement(kind, table, lo, hi, customers, tickets) for lo, hi in chunks(n, CHUNK)],
+                    workers,
+                    ("SET synchronous_commit = off",),
                 )
                 phases[f"insert_{table}"] = time.perf_counter() - t
             t = time.perf_counter()
-            setup = ("SET maintenance_work_mem = '256MB'", "SET max_parallel_maintenance_workers = 0")
+            setup = (
+                f"SET maintenance_work_mem = '{INDEX_MEMORY}'",
+                f"SET max_parallel_maintenance_workers = {max(0, (os.cpu_count() or 1) // max(1, workers) - 1)}",
+            )
             await _run_parallel(engine, sorted(indexes, key=lambda s: "gin" not in s), workers, setup)
             phases["build_indexes"] = time.perf_counter() - t
             t = time.perf_counter()
