@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.assistant.responder import HumanOnly, Responder
+from bot.core.attachments import OutboxFiles
 from bot.core.dispatcher import Dispatcher, DispatchResult
 from bot.core.locks import ConversationLocks, LocalLocks, RedisLocks
 from bot.core.messages import InboundMessage
@@ -132,7 +133,8 @@ class App:
             locks = RedisLocks(self.redis, s.redis_prefix, int(s.dispatch.lock_ttl_s * 1000))
             share_send_limits(self.registry, SendLimits(self.redis, s.redis_prefix))
         responder = self._responder or await asyncio.to_thread(load_default_responder, s)
-        self.outbox = OutboxWorker(self.writer_sessions, self.registry, s.outbox, readers=self.sessions)
+        self.outbox = OutboxWorker(self.writer_sessions, self.registry, s.outbox, readers=self.sessions,
+                                   files=OutboxFiles(self.registry, s.state_dir))
         await self.outbox.resume()  # what this sender held when it died goes out first, before anything new
         self.dispatcher = Dispatcher(
             self.writer_sessions,

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core import metrics
+from bot.core.attachments import OutboxFiles
 from bot.core.delivery_notices import confirm_address, delivered
 from bot.core.messages import Button, DeliveryError, OutboundMessage, utcnow
 from bot.core.outbound import outbox_row, preferred_address
@@ -98,8 +99,10 @@ class OutboxWorker:
         *,
         lease: timedelta | None = None,
         readers: async_sessionmaker[AsyncSession] | None = None,
+        files: OutboxFiles | None = None,
     ) -> None:
         self.sessions = sessions
+        self.files = files  # loads the files a row names (the app always gives one)
         self.readers = readers  # to look before claiming: on SQLite a claim takes the one write lock
         self.registry = registry
         self.cfg = cfg
@@ -302,7 +305,10 @@ class OutboxWorker:
     async def _send(self, item: Reply) -> _Outcome:
         try:
             channel = self.registry.get(item.channel)
-            external_id = await channel.send(to_message(item))
+            message = to_message(item)
+            if self.files is not None:
+                message = await self.files.load(message)
+            external_id = await channel.send(message)
             external_id, _, topic_ref = str(external_id or f"outbox-{item.id}").partition(TOPIC_MARK)
             return _Outcome(item, external_id=external_id, topic_ref=topic_ref)
         except UnknownChannel as exc:

@@ -16,6 +16,7 @@ from channels.base import ChannelTraits, ReplyFields
 
 MAX_REFERENCES = 20
 _MSGID = re.compile(r"<[^<>\s]{1,250}>")
+_MIME_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
 _ADDRESS = re.compile(r"^[^@\s<>\"(),;:]{1,200}@[^@\s<>\"(),;:]{1,200}$")
 
 
@@ -32,6 +33,7 @@ class EmailTraits(ChannelTraits):
     conversation's earlier Message-IDs (so the customer's client, and our own threading, keep one thread)."""
 
     threads = True
+    takes_files = "attach"
 
     @staticmethod
     def reply_fields(ticket_id: int, subject: str, last_ext: str, refs: list[str]) -> ReplyFields:
@@ -101,4 +103,9 @@ def build_email(message: OutboundMessage, *, from_address: str, from_name: str =
     if message.ticket_id is not None:
         mail["X-Tierdesk-Ticket"] = str(message.ticket_id)
     mail.set_content(message.text_with_buttons() or " ", subtype="plain", charset="utf-8")
+    for file in message.files:
+        maintype, _, subtype = file.mime.partition("/")
+        if not (_MIME_PART.fullmatch(maintype) and _MIME_PART.fullmatch(subtype)):
+            maintype, subtype = "application", "octet-stream"
+        mail.add_attachment(file.data, maintype=maintype, subtype=subtype, filename=file.name or "file")
     return mail

@@ -217,6 +217,10 @@ class TelegramChannel(TelegramTraits):
 
     # -- extras the desk uses ------------------------------------------------------------------------------------
 
+    async def fetch_file(self, file_id: str, max_bytes: int) -> bytes:
+        """A file someone sent the bot, for a customer on another channel (`bot.core.attachments.OutboxFiles`)."""
+        return await self.sender.fetch_file(file_id, max_bytes)
+
     async def edit(self, chat_id: int | str, message_id: int, text: str, buttons: tuple[Button, ...] = ()) -> None:
         await self.sender.edit(chat_id, message_id, text, buttons)
 

@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from aiogram import Bot
 from aiogram.exceptions import (
     TelegramAPIError,
@@ -27,9 +28,9 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
+from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 
-from bot.core.messages import Button, DeliveryError, OutboundMessage
+from bot.core.messages import Button, DeliveryError, OutboundFile, OutboundMessage
 from channels.send_limits import Rate, SendLimits
 from channels.telegram.updates import message_external_id, parse_message_ref
 
@@ -153,7 +154,48 @@ class TelegramSender:
             except DeliveryError as exc:  # the text, which names the attachment, is there: not sent again
                 log.warning("telegram: could not copy %s to chat %s: %s", message.meta_value(COPY_OF), chat_id,
                             exc.reason)
+        for file in message.files:
+            try:
+                await self._upload(chat_id, file, thread)
+            except DeliveryError as exc:  # as for a copy: the text naming the file is delivered, not sent again
+                log.warning("telegram: could not send %s to chat %s: %s", file.name, chat_id, exc.reason)
         return message_external_id(chat_id, sent_ids[0])
+
+    async def _upload(self, chat_id: int | str, file: OutboundFile, thread: int | None) -> None:
+        """A file after the text: a photo as a photo, anything else as a document (its name kept)."""
+        upload = BufferedInputFile(file.data, filename=file.name)
+        async with self._chat_locks[str(chat_id)]:
+            if file.is_photo:
+                await self._call(str(chat_id), self.bot.send_photo, chat_id=chat_id, photo=upload,
+                                 message_thread_id=thread)
+            else:
+                await self._call(str(chat_id), self.bot.send_document, chat_id=chat_id, document=upload,
+                                 message_thread_id=thread)
+
+    async def fetch_file(self, file_id: str, max_bytes: int) -> bytes:
+        """The bytes of a file someone sent the bot (getFile, then the file download), refused over `max_bytes`:
+        a missing or too large file is a permanent failure, a network one is retried."""
+        if not file_id:
+            raise DeliveryError("telegram: no file id to fetch", permanent=True)
+        found = await self._call("files", self.bot.get_file, file_id=file_id, limited=False)
+        if (found.file_size or 0) > max_bytes:
+            raise DeliveryError(f"telegram: the file is over {max_bytes // 1024 // 1024} MB", permanent=True)
+        if not found.file_path:
+            raise DeliveryError("telegram: the file cannot be downloaded", permanent=True)
+        session = self.bot.session
+        url = session.api.file_url(self.bot.token, found.file_path)
+        data = bytearray()
+        try:
+            async for chunk in session.stream_content(url=url, timeout=60):
+                data += chunk
+                if len(data) > max_bytes:
+                    raise DeliveryError(f"telegram: the file is over {max_bytes // 1024 // 1024} MB", permanent=True)
+        except aiohttp.ClientResponseError as exc:
+            raise DeliveryError(f"telegram: file download: {exc.status} {exc.message}",
+                                permanent=400 <= exc.status < 500) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise DeliveryError(f"telegram: file download: {type(exc).__name__}: {exc}") from exc
+        return bytes(data)
 
     async def _copy(self, message: OutboundMessage, chat_id: int | str, source: tuple[str, int], *,
                     with_buttons: bool) -> str:

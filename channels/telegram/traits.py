@@ -18,7 +18,8 @@ CLOSE_TOPIC = "close_forum_topic"
 class TelegramTraits(ChannelTraits):
     desk_rank = 2
     copies_media = True
-    """Agents work in Telegram first: buttons, replies to notices, forum topics."""
+    takes_files = "attach"
+    """Agents work in Telegram first: buttons, replies to notices, forum topics; a file goes as a document."""
 
     @classmethod
     def mirror_target(cls, section: Any) -> str:

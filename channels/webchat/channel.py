@@ -67,6 +67,7 @@ class WebChatChannel(ChannelTraits):
     name = "webchat"
     section = "web"
     can_send_only = False  # the visitors' sockets are held by the receiving process
+    takes_files = "link"  # a file is kept by the web app and named by a link in the text (the widget opens it)
 
     def __init__(self, *, max_message_chars: int = 4000, identity_secret: str = "") -> None:
         self.max_message_chars = max_message_chars

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from botapi_media import MediaBotApiServer
+from botapi_files import FileBotApiServer
 from sqlalchemy import select, update
 
 from bot.app import App
@@ -27,7 +27,7 @@ USERNAMES = {MEI: "mei_k"}
 
 
 class Day:
-    def __init__(self, app: App, api: MediaBotApiServer, email: MemoryChannel) -> None:
+    def __init__(self, app: App, api: FileBotApiServer, email: MemoryChannel) -> None:
         self.app, self.api, self.email = app, api, email
         self.typed: set[str] = set()
         self.pressed: set[str] = set()
@@ -85,7 +85,7 @@ def ticket_of(message: dict) -> int:
 
 @pytest.fixture
 async def day(db):
-    async with MediaBotApiServer() as api:
+    async with FileBotApiServer() as api:
         settings = Settings(
             database_url=db.url,
             database_schema=db.schema,
@@ -247,9 +247,11 @@ async def working(d: Day, tid: int) -> None:
     taken = await d.press(ANA, queue, f"Take T-{bob_tid}", rf"T-{bob_tid} is yours")
     await d.ask(ANA, "/status online", r"You are online")
     before = len(d.api.sent_to(ANA))
+    d.api.put_file("ph-bob", b"\xff\xd8 a photo \xff\xd9")
     d.api.media_message(d.user(ANA), "photo", "ph-bob", file_size=4000, reply_to=taken["message_id"])
-    await d.next_to(ANA, before, rf"T-{bob_tid} writes via email: attachments reach Telegram customers only")
-    assert not [m for m in d.email.sent if "photo" in m.text]
+    await d.next_to(ANA, before, rf"Queued for Bob on T-{bob_tid}")
+    mailed = await d.email.wait_for(lambda m: bool(m.files))
+    assert [(f.name, f.data) for f in mailed.files] == [("photo.jpg", b"\xff\xd8 a photo \xff\xd9")]
     closed = await d.press(ANA, taken, "Close", rf"T-{bob_tid} closed")
     await d.press(ANA, taken, "History", r"History of Bob")
     await d.ask(ANA, f"/reopen {bob_tid}", rf"T-{bob_tid}")
