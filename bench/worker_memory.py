@@ -4,8 +4,10 @@ loaded, and after a burst of messages through the dispatcher, with the libraries
     python bench/worker_memory.py                      # SQLite, 5,000 messages
     python bench/worker_memory.py --db postgresql -n 20000
 
-Measured in this process (the bench imports little of its own before the first figure). The worker budget is
-300 MB; `bench/ingest.py --mode stream` reads the same figures from real `tierdesk worker` processes.
+Measured in this process (the bench imports little of its own before the first figure). Answers to
+Traditional Chinese questions come from the texts converted at load time (`nlu.chinese`), so the only OpenCC
+converter listed should be t2s (for the questions). The worker budget is 300 MB; `bench/ingest.py --mode
+stream` reads the same figures from real `tierdesk worker` processes.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ def rss_mb() -> tuple[float, float]:
 def report(step: str) -> None:
     rss, peak = rss_mb()
     loaded = [name for name in HEAVY if name in sys.modules]
-    print(f"{step:>28}: {rss:6.0f} MB resident (peak {peak:.0f}); loaded: {', '.join(loaded) or '-'}")
+    chinese = sys.modules.get("nlu.chinese")
+    built = chinese.converters_built() if chinese else []  # OpenCC converters: t2s ~2.5 MB, s2tw ~43 MB
+    converters = f"; OpenCC converters: {', '.join(built)}" if built else ""
+    print(f"{step:>28}: {rss:6.0f} MB resident (peak {peak:.0f}); loaded: {', '.join(loaded) or '-'}{converters}")
 
 
 def prepare_model_elsewhere(model_dir: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.assistant.policy import DecisionRules, decide
 from bot.assistant.responder import BotTurn, HumanOnly, Responder
-from bot.assistant.script import answer_script, in_script
+from bot.assistant.script import answer_script, cache_file_for, in_script, prepare
 from bot.assistant.texts import intent_title, say
 from bot.core import metrics
 from bot.settings import Settings
@@ -151,6 +151,7 @@ def load_responder(settings: Settings) -> Responder:
     try:
         classifier = load_classifier(settings)
         responses = load_responses(settings.config_path(settings.nlu.responses))
+        prepare(responses, cache_file_for(settings.nlu.model_path))
     except NluDataError as exc:
         log.error("NLU disabled, every message goes to a person: %s", exc)
         return HumanOnly()
