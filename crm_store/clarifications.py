@@ -13,7 +13,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_store.models import Base, BigId, Json, UtcDateTime, now
 
-STATUSES = ("asked", "chosen")
+STATUSES = ("asked", "chosen", "expired")
+"""expired: nobody chose within `nlu.clarify_expiry_hours`; the ticket went to a person."""
 REVIEWS = ("pending", "accepted", "rejected")
 
 

@@ -16,25 +16,42 @@ from typing import Any
 
 from bot.assistant.responder import BotTurn
 from bot.assistant.script import in_script
-from bot.assistant.texts import say
+from bot.assistant.texts import intent_title, say
 from bot.core.messages import Button, InboundMessage
 from bot.core.outbound import BatchContext, reply_to_customer
-from bot.tickets import BOT, CUSTOMER, apply, lifecycle
+from bot.settings import Settings
+from bot.tickets import BOT, CUSTOMER, SYSTEM, apply, lifecycle
 from bot.tickets.handoff import Handoff, hand_off
 from crm_store.clarifications import Clarification
 from crm_store.models import Ticket
 from crm_store.repositories import clarifications as clarifications_repo
+from crm_store.repositories import customers as customers_repo
 
 PRESS = re.compile(r"^\s*/choose\s+(\S{1,64})\s+(\d{1,6})\s*$")
 TYPED = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
-CHOICE_TTL = timedelta(hours=24)
-"""A question can be answered for a day; after that its buttons are stale."""
+EXPIRED_REASON = "no answer to the bot's question about which topic was meant"
 NOT_A_CHOICE = -1
 PERSON_REASON = "chose to talk to a person when the bot asked which topic"
 
 
 def is_press(text: str) -> bool:
     return PRESS.match(text) is not None
+
+
+def choice_ttl(settings: Settings) -> timedelta:
+    """How long a question can be answered; after that its buttons are stale and the SLA clock expires it."""
+    return timedelta(hours=settings.nlu.clarify_expiry_hours)
+
+
+def pressed_token(data: str) -> str | None:
+    """The question a button's data names, or None for a button that is no choice of ours."""
+    pressed = PRESS.match(data)
+    return pressed.group(1) if pressed else None
+
+
+def option_label(row: Clarification, number: int) -> str:
+    """The label the customer saw on option `number` (1-based) of the question, in their language and script."""
+    return in_script(intent_title(row.options[number - 1], row.language), row.script)
 
 
 async def ask(ctx: BatchContext, ticket: Ticket, msg: InboundMessage, contact_id: int, turn: BotTurn) -> None:
@@ -73,7 +90,7 @@ async def answer_choice(ctx: BatchContext, msg: InboundMessage, customer_id: int
         typed = TYPED.match(msg.text)
         if typed is None:
             return NOT_A_CHOICE
-        row = await clarifications_repo.newest_asked(ctx.session, customer_id, ctx.now - CHOICE_TTL)
+        row = await clarifications_repo.newest_asked(ctx.session, customer_id, ctx.now - choice_ttl(ctx.settings))
         number = int(typed.group(1))
         active = ctx.active.get(customer_id)
         waiting = active is not None and row is not None and active.id == row.ticket_id and active.status == "pending"
@@ -82,16 +99,14 @@ async def answer_choice(ctx: BatchContext, msg: InboundMessage, customer_id: int
     ticket = await ctx.session.get(Ticket, row.ticket_id) if row.ticket_id else None
     if ticket is None or ticket.customer_id != customer_id:
         return await _refuse(ctx, msg, customer_id, contact_id, row, None, "choice_stale")
-    open_question = row.status == "asked" and row.created_at >= ctx.now - CHOICE_TTL
+    open_question = row.status == "asked" and row.created_at >= ctx.now - choice_ttl(ctx.settings)
     if not open_question or ticket.status == "closed" or ticket.handoff_reason is not None:
         return await _refuse(ctx, msg, customer_id, contact_id, row, ticket, "choice_stale")
     intent = row.options[number - 1]
     wants_person = intent in ctx.settings.nlu.handoff_intents
     if not await clarifications_repo.take_choice(ctx.session, row.id, intent, ctx.now, for_review=not wants_person):
         return await _refuse(ctx, msg, customer_id, contact_id, row, ticket, "choice_stale")
-    ctx.contact_updates.append(
-        {"id": contact_id, "ticket_id": ticket.id, "nlu": {"intent": intent, "decision": "chosen", "asked": row.id}}
-    )
+    ctx.contact_updates.append(_chosen_contact(contact_id, ticket.id, row, number, msg.text if pressed else None))
     await apply(ctx, ticket, lifecycle.customer_wrote(ticket, now=ctx.now), CUSTOMER, cause=f"c{contact_id}")
     ctx.active[customer_id] = ctx.latest[customer_id] = ticket
     answer = None if wants_person else _answer(ctx, intent, row)
@@ -101,6 +116,18 @@ async def answer_choice(ctx: BatchContext, msg: InboundMessage, customer_id: int
         answered = lifecycle.bot_answered(ticket, answer, intent=intent, now=ctx.now)
         await apply(ctx, ticket, answered, BOT, cause=f"c{contact_id}", inbound=msg)
     return ticket.id
+
+
+def _chosen_contact(contact_id: int, ticket_id: int, row: Clarification, number: int, press: str | None) -> dict:
+    """The contact log's line for a choice: a press reads as what it meant ("Chose: Delivery times"), its raw
+    payload kept with the NLU data; a typed number stays as typed."""
+    label = option_label(row, number)
+    nlu: dict[str, Any] = {"intent": row.options[number - 1], "decision": "chosen", "asked": row.id, "label": label}
+    update: dict[str, Any] = {"id": contact_id, "ticket_id": ticket_id, "nlu": nlu}
+    if press is not None:
+        nlu["payload"] = press
+        update["text"] = f"Chose: {label}"
+    return update
 
 
 def _answer(ctx: BatchContext, intent: str, row: Clarification) -> str | None:
@@ -158,3 +185,29 @@ async def _refuse(
     ctx.contact_updates.append({"id": contact_id, "ticket_id": ticket.id})
     await reply_to_customer(ctx, ticket, words, key=key, author="bot", inbound=msg)
     return ticket.id
+
+
+async def expire_question(ctx: BatchContext, ticket: Ticket, row: Clarification) -> bool:
+    """A question nobody answered in time is closed; when its ticket still waits on it (pending, no person has
+    it, no newer question) the customer's issue is unresolved, so it goes to a person like any message the bot
+    could not answer. True when the ticket was handed on."""
+    if not await clarifications_repo.expire(ctx.session, row.id, ctx.now):
+        return False
+    newer = await clarifications_repo.newest_asked(ctx.session, ticket.customer_id, row.created_at)
+    waits = ticket.status == "pending" and ticket.handoff_reason is None and ticket.assignee_id is None
+    if not waits or (newer is not None and newer.id != row.id):
+        return False
+    facts = (await customers_repo.customer_facts(ctx.session, [ticket.customer_id])).get(ticket.customer_id, {})
+    handoff = Handoff(
+        tier=facts.get("tier") or "potential",
+        language=facts.get("language") or row.language,
+        key_account_manager_id=facts.get("kam"),
+        customer_name=facts.get("name") or f"customer {ticket.customer_id}",
+        text=row.text,
+        channel=row.channel,
+        subject=lifecycle.subject_of(row.text),
+        reason=EXPIRED_REASON,
+        ack=ctx.settings.dispatch.ack_new_ticket,
+    )
+    await hand_off(ctx, ticket, handoff, SYSTEM, cause=f"clarify-expired:{row.id}")
+    return True

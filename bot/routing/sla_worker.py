@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.assistant import clarify
 from bot.core.messages import utcnow
 from bot.core.outbound import BatchContext, load_agent_states, preferred_address
 from bot.routing.policy import RouteRequest, RoutingPolicy, WaitingTicket, assign_waiting, route
@@ -25,6 +26,7 @@ from bot.settings import Settings
 from bot.tickets import SYSTEM, TicketError, apply, is_supervisor, lifecycle, ticket_work
 from bot.tickets import sla as ticket_sla
 from crm_store.models import Ticket
+from crm_store.repositories import clarifications as clarifications_repo
 from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import sla as sla_repo
 from crm_store.repositories.value import lock_for_writing
@@ -147,20 +149,45 @@ async def wake_pass(
     return [tid for tid in candidates if await _one_ticket(sessions, settings, None, tid, work)]
 
 
+async def clarify_expiry_pass(
+    sessions: async_sessionmaker[AsyncSession], *, settings: Settings, policy: RoutingPolicy | None = None,
+    now: datetime | None = None,
+) -> list[int]:
+    """Close the bot's questions left unanswered for `nlu.clarify_expiry_hours`; returns the tickets that went to
+    a person because of it (`bot.assistant.clarify.expire_question` decides)."""
+    at = now or utcnow()
+    async with sessions() as session:
+        rows = await clarifications_repo.unanswered(session, at - clarify.choice_ttl(settings))
+    handed = []
+    for row in rows:
+        if row.ticket_id is None:  # its ticket was deleted: nothing waits on it
+            async with sessions() as session, session.begin():
+                await clarifications_repo.expire(session, row.id, at)
+            continue
+
+        async def work(ctx: BatchContext, ticket: Ticket, row: Any = row) -> bool:
+            return await clarify.expire_question(ctx, ticket, row)
+
+        if await _one_ticket(sessions, settings, policy, row.ticket_id, work):
+            handed.append(row.ticket_id)
+    return handed
+
+
 async def sla_loop(
     sessions: async_sessionmaker[AsyncSession], policy: RoutingPolicy, stop_event: asyncio.Event,
     *, settings: Settings, interval_s: float = 30.0,
 ) -> None:
-    """Escalate, pick up and wake every `interval_s` until `stop_event` is set; a failing pass is logged, not
-    fatal."""
+    """Escalate, pick up, wake and expire unanswered questions every `interval_s` until `stop_event` is set; a
+    failing pass is logged, not fatal."""
     while not stop_event.is_set():
         try:
             escalated = await escalation_pass(sessions, policy, settings=settings)
             picked = await pickup_pass(sessions, settings=settings, policy=policy)
             woke = await wake_pass(sessions, settings=settings)
-            if escalated or picked or woke:
-                log.info("SLA: escalated %d tickets, assigned %d waiting, woke %d snoozed", len(escalated),
-                         len(picked), len(woke))
+            unanswered = await clarify_expiry_pass(sessions, settings=settings, policy=policy)
+            if escalated or picked or woke or unanswered:
+                log.info("SLA: escalated %d tickets, assigned %d waiting, woke %d snoozed, handed on %d unanswered"
+                         " questions", len(escalated), len(picked), len(woke), len(unanswered))
         except Exception:
             log.exception("SLA pass failed; trying again")
         try:

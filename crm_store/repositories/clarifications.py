@@ -35,6 +35,42 @@ async def newest_asked(session: AsyncSession, customer_id: int, since: datetime)
     )
 
 
+async def open_tokens(session: AsyncSession, tokens: list[str], since: datetime) -> set[str]:
+    """Of these questions, those still waiting for a choice and asked after `since`."""
+    if not tokens:
+        return set()
+    rows = await session.scalars(
+        select(Clarification.token).where(
+            Clarification.token.in_(sorted(set(tokens))),
+            Clarification.status == "asked",
+            Clarification.created_at >= since,
+        )
+    )
+    return set(rows)
+
+
+async def unanswered(session: AsyncSession, before: datetime, *, limit: int = 200) -> list[Clarification]:
+    """Questions still waiting for a choice that were asked before `before`, oldest first."""
+    rows = await session.scalars(
+        select(Clarification)
+        .where(Clarification.status == "asked", Clarification.created_at < before)
+        .order_by(Clarification.created_at, Clarification.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def expire(session: AsyncSession, row_id: int, at: datetime) -> bool:
+    """Close a question nobody answered; False when a choice (or another worker) got there first."""
+    result = await session.execute(
+        update(Clarification)
+        .where(Clarification.id == row_id, Clarification.status == "asked")
+        .values(status="expired")
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
 async def take_choice(session: AsyncSession, row_id: int, intent: str, at: datetime, *, for_review: bool) -> bool:
     """Record the choice if the question is still open; False when another press got there first. A choice
     `for_review` waits for an admin to accept it as a training example."""
