@@ -295,8 +295,10 @@ def followup_ack_due(status_before: str | None, event_kinds: Sequence[str]) -> b
 async def _acknowledge_followup(ctx: BatchContext, ticket: Ticket, msg: InboundMessage, contact_id: int,
                                 status_before: str | None, language: str | None) -> None:
     """Tell the customer, in their language, that their follow-up joined the ticket, when `followup_ack_due`
-    (the event look-up only for a message that may need it)."""
+    and the bot's cap on answers to one sender allows (a loop guard); the event look-up only when it may be."""
     if status_before in (None, "pending") or not ctx.settings.dispatch.ack_new_ticket or wants_no_auto_reply(msg):
+        return
+    if not await _bot_may_answer(ctx, ticket.customer_id, msg.channel):
         return
     kinds = [e.kind for e in await tickets_repo.ticket_events(ctx.session, ticket.id)]
     if not followup_ack_due(status_before, kinds):
