@@ -17,7 +17,7 @@ from typing import Any
 from bot.assistant.responder import BotTurn
 from bot.assistant.script import in_script
 from bot.assistant.texts import intent_title, say
-from bot.core.messages import Button, InboundMessage
+from bot.core.messages import Button, InboundMessage, utcnow
 from bot.core.outbound import BatchContext, reply_to_customer
 from bot.settings import Settings
 from bot.tickets import BOT, CUSTOMER, SYSTEM, apply, lifecycle
@@ -26,6 +26,7 @@ from crm_store.clarifications import Clarification
 from crm_store.models import Ticket
 from crm_store.repositories import clarifications as clarifications_repo
 from crm_store.repositories import customers as customers_repo
+from crm_store.repositories import outbox as outbox_repo
 
 PRESS = re.compile(r"^\s*/choose\s+(\S{1,64})\s+(\d{1,6})\s*$")
 TYPED = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
@@ -211,3 +212,19 @@ async def expire_question(ctx: BatchContext, ticket: Ticket, row: Clarification)
     )
     await hand_off(ctx, ticket, handoff, SYSTEM, cause=f"clarify-expired:{row.id}")
     return True
+
+
+async def open_question_buttons(
+    session: Any, settings: Settings, channel: str, recipient: str, sent: list[str]
+) -> dict[str, list[dict[str, str]]]:
+    """Of these messages we sent (external ids), the bot's questions that can still be answered, with their
+    buttons, so a reloaded chat page shows them again; an answered or expired question stays text only."""
+    found = await outbox_repo.buttons_by_external_id(session, channel, recipient, sent) if sent else {}
+    tokens = {ext: {pressed_token(data) for _, data in pairs} - {None} for ext, pairs in found.items()}
+    since = utcnow() - choice_ttl(settings)
+    still_open = await clarifications_repo.open_tokens(session, [t for ts in tokens.values() for t in ts], since)
+    return {
+        ext: [{"label": label, "data": data} for label, data in found[ext]]
+        for ext, ts in tokens.items()
+        if ts and ts <= still_open
+    }

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse
 from itsdangerous import BadSignature
 
+from bot.assistant import clarify
 from bot.web.app import HERE
 from crm_store.models import Contact
 from crm_store.repositories import web as web_repo
@@ -32,7 +33,8 @@ def history_frame(contact: Contact) -> dict[str, Any] | None:
         return None
     if contact.direction == "in":
         client_id = contact.external_id.split(":", 1)[1] if ":" in contact.external_id else ""
-        return {"type": "message", "from": "visitor", "text": contact.text, "id": contact.external_id,
+        chose = (contact.nlu or {}).get("label") if (contact.nlu or {}).get("payload") else None  # a pressed button
+        return {"type": "message", "from": "visitor", "text": chose or contact.text, "id": contact.external_id,
                 "client_id": client_id, "history": True}
     who = "agent" if contact.author == "agent" else "bot"
     return {"type": "message", "from": who, "text": contact.text, "id": contact.external_id, "history": True}
@@ -76,8 +78,12 @@ async def webchat_socket(ws: WebSocket) -> None:
         await send({"type": "hello", "visitor": token, "max_chars": channel.max_message_chars})
         async with ctx.sessions() as session:
             rows = await web_repo.webchat_history(session, visitor_id, after_external_id=after)
+            ours = [c.external_id for c in rows if c.direction == "out" and c.author == "bot"]
+            buttons = await clarify.open_question_buttons(session, ctx.settings, "webchat", visitor_id, ours)
         for contact in rows:
             frame = history_frame(contact)
+            if frame is not None and contact.external_id in buttons:
+                frame["buttons"] = buttons[contact.external_id]
             if frame is not None:
                 await send(frame)
         await send({"type": "history_end"})

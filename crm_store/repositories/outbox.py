@@ -197,6 +197,23 @@ async def item_by_external_id(
     )
 
 
+async def buttons_by_external_id(
+    session: AsyncSession, channel: str, recipient: str, external_ids: list[str]
+) -> dict[str, list[list[str]]]:
+    """The buttons ([label, data] pairs) sent with each of these messages of ours, for those that had any."""
+    found: dict[str, list[list[str]]] = {}
+    for part in chunks(sorted(set(external_ids))):
+        rows = await session.execute(
+            select(OutboxItem.external_id, OutboxItem.buttons).where(
+                OutboxItem.channel == channel, OutboxItem.recipient == recipient, OutboxItem.external_id.in_(part)
+            )
+        )
+        for external_id, buttons in rows:
+            if external_id and buttons:
+                found[external_id] = buttons
+    return found
+
+
 async def next_due(session: AsyncSession) -> datetime | None:
     return await session.scalar(select(func.min(OutboxItem.next_attempt_at)).where(OutboxItem.status == "pending"))
 
