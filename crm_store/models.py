@@ -378,4 +378,4 @@ class CannedResponse(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now, onupdate=now)
 
 
-from crm_store import receipts, rollups, trust  # noqa: E402,F401  (rollup, trust, privacy, receipt tables: one Base)
+from crm_store import inbox_keys, receipts, rollups, trust  # noqa: E402,F401  (their tables: one Base)

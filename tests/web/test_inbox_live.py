@@ -9,7 +9,7 @@ import re
 
 import httpx
 
-from bot.web.inbox import live as live_module
+from bot.web.inbox import hub as hub_module
 from crm_store.models import Contact, Customer, Ticket
 
 
@@ -98,7 +98,7 @@ async def _wait_for(events: list, wanted: tuple[str, object], seconds: float = 1
 
 
 async def test_the_live_stream_shows_presence_new_messages_and_queue_changes(live, monkeypatch):
-    monkeypatch.setattr(live_module, "POLL_S", 0.2)
+    monkeypatch.setattr(hub_module, "POLL_S", 0.2)
     al = await live.agent("Al", tiers=["VIP"])
     await live.agent("Sue", role="supervisor")
     ids = await _seed(live, al)

@@ -99,10 +99,7 @@ async def _act(request: Request, viewer: Viewer, session: AsyncSession, ticket_r
         if key is None:
             await actions.change_ticket(request, session, viewer.actor, ticket_id, build)
         else:
-            with forms.Claim(key) as claim:
-                if claim.claimed and not await forms.written(session, ticket_id, key):
-                    await actions.change_ticket(request, session, viewer.actor, ticket_id,
-                                                forms.marked(build, key), cause=forms.cause_of(key))
+            await forms.post_once(request, session, viewer.actor, ticket_id, build, key)
     except TicketError as exc:
         if exc.code == "not_found":
             raise

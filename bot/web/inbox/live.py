@@ -1,76 +1,59 @@
 """Live updates for the inbox and the ticket page by server-sent events, and who else is looking at a ticket.
 
-Each open page holds one event stream. The stream looks at the database every `POLL_S` seconds (a handful of
-indexed aggregates) and tells the page what changed: `queues` (the viewer's counts), `ticket` (a message, note,
-event or field of the open ticket) and `presence` (the other agents viewing it). Presence lives in this
-process's memory: a stream registers its viewer while it is open."""
+Each open page holds one event stream, fed by the web process's one poller (`bot.web.inbox.hub`): `queues`
+(the viewer's counts), `ticket` (a message, note, event or field of the open ticket changed) and `presence`
+(the other agents viewing it, on any web process when Redis is configured). A comment line every
+`HEARTBEAT_S` keeps proxies from closing a quiet stream."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import json
 from collections.abc import AsyncIterator
-from typing import Any
 
+import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
+from starlette.types import Send
 
 from bot.web import ticket_actions as actions
 from bot.web.auth import Viewer
 from bot.web.dashboard.common import current_viewer, int_or_none
-from bot.web.inbox.pages import inbox_counts
-from crm_store.repositories import tickets as tickets_repo
+from bot.web.inbox.hub import LiveHub, Page, live_hub
 
 router = APIRouter(include_in_schema=False)
-POLL_S = 1.0
 HEARTBEAT_S = 15.0
-_viewing: dict[int, dict[int, str]] = {}
-_streams = itertools.count(1)
+HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 
-def viewers_of(ticket_id: int, *, besides: str = "") -> list[str]:
-    """The names of the agents with the ticket open (in this process), other than `besides`."""
-    return sorted({name for name in _viewing.get(ticket_id, {}).values() if name != besides})
+class LiveResponse(StreamingResponse):
+    """One page's event stream: the page is registered with the hub while the response is being sent."""
 
+    def __init__(self, hub: LiveHub, viewer: Viewer, ticket_id: int | None) -> None:
+        self.hub, self.viewer, self.ticket_id = hub, viewer, ticket_id
+        self.page: Page | None = None
+        super().__init__(self._frames(), media_type="text/event-stream", headers=HEADERS)
 
-def _frame(event: str, data: Any) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+    async def stream_response(self, send: Send) -> None:
+        self.page = page = await self.hub.join(self.viewer, self.ticket_id)
+        try:
+            with anyio.CancelScope() as page.scope:
+                await super().stream_response(send)
+        finally:
+            with anyio.move_on_after(5, shield=True):
+                await self.hub.leave(page)
 
-
-async def _stream(request: Request, viewer: Viewer, ticket_id: int | None) -> AsyncIterator[bytes]:
-    sessions = request.app.state.ctx.sessions
-    stream_id = next(_streams)
-    if ticket_id is not None:
-        _viewing.setdefault(ticket_id, {})[stream_id] = viewer.name
-    last: dict[str, Any] = {}
-    idle = 0.0
-    try:
+    async def _frames(self) -> AsyncIterator[bytes]:
+        assert self.page is not None
+        frames = self.page.frames
         yield b"retry: 2000\n\n"
-        while not await request.is_disconnected():
-            async with sessions() as session:
-                counts = await inbox_counts(session, viewer.actor)
-                now = {"queues": {"queues": counts.queues, "mine": counts.mine, "unassigned": counts.unassigned}}
-                if ticket_id is not None:
-                    now["ticket"] = await tickets_repo.ticket_marks(session, ticket_id)
-                    now["presence"] = viewers_of(ticket_id, besides=viewer.name)
-            sent = False
-            for name, value in now.items():
-                # the first state too: the page may have been rendered a moment before it
-                if name not in last or last[name] != value:
-                    yield _frame(name, value if name != "ticket" else {"ticket": ticket_id})
-                    sent = True
-            last = now
-            idle = 0.0 if sent else idle + POLL_S
-            if idle >= HEARTBEAT_S:
-                yield b": keep-alive\n\n"
-                idle = 0.0
-            await asyncio.sleep(POLL_S)
-    finally:
-        if ticket_id is not None:
-            _viewing.get(ticket_id, {}).pop(stream_id, None)
-            if not _viewing.get(ticket_id):
-                _viewing.pop(ticket_id, None)
+        while True:
+            try:
+                chunk = await asyncio.wait_for(frames.get(), HEARTBEAT_S)
+            except TimeoutError:
+                chunk = b": keep-alive\n\n"
+            if chunk is None:  # dropped for reading too slowly: the browser reconnects
+                return
+            yield chunk
 
 
 @router.get("/inbox/live")
@@ -80,5 +63,4 @@ async def live(request: Request, viewer: Viewer = Depends(current_viewer)) -> St
     if ticket_id is not None:
         async with request.app.state.ctx.sessions() as session:
             await actions.visible_ticket(session, viewer.actor, ticket_id)
-    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    return StreamingResponse(_stream(request, viewer, ticket_id), media_type="text/event-stream", headers=headers)
+    return LiveResponse(live_hub(request.app), viewer, ticket_id)

@@ -3,17 +3,15 @@ tickets of the chosen view. Counts follow the core's visibility rule, group by g
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from types import SimpleNamespace
-
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.tickets import ACTIVE, Actor, may_see_ticket
+from bot.tickets import ACTIVE, Actor
 from bot.web import ticket_actions as actions
 from bot.web.auth import Viewer
 from bot.web.dashboard.common import current_viewer, render
+from bot.web.inbox.counts import Counts, counts_of
 from bot.web.sessions import read_session
 from crm_store.models import Ticket
 from crm_store.repositories import customers as customers_repo
@@ -24,28 +22,9 @@ router = APIRouter(include_in_schema=False)
 PAGE = 50
 
 
-@dataclass
-class Counts:
-    """Active tickets the viewer may see: by queue and status, and their own."""
-
-    queues: dict[str, dict[str, int]]
-    mine: int
-    unassigned: int
-
-
 async def inbox_counts(session: AsyncSession, actor: Actor) -> Counts:
     """One grouped read of the active tickets; each group is kept when the core lets `actor` see it."""
-    rows = await tickets_repo.active_groups(session)
-    queues: dict[str, dict[str, int]] = {}
-    mine = unassigned = 0
-    for queue, tier, assignee, status, n in rows:
-        if not may_see_ticket(actor, SimpleNamespace(queue=queue, tier_at_open=tier, assignee_id=assignee)):
-            continue
-        by_status = queues.setdefault(queue or "general", dict.fromkeys(ACTIVE, 0))
-        by_status[status] += n
-        mine += n if assignee is not None and assignee == actor.agent_id else 0
-        unassigned += n if assignee is None else 0
-    return Counts(dict(sorted(queues.items())), mine, unassigned)
+    return counts_of(await tickets_repo.active_groups(session), actor)
 
 
 @router.get("/inbox")
