@@ -223,18 +223,25 @@ class OutboxFiles:
         specs = files_of(message.meta)
         if not specs:
             return message
-        files = [
-            OutboundFile(name=str(s.get("name") or "file"), mime=str(s.get("mime") or "application/octet-stream"),
-                         data=await self._bytes(s), kind=str(s.get("kind") or "document"))
-            for s in specs
-        ]
+        files = []
+        for spec in specs:
+            data, facts = await self._bytes(spec)
+            files.append(
+                OutboundFile(
+                    name=str(facts.get("name") or "file"),
+                    data=data,
+                    mime=str(facts.get("mime") or "application/octet-stream"),
+                    kind=str(spec.get("kind") or "document"),
+                )
+            )
         return replace(message, files=tuple(files))
 
-    async def _bytes(self, spec: dict[str, Any]) -> bytes:
+    async def _bytes(self, spec: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+        """The file's bytes and its facts (a kept file's own name and type win over what the row says)."""
         name, token, source = str(spec.get("name", "file")), str(spec.get("token", "")), str(spec.get("source", ""))
         found = kept(self.state_dir, token) if token else None
         if found is not None and found[1].is_file():
-            return found[1].read_bytes()
+            return found[1].read_bytes(), {**spec, **{k: v for k, v in found[0].items() if v}}
         if source == UPLOAD:
             raise DeliveryError(f"{name} is no longer kept; it cannot be sent", permanent=True)
         try:
@@ -249,4 +256,4 @@ class OutboxFiles:
             raise DeliveryError(f"{name} is over {MAX_FILE_BYTES // 1024 // 1024} MB", permanent=True)
         if token:
             keep(self.state_dir, token, name, data, str(spec.get("mime", "")))
-        return data
+        return data, spec

@@ -65,12 +65,13 @@ def create_web_app(app_ctx: Any) -> FastAPI:
     app.state.templates = _templates(settings.web.time_zone)
     app.add_middleware(SecurityHeaders, widget_origins=settings.web.widget_origins)
 
-    from bot.web import channel_hooks, chat
+    from bot.web import channel_hooks, chat, chat_files
     from bot.web.api import router as api_router
     from bot.web.dashboard import install as install_dashboard
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(chat.router)
+    app.include_router(chat_files.router)
     app.include_router(channel_hooks.router)  # before /{name}/webhook: WhatsApp's own
     app.include_router(api_router)
     install_dashboard(app)

@@ -29,13 +29,15 @@ def _webchat(ctx: Any) -> Any:
 
 def history_frame(contact: Contact) -> dict[str, Any] | None:
     """A logged contact as the widget shows it; None for what the visitor never sees (an email claim)."""
-    if not contact.text:
+    files = [{"name": a.get("name", ""), "ref": a.get("ref", "")} for a in contact.attachments or ()
+             if str(a.get("ref", "")).startswith("upload:")]
+    if not contact.text and not files:
         return None
     if contact.direction == "in":
         client_id = contact.external_id.split(":", 1)[1] if ":" in contact.external_id else ""
         chose = (contact.nlu or {}).get("label") if (contact.nlu or {}).get("payload") else None  # a pressed button
         return {"type": "message", "from": "visitor", "text": chose or contact.text, "id": contact.external_id,
-                "client_id": client_id, "history": True}
+                "client_id": client_id, "history": True, **({"files": files} if files else {})}
     who = "agent" if contact.author == "agent" else "bot"
     return {"type": "message", "from": who, "text": contact.text, "id": contact.external_id, "history": True}
 

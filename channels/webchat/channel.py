@@ -18,12 +18,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from bot.core.messages import Deliver, InboundMessage, InvalidMessage, OutboundMessage
+from bot.core.messages import Attachment, Deliver, InboundMessage, InvalidMessage, OutboundMessage
 from bot.identity.codes import signs
 from channels.base import ChannelTraits
 from channels.webchat.frames import BadFrame, Frame, dump, parse_frame
 
 log = logging.getLogger(__name__)
+PHOTO_TYPES = frozenset({"image/jpeg", "image/png"})
+"""A visitor's file of these types reaches agents as a photo; any other as a document."""
 
 
 def visitor_name(visitor_id: str, place: str = "") -> str:
@@ -174,9 +176,14 @@ class WebChatChannel(ChannelTraits):
         return await self._store(visitor_id, frame, self._text_message(visitor_id, frame), "ack")
 
     def _text_message(self, visitor_id: str, frame: Frame) -> InboundMessage:
+        files = tuple(
+            Attachment(kind="photo" if f["mime"] in PHOTO_TYPES else "document", name=f["name"], mime=f["mime"],
+                       size=f["size"], ref=f["ref"])
+            for f in frame.files
+        )
         return InboundMessage.build(
             channel=self.name, external_id=f"{visitor_id}:{frame.client_id}", sender=visitor_id, text=frame.text,
-            sender_name=visitor_name(visitor_id, frame.place),
+            sender_name=visitor_name(visitor_id, frame.place), attachments=files,
         )
 
     def _email_message(self, visitor_id: str, frame: Frame) -> InboundMessage:

@@ -1,6 +1,6 @@
 """The web chat's wire format: JSON frames in both directions, parsed and checked before anything else.
 
-Visitor → server: {"type": "message", "client_id", "text"}, {"type": "email", "client_id"?, "email"},
+Visitor → server: {"type": "message", "client_id", "text", "files"?}, {"type": "email", "client_id"?, "email"},
 {"type": "hello", "user", "user_hash"} (a website's logged-in user, signed by the site), {"type": "typing"},
 {"type": "ping"}.
 Server → visitor: hello, message, ack, error, typing, email_ok, user_ok, pong. A message may carry
@@ -18,6 +18,9 @@ CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 USER_HASH = re.compile(r"^[0-9A-Fa-f]{64}$")
 EMAIL = re.compile(r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,190}\.[^@\s<>\".]{2,63}$")
 MAX_FRAME_CHARS = 1_000_000
+MAX_FILES = 5
+UPLOAD_REF = re.compile(r"^upload:[0-9a-f]{32}$")
+MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
 
 
 class BadFrame(ValueError):
@@ -40,6 +43,8 @@ class Frame:
     user_hash: str = ""
     place: str = ""
     """Where the visitor's browser says it is (its time zone's city), for the name agents see."""
+    files: tuple[dict[str, Any], ...] = ()
+    """Files the visitor uploaded first (``POST /webchat/files``): each {"ref", "name", "size", "mime"}."""
 
 
 def _place(value: Any) -> str:
@@ -48,6 +53,22 @@ def _place(value: Any) -> str:
         return ""  # "UTC", "Etc/GMT+2": no place
     city = value.rsplit("/", 1)[-1].replace("_", " ").strip()
     return city if city.replace(" ", "").replace("-", "").isalpha() else ""
+
+
+def _files(value: Any, client_id: str) -> tuple[dict[str, Any], ...]:
+    """A message's uploaded files: at most `MAX_FILES`, each named by the ref its upload answered."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > MAX_FILES:
+        raise BadFrame("bad_files", f"files must be a list of at most {MAX_FILES} uploaded files.", client_id)
+    files = []
+    for f in value:
+        ref, name, size, mime = ((f if isinstance(f, dict) else {}).get(k) for k in ("ref", "name", "size", "mime"))
+        if not (isinstance(ref, str) and UPLOAD_REF.match(ref) and isinstance(name, str) and 0 < len(name) <= 200
+                and isinstance(size, int) and size >= 0 and isinstance(mime, str) and MIME.match(mime)):
+            raise BadFrame("bad_files", "That file was not uploaded here; attach it again.", client_id)
+        files.append({"ref": ref, "name": name, "size": size, "mime": mime})
+    return tuple(files)
 
 
 def parse_frame(raw: str, *, max_message_chars: int) -> Frame:
@@ -68,7 +89,8 @@ def parse_frame(raw: str, *, max_message_chars: int) -> Frame:
         text = data.get("text")
         if not client_id:
             raise BadFrame("bad_client_id", "A message needs a client_id.")
-        if not isinstance(text, str) or not text.strip():
+        files = _files(data.get("files"), client_id)
+        if not isinstance(text, str) or not (text.strip() or files):
             raise BadFrame("empty", "The message is empty.", client_id)
         if len(text) > max_message_chars:
             raise BadFrame(
@@ -76,7 +98,7 @@ def parse_frame(raw: str, *, max_message_chars: int) -> Frame:
                 f"Message too long: {len(text)} characters (the limit is {max_message_chars}).",
                 client_id,
             )
-        return Frame("message", client_id, text, place=_place(data.get("zone")))
+        return Frame("message", client_id, text, place=_place(data.get("zone")), files=files)
     if kind == "email":
         email = data.get("email")
         # isprintable: no NUL, control character or lone surrogate (the regex alone lets them through)

@@ -127,6 +127,8 @@ class FileBotApiServer(MediaBotApiServer):
     def _uploaded(self, method: str, field: str, params: dict[str, Any]) -> dict[str, Any]:
         chat = self._check_chat(params.get("chat_id"))
         upload = params.get(field)
+        if isinstance(upload, str) and upload.startswith("attach://"):  # how clients name a multipart file
+            upload = params.get(upload.removeprefix("attach://"))
         if not isinstance(upload, web.FileField):
             raise ApiError(400, f"Bad Request: there is no {field} in the request")
         data = upload.file.read()

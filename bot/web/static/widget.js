@@ -46,7 +46,10 @@
   var form = el("form", "td-form");
   var input = el("textarea", "td-input"); input.id = "td-input"; input.rows = 2; input.placeholder = "Type your message…";
   var send = el("button", "td-send", "Send"); send.type = "submit"; send.id = "td-send";
-  form.appendChild(input); form.appendChild(send);
+  var attach = el("button", "td-attach", "📎"); attach.type = "button"; attach.id = "td-attach";
+  attach.setAttribute("aria-label", "Attach a file"); attach.title = "Attach a file (up to 10 MB)";
+  var fileInput = el("input", ""); fileInput.type = "file"; fileInput.id = "td-file"; fileInput.hidden = true;
+  form.appendChild(input); form.appendChild(attach); form.appendChild(send); form.appendChild(fileInput);
   var emailRow = el("form", "td-email");
   var emailInput = el("input", ""); emailInput.type = "email"; emailInput.id = "td-email"; emailInput.placeholder = "Your email, so we can reply there too";
   var emailBtn = el("button", "", "Save"); emailBtn.type = "submit"; emailBtn.id = "td-email-save";
@@ -65,12 +68,32 @@
     typing.textContent = on ? (who === "agent" ? "Agent is typing…" : "…") : "";
     if (on) state.typingTimer = setTimeout(function () { typing.hidden = true; }, 8000);
   }
-  function bubble(who, text, id) {
+  // Links to files kept by the chat's server (/files/<token>/<name>) open from the bubble; no other link is made.
+  var FILE_URL = /(?:https?:\/\/[^\s\/]+)?\/files\/([0-9a-f]{32})\/([^\s]+)/g;
+  function fileLink(token, name) {
+    var a = el("a", "td-file", name); a.href = origin + "/files/" + token + "/" + encodeURIComponent(name);
+    a.target = "_blank"; a.rel = "noopener"; return a;
+  }
+  function addFiles(row, text, files) {
+    var box = el("div", "td-files"), m;
+    FILE_URL.lastIndex = 0;
+    while ((m = FILE_URL.exec(text || "")) !== null) {
+      var name; try { name = decodeURIComponent(m[2]); } catch (e) { name = m[2]; }
+      box.appendChild(fileLink(m[1], name));
+    }
+    (files || []).forEach(function (f) {
+      var token = String(f.ref || "").replace(/^upload:/, "");
+      if (/^[0-9a-f]{32}$/.test(token)) box.appendChild(fileLink(token, String(f.name || "file")));
+    });
+    if (box.childNodes.length) row.insertBefore(box, row.querySelector(".td-meta"));
+  }
+  function bubble(who, text, id, files) {
     var row = el("div", "td-msg td-" + who);
     if (id) row.setAttribute("data-id", id);
     row.appendChild(el("div", "td-text", text));
     var meta = el("div", "td-meta", who === "visitor" ? "" : (who === "agent" ? "Agent" : "Assistant"));
     row.appendChild(meta);
+    addFiles(row, text, files);
     log.appendChild(row);
     log.scrollTop = log.scrollHeight;
     return row;
@@ -94,7 +117,7 @@
   function findOwn(clientId) { return log.querySelector('.td-visitor[data-client="' + CSS.escape(clientId) + '"]'); }
   function ownBubble(p) {
     var row = findOwn(p.client_id);
-    if (!row) { row = bubble("visitor", p.label || p.text); row.setAttribute("data-client", p.client_id); }
+    if (!row) { row = bubble("visitor", p.label || p.text, "", p.files); row.setAttribute("data-client", p.client_id); }
     return row;
   }
   function setOwnState(clientId, st, reason) {
@@ -113,7 +136,7 @@
     if (f.id) state.seen[f.id] = true;
     if (f.from === "visitor") {
       var row = findOwn(f.client_id);
-      if (row) { setOwnState(f.client_id, ""); } else { row = bubble("visitor", f.text, f.id); row.setAttribute("data-client", f.client_id || ""); }
+      if (row) { setOwnState(f.client_id, ""); } else { row = bubble("visitor", f.text, f.id, f.files); row.setAttribute("data-client", f.client_id || ""); }
       dropPending(f.client_id);
     } else {
       showTyping("", false);
@@ -148,15 +171,16 @@
     state.pending.forEach(function (p) { if (p.client_id === clientId) transmit(p); });
   }
   function transmit(p) {
-    if (state.ws && state.ws.readyState === 1) state.ws.send(JSON.stringify({ type: "message", client_id: p.client_id, text: p.text, zone: ZONE }));
+    if (state.ws && state.ws.readyState === 1) state.ws.send(JSON.stringify({ type: "message", client_id: p.client_id, text: p.text, zone: ZONE, files: p.files }));
   }
   function newId() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
     return "c" + Date.now().toString(36) + Math.random().toString(36).slice(2, 10);
   }
-  function submit(text, label) {
+  function submit(text, label, files) {
     var p = { client_id: newId(), text: text };
     if (label) p.label = label;
+    if (files) p.files = files;
     ownBubble(p);
     if (text.length > state.maxChars) {
       setOwnState(p.client_id, "failed", "message too long (" + text.length + " characters; the limit is " + state.maxChars + ")");
@@ -167,6 +191,24 @@
     transmit(p);
     return true;
   }
+  attach.addEventListener("click", function () { fileInput.click(); });
+  fileInput.addEventListener("change", function () {
+    var file = fileInput.files && fileInput.files[0];
+    if (!file) return;
+    fileInput.value = "";
+    if (file.size > 10 * 1024 * 1024) { showNotice(file.name + " is over 10 MB; nothing was sent."); return; }
+    var body = new FormData(); body.append("file", file);
+    showNotice("Sending " + file.name + "…");
+    fetch(origin + "/webchat/files?token=" + encodeURIComponent(state.token || ""), { method: "POST", body: body })
+      .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, body: j }; }); })
+      .then(function (res) {
+        if (!res.ok) { showNotice(res.body.error || "Could not send the file."); return; }
+        showNotice("");
+        var text = input.value; input.value = "";
+        submit(text, text ? "" : "📎 " + res.body.name, [res.body]);
+      })
+      .catch(function () { showNotice("Could not send " + file.name + "; try again."); });
+  });
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
     var text = input.value;
