@@ -114,5 +114,12 @@ async def customer_outlook(session: AsyncSession, customer_id: int, now: datetim
     """The customer card's predicted 12-month value and probability alive from the newest run, with why."""
     row = await tier_repo.latest_assignment(session, customer_id)
     value = await customers_repo.value_summary(session, customer_id)
-    days = (now - value["last"]).total_seconds() / 86_400 if value["last"] else None
-    return value_outlook(row.predicted_value if row else None, row.p_alive if row else None, value["purchases"], days)
+    return outlook_of(row.predicted_value if row else None, row.p_alive if row else None, value["purchases"],
+                      value["last"], now)
+
+
+def outlook_of(predicted: float | None, p_alive: float | None, purchases: int, last: datetime | None,
+               now: datetime) -> ValueOutlook:
+    """The outlook from figures read already (the customer card reads them in one statement)."""
+    days = (now - last).total_seconds() / 86_400 if last else None
+    return value_outlook(predicted, p_alive, purchases, days)

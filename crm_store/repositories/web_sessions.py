@@ -29,6 +29,16 @@ async def get(session: AsyncSession, session_id: str) -> WebSession | None:
     return await session.get(WebSession, session_id)
 
 
+async def with_agent(session: AsyncSession, session_id: str) -> tuple[WebSession, Agent] | None:
+    """A session row and its agent in one read (every dashboard request asks)."""
+    row = (
+        await session.execute(
+            select(WebSession, Agent).join(Agent, Agent.id == WebSession.agent_id).where(WebSession.id == session_id)
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
 async def touch(session: AsyncSession, session_id: str, at: datetime) -> None:
     """Move the idle clock of a session that is still open."""
     await session.execute(

@@ -16,13 +16,13 @@ from bot.routing import tier_history
 from bot.tickets import TicketError, may_see_ticket, may_see_tier, parse_id
 from bot.tickets.access import is_admin
 from bot.web.auth import Viewer
-from bot.web.dashboard.common import Forbidden, check_csrf, current_viewer, int_or_none, render
+from bot.web.dashboard.common import Forbidden, check_csrf, current_viewer, int_or_none, page_viewer, render
 from bot.web.dashboard.contacts import _cursor
 from bot.web.sessions import read_session, write_session
 from crm_store.errors import NotFound
-from crm_store.models import Agent, Customer
+from crm_store.models import Customer
+from crm_store.repositories import customer_card, privacy, reports
 from crm_store.repositories import customers as customers_repo
-from crm_store.repositories import privacy, reports
 from crm_store.repositories import tickets as tickets_repo
 from crm_store.repositories import web as web_repo
 
@@ -31,7 +31,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/customers")
 async def customer_list(
-    request: Request, viewer: Viewer = Depends(current_viewer), session: AsyncSession = Depends(read_session)
+    request: Request, viewer: Viewer = Depends(page_viewer), session: AsyncSession = Depends(read_session)
 ) -> Response:
     q = request.query_params.get("q", "")[:200].strip()
     tier = request.query_params.get("tier", "")[:20]
@@ -44,25 +44,39 @@ async def customer_list(
                   next_after=rows[-1]["id"] if more else None)
 
 
-async def visible_customer(session: AsyncSession, viewer: Viewer, customer_ref: str | int) -> Customer:
-    """The customer a path names ("12" or "C-12") if the core lets this viewer see their current tier; otherwise
-    a 404 (an agent learns nothing of other tiers, and a number too large or not a number names nobody)."""
+def _customer_number(customer_ref: str | int) -> int:
+    """The customer a path names ("12" or "C-12"); a number too large or not a number names nobody (a 404)."""
     try:
-        customer_id = parse_id(customer_ref, what="customer")
+        return parse_id(customer_ref, what="customer")
     except TicketError as exc:
         raise TicketError(exc.message, code="not_found") from None
+
+
+async def visible_customer(session: AsyncSession, viewer: Viewer, customer_ref: str | int) -> Customer:
+    """The customer a path names if the core lets this viewer see their current tier; otherwise a 404 (an agent
+    learns nothing of other tiers)."""
+    customer_id = _customer_number(customer_ref)
     customer = await customers_repo.get_customer(session, customer_id)
     if not may_see_tier(viewer.actor, customer.manual_tier or customer.tier):
         raise NotFound(f"customer C-{customer_id} not found")
     return customer
 
 
+async def visible_card(session: AsyncSession, viewer: Viewer, customer_id: int) -> customer_card.CardFigures:
+    """visible_customer with the card's figures, read in one statement."""
+    card = await customer_card.card_figures(session, customer_id)
+    if not may_see_tier(viewer.actor, card.customer.manual_tier or card.customer.tier):
+        raise NotFound(f"customer C-{customer_id} not found")
+    return card
+
+
 @router.get("/customers/{customer_ref}")
-async def customer_card(
-    customer_ref: str, request: Request, viewer: Viewer = Depends(current_viewer),
+async def customer_card_page(
+    customer_ref: str, request: Request, viewer: Viewer = Depends(page_viewer),
     session: AsyncSession = Depends(read_session),
 ) -> Response:
-    customer = await visible_customer(session, viewer, customer_ref)
+    card = await visible_card(session, viewer, _customer_number(customer_ref))
+    customer = card.customer
     if str(customer.id) != customer_ref:
         return RedirectResponse(f"/customers/{customer.id}", status_code=303)
     before = _cursor(request.query_params.get("before"))
@@ -71,12 +85,12 @@ async def customer_card(
     )
     more = len(history) > 50
     history = history[:50]
-    kam = await session.get(Agent, customer.key_account_manager_id) if customer.key_account_manager_id else None
     return render(
         request, "customer.html", viewer, customer=customer,
         identities=await customers_repo.identities_of(session, customer.id),
-        value=await reports.customer_value(session, customer.id), kam=kam,
-        outlook=await tier_history.customer_outlook(session, customer.id, datetime.now(UTC)),
+        value=card.value, kam=card.key_account_manager,
+        outlook=tier_history.outlook_of(card.predicted_value, card.p_alive, card.purchases, card.last,
+                                        datetime.now(UTC)),
         tickets=[t for t in await tickets_repo.customer_tickets(session, customer.id)
                  if may_see_ticket(viewer.actor, t)],
         history=list(reversed(history)),

@@ -15,14 +15,14 @@ from bot.core.messages import clean_text
 from bot.tickets import STATUSES, Actor, TicketError, may_see_ticket, not_visible, parse_id
 from bot.web import ticket_actions as actions
 from bot.web.auth import Viewer
-from bot.web.dashboard.common import check_csrf, current_viewer, error_status, int_or_none, render
+from bot.web.dashboard.common import check_csrf, current_viewer, error_status, int_or_none, page_viewer, render
 from bot.web.inbox import forms, uploads
 from bot.web.sessions import read_session, write_session
 from crm_store.models import Ticket
 from crm_store.repositories import canned as canned_repo
 from crm_store.repositories import contacts as contacts_repo
+from crm_store.repositories import customer_card
 from crm_store.repositories import customers as customers_repo
-from crm_store.repositories import reports
 from crm_store.repositories import tickets as tickets_repo
 from crm_store.repositories import web as web_repo
 from crm_store.repositories.agents import list_agents
@@ -33,7 +33,7 @@ PAGE = 50
 
 @router.get("/tickets")
 async def ticket_list(
-    request: Request, viewer: Viewer = Depends(current_viewer), session: AsyncSession = Depends(read_session)
+    request: Request, viewer: Viewer = Depends(page_viewer), session: AsyncSession = Depends(read_session)
 ) -> Response:
     params = request.query_params
     status = params.get("status", "open")
@@ -64,16 +64,16 @@ def ticket_number(ticket_ref: str) -> int:
 async def _page(request: Request, viewer: Viewer, session: AsyncSession, ticket: Ticket, *, error: str = "",
                 status_code: int = 200) -> Response:
     agents = await list_agents(session)
+    card = await customer_card.card_figures(session, ticket.customer_id)
     return render(
-        request, "ticket.html", viewer, status_code=status_code, ticket=ticket, error=error,
-        customer=await customers_repo.get_customer(session, ticket.customer_id),
+        request, "ticket.html", viewer, status_code=status_code, ticket=ticket, error=error, customer=card.customer,
         messages=await contacts_repo.ticket_transcript(session, ticket.id, limit=1000),
         events=await tickets_repo.ticket_events(session, ticket.id),
         notes=await web_repo.notes_for(session, ticket_id=ticket.id),
         agents=agents, agent_names={a.id: a.name for a in agents}, form_key=forms.new_form_key(),
         canned=sorted({c.name for c in await canned_repo.list_all(session)}),
         identities=await customers_repo.identities_of(session, ticket.customer_id),
-        value=await reports.customer_value(session, ticket.customer_id),
+        value=card.value,
         other_tickets=[t for t in await tickets_repo.customer_tickets(session, ticket.customer_id)
                        if t.id != ticket.id and may_see_ticket(viewer.actor, t)][:5],
     )
@@ -81,7 +81,7 @@ async def _page(request: Request, viewer: Viewer, session: AsyncSession, ticket:
 
 @router.get("/tickets/{ticket_ref}")
 async def ticket_page(
-    ticket_ref: str, request: Request, viewer: Viewer = Depends(current_viewer),
+    ticket_ref: str, request: Request, viewer: Viewer = Depends(page_viewer),
     session: AsyncSession = Depends(read_session),
 ) -> Response:
     ticket = await actions.visible_ticket(session, viewer.actor, ticket_number(ticket_ref))
