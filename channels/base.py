@@ -90,6 +90,12 @@ class ChannelTraits:
         conversation's earlier external ids, oldest first. By default a reply answers the last message."""
         return ReplyFields(reply_to=last_ext)
 
+    @staticmethod
+    def readable(address: str, display_name: str = "") -> str:
+        """What agents call the person at `address` (an identity, or a customer named by one): the address on
+        channels where people read addresses; a channel of opaque ids (a web chat visitor's) names them."""
+        return address
+
     @classmethod
     def mirror_target(cls, section: Any) -> str:
         """Where the desk mirrors each handed-off ticket (a forum chat), or "" when this channel does not."""

@@ -13,6 +13,7 @@ from bot.assistant.texts import say
 from bot.core import attachments as media
 from bot.core.forum import post_to_forum
 from bot.core.messages import InboundMessage
+from bot.core.names import notice_name
 from bot.core.outbound import BatchContext, bot_reply_cap, notify_agents, reply_to_customer
 from bot.identity import carries_identity, looks_like_code
 from bot.tickets import BOT, CUSTOMER, DEFAULT_RULES, MAX_ID, CustomerMessage, Decision, TicketError, apply, lifecycle
@@ -241,7 +242,7 @@ async def hand_off(
     facts = ctx.facts.get(ticket.customer_id, {})
     handoff = Handoff(
         tier=facts.get("tier") or "potential", language=language, key_account_manager_id=facts.get("kam"),
-        customer_name=facts.get("name") or msg.sender_name or msg.sender, text=msg.text, channel=msg.channel,
+        customer_name=notice_name(facts, msg), text=msg.text, channel=msg.channel,
         subject=lifecycle.subject_of(msg.text, msg.meta_value("subject")), reason=turn.handoff_reason,
         intent=turn.intent, imported=_imported(msg),
         ack=ctx.settings.dispatch.ack_new_ticket and not wants_no_auto_reply(msg),
@@ -252,7 +253,7 @@ async def hand_off(
 
 
 async def _tell_assignee(ctx: BatchContext, ticket: Ticket, msg: InboundMessage, contact_id: int, facts: dict) -> None:
-    name = facts.get("name") or msg.sender_name or msg.sender
+    name = notice_name(facts, msg)
     said = media.said(msg.text, msg.attachments)
     post_to_forum(ctx, ticket, f"{name}: {lifecycle.excerpt(said)}", key=f"c{contact_id}:forum", customer_name=name)
     _show_media(ctx, msg, f"c{contact_id}:forum")
@@ -319,7 +320,7 @@ async def _tell_edit(ctx: BatchContext, msg: InboundMessage, contact_id: int, or
     ticket = await ctx.session.get(Ticket, original.ticket_id)
     if ticket is None or ticket.assignee_id is None or ticket.status == "closed":
         return
-    name = ctx.facts.get(ticket.customer_id, {}).get("name") or msg.sender_name or msg.sender
+    name = notice_name(ctx.facts.get(ticket.customer_id, {}), msg)
     await notify_agents(
         ctx,
         [ticket.assignee_id],

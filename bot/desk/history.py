@@ -7,11 +7,13 @@ from datetime import UTC
 
 from bot.core.attachments import said
 from bot.core.messages import Button
+from bot.core.names import readable_name
 from bot.desk.access import customer_by_number, visible_customer
 from bot.desk.router import DeskCall, DeskError, DeskRouter
 from bot.routing import tier_history
 from bot.tickets import SUPERVISOR_ROLES
 from bot.tickets.customers import merge, write_merge
+from channels.base import traits_of
 from crm_store.models import Contact
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import contacts as contacts_repo
@@ -34,8 +36,11 @@ def contact_line(c: Contact, width: int = 160) -> str:
     return f"{when} {arrow} {c.channel}{ticket} · {who}{edited}: {text}"
 
 
-def identity_label(channel: str, address: str) -> str:
-    return f"telegram:@{address}" if channel == customers_repo.USERNAME_CHANNEL else f"{channel}:{address}"
+def identity_label(channel: str, address: str, display_name: str = "") -> str:
+    """An identity as agents read it: a web chat visitor by their readable name, never by the id."""
+    if channel == customers_repo.USERNAME_CHANNEL:
+        return f"telegram:@{address}"
+    return f"{channel}:{traits_of(channel).readable(address, display_name)}"
 
 
 @router.command(
@@ -58,12 +63,12 @@ async def history(call: DeskCall) -> None:
     rows = await contacts_repo.customer_history(call.ctx.session, customer.id, limit=n + 1, offset=(page - 1) * n)
     more = len(rows) > n
     rows = rows[:n]
+    identities = await customers_repo.identities_of(call.ctx.session, customer.id)
+    name = readable_name(customer.name, [i.channel for i in identities])
     if not rows:
-        call.answer(
-            f"No contacts for {customer.name or 'customer'} (C-{customer.id})" + (" on this page." if page > 1 else ".")
-        )
+        call.answer(f"No contacts for {name} (C-{customer.id})" + (" on this page." if page > 1 else "."))
         return
-    head = f"History of {customer.name or 'customer'} (C-{customer.id}), page {page}:"
+    head = f"History of {name} (C-{customer.id}), page {page}:"
     buttons = []
     if page > 1:
         buttons.append(Button("Newer", f"/history C-{customer.id} {n} {page - 1}"))
@@ -97,14 +102,14 @@ async def customer_card(call: DeskCall) -> None:
     why = "set by hand" if customer.manual_tier else customer.tier_reason
     last = value["last"].strftime("%Y-%m-%d") if value["last"] else "never"
     lines = [
-        f"{customer.name or 'Customer'} (C-{customer.id})"
+        f"{readable_name(customer.name, [i.channel for i in identities], 'Customer')} (C-{customer.id})"
         + (f" · ref {customer.external_ref}" if customer.external_ref else ""),
         f"Tier: {tier} — {why}",
         f"Value: {value['total']:,.2f} over {value['purchases']} purchases, last {last}",
         (await tier_history.customer_outlook(session, customer.id, call.ctx.now)).line(),
         f"Key-account manager: {kam.name if kam else '—'}",
         f"Stage: {customer.lifecycle_stage} · language: {customer.language or '?'}",
-        "Identities: " + (", ".join(identity_label(i.channel, i.address) for i in identities) or "—"),
+        "Identities: " + (", ".join(identity_label(i.channel, i.address, i.display_name) for i in identities) or "—"),
         "Open tickets: " + (", ".join(f"T-{t.id} ({t.status}, {t.queue})" for t in open_tickets) or "none"),
     ]
     if recent:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.core.messages import Button
+from bot.core.names import readable_name
 from bot.desk.router import DeskCall, DeskError, DeskRouter
 from bot.routing.policy import WaitingTicket, pick_next
 from bot.tickets import may_see_ticket, work
@@ -32,7 +33,7 @@ async def take_ticket(call: DeskCall, ticket: Ticket, how: str) -> None:
     names = await desk_repo.customer_names(ctx.session, [ticket.customer_id])
     await call.apply(ticket, decision, (
         f"T-{ticket.id} is yours ({ticket.tier_at_open}, {ticket.channel}) — "
-        f"{names.get(ticket.customer_id) or 'customer'}: {ticket.subject or '(no subject)'}\n"
+        f"{readable_name(names.get(ticket.customer_id), ticket.channel)}: {ticket.subject or '(no subject)'}\n"
         f"Answer with /reply {ticket.id} <text> or reply to this message."
     ))
 
@@ -58,7 +59,7 @@ async def show_queue(call: DeskCall) -> None:
     lines = [f"{head}\nWaiting ({len(waiting)}):"]
     for t in waiting[:QUEUE_LINES]:
         lines.append(f"T-{t.id} · {t.tier_at_open} · {t.queue} · {waited(t, call.ctx.now)} · "
-                     f"{names.get(t.customer_id) or 'customer'}: {(t.subject or '')[:60]}")
+                     f"{readable_name(names.get(t.customer_id), t.channel)}: {(t.subject or '')[:60]}")
     if len(waiting) > QUEUE_LINES:
         lines.append(f"… and {len(waiting) - QUEUE_LINES} more. /next takes the most urgent.")
     call.answer("\n".join(lines), tuple(Button(f"Take T-{t.id}", f"/take {t.id}") for t in waiting[:3]))

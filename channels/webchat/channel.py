@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -26,6 +27,10 @@ from channels.webchat.frames import BadFrame, Frame, dump, parse_frame
 log = logging.getLogger(__name__)
 PHOTO_TYPES = frozenset({"image/jpeg", "image/png"})
 """A visitor's file of these types reaches agents as a photo; any other as a document."""
+
+
+VISITOR_ID = re.compile(r"v[0-9a-f]{32}")
+"""A visitor id as the web app hands them out ("v" and a random UUID's hex)."""
 
 
 def visitor_name(visitor_id: str, place: str = "") -> str:
@@ -69,6 +74,11 @@ class WebChatChannel(ChannelTraits):
     name = "webchat"
     section = "web"
     can_send_only = False  # the visitors' sockets are held by the receiving process
+
+    @staticmethod
+    def readable(address: str, display_name: str = "") -> str:
+        """A visitor by the name the web pages use ("Visitor 4821, Berlin"), never by the id."""
+        return display_name or (visitor_name(address) if VISITOR_ID.fullmatch(address) else address)
     takes_files = "link"  # a file is kept by the web app and named by a link in the text (the widget opens it)
 
     def __init__(self, *, max_message_chars: int = 4000, identity_secret: str = "") -> None:
@@ -193,6 +203,7 @@ class WebChatChannel(ChannelTraits):
             external_id=f"{visitor_id}:email-{digest}",
             sender=visitor_id,
             text="",
+            sender_name=visitor_name(visitor_id, frame.place),
             meta={"claimed_email": frame.email},
         )
 
@@ -201,7 +212,7 @@ class WebChatChannel(ChannelTraits):
         digest = hashlib.sha256(frame.user.encode()).hexdigest()[:16]
         return InboundMessage.build(
             channel=self.name, external_id=f"{visitor_id}:user-{digest}", sender=visitor_id, text="",
-            meta={"vouched_user": frame.user},
+            sender_name=visitor_name(visitor_id, frame.place), meta={"vouched_user": frame.user},
         )
 
     async def _store(self, visitor_id: str, frame: Frame, message: InboundMessage | None, ok: str) -> dict[str, Any]:

@@ -27,8 +27,9 @@ async def _acks(h, channel: str, address: str, ticket_id: int) -> list[str]:
 
 async def _logged(h, ticket_id: int, text: str) -> int:
     async with h.app.sessions() as s:
-        rows = await s.scalars(select(Contact).where(Contact.ticket_id == ticket_id, Contact.direction == "out",
-                                                     Contact.text == text))
+        rows = await s.scalars(
+            select(Contact).where(Contact.ticket_id == ticket_id, Contact.direction == "out", Contact.text == text)
+        )
         return len(list(rows))
 
 
