@@ -19,6 +19,7 @@ from bot.tickets.access import Actor, TicketError
 from bot.tickets.decision import Decision
 from bot.tickets.rules import ACTIVE
 from crm_store.models import Ticket
+from crm_store.repositories import ticket_rollup
 from crm_store.repositories import tickets as tickets_repo
 
 if TYPE_CHECKING:
@@ -84,15 +85,18 @@ def _count(ticket: Ticket, decision: Decision, before: str | None) -> None:
 
 async def _change(ctx: BatchContext, ticket: Ticket, decision: Decision) -> None:
     """Unguarded changes ride on the session's flush (the dispatcher's hot path: no extra statement); guarded
-    ones are one conditional UPDATE that a concurrent change makes match nothing."""
+    ones are one conditional UPDATE that a concurrent change makes match nothing. The ticket rollups follow both:
+    the flush's hooks see the first, the writer tells them of the second."""
     if not decision.guard:
         for name, value in decision.changes.items():
             setattr(ticket, name, value)
         return
     await ctx.session.flush()
+    before = ticket_rollup.facts_of(ticket)
     if not await tickets_repo.update_if(ctx.session, ticket.id, decision.guard, decision.changes):
         await ctx.session.refresh(ticket)
         raise TicketError(f"T-{ticket.id} changed just now; look again and retry.", code="conflict")
     for name, value in decision.changes.items():
         set_committed_value(ticket, name, value)
+    ticket_rollup.changed(ctx.session, before, ticket_rollup.facts_of(ticket))  # the flush did not see this UPDATE
 

@@ -16,7 +16,7 @@ from bot.web.auth import Viewer
 from bot.web.dashboard.common import current_viewer, date_range, render
 from bot.web.sessions import read_session
 from crm_store.repositories import contact_days, reports
-from crm_store.repositories.figures import figures
+from crm_store.repositories.figures import backlog_by_queue, figures
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ async def overview(
     await refresh_rollups(request)
     by_channel = _series(await reports.contacts_per_day(session, since, until, by="channel"))
     by_tier = _series(await reports.contacts_per_day(session, since, until, by="tier"))
-    backlog = await reports.backlog_by_queue(session)
+    backlog = await backlog_by_queue(session)  # the ticket writer's counters, not a count of the tickets
     queues: dict[str, int] = {}
     for queue, _status, n in backlog:
         queues[queue] = queues.get(queue, 0) + n

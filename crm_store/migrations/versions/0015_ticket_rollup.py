@@ -3,11 +3,14 @@
 
 - ticket_days: the additive figures of the counted tickets opened on a UTC day, per (tier at open, channel,
   assignee; 0 = nobody), and "handled" on the day a ticket was resolved.
-- ticket_duration_days: first-response and resolution times as per-day histograms in fixed log buckets, per
-  tier, channel and assignee, so percentiles come from summed buckets.
+- ticket_duration_days: first-response and resolution times as per-day histograms in fixed log buckets (32 per
+  doubling, a row per doubling: counts b0..b31 and their sums in milliseconds s0..s31), per tier, channel and
+  assignee, so percentiles come from summed buckets.
 - ticket_backlog: open and pending tickets per (queue, status, tier, assignee): the backlog and each agent's load.
-- A partial index of the handed-off open or pending tickets the SLA clock has not marked: the breaches that
+- A partial index of the handed-off unresolved tickets the SLA clock has not marked: the breaches that
   depend on the moment the figures are read are counted from it.
+
+The upgrade fills the rollups from the tickets there are (`rebuild_on`, also `tierdesk` admin's repair).
 
 Revision ID: 0015_ticket_rollup
 Revises: 0014_canned
@@ -21,8 +24,14 @@ down_revision = "0014_canned"
 branch_labels = None
 depends_on = None
 
+SLOTS = 32
+"""Buckets per doubling of a duration: one row holds an octave [2^k, 2^(k+1)) seconds."""
 AgentKey = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-UNMARKED = "status IN ('open', 'pending') AND sla_breached_at IS NULL AND handoff_reason IS NOT NULL"
+UNMARKED = (
+    "handoff_reason IS NOT NULL AND sla_breached_at IS NULL AND (status IN ('open', 'pending') "
+    "OR (status = 'closed' AND closed_at IS NULL) OR (status = 'solved' AND solved_at IS NULL))"
+)
+"""Handed off, not marked by the SLA clock, not resolved: written as the figures' query writes it."""
 UNMARKED_COLUMNS = [
     "created_at",
     "source",
@@ -58,10 +67,10 @@ def upgrade() -> None:
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("key", sa.String(32), nullable=False),
         sa.Column("measure", sa.String(16), nullable=False),
-        sa.Column("bucket", sa.SmallInteger(), nullable=False),
-        _counter("n"),
-        sa.Column("seconds", sa.Float(), nullable=False, server_default="0"),
-        sa.PrimaryKeyConstraint("dim", "day", "key", "measure", "bucket", name="pk_ticket_duration_days"),
+        sa.Column("octave", sa.SmallInteger(), nullable=False),
+        *(_counter(f"b{i}") for i in range(SLOTS)),
+        *(sa.Column(f"s{i}", sa.BigInteger(), nullable=False, server_default="0") for i in range(SLOTS)),
+        sa.PrimaryKeyConstraint("dim", "day", "key", "measure", "octave", name="pk_ticket_duration_days"),
     )
     op.create_table(
         "ticket_backlog",
@@ -79,6 +88,9 @@ def upgrade() -> None:
         postgresql_where=sa.text(UNMARKED),
         sqlite_where=sa.text(UNMARKED),
     )
+    from crm_store.repositories.ticket_rollup import rebuild_on
+
+    rebuild_on(op.get_bind())  # the tickets there are, counted as the ticket writer will keep counting them
 
 
 def downgrade() -> None:
