@@ -11,6 +11,7 @@ import signal
 from typing import Any
 
 from bot.app import App, Background, freeze_startup_heap
+from bot.core.sender_lease import sender_guard
 from bot.settings import Settings
 from channels.base import Channel, UnknownChannel, build, known_channels, section_of, traits_of
 from crm_store.engine import is_sqlite
@@ -85,6 +86,17 @@ def background_jobs(settings: Settings) -> list[Background]:
 
 
 async def serve(settings: Settings, channels: list[Channel] | None = None, *, web: bool = True) -> None:
+    guard = sender_guard(settings)
+    if guard is not None:
+        await guard.start()  # before the outbox takes back what a sender of this id held: one live process per id
+    try:
+        await _serve(settings, channels, web=web)
+    finally:
+        if guard is not None:
+            await guard.stop()
+
+
+async def _serve(settings: Settings, channels: list[Channel] | None, *, web: bool) -> None:
     channels = channels if channels is not None else configured_channels(settings)
     app = App(settings, channels=channels, background=background_jobs(settings))
     stop = asyncio.Event()
