@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.core.messages import Button
 from channels.base import known_channels, section_of, traits_of
-from crm_store.models import Ticket
+from crm_store.models import Agent, Ticket
 
 if TYPE_CHECKING:
     from bot.core.outbound import BatchContext
@@ -62,3 +62,11 @@ def post_to_forum(
         meta=meta,
     )
     return True
+
+
+async def forum_name_of(ctx: BatchContext, agent_id: int | None) -> str:
+    """The agent's name for a forum post ("Assigned to Ana"); looked up only when a channel mirrors tickets."""
+    if agent_id is None or desk_mirror(ctx.settings) is None:
+        return ""
+    agent = await ctx.session.get(Agent, agent_id)
+    return agent.name if agent is not None else ""

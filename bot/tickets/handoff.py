@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.core.forum import forum_name_of
 from bot.routing.policy import RouteRequest, route
 from bot.tickets import lifecycle
 from bot.tickets.access import Actor
@@ -47,7 +48,7 @@ async def hand_off(ctx: BatchContext, ticket: Ticket, h: Handoff, actor: Actor, 
     decision = lifecycle.route(
         ticket, routed, tier=h.tier, reason=h.reason, intent=h.intent, language=h.language, agents=agents.values(),
         customer_name=h.customer_name, text=h.text, channel=h.channel, subject=h.subject, now=ctx.now,
-        imported=h.imported, ack=h.ack,
+        imported=h.imported, ack=h.ack, assignee_name=await forum_name_of(ctx, routed.assignee_id),
     )
     return await apply(ctx, ticket, decision, actor, cause=cause, inbound=inbound)
 

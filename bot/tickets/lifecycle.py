@@ -42,11 +42,11 @@ def excerpt(text: str, limit: int = NOTICE_CHARS) -> str:
 def route(
     ticket: Any, routed: RouteDecision, *, tier: str, reason: str | None, intent: str | None, language: str | None,
     agents: Iterable[AgentState], customer_name: str, text: str, channel: str, subject: str, now: datetime,
-    imported: bool = False, ack: bool = True,
+    imported: bool = False, ack: bool = True, assignee_name: str = "",
 ) -> Decision:
     """Hand the ticket to a person: queue, priority and SLA from the tier, the assignee routing chose, the
     notices, the forum mirror and the customer's acknowledgement. Imported history is filed, pages nobody and
-    starts no clock."""
+    starts no clock. The forum post of an assigned ticket names who has it and offers no "Take"."""
     d = Decision()
     first = ticket.handoff_reason is None
     assignee = None if imported else routed.assignee_id
@@ -76,7 +76,8 @@ def route(
     everyone = (Button("Take", f"/take {ticket.id}"), Button("Close", f"/close {ticket.id}"),
                 Button("History", f"/history T-{ticket.id}"))
     d.notices.append(AgentNotice(targets, notice, "notify", everyone[1:] if assignee else everyone))
-    d.forum.append(ForumPost(notice, "forum", customer_name, tier, everyone))
+    held = f"\nAssigned to {assignee_name or 'an agent'}" if assignee else ""
+    d.forum.append(ForumPost(notice + held, "forum", customer_name, tier, everyone[1:] if assignee else everyone))
     if ack:
         d.to_customer.append(CustomerMessage(say("handoff_ack", language, ticket=ticket.id), "ack"))
     return d

@@ -9,7 +9,7 @@ from typing import Any
 from bot.core.messages import Button
 from bot.routing.policy import AgentState
 from bot.tickets.access import Actor, TicketError, may_see_ticket, may_work_on, serves
-from bot.tickets.decision import AgentNotice, CustomerMessage, Decision, answer_only
+from bot.tickets.decision import AgentNotice, CustomerMessage, Decision, ForumPost, answer_only
 from bot.tickets.rules import MAX_TAG_CHARS, MAX_TAGS, PRIORITIES
 
 
@@ -50,6 +50,8 @@ def take(ticket: Any, actor: Actor, *, now: datetime, how: str = "taken", holder
     if ticket.assignee_id is not None:
         d.notices.append(AgentNotice((ticket.assignee_id,), f"T-{ticket.id} was taken over by {actor.name}.",
                                      "takenover"))
+    if ticket.topic_ref or ticket.handoff_reason:  # the mirror's "Take" is answered: someone has it now
+        d.forum.append(ForumPost(f"T-{ticket.id} {how} by {actor.name or actor.label}.", "forumtake"))
     d.buttons = ticket_buttons(ticket.id)
     return d
 

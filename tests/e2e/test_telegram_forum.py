@@ -18,6 +18,7 @@ from bot.settings import DispatchSettings, NluSettings, OutboxSettings, Settings
 from channels.telegram import RateLimiter, SendPolicy, TelegramChannel
 from crm_store.models import Contact, Ticket
 from crm_store.repositories import agents as agents_repo
+from crm_store.repositories import desk as desk_repo
 
 FAST = RateLimiter(per_chat=1000, overall=1000, chat_burst=1000, overall_burst=1000)
 FORUM = -1001234567
@@ -110,10 +111,12 @@ async def test_a_ticket_lives_in_its_topic_from_first_message_to_close(forum):
     assert title and title.group(2) == "Mei", created[0].params["name"]
     ticket_id, thread = int(title.group(1)), created[0].result["message_thread_id"]
 
-    # The new-ticket notice with its buttons is the topic's first post; the ticket remembers its topic.
+    # The new-ticket notice with its buttons is the topic's first post; the ticket remembers its topic. Routing
+    # gave it to Ana (online): the post says so and offers no "Take".
     notice = await forum.answer(FORUM, r"New ticket T-\d+ .*parcel 8812", thread=thread)
+    assert notice["text"].endswith("Assigned to Ana")
     assert [b["callback_data"] for b in notice["reply_markup"]["inline_keyboard"][0]] == [
-        f"/take {ticket_id}", f"/close {ticket_id}", f"/history T-{ticket_id}"]
+        f"/close {ticket_id}", f"/history T-{ticket_id}"]
     assert await forum.topic_of(ticket_id) == f"{FORUM}:{thread}"
     await forum.answer(MEI, rf"ticket is T-{ticket_id}")
 
@@ -181,6 +184,28 @@ async def test_close_button_in_the_topic_closes_ticket_and_topic(forum):
     forum.api.user_message(forum.user(ANA), "hello?", chat=notice["chat"], thread_id=thread,
                            reply_to=notice["message_id"])
     await forum.answer(ANA, rf"T-{ticket_id} is closed; your reply was not sent \(/reopen it first\)")
+
+
+async def test_an_unassigned_ticket_offers_take_and_the_topic_hears_who_took_it(forum):
+    api = forum.api
+    async with forum.app.sessions() as s, s.begin():
+        await desk_repo.set_agent_status(s, (await agents_repo.find_agent(s, "Ana")).id, "away")
+    forum.says(BOB, "Refund for order 5150?")
+    created = await api.wait_for(lambda: api.calls_of("createForumTopic"), 8.0)
+    thread = created[0].result["message_thread_id"]
+    notice = await forum.answer(FORUM, r"New ticket T-\d+ .*order 5150", thread=thread)
+    ticket_id = int(re.search(r"T-(\d+)", notice["text"]).group(1))
+    assert "Assigned to" not in notice["text"] and "Waiting in queue" in notice["text"]
+    assert notice["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == f"/take {ticket_id}"
+    await forum.topic_of(ticket_id)
+    api.press_button(forum.user(ANA), notice, f"/take {ticket_id}")
+    await forum.answer(ANA, rf"T-{ticket_id} is yours")
+    await forum.answer(FORUM, rf"T-{ticket_id} taken by Ana\.", thread=thread)
+    assert (await forum.ticket(ticket_id)).assignee_id is not None
+    api.press_button(forum.user(ANA), notice, f"/take {ticket_id}")  # the old button again: nothing changes
+    await forum.answer(ANA, rf"T-{ticket_id} is already yours\.")
+    await forum.app.outbox.drain()
+    assert len([m for m in api.sent_in_topic(FORUM, thread) if "taken by" in m["text"]]) == 1
 
 
 async def test_forum_mode_off_makes_no_topic_calls(no_forum):
