@@ -46,7 +46,7 @@
   var form = el("form", "td-form");
   var input = el("textarea", "td-input"); input.id = "td-input"; input.rows = 2; input.placeholder = "Type your message…";
   var send = el("button", "td-send", "Send"); send.type = "submit"; send.id = "td-send";
-  var attach = el("button", "td-attach", "📎"); attach.type = "button"; attach.id = "td-attach";
+  var attach = el("button", "td-attach", "Attach"); attach.type = "button"; attach.id = "td-attach";
   attach.setAttribute("aria-label", "Attach a file"); attach.title = "Attach a file (up to 10 MB)";
   var fileInput = el("input", ""); fileInput.type = "file"; fileInput.id = "td-file"; fileInput.hidden = true;
   form.appendChild(input); form.appendChild(attach); form.appendChild(send); form.appendChild(fileInput);
@@ -205,7 +205,7 @@
         if (!res.ok) { showNotice(res.body.error || "Could not send the file."); return; }
         showNotice("");
         var text = input.value; input.value = "";
-        submit(text, text ? "" : "📎 " + res.body.name, [res.body]);
+        submit(text, text ? "" : "Sent a file:", [res.body]);
       })
       .catch(function () { showNotice("Could not send " + file.name + "; try again."); });
   });
