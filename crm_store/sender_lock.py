@@ -45,7 +45,7 @@ class NamedLock:
             )
             await self.conn.commit()
         except Exception:
-            await self._drop()
+            await self._drop(broken=True)
             raise
         return bool(count)
 
@@ -75,10 +75,11 @@ class NamedLock:
                 await self._drop()
         await self.engine.dispose()
 
-    async def _drop(self) -> None:
+    async def _drop(self, *, broken: bool = False) -> None:
+        """Forget our connection; a broken one is invalidated (terminated at once, no goodbye to a dead peer)."""
         conn, self.conn = self.conn, None
         if conn is not None:
             try:
-                await conn.close()
+                await (conn.invalidate() if broken else conn.close())
             except Exception:  # the connection is already gone; closing it is all that was left to do
                 pass
