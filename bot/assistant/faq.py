@@ -18,6 +18,7 @@ from bot.assistant.texts import intent_title, say
 from bot.core import metrics
 from bot.settings import Settings
 from nlu.classifier import ClassifierConfig, IntentClassifier, ModelFileError
+from nlu.parse_cache import ParseCache
 from nlu.rasa_format import NluDataError, Responses, TrainingData, load_nlu, load_responses
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,11 @@ class FaqResponder:
         self.default_language = default_language
         self.languages = {lang for variants in responses.by_intent.values() for lang in variants if lang}
         self.languages.add(default_language)
+        self.parses = ParseCache(classifier)
+
+    def prepare(self, texts: list[str]) -> None:
+        """Classify a batch's texts at once, ahead of `respond` for each (see `nlu.parse_cache`)."""
+        self.parses.prime(texts)
 
     def _known_language(self, detected: str | None, customer_language: str | None) -> str | None:
         """The message's language when we answer in it, else the customer's; None when neither is known."""
@@ -76,7 +82,7 @@ class FaqResponder:
             return BotTurn(answer=None, handoff_reason=f"bot error: {type(exc).__name__}")
 
     def _respond(self, text: str, customer_language: str | None) -> BotTurn:
-        result = self.classifier.parse(text)
+        result = self.parses.parse(text)
         known = self._known_language(result.language, customer_language)
         language = known or self.default_language
         script = answer_script(result.script) if language == "zh" else None

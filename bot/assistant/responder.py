@@ -5,8 +5,12 @@ The NLU plugs in by implementing `Responder`; without it every customer message 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +36,18 @@ class BotTurn:
 class Responder(Protocol):
     def respond(self, text: str, *, customer_language: str | None = None) -> BotTurn:
         """Decide for one message; must be quick (called inside the batch transaction) and never raise."""
+
+
+def prepare(responder: Responder, texts: Sequence[str]) -> None:
+    """Let a responder that can (one with `prepare(texts)`) classify a batch's texts in one go before `respond`
+    is asked about each; a failure only means each is classified when asked."""
+    ahead = getattr(responder, "prepare", None)
+    if ahead is None or not texts:
+        return
+    try:
+        ahead(list(texts))
+    except Exception:  # respond() still answers each message, and never raises
+        log.exception("classifying the batch at once failed; classifying message by message")
 
 
 class HumanOnly:

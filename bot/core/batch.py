@@ -7,9 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bot.assistant.responder import prepare
 from bot.core.bounces import bounce_targets, record_bounce
 from bot.core.conversation import (
     BOT_ANSWERS,
+    FOLLOWUP_ACKED,
+    SPELL_STARTS,
     handle_customer_message,
     likely_ticket,
     load_bot_answers,
@@ -22,6 +25,7 @@ from bot.desk import Desk
 from bot.identity import Answered, carries_identity, identify, looks_like_code
 from bot.tickets import lifecycle
 from channels.base import traits_of
+from crm_store.grouped_flush import flush_grouped
 from crm_store.models import Agent, Contact
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import contacts as contacts_repo
@@ -94,6 +98,7 @@ class BatchHandler:
         })
         bounce_customers = [b[1] for b in bounce_tickets.values() if b[1] is not None]
         await self._load_facts(ctx, [*customers.values(), *bounce_customers], new_customers)
+        await self._load_followup_events(ctx)
         rows, first_of = [], {}
         for i, m in enumerate(msgs):
             key = (m.channel, m.external_id, "in")
@@ -139,10 +144,14 @@ class BatchHandler:
                     if (k := (r["channel"], r["external_id"], "in")) in inserted and r["author"] == "customer"
                 ],
             )
+            if ctx.followup_events is not None:
+                ctx.followup_events.opened(ctx.opened)
             await self._load_threads(ctx, rows, inserted)
+            self._classify_ahead(ctx, msgs, rows, first_of, inserted)
         logged = LoggedBatch(msgs, rows, first_of, inserted, earlier, agents, bounce_tickets)
         with session.no_autoflush:  # pending changes go out in a few bulk statements at the end, not per query
             results = await self._handle_each(ctx, logged, safe_mode)
+        await flush_grouped(session)
         await save_languages(ctx)
         return results
 
@@ -197,6 +206,32 @@ class BatchHandler:
             seen.add(key)
             out.append(r)
         return out
+
+    @staticmethod
+    async def _load_followup_events(ctx: BatchContext) -> None:
+        """The events that decide whether a follow-up is acknowledged, for every ticket the batch continues."""
+        if not ctx.settings.dispatch.ack_new_ticket:
+            return
+        tickets = {t.id for t in (*ctx.active.values(), *ctx.latest.values()) if t is not None}
+        ctx.followup_events = tickets_repo.EventKinds((FOLLOWUP_ACKED, *SPELL_STARTS))
+        await ctx.followup_events.load(ctx.session, tickets)
+
+    @staticmethod
+    def _classify_ahead(
+        ctx: BatchContext,
+        msgs: list[InboundMessage],
+        rows: list[dict[str, Any]],
+        first_of: dict[ContactKey, int],
+        inserted: dict[ContactKey, int],
+    ) -> None:
+        """The new customer messages' texts through the NLU at once (as `respond` will be asked about them)."""
+        limit = ctx.settings.nlu.max_chars
+        texts = []
+        for row in rows:
+            key = (row["channel"], row["external_id"], "in")
+            if row["author"] == "customer" and key in inserted and (text := msgs[first_of[key]].text).strip():
+                texts.append(text[:limit])
+        prepare(ctx.responder, texts)
 
     @staticmethod
     async def _load_threads(ctx: BatchContext, rows: list[dict[str, Any]], inserted: dict[ContactKey, int]) -> None:

@@ -301,7 +301,9 @@ async def _acknowledge_followup(ctx: BatchContext, ticket: Ticket, msg: InboundM
         return
     if not await _bot_may_answer(ctx, ticket.customer_id, msg.channel):
         return
-    kinds = [e.kind for e in await tickets_repo.ticket_events(ctx.session, ticket.id)]
+    loaded = ctx.followup_events  # the batch's tickets' events, loaded at once
+    kinds = await loaded.of(ctx.session, ticket.id) if loaded else [
+        e.kind for e in await tickets_repo.ticket_events(ctx.session, ticket.id)]
     if not followup_ack_due(status_before, kinds):
         return
     text = say("followup_added", language, ticket=ticket.id)

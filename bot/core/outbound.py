@@ -16,6 +16,7 @@ from channels.base import section_of, traits_of
 from crm_store.models import Ticket
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import contacts as contacts_repo
+from crm_store.repositories import tickets as tickets_repo
 
 
 async def load_agent_states(session: AsyncSession) -> dict[int, AgentState]:
@@ -51,6 +52,8 @@ class BatchContext:
     facts: dict[int, dict[str, Any]] = field(default_factory=dict)
     threads: dict[tuple[int, str], list[str]] = field(default_factory=dict)
     """(ticket, channel) → the conversation's message ids there, oldest first, loaded for the batch at once."""
+    followup_events: tickets_repo.EventKinds | None = None
+    """The batch's tickets' events that decide whether a follow-up is acknowledged, loaded at once."""
     _agents: dict[int, AgentState] | None = None
     _addresses: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
 
@@ -65,6 +68,8 @@ class BatchContext:
     async def agent_addresses(self, agent_ids: list[int]) -> dict[int, list[tuple[str, str]]]:
         """Agents' channel addresses, each looked up once per batch."""
         missing = [a for a in agent_ids if a not in self._addresses]
+        if missing and self._agents is not None:  # every agent's at once: a batch notifies most of them
+            missing = sorted({*missing, *self._agents} - self._addresses.keys())
         if missing:
             found = await agents_repo.addresses_of(self.session, missing)
             for aid in missing:

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import BigInteger, String, bindparam, column, func, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Contact, OutboxItem, Ticket, now
@@ -248,6 +249,25 @@ def _mark_sent() -> Any:
     )
 
 
+@cache
+def _mark_sent_returning() -> Any:
+    """PostgreSQL: `UPDATE outbox ... FROM unnest(ids, external ids) WHERE not sent yet RETURNING id`."""
+    table = OutboxItem.__table__
+    sent = (
+        func.unnest(
+            bindparam("ids", type_=postgresql.ARRAY(BigInteger)), bindparam("exts", type_=postgresql.ARRAY(String))
+        )
+        .table_valued(column("id", BigInteger), column("ext", String))
+        .render_derived(name="sent")
+    )
+    return (
+        update(table)
+        .where(table.c.id == sent.c.id, table.c.status != "sent")
+        .values(status="sent", external_id=sent.c.ext, sent_at=bindparam("at"), last_error=None, claimed_by=None)
+        .returning(table.c.id)
+    )
+
+
 async def mark_sent_many(
     session: AsyncSession, sent: list[tuple[Reply, str]], *, at: datetime | None = None
 ) -> int:
@@ -257,11 +277,16 @@ async def mark_sent_many(
         return 0
     at = at or now()
     ids = [item.id for item, _ in sent]
-    open_ids = set(await session.scalars(_unsent_query(is_pg(session)), {"ids": ids}))
+    if is_pg(session):  # one statement: the rows not sent yet are marked, locked as they are
+        params = {"ids": ids, "exts": [ext for _, ext in sent], "at": at}
+        open_ids = set(await session.scalars(_mark_sent_returning(), params))
+    else:
+        open_ids = set(await session.scalars(_unsent_query(False), {"ids": ids}))
     todo = [(item, ext) for item, ext in sent if item.id in open_ids]
     if not todo:
         return 0
-    await session.execute(_mark_sent(), [{"b_id": item.id, "b_ext": ext, "b_at": at} for item, ext in todo])
+    if not is_pg(session):
+        await session.execute(_mark_sent(), [{"b_id": item.id, "b_ext": ext, "b_at": at} for item, ext in todo])
     contacts = []
     for item, ext in todo:
         if item.audience == "event":

@@ -111,10 +111,14 @@ def add_event(
     )
 
 
+_WRITES = "tierdesk.ticket_event_writes"
+
+
 def _write_pending_events(session: Session) -> None:
     rows = session.info.pop(_EVENTS, None)
     if rows:
         session.execute(insert(TicketEvent.__table__), rows)
+        session.info[_WRITES] = session.info.get(_WRITES, 0) + 1
 
 
 @event.listens_for(Session, "before_commit")
@@ -138,6 +142,54 @@ async def ticket_events(session: AsyncSession, ticket_id: int) -> list[TicketEve
         select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.at, TicketEvent.id)
     )
     return list(rows)
+
+
+class EventKinds:
+    """A batch's look-up of which of some kinds of event its tickets had, oldest first: the stored ones loaded
+    for all the batch's tickets in one query, the ones this transaction adds seen as they are added. A ticket
+    not loaded, or a look-up after events were written meanwhile, reads the table."""
+
+    def __init__(self, kinds: Iterable[str]) -> None:
+        self.kinds = tuple(kinds)
+        self._stored: dict[int, list[str]] = {}
+        self._writes: int | None = None
+
+    async def load(self, session: AsyncSession, ticket_ids: Iterable[int]) -> None:
+        ids = sorted(set(ticket_ids) - self._stored.keys())
+        if not ids:
+            return
+        await flush_events(session)
+        found: dict[int, list[str]] = {i: [] for i in ids}
+        for part in chunks(ids):
+            rows = await session.execute(
+                select(TicketEvent.ticket_id, TicketEvent.kind)
+                .where(TicketEvent.ticket_id.in_(part), TicketEvent.kind.in_(self.kinds))
+                .order_by(TicketEvent.ticket_id, TicketEvent.at, TicketEvent.id)
+            )
+            for ticket_id, kind in rows:
+                found[ticket_id].append(kind)
+        self._stored.update(found)
+        self._writes = session.sync_session.info.get(_WRITES, 0)
+
+    def opened(self, ticket_ids: Iterable[int]) -> None:
+        """Tickets this transaction opened: no stored events."""
+        for ticket_id in ticket_ids:
+            self._stored.setdefault(ticket_id, [])
+
+    async def of(self, session: AsyncSession, ticket_id: int) -> list[str]:
+        info = session.sync_session.info
+        if info.get(_WRITES, 0) != self._writes:  # written by someone else meanwhile: no longer known here
+            return [e.kind for e in await ticket_events(session, ticket_id) if e.kind in self.kinds]
+        stored = self._stored.get(ticket_id)
+        if stored is None:  # not loaded: read it, keeping what the others have pending
+            for e in info.get(_EVENTS, ()):
+                if e["ticket_id"] in self._stored and e["kind"] in self.kinds:
+                    self._stored[e["ticket_id"]].append(e["kind"])
+            kinds = [e.kind for e in await ticket_events(session, ticket_id) if e.kind in self.kinds]
+            self._stored[ticket_id], self._writes = kinds, info.get(_WRITES, 0)
+            return list(kinds)
+        added = [e["kind"] for e in info.get(_EVENTS, ()) if e["ticket_id"] == ticket_id and e["kind"] in self.kinds]
+        return stored + added
 
 
 async def customer_tickets(session: AsyncSession, customer_id: int, *, active_only: bool = False) -> list[Ticket]:
