@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 import opencc
@@ -50,8 +51,13 @@ def run_fresh(code: str, *args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@cache
+def _s2tw() -> opencc.OpenCC:
+    return opencc.OpenCC("s2tw.json")
+
+
 def traditional(text: str) -> str:
-    return opencc.OpenCC("s2tw.json").convert(text)
+    return _s2tw().convert(text)
 
 
 def test_fixed_texts_are_converted_once_and_then_read_from_the_cache(tmp_path: Path) -> None:
