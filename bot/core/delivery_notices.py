@@ -6,6 +6,7 @@ agent wrote from); the outbox worker calls `delivered` in the transaction that r
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +19,34 @@ CONFIRM_TO = "confirm_to"
 """Outbox meta "channel:recipient": tell this address when the row is delivered or fails."""
 CONFIRM_NAME = "confirm_name"
 """Outbox meta: the customer's name as the confirmation says it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyState:
+    """Where an agent's reply stands, as the desk and the web inbox say it."""
+
+    state: str
+    """queued | delivered | failed"""
+    reason: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.state} ({self.reason})" if self.reason else self.state
+
+
+def reply_state(status: str, error: str | None = None) -> ReplyState:
+    """The state of a reply from what the outbox recorded: pending (being tried) is queued, sent is delivered,
+    failed is failed for good, with why."""
+    if status == "sent":
+        return ReplyState("delivered")
+    if status == "failed":
+        return ReplyState("failed", (error or "failed")[:300])
+    return ReplyState("queued")
+
+
+def queued_text(name: str, ticket_id: int, then: str = "") -> str:
+    """What an agent reads when their reply is written, before anything was sent: "queued", never "sent"."""
+    return f"Queued for {name or 'the customer'} on T-{ticket_id}{then}."
 
 
 def confirm_address(item: Reply) -> tuple[str, str] | None:

@@ -6,7 +6,7 @@ it (`bot.core.delivery_notices`), so an agent never reads "sent" for a message t
 
 from __future__ import annotations
 
-from bot.core.delivery_notices import CONFIRM_NAME, CONFIRM_TO
+from bot.core.delivery_notices import CONFIRM_NAME, CONFIRM_TO, queued_text
 from bot.desk.media import agent_files
 from bot.desk.router import DeskCall, DeskRouter
 from bot.tickets import lifecycle, work
@@ -25,7 +25,7 @@ async def send_reply(call: DeskCall, ticket: Ticket, text: str) -> None:
     customer = await customers_repo.get_customer(call.ctx.session, ticket.customer_id)
     name = customer.name or "the customer"
     decision = work.reply(ticket, call.actor, text, now=call.ctx.now, customer_name=customer.name)
-    decision.answer = f"Queued for {name} on T-{ticket.id}; you will hear when it is delivered."
+    decision.answer = queued_text(name, ticket.id, "; you will hear when it is delivered")
     before = len(call.ctx.outbox)
     await call.apply(ticket, decision)
     rows = call.ctx.outbox[before:]

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from bot.core.delivery_notices import queued_text
 from bot.core.messages import Button
 from bot.routing.policy import AgentState
 from bot.tickets.access import Actor, TicketError, may_see_ticket, may_work_on, serves
@@ -131,7 +132,7 @@ def reply(ticket: Any, actor: Actor, text: str, *, now: datetime, customer_name:
     d.to_customer.append(CustomerMessage(text, "reply", "agent"))
     d.event("replied", chars=len(text))
     d.webhook("ticket.replied", agent_id=actor.agent_id)
-    d.answer = f"Sent to {customer_name or 'the customer'} on T-{ticket.id}."
+    d.answer = queued_text(customer_name, ticket.id)  # written, not sent: the outbox sends it
     return d
 
 

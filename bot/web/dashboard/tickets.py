@@ -16,7 +16,7 @@ from bot.tickets import STATUSES, Actor, TicketError, may_see_ticket, not_visibl
 from bot.web import ticket_actions as actions
 from bot.web.auth import Viewer
 from bot.web.dashboard.common import check_csrf, current_viewer, error_status, int_or_none, page_viewer, render
-from bot.web.inbox import forms, uploads
+from bot.web.inbox import delivery, forms, uploads
 from bot.web.sessions import read_session, write_session
 from crm_store.models import Ticket
 from crm_store.repositories import canned as canned_repo
@@ -65,14 +65,17 @@ async def _page(request: Request, viewer: Viewer, session: AsyncSession, ticket:
                 status_code: int = 200) -> Response:
     agents = await list_agents(session)
     card = await customer_card.card_figures(session, ticket.customer_id)
+    identities = await customers_repo.identities_of(session, ticket.customer_id)
+    messages, states = await delivery.transcript(
+        session, ticket.id, await contacts_repo.ticket_transcript(session, ticket.id, limit=1000))
     return render(
         request, "ticket.html", viewer, status_code=status_code, ticket=ticket, error=error, customer=card.customer,
-        messages=await contacts_repo.ticket_transcript(session, ticket.id, limit=1000),
+        messages=messages, states=states, queued=delivery.queued_notice(request, card.customer, identities, ticket),
         events=await tickets_repo.ticket_events(session, ticket.id),
         notes=await web_repo.notes_for(session, ticket_id=ticket.id),
         agents=agents, agent_names={a.id: a.name for a in agents}, form_key=forms.new_form_key(),
         canned=sorted({c.name for c in await canned_repo.list_all(session)}),
-        identities=await customers_repo.identities_of(session, ticket.customer_id),
+        identities=identities,
         value=card.value,
         other_tickets=[t for t in await tickets_repo.customer_tickets(session, ticket.customer_id)
                        if t.id != ticket.id and may_see_ticket(viewer.actor, t)][:5],
@@ -175,7 +178,7 @@ async def ticket_action(
     if action not in ACTIONS:
         raise not_visible(ticket_number(ticket_ref))
     form = await check_csrf(request, viewer)
-    anchor = {"notes": "#notes", "reply": "#transcript"}.get(action, "")
+    anchor = {"notes": "#notes", "reply": delivery.QUEUED_ANCHOR}.get(action, "")
     try:
         if action == "reply":
             await _attach(request, form)
