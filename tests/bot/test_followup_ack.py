@@ -74,3 +74,19 @@ async def test_no_acknowledgement_when_the_business_turned_them_off(harness_fact
     tid = await customer_writes(h, "902", "my parcel never came")
     await customer_writes(h, "902", "hello?")
     assert await _acks(h, "telegram", "902", tid) == []
+
+
+async def test_follow_ups_arriving_in_one_batch_are_acknowledged_once(harness_factory):
+    import asyncio
+
+    from bot.settings import DispatchSettings
+
+    h = await harness_factory(dispatch=DispatchSettings(batch_wait_ms=50.0))
+    tid = await customer_writes(h, "903", "my parcel never came")
+    before = h.app.dispatcher.batches
+    await asyncio.gather(*(h.ch["telegram"].receive("903", f"follow-up {i}", external_id=f"f{i}") for i in range(4)))
+    assert h.app.dispatcher.batches == before + 1
+    await h.settle()
+    added = text_of("followup_added", "en", ticket=tid)
+    assert await _acks(h, "telegram", "903", tid) == [added]
+    assert await _logged(h, tid, added) == 1
