@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import random
 import shutil
@@ -43,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import func, insert, select
 
 from bench.pg import databases, pg_url
-from bot.app import App
+from bot.app import App, freeze_startup_heap
 from bot.core.messages import InboundMessage
 from bot.settings import NluSettings, Settings
 from channels.memory import MemoryChannel
@@ -194,6 +195,7 @@ async def direct_burst(settings: Settings, msgs: list[InboundMessage], in_flight
     channels = [MemoryChannel(c) for c in CHANNELS]
     app = App(settings, channels=channels)
     await app.start()
+    freeze_startup_heap()  # as `tierdesk run` does once started
     todo = iter(msgs)
 
     async def sender() -> None:
@@ -209,6 +211,7 @@ async def direct_burst(settings: Settings, msgs: list[InboundMessage], in_flight
         batches = app.dispatcher.batches
     finally:
         await app.stop()
+        gc.unfreeze()  # the next round's App is collected as this one's was
     return {
         "seconds": elapsed,
         "stored_seconds": stored_at,
