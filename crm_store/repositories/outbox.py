@@ -251,8 +251,17 @@ def _mark_sent() -> Any:
 
 @cache
 def _mark_sent_returning() -> Any:
-    """PostgreSQL: `UPDATE outbox ... FROM unnest(ids, external ids) WHERE not sent yet RETURNING id`."""
+    """PostgreSQL: `WITH locked AS (the rows not sent yet, locked in id order) UPDATE outbox ... FROM locked,
+    unnest(ids, external ids) RETURNING id`. Rows are locked in id order, as every other statement that locks
+    several outbox rows does (the heartbeat, the claim): a lock order of its own could deadlock with them."""
     table = OutboxItem.__table__
+    locked = (
+        select(table.c.id)
+        .where(in_values(table.c.id, "ids", pg=True), table.c.status != "sent")
+        .order_by(table.c.id)
+        .with_for_update()
+        .cte("locked")
+    )
     sent = (
         func.unnest(
             bindparam("ids", type_=postgresql.ARRAY(BigInteger)), bindparam("exts", type_=postgresql.ARRAY(String))
@@ -262,7 +271,7 @@ def _mark_sent_returning() -> Any:
     )
     return (
         update(table)
-        .where(table.c.id == sent.c.id, table.c.status != "sent")
+        .where(table.c.id == locked.c.id, sent.c.id == locked.c.id)
         .values(status="sent", external_id=sent.c.ext, sent_at=bindparam("at"), last_error=None, claimed_by=None)
         .returning(table.c.id)
     )
