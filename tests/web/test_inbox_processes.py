@@ -173,3 +173,27 @@ async def test_the_poller_reads_once_per_tick_for_all_open_pages(db, tmp_path, r
                 for r in readers:
                     r.cancel()
                 await asyncio.gather(*readers, return_exceptions=True)
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+async def test_a_dropped_page_ends_its_stream_and_a_stuck_one_is_cut_off(db, tmp_path, redis_url, redis_prefix):
+    settings = web_settings(db, tmp_path).model_copy(update={"redis_url": redis_url, "redis_prefix": redis_prefix})
+    async with _process(settings) as one:
+        al = await one.agent("Al", tiers=["VIP"])
+        tid = (await _seed(one, al))["mine"]
+        await one.login("Al")
+        hub = hub_module.live_hub(one.web)
+        for cut in (False, True):
+            got: list = []
+            async with one.client.stream("GET", f"/inbox/live?ticket={tid}") as stream:
+                reader = asyncio.create_task(_events(stream, got))
+                await _wait_for(got, ("presence", []))
+                [page] = hub.pages
+                if cut:
+                    page.cut_off()  # what a dropped page still blocked on its client gets
+                else:
+                    hub.drop(page)
+                done = await asyncio.wait_for(asyncio.gather(reader, return_exceptions=True), 10)
+            assert cut or done == [None]  # dropped: the stream ended cleanly, the browser reconnects
+            assert hub.pages == [] and page.ended
+            assert (await hub.presence.viewers([tid]))[tid] == []  # it left the ticket either way

@@ -38,8 +38,8 @@ QUEUE_FRAMES = 32
 """Frames a page may have waiting before it counts as too slow."""
 STUCK_S = 10.0
 """A dropped page whose stream is still blocked on its client after this long is cut off."""
-WOKEN_GAP_S = 0.05
-"""A wake-up waits this long first, so a burst of changes is read once."""
+WOKEN_GAP_S = 0.2
+"""A wake-up waits this long first, so a burst of changes (from any process) is read once."""
 POLLER = "tierdesk-inbox-live"
 
 
