@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, false, func, literal_column, or_, select
+from sqlalchemy import BigInteger, and_, case, cast, false, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import TIERS, Agent, Contact, Ticket
@@ -292,17 +292,22 @@ async def _durations(session: AsyncSession, first: date, end: date, parts: rollu
     buckets: dict[tuple[str, str, str], dict[tuple[int, int], list[int]]] = {}
 
     def add(dim: str, key: str, measure: str, octave: int, counts: Any) -> None:
-        for target in ((measure, dim, key), (measure, "all", "")) if dim == "tier" else ((measure, dim, key),):
-            hist = buckets.setdefault(target, {})
-            for slot in range(SLOTS):
-                if n := int(counts[slot] or 0):
-                    cell = hist.setdefault((octave, slot), [0, 0])
-                    cell[0] += n
-                    cell[1] += int(counts[SLOTS + slot] or 0)
+        names = ((measure, dim, key), (measure, "all", "")) if dim == "tier" else ((measure, dim, key),)
+        hists = [buckets.setdefault(name, {}) for name in names]
+        for slot, n in enumerate(counts[:SLOTS]):
+            if n:
+                total = counts[SLOTS + slot] or 0
+                for hist in hists:
+                    cell = hist.get((octave, slot))
+                    if cell is None:
+                        hist[(octave, slot)] = [n, total]
+                    else:
+                        cell[0] += n
+                        cell[1] += total
 
     if first < end:
         rows = await session.execute(
-            select(h.dim, h.key, h.measure, h.octave, *(func.sum(h[c]) for c in rollup.SLOT_COLUMNS))
+            select(h.dim, h.key, h.measure, h.octave, *(cast(func.sum(h[c]), BigInteger) for c in rollup.SLOT_COLUMNS))
             .where(h.dim.in_(rollup.DIMS), h.day >= first, h.day < end)
             .group_by(h.dim, h.key, h.measure, h.octave)
         )

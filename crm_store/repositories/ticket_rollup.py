@@ -23,9 +23,11 @@ duration gives it exactly.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any
 
 from sqlalchemy import delete, event, inspect, select
@@ -183,13 +185,12 @@ def percentiles(hist: dict[tuple[int, int], list[int]], ps: Iterable[float]) -> 
     items = sorted((o, s, c, t) for (o, s), (c, t) in hist.items() if c > 0)
     n = sum(c for _, _, c, _ in items)
 
+    starts = list(accumulate((c for _, _, c, _ in items), initial=0))
+
     def value(rank: int) -> float:
-        seen = 0
-        for octave, slot, c, t in items:
-            if rank < seen + c:
-                return placed(octave, slot, c, t, rank - seen)
-            seen += c
-        raise AssertionError("rank past the end")
+        i = bisect_right(starts, rank) - 1
+        octave, slot, c, t = items[i]
+        return placed(octave, slot, c, t, rank - starts[i])
 
     found = []
     for p in ps if n else ():
@@ -262,8 +263,9 @@ def changed(session: AsyncSession | Session, before: Facts | None, after: Facts 
         contribute(after, 1, pending)
 
 
-def write_deltas(conn: Connection, deltas: Deltas) -> None:
-    """Add the differences to the rollups: per table one upsert per few hundred rows, in key order."""
+def write_deltas(conn: Connection, deltas: Deltas, *, empty: bool = False) -> None:
+    """Add the differences to the rollups: per table one upsert per few hundred rows, in key order (into `empty`
+    tables, a plain bulk insert)."""
     kind_rows: dict[str, list[tuple[tuple[Any, ...], list[int]]]] = {}
     for key, counters in deltas.items():
         if any(counters):
@@ -273,6 +275,12 @@ def write_deltas(conn: Connection, deltas: Deltas) -> None:
         table, columns = TABLES[kind]
         keys = [c.name for c in table.primary_key.columns]
         rows = sorted(kind_rows[kind], key=lambda kv: tuple(str(v) for v in kv[0]))
+        if empty:
+            conn.execute(
+                table.insert(),
+                [{**dict(zip(keys, k, strict=True)), **dict(zip(columns, v, strict=True))} for k, v in rows],
+            )
+            continue
         for i in range(0, len(rows), 300):
             stmt = insert(table).values(
                 [
@@ -362,7 +370,7 @@ def rebuild_on(conn: Connection) -> int:
         if f is not None:
             contribute(f, 1, deltas)
             n += 1
-    write_deltas(conn, deltas)
+    write_deltas(conn, deltas, empty=True)
     return n
 
 
