@@ -169,6 +169,9 @@ async def measure_pages(url: str, schema: str | None, args: argparse.Namespace, 
                 await _export_first_chunk(client, f"/contacts/export.csv?customer={1 + rnd.randrange(args.customers)}")
 
             pages["export (csv, one customer's contacts)"] = (export, args.page_repeat)
+            if args.pages:  # only the pages named (by a part of their name)
+                wanted = [w.strip() for w in args.pages.split(",") if w.strip()]
+                pages = {name: p for name, p in pages.items() if any(w in name for w in wanted)}
             base = out["baseline_pk_fetch"]["p99_ms"] or 0.01
             return {name: _figures(await _timed(fn, n), base) for name, (fn, n) in pages.items()}
     finally:
