@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import UTC
 
 from bot.core.attachments import said
+from bot.core.names import readable_name
 from bot.desk.queue import waited
 from bot.desk.router import DeskCall, DeskError, DeskRouter
+from channels.base import known_channels
 from crm_store.models import Customer
 from crm_store.repositories import desk as desk_repo
 from crm_store.repositories.contact_search import ContactFilter, search_contacts
@@ -29,7 +31,7 @@ async def mine(call: DeskCall) -> None:
     for t in tickets:
         lines.append(
             f"T-{t.id} · {t.status} · P{t.priority} · {t.channel} · {waited(t, call.ctx.now)} · "
-            f"{names.get(t.customer_id) or 'customer'}: {(t.subject or '')[:60]}"
+            f"{readable_name(names.get(t.customer_id), t.channel)}: {(t.subject or '')[:60]}"
         )
     call.answer("\n".join(lines))
 
@@ -60,7 +62,8 @@ async def find(call: DeskCall) -> None:
     lines = [f"Found for {words[:60]!r}:"]
     if customers:
         lines.append("Customers:")
-        lines += [f"C-{c.id} {c.name or 'customer'} ({c.manual_tier or c.tier})" for c in customers[:FOUND_LINES]]
+        lines += [f"C-{c.id} {readable_name(c.name, known_channels())} ({c.manual_tier or c.tier})"
+                  for c in customers[:FOUND_LINES]]
         if len(customers) > FOUND_LINES:
             lines.append("… more: add a word.")
     if contacts:
@@ -68,7 +71,7 @@ async def find(call: DeskCall) -> None:
         for row in contacts[:FOUND_LINES]:
             when = row["created_at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M")
             ticket = f" T-{row['ticket_id']}" if row["ticket_id"] else ""
-            who = row["customer_name"] or "customer"
+            who = readable_name(row["customer_name"], known_channels())
             lines.append(f"{when}{ticket} · C-{row['customer_id']} {who}: {said(row['text'] or '', ())[:100]}")
         if len(contacts) > FOUND_LINES:
             lines.append("… more: add a word.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from bot.core.names import readable_name
 from bot.desk.access import visible_customer
 from bot.desk.router import DeskCall, DeskError, DeskRouter
 from bot.tickets import SUPERVISOR_ROLES
@@ -118,7 +119,8 @@ async def sla(call: DeskCall) -> None:
         what = "first response" if t.first_responded_at is None and t.first_response_due else "resolution"
         timing = f"{duration(-delta)} late" if delta <= 0 else f"due in {duration(delta)}"
         who = f"agent {t.assignee_id}" if t.assignee_id else "unassigned"
-        return f"T-{t.id} · {t.tier_at_open} · {what} {timing} · {who} · {names.get(t.customer_id) or 'customer'}"
+        name = readable_name(names.get(t.customer_id), t.channel)
+        return f"T-{t.id} · {t.tier_at_open} · {what} {timing} · {who} · {name}"
 
     lines = [summary, f"Breached ({len(breached)}):", *(line(t) for t in breached[:20]),
              f"At risk within 30 min ({len(at_risk)}):", *(line(t) for t in at_risk[:20])]

@@ -52,3 +52,7 @@ async def test_agents_see_the_visitor_by_name_everywhere_in_the_desk(h):
     assert f"webchat:{name}" in card.text and VISITOR not in card.text and card.text.startswith(name)
     history = await say(h, "alice", f"/history C-{customer_id}")
     assert history.text.startswith(f"History of {name}") and VISITOR not in history.text
+    mine = await say(h, "alice", "/mine")
+    assert name in mine.text and VISITOR not in mine.text
+    found = await say(h, "alice", "/find order never came")
+    assert name in found.text and VISITOR not in found.text
