@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
-from bot.core.messages import Attachment
 from bot.core.attachments import attachment_label, said, size_label
+from bot.core.messages import Attachment
 from crm_store.models import Customer
 from crm_store.repositories import canned as canned_repo
 from tests.bot.test_desk_support import customer_writes, say, to_customer
