@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from botapi_media import MediaBotApiServer
 from botapi_server import BOT_USER, ApiError
@@ -37,17 +36,11 @@ class FileBotApiServer(MediaBotApiServer):
         self.downloads: list[str] = []
         self._file_ids = itertools.count(1)
 
-    async def __aenter__(self) -> FileBotApiServer:
-        app = web.Application(client_max_size=32 * 1024 * 1024)
+    client_max_size = 32 * 1024 * 1024
+
+    def _routes(self, app: web.Application) -> None:
         app.router.add_route("GET", "/file/bot{token}/{path:.+}", self._download)
-        app.router.add_route("*", "/bot{token}/{method}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.2)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._client = aiohttp.ClientSession()
-        return self
+        super()._routes(app)
 
     def put_file(self, file_id: str, data: bytes) -> None:
         """The bytes behind a file id a person sends (`media_message`)."""

@@ -98,9 +98,14 @@ class BotApiServer:
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> BotApiServer:
-        app = web.Application(client_max_size=4 * 1024 * 1024)
+    client_max_size = 4 * 1024 * 1024
+
+    def _routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+
+    async def __aenter__(self) -> BotApiServer:
+        app = web.Application(client_max_size=self.client_max_size)
+        self._routes(app)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.2)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, 0)
