@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from bot.core.locks import RELEASE
 from bot.settings import ConfigProblem, Settings
 from crm_store.engine import is_sqlite
 
@@ -40,7 +41,6 @@ _SWAP = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end
 return 0
 """
-_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
 class SenderTaken(ConfigProblem):
@@ -108,7 +108,7 @@ class RedisLease:
         return describe(holder) if holder else ""
 
     async def release(self) -> None:
-        await self.redis.eval(_RELEASE, 1, self.key, self.me)
+        await self.redis.eval(RELEASE, 1, self.key, self.me)
         await self.redis.aclose()
 
 

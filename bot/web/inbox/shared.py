@@ -12,6 +12,8 @@ import secrets
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from bot.core.locks import RELEASE
+
 BEAT_S = 5.0
 """How often a process renews the viewers it holds."""
 PRESENCE_TTL_S = BEAT_S + 3.0
@@ -45,7 +47,6 @@ end
 return out
 """
 )
-_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
 class Presence(Protocol):
@@ -137,7 +138,7 @@ class RedisPresence:
 class RedisFormClaims:
     def __init__(self, redis: Any, prefix: str) -> None:
         self.redis, self.prefix = redis, prefix
-        self._release = redis.register_script(_RELEASE)
+        self._release = redis.register_script(RELEASE)
         self._held: dict[str, str] = {}
 
     def _key(self, key: str) -> str:
