@@ -21,6 +21,14 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file an SQLite URL names, absolute; None for an in-memory database."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        return None
+    return Path(database).resolve()
+
+
 def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     """An async engine for SQLite (WAL, foreign keys) or PostgreSQL (optionally inside one schema)."""
     kwargs: dict[str, Any] = {"echo": echo}

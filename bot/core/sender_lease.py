@@ -3,15 +3,20 @@
 A sender re-sends on start what rows named after it still hold, and renews their leases while it lives: two
 live processes with one id would take each other's in-doubt sends and send them twice. So a process takes a
 lease on its id before anything else — a Redis key (SET NX with a TTL its heartbeat renews) when Redis is
-configured, else a PostgreSQL advisory lock held by an open connection — and a second live process with the
-same id refuses to start. After a crash the id is free again: the Redis key lapses within `TTL_S` (at once when
-the dead holder ran on this host: its pid is gone), the advisory lock goes with the dead connection.
+configured, else a PostgreSQL advisory lock held by an open connection, or on an SQLite file an exclusive
+`flock` on a lock file beside it — and a second live process with the same id refuses to start. After a crash the
+id is free again: the Redis key lapses within `TTL_S` (at once when the dead holder ran on this host: its pid is
+gone), the advisory lock goes with the dead connection, the kernel drops the flock with the dead process.
+
+A lease found in another's hands while running (the heartbeat could not renew it in time) sets `lost`: the process
+must stop sending at once, as a crash would, for the new holder is already resending this id's in-doubt rows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import secrets
@@ -22,7 +27,7 @@ from typing import Any, Protocol
 
 from bot.core.locks import RELEASE
 from bot.settings import ConfigProblem, Settings
-from crm_store.engine import is_sqlite
+from crm_store.engine import is_sqlite, sqlite_file
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +138,38 @@ class PgLease:
         await self.lock.release()
 
 
+class FileLease:
+    """An exclusive flock on `path`: what one SQLite file's processes share. The file records the holder's pid."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    async def take(self) -> str:
+        if self.fd is not None:
+            return ""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+            os.close(fd)
+            return describe(holder) if holder else f"the holder of {self.path.name}"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{socket.gethostname()}|{os.getpid()}|file".encode(), 0)
+        self.fd = fd
+        return ""
+
+    async def renew(self) -> str:
+        return await self.take()  # nobody can take a held flock from us
+
+    async def release(self) -> None:
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.ftruncate(fd, 0)
+            os.close(fd)  # closing the descriptor drops the lock
+
+
 class SenderGuard:
     """Takes the lease on `start()` (waiting up to `wait_s` for a crashed holder's to lapse), renews it every
     third of `ttl_s`, gives it back on `stop()`."""
@@ -140,6 +177,8 @@ class SenderGuard:
     def __init__(self, sender_id: str, lease: _Lease, *, wait_s: float, ttl_s: float = TTL_S) -> None:
         self.sender_id, self.lease, self.wait_s, self.ttl_s = sender_id, lease, wait_s, ttl_s
         self._task: asyncio.Task[None] | None = None
+        self.lost = asyncio.Event()
+        """Set when another process holds the lease now: this one must stop sending at once."""
 
     async def start(self) -> None:
         deadline = time.monotonic() + self.wait_s
@@ -172,9 +211,12 @@ class SenderGuard:
                 continue
             failing = False
             if holder:
-                log.error(
-                    "the lease on sender id %r is now held by %s: two processes share this id", self.sender_id, holder
+                log.critical(
+                    "the lease on sender id %r is now held by %s, which resends this id's unconfirmed replies: "
+                    "stopping at once so that none is sent twice", self.sender_id, holder
                 )
+                self.lost.set()
+                return
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -191,7 +233,7 @@ class SenderGuard:
 
 def sender_guard(settings: Settings) -> SenderGuard | None:
     """The guard for this process's stable sender id; None when it has none (a random one is never shared) or
-    runs alone on an SQLite file."""
+    its database lives in memory."""
     sender_id = settings.outbox.sender_id
     if not sender_id:
         return None
@@ -201,6 +243,10 @@ def sender_guard(settings: Settings) -> SenderGuard | None:
         key = f"{settings.redis_prefix}:sender:{sender_id}"
         return SenderGuard(sender_id, RedisLease(aioredis.Redis.from_url(settings.redis_url), key), wait_s=TTL_S + 1)
     if is_sqlite(settings.database_url):
-        return None
+        path = sqlite_file(settings.database_url)
+        if path is None:  # an in-memory database has one process by definition
+            return None
+        lock = path.with_name(f"{path.name}.sender-{sender_id}.lock")
+        return SenderGuard(sender_id, FileLease(lock), wait_s=1.0)
     name = f"tierdesk sender {settings.database_schema or ''}:{sender_id}"
     return SenderGuard(sender_id, PgLease(settings.database_url, name), wait_s=PG_WAIT_S)

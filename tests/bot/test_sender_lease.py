@@ -1,20 +1,27 @@
 """The sender-id lease in one process, on the real Redis and PostgreSQL: a second holder is refused and told
 who holds it, the heartbeat takes the lease back after Redis lost it (restarted empty) and after PostgreSQL
-dropped the lock's connection, and says so when another process took it meanwhile.
+dropped the lock's connection, and says so (and sets `lost`) when another process took it meanwhile; on an SQLite
+file a flock does the same job across real processes.
 (`tests/fault/test_sender_lease.py` runs it with real `tierdesk` processes, kill -9 included.)"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import signal
 import socket
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import text
 
-from bot.core.sender_lease import PgLease, RedisLease, SenderGuard, SenderTaken, dead_here
+from bot.core.sender_lease import FileLease, PgLease, RedisLease, SenderGuard, SenderTaken, dead_here, sender_guard
+from bot.settings import Settings
 from crm_store.engine import make_engine
 from tests.conftest import PG_URL, need_service
 
@@ -98,3 +105,63 @@ async def test_postgresql_lock_is_refused_names_its_holder_and_comes_back_after_
         after = guard(PgLease(pg_url, name))
         await after.start()
         await after.stop()
+
+
+def _hold_in_child(lock: Path) -> subprocess.Popen:
+    """A real second process holding the file lease until killed."""
+    code = (
+        "import asyncio, sys, time\n"
+        "from pathlib import Path\n"
+        "from bot.core.sender_lease import FileLease\n"
+        f"lease = FileLease(Path({str(lock)!r}))\n"
+        "assert asyncio.run(lease.take()) == ''\n"
+        "print('held', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "held"
+    return child
+
+
+async def test_sqlite_file_lease_refuses_a_second_live_process_and_frees_on_kill_9(tmp_path) -> None:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/desk.db", outbox={"sender_id": "w1"})
+    own = sender_guard(settings)
+    assert own is not None and isinstance(own.lease, FileLease)
+    lock = own.lease.path
+    assert lock == (tmp_path / "desk.db.sender-w1.lock").resolve()
+    child = _hold_in_child(lock)
+    try:
+        with pytest.raises(SenderTaken, match=rf"sender id 'w1' \(process {child.pid} on "):
+            await own.start()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    guard_after = sender_guard(settings)
+    await guard_after.start()  # the kernel dropped the dead holder's lock
+    try:
+        assert lock.read_text().split("|")[1] == str(os.getpid())
+        with pytest.raises(SenderTaken):
+            await sender_guard(settings).start()  # a second holder in this process is refused as well
+    finally:
+        await guard_after.stop()
+    assert lock.read_text() == "", "a clean stop leaves no holder named"
+    in_memory = Settings(database_url="sqlite+aiosqlite:///:memory:", outbox={"sender_id": "w1"})
+    assert sender_guard(in_memory) is None
+
+
+async def test_a_lease_found_in_another_process_hands_sets_lost(redis_url, redis_prefix, caplog) -> None:
+    key = f"{redis_prefix}:sender:w9"
+    client = aioredis.from_url(redis_url)
+    holder = SenderGuard("w9", RedisLease(aioredis.from_url(redis_url), key), wait_s=0.6, ttl_s=0.6)
+    try:
+        with caplog.at_level(logging.CRITICAL):
+            await holder.start()
+            assert not holder.lost.is_set()
+            await client.set(key, "elsewhere|77|abcd", px=10_000)  # taken while our renewals did not get through
+            await asyncio.wait_for(holder.lost.wait(), 5)
+        assert "held by process 77 on elsewhere" in caplog.text and "stopping at once" in caplog.text
+    finally:
+        await holder.stop()
+        assert await client.get(key) == b"elsewhere|77|abcd", "stopping gives back nothing that is not ours"
+        await client.delete(key)
+        await client.aclose()
