@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from botapi_media import MediaBotApiServer
-from botapi_server import BOT_USER, ApiError
+
+from tests.e2e.botapi_media import MediaBotApiServer
+from tests.e2e.botapi_server import BOT_USER, ApiError
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botapi_server import BOT_USER, ApiError, BotApiServer
+from tests.e2e.botapi_server import BOT_USER, ApiError, BotApiServer
 
 MEDIA_KEYS = ("photo", "document", "voice", "audio", "video", "sticker", "animation", "video_note")
 

@@ -16,59 +16,18 @@ import json
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-BOT_USER = {"id": 424242, "is_bot": True, "first_name": "tierdesk", "username": "tierdesk_bot",
-            "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
-JSON_FIELDS = {"reply_markup", "reply_parameters", "allowed_updates", "link_preview_options", "entities"}
-INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "timeout", "message_thread_id", "reply_to_message_id",
-              "icon_color", "max_connections"}
-MAX_TEXT = 4096
+from tests.e2e.botapi_updates import UpdateQueue
+from tests.e2e.botapi_wire import BOT_USER, INT_FIELDS, JSON_FIELDS, MAX_TEXT, ApiError, Call, Failure, Webhook
+
+__all__ = ["BOT_USER", "ApiError", "BotApiServer", "Call", "Failure"]
 
 
-class ApiError(Exception):
-    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
-        super().__init__(description)
-        self.code, self.description, self.retry_after = code, description, retry_after
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"ok": False, "error_code": self.code, "description": self.description}
-        if self.retry_after is not None:
-            body["parameters"] = {"retry_after": self.retry_after}
-        return body
-
-
-@dataclass
-class Call:
-    """One request the bot made: method name, decoded parameters, when, and what it got back."""
-
-    method: str
-    params: dict[str, Any]
-    at: float
-    status: int = 200
-    result: Any = None
-
-
-@dataclass
-class Failure:
-    code: int
-    description: str
-    retry_after: int | None = None
-
-
-@dataclass
-class _Webhook:
-    url: str
-    secret: str = ""
-    task: asyncio.Task | None = None
-    responses: list[int] = field(default_factory=list)
-
-
-class BotApiServer:
+class BotApiServer(UpdateQueue):
     """Use as ``async with BotApiServer() as api:``; point clients at ``api.base_url``."""
 
     def __init__(self, token: str = "123456:TEST-token", *, host: str = "127.0.0.1") -> None:
@@ -82,7 +41,7 @@ class BotApiServer:
         self.blocked: set[int] = set()
         self.known_chats: set[int] | None = None
         """When set, sending to any other chat gets 400 "chat not found"."""
-        self.webhook: _Webhook | None = None
+        self.webhook: Webhook | None = None
         self.webhook_retry_s = 0.05
         self._pending: deque[dict[str, Any]] = deque()
         self._confirmed_below = 0
@@ -214,23 +173,7 @@ class BotApiServer:
                  "chat_instance": "1", "data": data}
         return self.push({"callback_query": query})
 
-    def push(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Queue any update body (``{"message": ...}`` or an unknown type); the update id is assigned here."""
-        update = {"update_id": next(self._update_ids), **body}
-        return self.redeliver(update)
-
-    def redeliver(self, update: dict[str, Any]) -> dict[str, Any]:
-        """Queue an update again, as Telegram does when it did not see the acknowledgement."""
-        self._pending.append(update)
-        self._notify()
-        return update
-
     # -- what the bot did --------------------------------------------------------------------------------------
-
-    @property
-    def unconfirmed(self) -> int:
-        """Updates the bot has not confirmed yet (Telegram would send them again)."""
-        return len(self._pending)
 
     def calls_of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method.lower()]
@@ -309,70 +252,6 @@ class BotApiServer:
 
     async def _m_getme(self, params: dict[str, Any]) -> dict[str, Any]:
         return BOT_USER
-
-    async def _m_getupdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        if self.webhook:
-            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook "
-                                "to delete the webhook first")
-        offset = int(params.get("offset") or 0)
-        if offset:
-            self._confirm(offset)
-        limit = int(params.get("limit") or 100)
-        deadline = time.monotonic() + float(params.get("timeout") or 0)
-        async with self._changed:
-            while not self._pending and time.monotonic() < deadline:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), deadline - time.monotonic())
-        return list(itertools.islice(self._pending, limit))
-
-    def _confirm(self, offset: int) -> None:
-        self._confirmed_below = max(self._confirmed_below, offset)
-        while self._pending and self._pending[0]["update_id"] < offset:
-            self._pending.popleft()
-
-    async def _m_setwebhook(self, params: dict[str, Any]) -> bool:
-        if params.get("drop_pending_updates") in (True, "true", "True"):
-            self._pending.clear()
-        old = self.webhook
-        self.webhook = _Webhook(url=str(params["url"]), secret=str(params.get("secret_token", "")))
-        if old and old.task:
-            old.task.cancel()
-        self._notify()
-        return True
-
-    async def _m_deletewebhook(self, params: dict[str, Any]) -> bool:
-        if params.get("drop_pending_updates") in (True, "true", "True"):
-            self._pending.clear()
-        if self.webhook and self.webhook.task:
-            self.webhook.task.cancel()
-        self.webhook = None
-        return True
-
-    async def _m_getwebhookinfo(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"url": self.webhook.url if self.webhook else "", "has_custom_certificate": False,
-                "pending_update_count": len(self._pending)}
-
-    async def _push_webhook(self) -> None:
-        """Deliver pending updates to the webhook one by one; a non-2xx answer means "try again later"."""
-        hook = self.webhook
-        assert hook is not None and self._client is not None
-        while self._pending and self.webhook is hook:
-            update = self._pending[0]
-            headers = {"X-Telegram-Bot-Api-Secret-Token": hook.secret} if hook.secret else {}
-            try:
-                async with self._client.post(hook.url, json=update, headers=headers) as resp:
-                    hook.responses.append(resp.status)
-                    ok = 200 <= resp.status < 300
-            except aiohttp.ClientError:
-                hook.responses.append(0)
-                ok = False
-            if ok:
-                if self._pending and self._pending[0] is update:
-                    self._pending.popleft()
-                async with self._changed:
-                    self._changed.notify_all()
-            else:
-                await asyncio.sleep(self.webhook_retry_s)
 
     def _check_chat(self, chat_id: Any) -> int:
         try:

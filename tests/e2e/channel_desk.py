@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from botapi_server import BotApiServer
 
 from bot.app import App
 from bot.cli.log import _export
@@ -23,6 +22,7 @@ from bot.settings import DispatchSettings, NluSettings, OutboxSettings, Settings
 from bot.web.app import serve
 from channels.telegram import RateLimiter, TelegramChannel
 from crm_store.repositories import agents as agents_repo
+from tests.e2e.botapi_server import BotApiServer
 
 FAST = RateLimiter(per_chat=1000, overall=1000, chat_burst=1000, overall_burst=1000)
 ANA = 9001

@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import pytest
-from botapi_files import FileBotApiServer
 from sqlalchemy import select
 
 from bot.app import App
@@ -19,6 +18,7 @@ from channels.email import EmailChannel
 from channels.telegram import RateLimiter, TelegramChannel
 from crm_store.models import OutboxItem
 from crm_store.repositories import agents as agents_repo
+from tests.e2e.botapi_files import FileBotApiServer
 from tests.e2e.mailservers import (  # noqa: F401 (fixtures "dovecot", "smtp_relay")
     Dovecot,
     SmtpRelay,

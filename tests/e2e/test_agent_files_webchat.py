@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
-from botapi_files import FileBotApiServer
 from sqlalchemy import func, select
 
 from bot.app import App
@@ -26,6 +25,7 @@ from channels.webchat import WebChatChannel
 from crm_store.models import Contact
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import web as web_repo
+from tests.e2e.botapi_files import FileBotApiServer
 from tests.web.conftest import free_port
 from tests.web.test_webchat import Visitor
 

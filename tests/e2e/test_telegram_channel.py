@@ -15,7 +15,6 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.filters import CommandStart
 from aiogram.types import Message
 from aiohttp import web
-from botapi_server import BotApiServer
 
 from bot.core.messages import InboundMessage, InvalidMessage, OutboundMessage
 from channels.telegram import (
@@ -25,6 +24,7 @@ from channels.telegram import (
     tierdesk_ptb_handlers,
     tierdesk_router,
 )
+from tests.e2e.botapi_server import BotApiServer
 
 SECRET = "s3cret-token_for-tests"
 

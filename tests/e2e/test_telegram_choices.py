@@ -4,7 +4,6 @@ server; the question comes with an inline keyboard, a press (callback query) ans
 from __future__ import annotations
 
 import pytest
-from botapi_server import BotApiServer
 from sqlalchemy import select
 
 from bot.app import App
@@ -13,6 +12,7 @@ from bot.settings import DispatchSettings, NluSettings, OutboxSettings, Settings
 from channels.telegram import RateLimiter, TelegramChannel
 from crm_store.clarifications import Clarification
 from tests.bot.test_clarify_flow import RESPONSES, ScriptedClassifier
+from tests.e2e.botapi_server import BotApiServer
 
 FAST = RateLimiter(per_chat=1000, overall=1000, chat_burst=1000, overall_burst=1000)
 LI = 5301

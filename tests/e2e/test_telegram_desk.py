@@ -7,7 +7,6 @@ import re
 from dataclasses import dataclass
 
 import pytest
-from botapi_server import BotApiServer
 from sqlalchemy import select
 
 from bot.app import App
@@ -16,6 +15,7 @@ from channels.memory import MemoryChannel
 from channels.telegram import RateLimiter, TelegramChannel
 from crm_store.models import Customer, Note, Ticket, TicketEvent
 from crm_store.repositories import agents as agents_repo
+from tests.e2e.botapi_server import BotApiServer
 
 FAST = RateLimiter(per_chat=1000, overall=1000, chat_burst=1000, overall_burst=1000)
 ANA, VIC, SAM = 9001, 9002, 9100  # agent (all tiers, capacity 1), agent (VIP only), supervisor

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from botapi_files import FileBotApiServer
 from sqlalchemy import select, update
 
 from bot.app import App
@@ -18,6 +17,7 @@ from channels.telegram import RateLimiter, TelegramChannel
 from crm_store.models import Customer, Ticket, TicketEvent
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import canned as canned_repo
+from tests.e2e.botapi_files import FileBotApiServer
 
 FAST = RateLimiter(per_chat=1000, overall=1000, chat_burst=1000, overall_burst=1000)
 ANA, VIC, SAM = 9001, 9002, 9100  # agent (all tiers), agent (VIP only), supervisor

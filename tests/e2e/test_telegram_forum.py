@@ -9,7 +9,6 @@ import re
 from dataclasses import dataclass
 
 import pytest
-from botapi_server import BotApiServer
 from sqlalchemy import select
 
 from bot.app import App
@@ -19,6 +18,7 @@ from channels.telegram import RateLimiter, SendPolicy, TelegramChannel
 from crm_store.models import Contact, Ticket
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import desk as desk_repo
+from tests.e2e.botapi_server import BotApiServer
 
 FAST = RateLimiter(per_chat=1000, overall=1000, chat_burst=1000, overall_burst=1000)
 FORUM = -1001234567

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from botapi_server import BotApiServer
 from sqlalchemy import select
 
 from bot.app import App
@@ -15,6 +14,7 @@ from bot.settings import DispatchSettings, NluSettings, OutboxSettings, Settings
 from channels.telegram import RateLimiter, TelegramChannel, tierdesk_ptb_handlers
 from crm_store.models import Contact, Ticket
 from crm_store.repositories import agents as agents_repo
+from tests.e2e.botapi_server import BotApiServer
 
 FAST = RateLimiter(per_chat=1000, overall=1000, chat_burst=1000, overall_burst=1000)
 ANA, MEI = 9001, 5001

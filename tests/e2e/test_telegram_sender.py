@@ -10,10 +10,10 @@ from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from botapi_server import BotApiServer
 
 from bot.core.messages import Button, DeliveryError, OutboundMessage
 from channels.telegram.sender import RateLimiter, SendPolicy, TelegramSender
+from tests.e2e.botapi_server import BotApiServer
 
 FAST = RateLimiter(per_chat=1000, overall=1000, chat_burst=1000, overall_burst=1000)
 

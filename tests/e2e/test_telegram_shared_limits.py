@@ -10,11 +10,11 @@ import redis.asyncio as aioredis
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from botapi_server import BotApiServer
 
 from bot.core.messages import OutboundMessage
 from channels.send_limits import SendLimits
 from channels.telegram.sender import RateLimiter, TelegramSender
+from tests.e2e.botapi_server import BotApiServer
 
 PER_S = 20
 MESSAGES = 45

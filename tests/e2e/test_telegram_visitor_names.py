@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from botapi_server import BotApiServer
 
 from bot.app import App
 from bot.assistant.texts import say
@@ -17,6 +16,7 @@ from channels.telegram import RateLimiter, TelegramChannel
 from channels.webchat.channel import visitor_name
 from crm_store.models import Ticket
 from crm_store.repositories import agents as agents_repo
+from tests.e2e.botapi_server import BotApiServer
 
 FAST = RateLimiter(per_chat=1000, overall=1000, chat_burst=1000, overall_burst=1000)
 ANA = 9001
