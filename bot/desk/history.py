@@ -15,8 +15,8 @@ from bot.tickets import SUPERVISOR_ROLES
 from bot.tickets.customers import merge, write_merge
 from channels.base import traits_of
 from crm_store.models import Contact
-from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import contacts as contacts_repo
+from crm_store.repositories import customer_card as card_repo
 from crm_store.repositories import customers as customers_repo
 from crm_store.repositories import tickets as tickets_repo
 
@@ -89,24 +89,20 @@ async def customer_card(call: DeskCall) -> None:
     session = call.ctx.session
     customer = await visible_customer(call, call.rest)
     identities = await customers_repo.identities_of(session, customer.id)
-    value = await customers_repo.value_summary(session, customer.id)
+    card = await card_repo.card_figures(session, customer.id)  # value, outlook and manager in one read
     open_tickets = await tickets_repo.customer_tickets(session, customer.id, active_only=True)
     recent = await contacts_repo.customer_history(session, customer.id, limit=5)
     notes = await tickets_repo.notes_of(session, customer.id, limit=3)
-    kam = (
-        await agents_repo.get_agent(session, customer.key_account_manager_id)
-        if customer.key_account_manager_id
-        else None
-    )
+    kam = card.key_account_manager
     tier = customer.manual_tier or customer.tier
     why = "set by hand" if customer.manual_tier else customer.tier_reason
-    last = value["last"].strftime("%Y-%m-%d") if value["last"] else "never"
+    last = card.last.strftime("%Y-%m-%d") if card.last else "never"
     lines = [
         f"{readable_name(customer.name, [i.channel for i in identities], 'Customer')} (C-{customer.id})"
         + (f" · ref {customer.external_ref}" if customer.external_ref else ""),
         f"Tier: {tier} — {why}",
-        f"Value: {value['total']:,.2f} over {value['purchases']} purchases, last {last}",
-        (await tier_history.customer_outlook(session, customer.id, call.ctx.now)).line(),
+        f"Value: {card.total:,.2f} over {card.purchases} purchases, last {last}",
+        tier_history.outlook_of(card.predicted_value, card.p_alive, card.purchases, card.last, call.ctx.now).line(),
         f"Key-account manager: {kam.name if kam else '—'}",
         f"Stage: {customer.lifecycle_stage} · language: {customer.language or '?'}",
         "Identities: " + (", ".join(identity_label(i.channel, i.address, i.display_name) for i in identities) or "—"),

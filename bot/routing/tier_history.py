@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.routing.at_risk import SIGNAL_DAYS, VALUABLE_TIERS, AtRisk, CustomerSignals, customers_at_risk
 from bot.routing.tiering import TIERS
 from bot.routing.value_outlook import ValueOutlook, value_outlook
-from crm_store.repositories import customers as customers_repo
+from crm_store.repositories import customer_card
 from crm_store.repositories import tiering as tier_repo
 
 NEW = "new"
@@ -112,10 +112,8 @@ async def at_risk(session: AsyncSession, now: datetime, *, limit: int = 100) -> 
 
 async def customer_outlook(session: AsyncSession, customer_id: int, now: datetime) -> ValueOutlook:
     """The customer card's predicted 12-month value and probability alive from the newest run, with why."""
-    row = await tier_repo.latest_assignment(session, customer_id)
-    value = await customers_repo.value_summary(session, customer_id)
-    return outlook_of(row.predicted_value if row else None, row.p_alive if row else None, value["purchases"],
-                      value["last"], now)
+    card = await customer_card.card_figures(session, customer_id)
+    return outlook_of(card.predicted_value, card.p_alive, card.purchases, card.last, now)
 
 
 def outlook_of(predicted: float | None, p_alive: float | None, purchases: int, last: datetime | None,

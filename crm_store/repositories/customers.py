@@ -248,22 +248,6 @@ async def customer_facts(session: AsyncSession, customer_ids: Iterable[int]) -> 
     return facts
 
 
-async def value_summary(session: AsyncSession, customer_id: int) -> dict[str, Any]:
-    """Total spent (refunds subtracted), number of purchases and the last one: the customer's value at a glance."""
-    from sqlalchemy import func
-
-    total, count, last = (
-        await session.execute(
-            select(
-                func.coalesce(func.sum(ValueEvent.amount), 0),
-                func.count(ValueEvent.id).filter(ValueEvent.amount > 0),
-                func.max(ValueEvent.occurred_at),
-            ).where(ValueEvent.customer_id == customer_id)
-        )
-    ).one()
-    return {"total": float(total or 0), "purchases": int(count or 0), "last": last}
-
-
 async def create_customer(
     session: AsyncSession, *, name: str, identities: dict[str, str] | None = None, **fields: Any
 ) -> Customer:
