@@ -4,21 +4,25 @@ A question is a `clarifications` row with a random token; each button carries `/
 callback data, a web chat button, or a numbered line in a mail and the console, where a bare "2" picks). The
 choice answers from the FAQ (or hands the ticket to a person), and is kept as an example for `tierdesk nlu
 review`. A press that names no question of this customer, or one already answered or too old, gets a clear
-answer and changes nothing.
+answer and changes nothing; its contact reads as what was pressed and why it was late ("Chose: Delivery times
+(the question had expired)", in the customer's language), and on a ticket a person has, the choice is passed on.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from bot.assistant.responder import BotTurn
 from bot.assistant.script import in_script
 from bot.assistant.texts import intent_title, say
+from bot.core.forum import post_to_forum
 from bot.core.messages import Button, InboundMessage, utcnow
-from bot.core.outbound import BatchContext, reply_to_customer
+from bot.core.names import notice_name
+from bot.core.outbound import BatchContext, notify_agents, reply_to_customer
 from bot.settings import Settings
 from bot.tickets import BOT, CUSTOMER, SYSTEM, apply, lifecycle
 from bot.tickets.handoff import Handoff, hand_off
@@ -82,11 +86,12 @@ async def answer_choice(ctx: BatchContext, msg: InboundMessage, customer_id: int
     """A button press or a typed option number: answered, refused as stale or unknown, or NOT_A_CHOICE (a bare
     number that answers no open question is just a message). Returns the ticket the contact belongs to."""
     pressed = PRESS.match(msg.text)
+    press = msg.text if pressed else None
     if pressed:
         row = await clarifications_repo.by_token(ctx.session, pressed.group(1))
         number = int(pressed.group(2))
         if row is None or row.customer_id != customer_id or not 1 <= number <= len(row.options):
-            return await _refuse(ctx, msg, customer_id, contact_id, None, None, "choice_unknown")
+            return await _refuse(ctx, msg, customer_id, contact_id, Refusal("unknown", press=press))
     else:
         typed = TYPED.match(msg.text)
         if typed is None:
@@ -98,16 +103,18 @@ async def answer_choice(ctx: BatchContext, msg: InboundMessage, customer_id: int
         if not waiting or not 1 <= number <= len(row.options):
             return NOT_A_CHOICE
     ticket = await ctx.session.get(Ticket, row.ticket_id) if row.ticket_id else None
-    if ticket is None or ticket.customer_id != customer_id:
-        return await _refuse(ctx, msg, customer_id, contact_id, row, None, "choice_stale")
     open_question = row.status == "asked" and row.created_at >= ctx.now - choice_ttl(ctx.settings)
+    if ticket is None or ticket.customer_id != customer_id:
+        why = stale_reason(row, None, open_question)
+        return await _refuse(ctx, msg, customer_id, contact_id, Refusal(why, row, None, number, press))
     if not open_question or ticket.status == "closed" or ticket.handoff_reason is not None:
-        return await _refuse(ctx, msg, customer_id, contact_id, row, ticket, "choice_stale")
+        why = stale_reason(row, ticket, open_question)
+        return await _refuse(ctx, msg, customer_id, contact_id, Refusal(why, row, ticket, number, press))
     intent = row.options[number - 1]
     wants_person = intent in ctx.settings.nlu.handoff_intents
     if not await clarifications_repo.take_choice(ctx.session, row.id, intent, ctx.now, for_review=not wants_person):
-        return await _refuse(ctx, msg, customer_id, contact_id, row, ticket, "choice_stale")
-    ctx.contact_updates.append(_chosen_contact(contact_id, ticket.id, row, number, msg.text if pressed else None))
+        return await _refuse(ctx, msg, customer_id, contact_id, Refusal("answered", row, ticket, number, press))
+    ctx.contact_updates.append(_chosen_contact(contact_id, ticket.id, row, number, press))
     await apply(ctx, ticket, lifecycle.customer_wrote(ticket, now=ctx.now), CUSTOMER, cause=f"c{contact_id}")
     ctx.active[customer_id] = ctx.latest[customer_id] = ticket
     answer = None if wants_person else _answer(ctx, intent, row)
@@ -119,15 +126,25 @@ async def answer_choice(ctx: BatchContext, msg: InboundMessage, customer_id: int
     return ticket.id
 
 
+def stale_reason(row: Clarification, ticket: Ticket | None, open_question: bool) -> str:
+    """Why a choice on this customer's question is not taken, as the contact log says it: the question was
+    answered, expired, or its conversation was closed (or is gone) or is with a person already."""
+    if row.status == "chosen":
+        return "answered"
+    if not open_question:
+        return "expired"
+    return "closed" if ticket is None or ticket.status == "closed" else "with_person"
+
+
 def _chosen_contact(contact_id: int, ticket_id: int, row: Clarification, number: int, press: str | None) -> dict:
-    """The contact log's line for a choice: a press reads as what it meant ("Chose: Delivery times"), its raw
-    payload kept with the NLU data; a typed number stays as typed."""
+    """The contact log's line for a choice: a press reads as what it meant ("Chose: Delivery times", in the
+    customer's language), its raw payload kept with the NLU data; a typed number stays as typed."""
     label = option_label(row, number)
     nlu: dict[str, Any] = {"intent": row.options[number - 1], "decision": "chosen", "asked": row.id, "label": label}
     update: dict[str, Any] = {"id": contact_id, "ticket_id": ticket_id, "nlu": nlu}
     if press is not None:
         nlu["payload"] = press
-        update["text"] = f"Chose: {label}"
+        update["text"] = in_script(say("choice_logged", row.language, label=label), row.script)
     return update
 
 
@@ -157,21 +174,43 @@ async def _to_person(
     await hand_off(ctx, ticket, handoff, BOT, cause=f"c{contact_id}", inbound=msg)
 
 
-async def _refuse(
-    ctx: BatchContext,
-    msg: InboundMessage,
-    customer_id: int,
-    contact_id: int,
-    row: Clarification | None,
-    ticket: Ticket | None,
-    text: str,
-) -> int | None:
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A choice not taken: why (unknown, answered, expired, closed, with_person), the question and ticket it
+    named when they are the customer's own, the option number, and the raw button data of a press."""
+
+    why: str
+    row: Clarification | None = None
+    ticket: Ticket | None = None
+    number: int = 0
+    press: str | None = None
+
+
+async def _refuse(ctx: BatchContext, msg: InboundMessage, customer_id: int, contact_id: int, no: Refusal) -> int | None:
     """Say why the choice was not taken; nothing else changes. The contact joins the question's ticket when that
-    is the customer's own, else the conversation going on (if any)."""
+    is the customer's own, else the conversation going on (if any), and its log line reads as what was pressed
+    and why it was late; the raw press stays with the NLU data. On a ticket a person has, the choice is passed
+    on to them, as any follow-up is."""
+    row = no.row
     language = (row.language if row else None) or ctx.facts.get(customer_id, {}).get("language")
-    words = in_script(say(text, language), row.script if row else None)
-    ticket = ticket or ctx.active.get(customer_id)
+    script = row.script if row else None
+    label = option_label(row, no.number) if row is not None else ""
+    ticket = no.ticket or ctx.active.get(customer_id)
+    update: dict[str, Any] = {"id": contact_id, "nlu": _refused_nlu(no, label)}
+    if no.press is not None:
+        update["text"] = in_script(say(f"choice_logged_{no.why}", language, label=label), script)
+    if ticket is not None:
+        update["ticket_id"] = ticket.id
+    ctx.contact_updates.append(update)
     key = f"c{contact_id}:choice"
+    own = no.ticket
+    if own is not None and own.status != "closed" and own.handoff_reason is not None:  # a person has it
+        words = in_script(say("choice_with_person", language, label=label, ticket=own.id), script)
+        await _pass_on(ctx, own, msg, contact_id, update.get("text") or msg.text)
+    elif no.why == "expired":
+        words = in_script(say("choice_expired", language, label=label), script)
+    else:
+        words = in_script(say("choice_unknown" if no.why == "unknown" else "choice_stale", language), script)
     if ticket is None:
         ctx.queue_message(
             key=key,
@@ -183,9 +222,35 @@ async def _refuse(
             reply_to=msg.external_id,
         )
         return None
-    ctx.contact_updates.append({"id": contact_id, "ticket_id": ticket.id})
     await reply_to_customer(ctx, ticket, words, key=key, author="bot", inbound=msg)
     return ticket.id
+
+
+def _refused_nlu(no: Refusal, label: str) -> dict[str, Any]:
+    """What a refused choice meant, for the log and `tierdesk nlu review` (never a training example)."""
+    nlu: dict[str, Any] = {"decision": f"choice_{no.why}"}
+    if no.row is not None:
+        nlu |= {"intent": no.row.options[no.number - 1], "asked": no.row.id, "label": label}
+    if no.press is not None:
+        nlu["payload"] = no.press
+    return nlu
+
+
+async def _pass_on(ctx: BatchContext, ticket: Ticket, msg: InboundMessage, contact_id: int, said: str) -> None:
+    """The people on a ticket see a late choice as they see any follow-up: in its mirror thread, and sent to its
+    assignee when it has one."""
+    facts: dict[str, Any] = ctx.facts.get(ticket.customer_id, {})
+    name = notice_name(facts, msg)
+    post_to_forum(ctx, ticket, f"{name}: {said}", key=f"c{contact_id}:forum", customer_name=name)
+    if ticket.assignee_id is not None:
+        await notify_agents(
+            ctx,
+            [ticket.assignee_id],
+            f"T-{ticket.id} · {name}: {said}",
+            key=f"c{contact_id}:fwd",
+            ticket_id=ticket.id,
+            customer_id=ticket.customer_id,
+        )
 
 
 async def expire_question(ctx: BatchContext, ticket: Ticket, row: Clarification) -> bool:

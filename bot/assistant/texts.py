@@ -112,10 +112,50 @@ TEXTS: dict[str, dict[str, str]] = {
         "ru": "На этот вопрос уже ответили, или он устарел, и выбрать вариант нельзя. Пожалуйста, напишите ваш "
         "вопрос ещё раз.",
     },
+    "choice_expired": {
+        "en": "That question has expired, so we could not take “{label}” as your answer. Please write your question "
+        "again and we will help.",
+        "zh": "该问题已过期，无法再选择“{label}”。请重新写下您的问题，我们会为您解答。",
+        "ru": "Этот вопрос устарел, поэтому выбрать «{label}» уже нельзя. Пожалуйста, напишите ваш вопрос ещё раз.",
+    },
+    "choice_with_person": {
+        "en": "A member of our team has your question already (T-{ticket}) and will reply here; we have told them "
+        "you chose “{label}”.",
+        "zh": "我们的客服人员已经在处理您的问题（T-{ticket}），会在这里回复您；我们已告诉他们您选择了“{label}”。",
+        "ru": "Вашим вопросом уже занимается сотрудник (T-{ticket}), он ответит вам здесь; мы передали ему, что вы "
+        "выбрали «{label}».",
+    },
     "choice_unknown": {
         "en": "We could not match that choice to a question of ours. Please write your question as text.",
         "zh": "我们无法将该选项对应到我们的提问。请用文字写下您的问题。",
         "ru": "Мы не нашли вопроса, к которому относится этот выбор. Пожалуйста, напишите ваш вопрос текстом.",
+    },
+    # The contact log's line for a button press: what the customer chose, and why it came too late if it did.
+    "choice_logged": {"en": "Chose: {label}", "zh": "已选择：{label}", "ru": "Выбрано: {label}"},
+    "choice_logged_answered": {
+        "en": "Chose: {label} (the question had been answered already)",
+        "zh": "已选择：{label}（该问题已经回答过）",
+        "ru": "Выбрано: {label} (на этот вопрос уже ответили)",
+    },
+    "choice_logged_expired": {
+        "en": "Chose: {label} (the question had expired)",
+        "zh": "已选择：{label}（该问题已过期）",
+        "ru": "Выбрано: {label} (вопрос уже устарел)",
+    },
+    "choice_logged_closed": {
+        "en": "Chose: {label} (the conversation had been closed)",
+        "zh": "已选择：{label}（该对话已关闭）",
+        "ru": "Выбрано: {label} (обращение уже закрыто)",
+    },
+    "choice_logged_with_person": {
+        "en": "Chose: {label} (the conversation was with our team already)",
+        "zh": "已选择：{label}（该对话已转给客服人员）",
+        "ru": "Выбрано: {label} (обращением уже занимается сотрудник)",
+    },
+    "choice_logged_unknown": {
+        "en": "Pressed a button that matches no question of ours",
+        "zh": "按下了一个无法对应到我们提问的按钮",
+        "ru": "Нажата кнопка, которая не относится ни к одному нашему вопросу",
     },
 }
 

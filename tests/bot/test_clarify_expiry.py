@@ -66,7 +66,8 @@ async def test_an_unanswered_question_goes_to_a_person_once_after_the_expiry(bot
     [question] = [m for m in bot.ch["telegram"].sent if m.buttons]
     await bot.ch["telegram"].receive("20", question.buttons[0].data)
     await bot.settle()
-    assert bot.ch["telegram"].sent_to("20")[-1].startswith("That question has been answered already")
+    told = bot.ch["telegram"].sent_to("20")[-1]
+    assert told.startswith(f"A member of our team has your question already (T-{asked.ticket_id})")
     assert (await ticket(bot, asked.ticket_id)).handoff_reason == EXPIRED_REASON
 
 
@@ -118,7 +119,7 @@ async def test_a_press_reads_as_its_meaning_in_the_contact_log_with_the_payload_
     await bot.settle()
     asked, pressed = await inbound_contacts(bot, "24")
     assert asked.text == "доставка сколько?"
-    assert pressed.text == "Chose: Сроки доставки"
+    assert pressed.text == "Выбрано: Сроки доставки"
     assert pressed.nlu["payload"] == question.buttons[0].data
     assert (pressed.nlu["intent"], pressed.nlu["decision"], pressed.nlu["label"]) == (
         "delivery",
