@@ -6,12 +6,21 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from callback_receiver import CallbackReceiver
-from channel_desk import ANA, agent_note, exported_log, free_port, repeated, running_desk, settings_for, ticket_of
 
 from bot.settings import ApiChannelSettings, ApiEndpointSettings
 from channels.base import build
 from tests.e2e.botapi_server import BotApiServer
+from tests.e2e.callback_receiver import CallbackReceiver
+from tests.e2e.channel_desk import (
+    ANA,
+    agent_note,
+    exported_log,
+    free_port,
+    repeated,
+    running_desk,
+    settings_for,
+    ticket_of,
+)
 
 pytestmark = pytest.mark.timeout(120)
 SHOP, GATE = "shop-token-1", "gateway-token-2"

@@ -11,16 +11,25 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from channel_desk import ANA, agent_note, exported_log, free_port, repeated, running_desk, settings_for, ticket_of
 from sqlalchemy import func, select
-from whatsapp_server import GraphServer
-from whatsapp_server import text_of as graph_text
 
 from bot.settings import WhatsAppSettings
 from channels.base import build
 from crm_store.models import Contact, Customer, Identity, Ticket
 from crm_store.receipts import DeliveryReceipt
 from tests.e2e.botapi_server import BotApiServer
+from tests.e2e.channel_desk import (
+    ANA,
+    agent_note,
+    exported_log,
+    free_port,
+    repeated,
+    running_desk,
+    settings_for,
+    ticket_of,
+)
+from tests.e2e.whatsapp_server import GraphServer
+from tests.e2e.whatsapp_server import text_of as graph_text
 
 MEI, LEO = "4915112345678", "4915187654321"
 

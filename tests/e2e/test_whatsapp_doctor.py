@@ -3,10 +3,9 @@ business number, and says so when it does not."""
 
 from __future__ import annotations
 
-from whatsapp_server import GraphServer
-
 from bot.cli.doctor import check_channels
 from bot.settings import Settings, WhatsAppSettings
+from tests.e2e.whatsapp_server import GraphServer
 
 
 async def test_the_doctor_checks_the_whatsapp_credentials(tmp_path):
