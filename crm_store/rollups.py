@@ -4,6 +4,8 @@
   recomputed when touched), so a month's chart reads a few hundred rows instead of a few hundred thousand contacts.
 - ticket_days, ticket_duration_days, ticket_backlog: the ticket figures, kept by the ticket writer in the
   transaction of each ticket change (crm_store.repositories.ticket_rollup).
+- agent_reply_days: agents' replies to customers per UTC day, kept in the transaction that logs them
+  (crm_store.repositories.reply_rollup).
 """
 
 from __future__ import annotations
@@ -79,4 +81,12 @@ ticket_backlog = Table(
 )
 """Open and pending tickets (imported ones too) per queue, status, tier and assignee: backlog and load."""
 
-from crm_store.repositories import ticket_rollup  # noqa: E402,F401  (its flush and commit hooks keep the rollups)
+agent_reply_days = Table(
+    "agent_reply_days", Base.metadata,
+    Column("agent_id", BigId, nullable=False), Column("day", Date, nullable=False), _counter("replies"),
+    PrimaryKeyConstraint("agent_id", "day", name="pk_agent_reply_days"),
+)
+"""Agents' replies to customers (reply_rollup.AGENT_REPLY) with a created_at on `day`, per agent: an agent's days are
+one range of the key."""
+
+from crm_store.repositories import reply_rollup, ticket_rollup  # noqa: E402,F401  (their hooks keep the rollups)

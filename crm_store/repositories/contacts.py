@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, false, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Contact, Customer
+from crm_store.repositories import reply_rollup
 from crm_store.repositories._sql import (
     chunks,
     dialect,
@@ -41,6 +42,7 @@ async def insert_contacts(session: AsyncSession, rows: list[dict[str, Any]]) -> 
     for part in chunks(rows, 300):
         for cid, ch, ext, direction in await session.execute(stmt, part):
             inserted[(ch, ext, direction)] = cid
+    reply_rollup.logged(session, rows, inserted)
     return inserted
 
 

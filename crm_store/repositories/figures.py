@@ -36,7 +36,7 @@ Definitions, for a range [since, until) and a moment `at` (now):
 Where they are read: the rollups the ticket writer keeps (crm_store.repositories.ticket_rollup) for whole UTC
 days; a range's part-days, if any, from the tickets of those hours; the breaches that depend on `at` (an unresolved
 ticket past a due time the SLA clock has not marked yet) from the partial index of such tickets; agents' replies
-from the contact log's partial index.
+from the rollup their writers keep (crm_store.repositories.reply_rollup), a part-day's from the log's partial index.
 """
 
 from __future__ import annotations
@@ -45,12 +45,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, case, cast, false, func, literal_column, or_, select
+from sqlalchemy import BigInteger, and_, case, cast, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_store.models import TIERS, Agent, Contact, Ticket
+from crm_store.models import TIERS, Agent, Ticket
+from crm_store.repositories import reply_rollup
 from crm_store.repositories import ticket_rollup as rollup
-from crm_store.rollups import NOBODY, SLOTS, ticket_backlog, ticket_days, ticket_duration_days
+from crm_store.repositories.reply_rollup import AGENT_REPLY as AGENT_REPLY  # where the figures' tests read it
+from crm_store.rollups import NOBODY, SLOTS, agent_reply_days, ticket_backlog, ticket_days, ticket_duration_days
 
 DONE = ("solved", "closed")
 PERCENTILES = (0.5, 0.9)
@@ -180,14 +182,20 @@ class Figures:
         }
 
 
-async def figures(session: AsyncSession, since: datetime, until: datetime, *, at: datetime | None = None) -> Figures:
-    """Every figure for tickets opened in [since, until), as of `at` (default: now)."""
+async def figures(session: AsyncSession, since: datetime, until: datetime, *, at: datetime | None = None,
+                  durations: tuple[str, ...] = rollup.DIMS) -> Figures:
+    """Every figure for tickets opened in [since, until), as of `at` (default: now). `durations`: the dimensions
+    whose response times are read (the agents page needs only ("agent",); the others' then say n=0)."""
     out = Figures(since, until, at or datetime.now(UTC))
     await rollup.flush_pending(session)
+    await reply_rollup.flush_pending(session)
     first, end = _whole_days(since, until)
     parts: rollup.Deltas = {}
+    replies: dict[int, int] = {}  # the part-days' (the whole days' come with the agents)
     for lo, hi in _part_days(since, until, first, end):
         await _count_part(session, lo, hi, parts)
+        for agent_id, n in (await session.execute(reply_rollup.logged_replies(lo, hi))).all():
+            replies[agent_id] = replies.get(agent_id, 0) + n
     counts = await _day_counts(session, first, end, parts)
     for (tier, channel, agent), c in counts.items():
         for target in _views(out, tier, channel, agent):
@@ -195,12 +203,13 @@ async def figures(session: AsyncSession, since: datetime, until: datetime, *, at
     for tier, channel, agent, n in (await session.execute(unmarked_breaches(since, until, out.at))).all():
         for target in _views(out, _key(tier), _key(channel), agent):
             target.breached += int(n)
-    await _durations(session, first, end, parts, out)
+    await _durations(session, first, end, parts, out, durations)
     handled: dict[int, int] = {}
     for (_tier, _channel, agent), c in counts.items():
         if agent is not None and c[6]:
             handled[agent] = handled.get(agent, 0) + c[6]
-    await agent_lines(session, out, await load_by_agent(session), handled)
+    for a, load, n in (await session.execute(_agents_now(first, end))).all():
+        out.agents.append(_line(out, a, load or 0, handled.get(a.id, 0), (n or 0) + replies.get(a.id, 0)))
     return out
 
 
@@ -286,7 +295,8 @@ def unmarked_breaches(since: datetime, until: datetime, at: datetime) -> Any:
     )
 
 
-async def _durations(session: AsyncSession, first: date, end: date, parts: rollup.Deltas, out: Figures) -> None:
+async def _durations(session: AsyncSession, first: date, end: date, parts: rollup.Deltas, out: Figures,
+                     dims: tuple[str, ...]) -> None:
     """p50 and p90 of both durations by tier, channel and agent, and in total (the tiers' buckets summed)."""
     h = ticket_duration_days.c
     buckets: dict[tuple[str, str, str], dict[tuple[int, int], list[int]]] = {}
@@ -308,13 +318,13 @@ async def _durations(session: AsyncSession, first: date, end: date, parts: rollu
     if first < end:
         rows = await session.execute(
             select(h.dim, h.key, h.measure, h.octave, *(cast(func.sum(h[c]), BigInteger) for c in rollup.SLOT_COLUMNS))
-            .where(h.dim.in_(rollup.DIMS), h.day >= first, h.day < end)
+            .where(h.dim.in_(dims), h.day >= first, h.day < end)
             .group_by(h.dim, h.key, h.measure, h.octave)
         )
         for dim, key, measure, octave, *counts in rows.all():
             add(dim, key, measure, int(octave), counts)
     for key, counts in parts.items():
-        if key[0] == "h":
+        if key[0] == "h" and key[1] in dims:
             add(key[1], key[3], key[4], key[5], counts)
     for (measure, dim, key), hist in buckets.items():
         n, values = rollup.percentiles(hist, PERCENTILES)
@@ -332,13 +342,13 @@ async def _durations(session: AsyncSession, first: date, end: date, parts: rollu
             target.resolution = durations
 
 
-async def load_by_agent(session: AsyncSession) -> dict[int, int]:
-    """Open or pending tickets per assigned agent now, from ticket_backlog (a row per queue, status, tier)."""
-    b = ticket_backlog.c
-    rows = await session.execute(
-        select(b.agent_id, func.sum(b.n)).where(b.agent_id != NOBODY).group_by(b.agent_id)
-    )
-    return {int(a): int(n) for a, n in rows.all() if n}
+def _agents_now(first: date, end: date) -> Any:
+    """(agent, load now, replies on the whole days [first, end)) in one statement: open or pending tickets from
+    ticket_backlog, replies from agent_reply_days."""
+    b, r = ticket_backlog.c, agent_reply_days.c
+    load = select(func.sum(b.n)).where(b.agent_id == Agent.id).scalar_subquery()
+    replies = select(func.sum(r.replies)).where(r.agent_id == Agent.id, r.day >= first, r.day < end).scalar_subquery()
+    return select(Agent, load, replies).order_by(Agent.name, Agent.id)
 
 
 async def backlog_by_queue(session: AsyncSession) -> list[tuple[str, str, int]]:
@@ -377,23 +387,15 @@ def resolved_between(since: datetime, until: datetime) -> Any:
     )
 
 
-AGENT_REPLY = (Contact.direction == literal_column("'out'"), Contact.author == literal_column("'agent'"),
-               Contact.desk == false())
-"""A person's reply to a customer, written as the partial index ix_contacts_agent_replies_at is (literals, so both
-databases see that the index applies)."""
-
-
 async def agent_lines(session: AsyncSession, out: Figures, load: dict[int, int], handled: dict[int, int]) -> None:
-    """Every agent with their load now, tickets handled and replies to customers in the range."""
-    replies = dict((await session.execute(
-        select(Contact.agent_id, func.count())
-        .where(*AGENT_REPLY, Contact.agent_id.is_not(None), Contact.created_at >= out.since,
-               Contact.created_at < out.until)
-        .group_by(Contact.agent_id)
-    )).all())
+    """Every agent with their load now, tickets handled and replies to customers in the range, the replies counted
+    from the log (the exact recount; `figures` reads them with the agents)."""
+    replies = dict((await session.execute(reply_rollup.logged_replies(out.since, out.until))).all())
     for a in await session.scalars(select(Agent).order_by(Agent.name, Agent.id)):
-        out.agents.append(AgentLine(
-            a.id, a.name, a.role, a.status, a.email, list(a.tiers or []), list(a.queues or []), a.capacity,
-            load=int(load.get(a.id, 0)), handled=int(handled.get(a.id, 0)), replies=int(replies.get(a.id, 0)),
-            tickets=out.by_agent.get(a.id, Slice()),
-        ))
+        out.agents.append(_line(out, a, load.get(a.id, 0), handled.get(a.id, 0), replies.get(a.id, 0)))
+
+
+def _line(out: Figures, a: Agent, load: int, handled: int, replies: int) -> AgentLine:
+    return AgentLine(a.id, a.name, a.role, a.status, a.email, list(a.tiers or []), list(a.queues or []),
+                     a.capacity, load=int(load), handled=int(handled), replies=int(replies),
+                     tickets=out.by_agent.get(a.id, Slice()))

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Contact, OutboxItem, Ticket, now
+from crm_store.repositories import reply_rollup
 from crm_store.repositories._sql import chunks, dialect, in_values, insert_ignoring_conflicts, is_pg
 
 
@@ -321,6 +322,9 @@ async def mark_sent_many(
                 "desk": internal,
             }
         )
-    if contacts:
+    if any(reply_rollup.is_reply(c) for c in contacts):  # which replies were logged now: the rollup counts them
+        stmt = insert_ignoring_conflicts(session, Contact, reply_rollup.KEY_COLUMNS)
+        reply_rollup.logged(session, contacts, {tuple(r) for r in await session.execute(stmt, contacts)})
+    elif contacts:
         await session.execute(insert_ignoring_conflicts(session, Contact), contacts)
     return len(todo)

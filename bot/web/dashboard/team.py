@@ -23,7 +23,7 @@ async def agents_page(
     request: Request, viewer: Viewer = Depends(supervisor), session: AsyncSession = Depends(read_session)
 ) -> Response:
     first, last, since, until = date_range(request.query_params.get("from"), request.query_params.get("to"))
-    rows = (await figures(session, since, until)).agents
+    rows = (await figures(session, since, until, durations=("agent",))).agents
     ended_arg = request.query_params.get("ended", "")
     ended = int(ended_arg) if ended_arg.isdigit() and len(ended_arg) < 7 else None
     return render(request, "agents.html", viewer, rows=rows, first=first, last=last, is_admin=is_admin(viewer.role),
