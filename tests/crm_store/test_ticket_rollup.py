@@ -22,11 +22,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import event, inspect, select
 
 from bot.routing.policy import AgentState
 from bot.tickets import Actor, Decision, apply, lifecycle, ticket_work, work
 from bot.tickets.access import BOT, SYSTEM
+from crm_store.grouped_flush import flush_grouped
 from crm_store.models import Agent, Customer, Ticket
 from crm_store.repositories import tickets as tickets_repo
 from crm_store.repositories.figures import backlog_by_queue, figures
@@ -281,3 +282,80 @@ async def test_the_migration_goes_down_and_up_and_fills_the_rollups_from_the_tic
         assert await _rollup_rows(ses) == kept
         exact = await figures_from_tickets(ses, D0, UNTIL, at=AT)
         assert (await figures(ses, D0, UNTIL, at=AT)).as_dict() == exact.as_dict()
+
+
+async def test_tickets_opened_and_changed_in_one_batch_are_counted_without_reading_them_back(db):
+    """A batch opens tickets and changes them in the same transaction (routing assigns, the bot solves, a person
+    replies and closes, the SLA clock marks): the columns they were opened without are known to hold NULL, so no
+    change reads its ticket back, and the rollups still equal a recount.
+
+     ticket tier      channel   in the batch                                              counts as
+     A      VIP       telegram  handed off at open; Ann takes +10 s, replies +60 s,       fr 60, res 600
+                                closes +600 s (due +300 s / +8 h)                          handled by Ann
+     B      ordinary  email     the bot solves it +30 s                                   bot-resolved
+     C      ordinary  webchat   opened by the bot, handed off +5 s (due +900 s), marked   breach (marked)
+                                by the SLA clock +1000 s (a guarded UPDATE)
+    """
+    async with db.sessions() as ses, ses.begin():
+        ses.add_all(
+            [
+                Agent(id=1, name="Ann", role="agent"),
+                Customer(id=1, name="Vera", tier="VIP"),
+                Customer(id=2, name="Olaf", tier="ordinary"),
+                Customer(id=3, name="Ines", tier="ordinary"),
+            ]
+        )
+    reads: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        if statement.lstrip().startswith("SELECT") and "WHERE tickets.id = " in statement:  # one ticket read back
+            reads.append(statement)
+
+    at = lambda hour, secs=0: D0 + hour * H + s(secs)  # noqa: E731
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with db.sessions() as ses, ses.begin(), ticket_work(ses, settings_for(db)) as ctx:
+            opened = [
+                {
+                    "customer_id": 1,
+                    "channel": "telegram",
+                    "tier_at_open": "VIP",
+                    "queue": "vip",
+                    "created_at": at(9),
+                    "handoff_reason": "needs a person",
+                    "first_response_due": at(9, 300),
+                    "resolution_due": at(17),
+                },
+                {"customer_id": 2, "channel": "email", "tier_at_open": "ordinary", "created_at": at(10)},
+                {"customer_id": 3, "channel": "webchat", "tier_at_open": "ordinary", "created_at": at(11)},
+            ]
+            a, b, c = await tickets_repo.open_tickets(ses, opened)
+            await _do(ctx, a, work.take(a, ANN, now=at(9, 10)), ANN, at(9, 10))
+            await _do(ctx, b, Decision(changes={"status": "solved", "solved_at": at(10, 30)}), BOT, at(10, 30))
+            handed = {"handoff_reason": "asked for a person", "first_response_due": at(11, 905)}
+            await _do(ctx, c, Decision(changes=handed), BOT, at(11, 5))
+            await flush_grouped(ses)
+            await _do(ctx, a, _replied(at(9, 60)), ANN, at(9, 60))
+            await _do(ctx, a, lifecycle.close(a, ANN, now=at(9, 600), language=None), ANN, at(9, 600))
+            await flush_grouped(ses)
+            marked = Decision(
+                changes={"sla_breached_at": at(11, 1000), "escalation_level": 1}, guard={"escalation_level": 0}
+            )
+            await _do(ctx, c, marked, SYSTEM, at(11, 1000))
+            reads_in_batch = list(reads)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    assert reads_in_batch == []
+    async with db.sessions() as ses:
+        kept = await _rollup_rows(ses)
+        new = await figures(ses, D0, UNTIL, at=AT)
+        exact = await figures_from_tickets(ses, D0, UNTIL, at=AT)
+    t = new.total
+    assert (t.conversations, t.handed_off, t.bot_resolved, t.breached) == (3, 2, 1, 1)
+    assert (t.first_response.n, t.first_response.p50, t.resolution.n, t.resolution.p50) == (1, 60.0, 1, 600.0)
+    assert {a.name: (a.load, a.handled) for a in new.agents} == {"Ann": (0, 1)}
+    assert new.as_dict() == exact.as_dict()
+    async with db.sessions() as ses, ses.begin():
+        assert await rebuild_ticket_rollup(ses) == 3
+    async with db.sessions() as ses:
+        assert await _rollup_rows(ses) == kept
