@@ -39,16 +39,14 @@ async def ticket_list(
     status = params.get("status", "open")
     status = status if status in (*STATUSES, "all") else "open"
     mine = params.get("mine") == "1"
+    people = web_repo.TicketPeople()  # customers and assignees, read with the tickets: one statement per batch
     tickets, next_before = await actions.visible_tickets(
         session, viewer.actor, limit=PAGE, cursor=int_or_none(params.get("before")), newest_first=True,
         status=None if status == "all" else status, queue=params.get("queue", "")[:64] or None,
-        assignee_id=viewer.agent_id if mine else int_or_none(params.get("agent")),
+        assignee_id=viewer.agent_id if mine else int_or_none(params.get("agent")), people=people,
     )
-    ids = {t.customer_id for t in tickets}
-    customers = await customers_repo.customers_by_id(session, ids)
-    agents = await list_agents(session)
-    return render(request, "tickets.html", viewer, tickets=tickets, customers=customers,
-                  agent_names={a.id: a.name for a in agents}, status=status, mine=mine, statuses=STATUSES,
+    return render(request, "tickets.html", viewer, tickets=tickets, customers=people.customers,
+                  agent_names=people.agent_names, status=status, mine=mine, statuses=STATUSES,
                   queue=params.get("queue", ""), next_before=next_before)
 
 
