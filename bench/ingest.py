@@ -42,6 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.pg import databases, pg_url
 from bot.app import App, freeze_startup_heap
@@ -140,9 +141,11 @@ async def register_agents(url: str, schema: str | None, count: int, channels: tu
     await engine.dispose()
 
 
-async def counts(url: str, schema: str | None) -> dict[str, int]:
-    """What the database holds: inbound contacts of the workload (baseline rows apart) and outbox rows by status."""
-    engine = make_engine(url, schema=schema)
+async def counts(url: str, schema: str | None, engine: AsyncEngine | None = None) -> dict[str, int]:
+    """What the database holds: inbound contacts of the workload (baseline rows apart) and outbox rows by status.
+    A poller passes its own `engine`: a new engine and connection five times a second costs CPU the workers need."""
+    own = engine is None
+    engine = engine or make_engine(url, schema=schema)
     try:
         async with make_sessionmaker(engine)() as session:
             stored = await session.scalar(
@@ -154,7 +157,8 @@ async def counts(url: str, schema: str | None) -> dict[str, int]:
                 (await session.execute(select(OutboxItem.status, func.count()).group_by(OutboxItem.status))).all()
             )
     finally:
-        await engine.dispose()
+        if own:
+            await engine.dispose()
     return {"stored": stored or 0, **{f"outbox_{k}": v for k, v in by_status.items()}}
 
 
@@ -295,7 +299,8 @@ def print_result(label: str, r: dict) -> None:
     if "worker_rss_mb" in r:
         print(
             f"{'':>18}  worker RSS after start {r['worker_rss_start_mb']} MB, after the burst "
-            f"{r['worker_rss_mb']} MB, peak {r['worker_hwm_mb']} MB"
+            f"{r['worker_rss_mb']} MB, peak {r['worker_hwm_mb']} MB; worker CPU {r['worker_cpu_ms_per_msg']:.2f} ms "
+            f"per stored message, {r['worker_cpu_cores']:.2f} cores busy in the window"
         )
 
 

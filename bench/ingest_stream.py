@@ -4,7 +4,7 @@ PostgreSQL while the bench appends messages to it, as channels do in `dispatch.i
 Each worker runs with the memory channel as its only channel (it sends every reply and the outbox records it as
 sent, nothing leaves the machine). The clock starts before the first message is appended and stops once the
 database holds every distinct message and no reply is pending. The workers' resident memory is read from /proc
-after they started (NLU loaded) and after the burst.
+after they started (NLU loaded) and after the burst, and their CPU time over the window.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from bench.ingest import (
 )
 from bot.core.ingest import StreamIngest, encode
 from bot.core.messages import InboundMessage
+from crm_store.engine import make_engine
 
 REDIS_DEFAULT = "redis://127.0.0.1:6379/0"
 CHANNEL = "memory"
@@ -116,18 +117,32 @@ async def publish(redis, ingest: StreamIngest, msgs: list[InboundMessage], chunk
         await pipe.execute()
 
 
-async def wait_done(url: str, schema: str, expected: int, workers: list[Worker], within: float = 600.0) -> None:
-    """Until the database holds every distinct message and no reply is pending."""
-    deadline = time.perf_counter() + within
-    while time.perf_counter() < deadline:
-        for w in workers:
-            if w.proc.returncode is not None:
-                raise RuntimeError("a worker exited during the burst:\n" + "\n".join(w.log))
-        tally = await counts(url, schema)
-        if tally["stored"] >= expected and not tally.get("outbox_pending"):
-            return
-        await asyncio.sleep(0.2)
-    raise RuntimeError(f"not done within {within:.0f} s: {await counts(url, schema)}")
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process used so far, from /proc: on a shared machine the workers' CPU per
+    message says more than their throughput, which moves with whatever else runs."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def wait_done(
+    url: str, schema: str, expected: int, workers: list[Worker], within: float = 600.0, every: float = 0.05
+) -> None:
+    """Until the database holds every distinct message and no reply is pending: asked `every` seconds on one
+    engine kept open (the clock stops at most that late, and the asking costs the workers next to nothing)."""
+    engine = make_engine(url, schema=schema)
+    try:
+        deadline = time.perf_counter() + within
+        while time.perf_counter() < deadline:
+            for w in workers:
+                if w.proc.returncode is not None:
+                    raise RuntimeError("a worker exited during the burst:\n" + "\n".join(w.log))
+            tally = await counts(url, schema, engine)
+            if tally["stored"] >= expected and not tally.get("outbox_pending"):
+                return
+            await asyncio.sleep(every)
+        raise RuntimeError(f"not done within {within:.0f} s: {await counts(url, schema, engine)}")
+    finally:
+        await engine.dispose()
 
 
 async def stop_workers(workers: list[Worker]) -> None:
@@ -162,11 +177,13 @@ async def stream_round(msgs: list[InboundMessage], args, n: int) -> dict:
             workers = await start_workers(args.workers, worker_env(url, schema, prefix, args.model_dir, state_dir))
             await wait_running(workers)
             started = [rss_mb(w.proc.pid) for w in workers]
+            cpu0 = sum(cpu_seconds(w.proc.pid) for w in workers)
             t0 = time.perf_counter()
             await publish(redis, ingest, msgs)
             published = time.perf_counter() - t0
             await wait_done(url, schema, distinct(msgs), workers)
             elapsed = time.perf_counter() - t0
+            cpu = sum(cpu_seconds(w.proc.pid) for w in workers) - cpu0
             burst = [rss_mb(w.proc.pid) for w in workers]
             await stop_workers(workers)
         tally = await counts(url, schema)
@@ -183,5 +200,7 @@ async def stream_round(msgs: list[InboundMessage], args, n: int) -> dict:
         "worker_rss_start_mb": max(r for r, _ in started),
         "worker_rss_mb": max(r for r, _ in burst),
         "worker_hwm_mb": max(h for _, h in burst),
+        "worker_cpu_ms_per_msg": cpu / distinct(msgs) * 1000,
+        "worker_cpu_cores": cpu / elapsed,
     }
     return figures(run, tally, msgs, before, after)
