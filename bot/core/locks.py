@@ -22,6 +22,14 @@ end
 return n
 """
 """RELEASE for many keys in one call: a batch frees a lock per conversation it handled in one round trip."""
+ACQUIRE_MANY = """
+local got = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('set', key, ARGV[1], 'NX', 'PX', ARGV[2]) then got[#got + 1] = i end
+end
+return got
+"""
+"""SET NX PX for many keys in one call; returns the (1-based) positions of the keys it locked."""
 
 
 class ConversationLocks(Protocol):
@@ -49,18 +57,20 @@ class RedisLocks:
         self._prefix = prefix
         self._ttl_ms = ttl_ms
         self._token = uuid.uuid4().hex
+        self._acquire = client.register_script(ACQUIRE_MANY)
         self._release = client.register_script(RELEASE_MANY)
 
     def _key(self, key: str) -> str:
         return f"{self._prefix}:lock:{key}"
 
     async def acquire_many(self, keys: Iterable[str]) -> set[str]:
+        """One script call rather than a pipeline of a SET each: the same single round trip, without packing and
+        parsing 200 commands in Python for every batch."""
         keys = sorted(set(keys))
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.set(self._key(key), self._token, nx=True, px=self._ttl_ms)
-            results = await pipe.execute()
-        return {k for k, ok in zip(keys, results, strict=True) if ok}
+        if not keys:
+            return set()
+        got = await self._acquire(keys=[self._key(k) for k in keys], args=[self._token, self._ttl_ms])
+        return {keys[int(i) - 1] for i in got}
 
     async def release_many(self, keys: Iterable[str]) -> None:
         """One script call for all of them: one by one, a batch of 200 conversations waited on 200 round trips,
