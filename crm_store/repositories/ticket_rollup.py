@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.base import NO_VALUE, PASSIVE_NO_RESULT
 
 from crm_store.models import Ticket
 from crm_store.rollups import DAY_COUNTERS, NOBODY, SLOTS, ticket_backlog, ticket_days, ticket_duration_days
@@ -309,17 +310,19 @@ async def flush_pending(session: AsyncSession) -> None:
 
 
 def _before(conn: Connection, ticket: Ticket) -> Facts | None:
-    """The facts as stored before this flush, from the attribute history (or the row, for a value set without the
-    old one loaded)."""
+    """The facts as stored before this flush: what the session loaded (a changed column's value as loaded, kept
+    in the state's committed values; an unchanged one's current value), or the row, for a value set without the
+    old one loaded. (What the attribute history would say, without building a history per column.)"""
     state = inspect(ticket)
+    committed, current = state.committed_state, state.dict
     values = {}
     for name in FACT_COLUMNS[1:]:
-        hist = state.attrs[name].history
-        if not (hist.deleted or hist.unchanged):
+        value = committed[name] if name in committed else current.get(name, NO_VALUE)
+        if value is NO_VALUE or value is PASSIVE_NO_RESULT:
             stmt = select(*(Ticket.__table__.c[n] for n in FACT_COLUMNS)).where(Ticket.id == ticket.id)
             row = conn.execute(stmt).one_or_none()
             return facts_of(row) if row is not None else None
-        values[name] = (hist.deleted or hist.unchanged)[0]
+        values[name] = value
     return facts_of(ticket, values)
 
 
@@ -341,10 +344,9 @@ NULL_AT_INSERT = tuple(
 def _on_insert(_mapper: Any, _conn: Connection, ticket: Ticket) -> None:
     """A new ticket, once its defaults are set. (Per row the flush writes: a flush of some objects counts those.)
 
-    The columns it left unset hold NULL now, and the session is told so: without a stored value in its history
-    a later change of one (a ticket opened, then assigned in the same batch) would cost a SELECT in `_before`.
-    The one statement that changes facts without the ORM (the writer's guarded UPDATE) sets the new values on
-    the object as committed, so what the session holds stays what the row holds."""
+    The columns it left unset hold NULL, and the session is told so: a later change of one in the same batch
+    (opened, then assigned) needs no SELECT in `_before`. The one statement that changes facts without the ORM,
+    the writer's guarded UPDATE, sets its values on the object as committed: the session keeps the row's."""
     state = inspect(ticket)
     for name in NULL_AT_INSERT:
         if name not in state.dict and name not in state.expired_attributes:
