@@ -12,7 +12,8 @@ statistics call the word rare (then the index is asked first, as in step 2), the
 1. read a window of the newest contacts that pass the row filters (by the created_at/channel/... indexes) and
    check each one's text; a common word fills the page here;
 2. if the window is full but its matches are too sparse to fill the page soon, ask the text index for up to PROBE
-   matches: a rare or absent word is then read by id;
+   matches: for a rare or absent word the same statement sorts them and returns the page (`_rare_stmt`: each
+   match's heap page is read once, by the bitmap scan, and only the page's customers are looked up);
 3. otherwise keep reading windows, larger each time (a common word with sparse filters).
 The text condition is never beside an ORDER BY ... LIMIT the planner could satisfy from either index.
 
@@ -109,17 +110,18 @@ def _tiers(session: AsyncSession, f: ContactFilter, c: Any) -> list[Any]:
     SQLite would start from the customers of a tier and sort all their contacts (or hash every customer first);
     reading the log newest first and checking each contact's customer stops after one page."""
     if dialect(session) != "sqlite":
-        return _tier_conds(f, Customer)
+        return _tier_conds(f, Customer.tier)
     cu = aliased(Customer)
-    return [select(cu.id).where(cu.id == c.customer_id, cond).exists() for cond in _tier_conds(f, cu)]
+    return [select(cu.id).where(cu.id == c.customer_id, cond).exists() for cond in _tier_conds(f, cu.tier)]
 
 
-def _tier_conds(f: ContactFilter, cu: Any) -> list[Any]:
+def _tier_conds(f: ContactFilter, tier: Any) -> list[Any]:
+    """Conditions on a customer's tier (a column, or a subquery reading it)."""
     conds: list[Any] = []
     if f.tier:
-        conds.append(cu.tier == f.tier)
+        conds.append(tier == f.tier)
     if f.scope_tiers:
-        conds.append(cu.tier.in_(list(f.scope_tiers)))
+        conds.append(tier.in_(list(f.scope_tiers)))
     return conds
 
 
@@ -172,7 +174,7 @@ def _window_stmt(f: ContactFilter, tq: TextQuery, after: bool, oldest_first: boo
         .order_by(*order).limit(size).subquery("w")
     )
     c = aliased(Contact, inner)
-    hit = and_(tq.row_match(c, inner.c.search_tsv), *_tier_conds(f, Customer))
+    hit = and_(tq.row_match(c, inner.c.search_tsv), *_tier_conds(f, Customer.tier))
     return (
         select(*log_columns(c), hit.label("hit"), inner.c.rn).select_from(inner)
         .join(Customer, Customer.id == c.customer_id, isouter=True)
@@ -205,7 +207,7 @@ async def _by_ids(
     session: AsyncSession, f: ContactFilter, tq: TextQuery, ids: list[int], cursor: Cursor | None,
     oldest_first: bool, limit: int,
 ) -> list[dict[str, Any]]:
-    """The page among a few known matches (the text index's answer), every filter checked again."""
+    """The page among a few known matches (SQLite: the FTS5 index's answer), every filter checked again."""
     if not ids:
         return []
     among = in_values(Contact.id, "ids", pg=tq.postgres, value=ids)
@@ -214,6 +216,60 @@ async def _by_ids(
     # the created_at index that checks each row against the id list.
     c = aliased(Contact, select(*_ROW_COLUMNS).where(*conds).offset(0).subquery("m"))
     return await _rows(session, _page(c, _tiers(session, f, c), None, oldest_first, limit))
+
+
+@lru_cache(maxsize=256)
+def _rare_stmt(f: ContactFilter, tq: TextQuery, after: bool, oldest_first: bool) -> Any:
+    """The page among a word's few matches, in one statement (PostgreSQL): up to `cap` matches from the text
+    index (a bitmap scan reads each one's heap page once, no second lookup by id), their count, and the page among
+    them. The matches are sorted first and a tier filter looks up each one's customer by primary key as they come,
+    stopping when the page is full: a page's worth of lookups rather than one per match, whatever the planner thinks
+    of the customers table. One row at least (the count; the page's columns are NULL when no match passes)."""
+    # The text condition twice (the same rows): a prefix the statistics cannot size counts as 0.02 of the rows, and
+    # beside a LIMIT that makes a sequential scan look cheap (it expects to stop early; for a rare word it reads the
+    # whole table). Squared, the estimate is small enough that only the text index answers, without a round trip
+    # to turn sequential scans off and on again.
+    matches = (
+        select(*_ROW_COLUMNS).where(tq.row_match(Contact), tq.row_match(Contact)).limit(bindparam("cap")).cte("m")
+    )
+    total = select(func.count().label("total")).select_from(matches).subquery("n")
+    m = aliased(Contact, matches)
+    cursor = (bindparam("at", type_=Contact.created_at.type), bindparam("id", type_=BigInteger)) if after else None
+    # OFFSET 0 keeps the sort a step of its own, below the tier check (a correlated subquery, never made a join).
+    ordered = (
+        select(matches).where(*_local(f, m), *_after(m, cursor, oldest_first))
+        .order_by(*_order(m, oldest_first)).offset(0).subquery("s")
+    )
+    s = aliased(Contact, ordered)
+    cu = aliased(Customer)
+    tier = select(cu.tier).where(cu.id == s.customer_id).scalar_subquery()
+    picked = (
+        select(ordered).where(*_tier_conds(f, tier))
+        .order_by(*_order(s, oldest_first)).limit(bindparam("limit")).subquery("k")
+    )
+    c = aliased(Contact, picked)
+    page = (
+        select(*log_columns(c)).select_from(picked).join(Customer, Customer.id == c.customer_id, isouter=True)
+        .order_by(*_order(c, oldest_first)).lateral("p")
+    )
+    return select(total.c.total, page).select_from(total.outerjoin(page, literal_column("true")))
+
+
+async def _rare(
+    session: AsyncSession, f: ContactFilter, tq: TextQuery, cursor: Cursor | None, oldest_first: bool, limit: int
+) -> list[dict[str, Any]] | None:
+    """The page among the word's matches if it has at most PROBE of them (PostgreSQL), else None: then the log is
+    walked instead (and for a search without a word, which the text index cannot answer)."""
+    if not tq.tsquery:
+        return None
+    params: dict[str, Any] = {"cap": PROBE + 1, "limit": limit}
+    if cursor is not None:
+        params.update(at=cursor[0], id=cursor[1])
+    stmt = _rare_stmt(f, tq, cursor is not None, oldest_first)
+    rows = [row._asdict() for row in (await session.execute(stmt, params)).all()]
+    if not rows or rows[0]["total"] > PROBE:
+        return None
+    return [{k: v for k, v in row.items() if k != "total"} for row in rows if row["id"] is not None]
 
 
 def _first_window(size: int, limit: int, rows_per_match: float, f: ContactFilter) -> int:
@@ -241,9 +297,9 @@ async def _search_text(
         size = _first_window(size, limit, await estimated_log_rows(session) / estimate, f)
     if estimate is not None and estimate < PROBE / 4:  # rare by the statistics: the index first
         probed = True
-        ids = await tq.probe(session, PROBE)
-        if ids is not None and len(ids) <= PROBE:
-            return await _by_ids(session, f, tq, ids, cursor, oldest_first, limit)
+        page = await _rare(session, f, tq, cursor, oldest_first, limit)
+        if page is not None:
+            return page
     while True:
         hits, last = await _window(session, f, tq, cursor, oldest_first, size, limit - len(found))
         found.extend(hits)
@@ -255,9 +311,9 @@ async def _search_text(
         # may lack it); any other is counted as soon as its matches look sparse.
         if not probed and rows_needed > WALK_BUDGET and (not common or walked >= WALK_BUDGET):
             probed = True
-            ids = await tq.probe(session, PROBE)
-            if ids is not None and len(ids) <= PROBE:
-                return found + await _by_ids(session, f, tq, ids, cursor, oldest_first, need)
+            page = await _rare(session, f, tq, cursor, oldest_first, need)
+            if page is not None:
+                return found + page
         size = int(min(MAX_WINDOW, max(size * 4, rows_needed * 1.5)))
 
 

@@ -5,13 +5,14 @@ read by id) must give the same pages as filtering the whole log by hand."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import column, delete, insert, inspect, table, update
+from sqlalchemy import column, delete, event, insert, inspect, table, update
 
 from crm_store.engine import alembic_config, upgrade
 from crm_store.models import Contact, Customer
@@ -236,3 +237,53 @@ async def test_postgres_statistics_tell_a_common_word_from_a_rare_one(db):
     async with db.sessions() as s:
         assert await text_query(s, "refund").estimated_matches(s) == pytest.approx(16, abs=2)
         assert await text_query(s, "xylophone").estimated_matches(s) == 0
+
+
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [plan, *(n for child in plan.get("Plans", ()) for n in _nodes(child))]
+
+
+async def test_postgres_reads_a_rare_word_from_its_index_once_and_looks_up_only_the_page_customers(db):
+    """One statement: the text index's matches (their heap pages, by a bitmap scan; no second read by id), sorted
+    newest first, their customers' tiers looked up only until the page is full."""
+    if db.kind != "postgresql":
+        pytest.skip("SQLite reads a rare term's few matches by id from its FTS5 index")
+    await _seed_customers(db)
+    # 600 contacts a minute apart; "xylophone" in n = 1, 6, 11, ... (120 of them), customer 1 + n % 3 (1 is VIP)
+    async with db.sessions() as s, s.begin():
+        await s.execute(insert(Contact), [
+            {"id": n, "channel": "telegram", "external_id": f"r{n}", "direction": "in", "customer_id": 1 + n % 3,
+             "text": ("xylophone order #" if n % 5 == 1 else "order #") + str(n), "attachments": [],
+             "created_at": T0 + timedelta(minutes=n)} for n in range(1, 601)
+        ])
+    async with db.engine.begin() as conn:
+        await conn.exec_driver_sql("ANALYZE contacts")
+        await conn.exec_driver_sql("ANALYZE customers")
+    text_match._STATS.clear()
+    sent: list[tuple[str, Any]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany) -> None:
+        sent.append((statement, parameters))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with db.sessions() as s:
+            page = await reports.search_contacts(s, reports.ContactFilter(q="xylophone", tier="VIP"), limit=5)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
+    # VIP matches: n = 1 (mod 5) and n = 0 (mod 3), i.e. n = 6 (mod 15): 591, 576, 561, 546, 531
+    assert [r["id"] for r in page] == [591, 576, 561, 546, 531]
+    reads = [(st, p) for st, p in sent if "FROM contacts" in st]
+    assert len(reads) == 1, [st[:80] for st, _ in reads]
+    # Six hundred rows are best read whole; at sixty thousand the plans test (tests/web/test_dashboard_plans.py)
+    # finds the statement read through the text index as it is, and here that is the plan there is without scans.
+    async with db.engine.begin() as conn:
+        await conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        raw = (await conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + reads[0][0], reads[0][1])).scalar()
+    nodes = _nodes((json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"])
+    on_contacts = [n for n in nodes if n.get("Relation Name") == "contacts"]
+    assert [n["Node Type"] for n in on_contacts] == ["Bitmap Heap Scan"]
+    assert on_contacts[0]["Actual Rows"] == 120
+    # the tier is looked up match by match, newest first, until five are VIP: 596, 591, ..., 531 are 14 matches
+    lookups = [n for n in nodes if n.get("Relation Name") == "customers" and n.get("Parent Relationship") == "SubPlan"]
+    assert [n["Actual Loops"] for n in lookups] == [14]
