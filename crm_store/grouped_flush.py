@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.base import NO_VALUE
 
 
 async def flush_grouped(session: AsyncSession) -> None:
@@ -27,9 +28,16 @@ def _flush_grouped(session: Session) -> None:
     groups: dict[tuple[Any, ...], list[Any]] = {}
     for obj in session.dirty:
         state = inspect(obj)
-        changed = sorted(name for name in state.committed_state if state.attrs[name].history.has_changes())
+        current = state.dict
+        changed = sorted(n for n, old in state.committed_state.items() if not _same(old, current.get(n, NO_VALUE)))
         groups.setdefault((type(obj).__name__, *changed), []).append(obj)
     if len(groups) > 1:
         for key in sorted(groups):  # a fixed order of tables and rows: two workers never wait on each other in a ring
             session.flush(sorted(groups[key], key=lambda o: inspect(o).identity or ()))
     session.flush()
+
+
+def _same(loaded: Any, value: Any) -> bool:
+    """Whether an attribute set since it was loaded holds what it held (the attribute history's "no change", read
+    without building a history per attribute; a value never loaded, or deleted, is a change)."""
+    return loaded is value or (loaded is not NO_VALUE and value is not NO_VALUE and (loaded == value) is True)
