@@ -266,6 +266,11 @@ def main(argv: list[str] | None = None) -> int:
         "iso+head": (lambda g: head_vectors(enc, iso, g), lambda t: head_vectors(enc, iso, enc.ids([t]))),
         "ctx+head": (lambda g: head_vectors(enc, ctx, g), lambda t: head_vectors(enc, ctx, enc.ids([t]))),
     }
+    both = static["iso+head"][0], static["m2v sif"][0]
+    static["iso+head | m2v sif"] = (
+        lambda g: np.hstack([both[0](g), both[1](g)]) / np.float32(np.sqrt(2.0)),
+        lambda t: np.hstack([both[0](enc.ids([t])), both[1](enc.ids([t]))]),
+    )
     vectors: dict[str, tuple[dict[str, np.ndarray], float]] = {}
     for name, (many, one) in static.items():
         if not args.only or any(part in name for part in args.only):
