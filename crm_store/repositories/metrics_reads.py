@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_store.models import OutboxItem, Ticket
-from crm_store.repositories.contact_days import refresh_contact_days
+from crm_store.models import Contact, OutboxItem, Ticket
+from crm_store.repositories.contact_days import refresh_contact_days, since_mark
 from crm_store.rollups import ContactDay
 
 ACTIVE = ("open", "pending")
 
 
 async def contacts_by_channel(session: AsyncSession) -> dict[tuple[str, str], int]:
-    """(channel, direction) -> customer contacts ever logged, from the rollup brought up to date first (it
-    recounts only the days touched since the last refresh, and writes nothing when none were)."""
+    """(channel, direction) -> customer contacts ever logged: the rollup brought up to date first (it adds what was
+    logged since the last refresh), and what was logged since its mark counted from the log."""
     await refresh_contact_days(session)
     await session.commit()
     rows = await session.execute(
@@ -25,7 +25,13 @@ async def contacts_by_channel(session: AsyncSession) -> dict[tuple[str, str], in
             ContactDay.channel, ContactDay.direction
         )
     )
-    return {(channel, direction): int(n or 0) for channel, direction, n in rows.all()}
+    totals = {(channel, direction): int(n or 0) for channel, direction, n in rows.all()}
+    tail = select(Contact.channel, Contact.direction, func.count()).where(
+        Contact.desk == false(), await since_mark(session)
+    ).group_by(Contact.channel, Contact.direction)
+    for channel, direction, n in (await session.execute(tail)).all():
+        totals[(channel, direction)] = totals.get((channel, direction), 0) + int(n)
+    return totals
 
 
 async def outbox_backlog(session: AsyncSession) -> dict[tuple[str, str], int]:

@@ -22,6 +22,16 @@ AN_HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
 """When the seeded rows were logged: well before the refresh's safety margin, so a refresh counts them once."""
 
 
+def half_a_minute_ago() -> datetime:
+    """When a test's new contact was logged: after the last refresh's mark (a minute before it ran)."""
+    return datetime.now(UTC) - timedelta(seconds=30)
+
+
+def past_its_margin() -> datetime:
+    """A refresh that counts a contact logged half_a_minute_ago() (its mark is a minute earlier than this)."""
+    return datetime.now(UTC) + timedelta(seconds=31)
+
+
 def _contact(n: int, at: datetime, channel: str, customer_id: int | None, direction: str = "in",
              logged: datetime = AN_HOUR_AGO, desk: bool = False) -> Contact:
     return Contact(channel=channel, external_id=f"x{n}", direction=direction, customer_id=customer_id, text="hi",
@@ -76,10 +86,10 @@ async def test_old_mail_and_a_new_tier_recount_only_their_days(db):
         assert await contact_days.refresh_contact_days(s) == 0  # nothing touched since
     old = DAY0 + timedelta(days=1, hours=9)
     async with db.sessions() as s, s.begin():
-        s.add(_contact(999, old, "email", 2, logged=datetime.now(UTC)))
+        s.add(_contact(999, old, "email", 2, logged=half_a_minute_ago()))
         made.append((old, "email", "ordinary"))
-    async with db.sessions() as s, s.begin():
-        assert await contact_days.refresh_contact_days(s) == 1  # the imported mail's day, not today
+    async with db.sessions() as s, s.begin():  # once past the margin of the mail logged just now
+        assert await contact_days.refresh_contact_days(s, at=past_its_margin()) == 1  # the mail's day only
     async with db.sessions() as s, s.begin():
         (await s.get(Customer, 2)).tier = "important"
     made = [(at, ch, "important" if tier == "ordinary" else tier) for at, ch, tier in made]
@@ -121,13 +131,16 @@ async def test_a_contact_at_midnight_written_without_fractions_counts_on_its_own
     async with db.sessions() as s, s.begin():
         await contact_days.refresh_contact_days(s)
     async with db.sessions() as s, s.begin():
-        s.add(_contact(998, DAY0 + timedelta(days=2), "email", 1, logged=datetime.now(UTC)))
+        s.add(_contact(998, DAY0 + timedelta(days=2), "email", 1, logged=half_a_minute_ago()))
         made.append((DAY0 + timedelta(days=2), "email", "VIP"))
     if db.kind == "sqlite":
         async with db.sessions() as s, s.begin():
             await s.execute(text("UPDATE contacts SET created_at = '2026-03-03 00:00:00' WHERE external_id = 'x998'"))
+    async with db.sessions() as s:  # before the refresh: counted from the log as logged since the mark
+        got = await reports.contacts_per_day(s, DAY0, DAY0 + timedelta(days=5), by="tier")
+    assert got == _expected(made, DAY0, DAY0 + timedelta(days=5), "tier")
     async with db.sessions() as s, s.begin():
-        assert await contact_days.refresh_contact_days(s) == 1
+        assert await contact_days.refresh_contact_days(s, at=past_its_margin()) == 1
     async with db.sessions() as s:
         got = await reports.contacts_per_day(s, DAY0, DAY0 + timedelta(days=5), by="tier")
     assert got == _expected(made, DAY0, DAY0 + timedelta(days=5), "tier")
@@ -191,15 +204,75 @@ async def test_migration_0006_classifies_old_rows_and_the_recount_leaves_desk_tr
         # the rollup as the old code built it, desk traffic and webhooks included
         s.add(ContactDay(day=DAY0.date(), channel="telegram", tier="VIP", direction="in", contacts=1))
         s.add(ContactDay(day=DAY0.date(), channel="console", tier="unknown", direction="in", contacts=1))
-        s.add(RollupMark(name=contact_days.MARK, mark=datetime.now(UTC)))
+        s.add(RollupMark(name="contact_days", mark=datetime.now(UTC)))  # the old code's mark
     await db.engine.dispose()
     await upgrade(db.url, schema=db.schema)
     async with db.sessions() as s:
         logged = {c.external_id: c.desk for c in await s.scalars(select(Contact))}
-        assert await s.scalar(select(RollupMark.mark).where(RollupMark.name == contact_days.MARK)) is None
+        assert await s.scalar(select(RollupMark.mark).where(RollupMark.name == "contact_days")) is None
     assert logged == {"c1": False, "c2": False, "c3": False, "d1": True, "d2": True}
     async with db.sessions() as s, s.begin():
         assert await contact_days.refresh_contact_days(s) == 1
     async with db.sessions() as s:
         stored = sorted((r.channel, r.direction, r.contacts) for r in await s.scalars(select(ContactDay)))
     assert stored == [("telegram", "in", 1), ("telegram", "out", 2)]
+
+
+def seeded_tier(made: list, day: str, tier: str = "unknown") -> int:
+    return sum(1 for at, _ch, t in made if at.date().isoformat() == day and t == tier)
+
+
+async def _stored(s) -> Counter:
+    return Counter({(str(d), c, t, w): n for d, c, t, w, n in (await s.execute(
+        select(ContactDay.day, ContactDay.channel, ContactDay.tier, ContactDay.direction, ContactDay.contacts))).all()})
+
+
+async def test_new_contacts_are_added_once_by_the_refresh_whose_window_holds_them(db):
+    made = await _seed(db)
+    now = datetime.now(UTC)
+    async with db.sessions() as s, s.begin():
+        assert await contact_days.refresh_contact_days(s, at=now) == 5
+    day = DAY0 + timedelta(days=3, hours=12)
+    async with db.sessions() as s, s.begin():  # two logged now, one 90 s from now (a clock ahead)
+        s.add(_contact(700, day, "email", 1, logged=now))
+        s.add(_contact(701, day, "email", 1, logged=now))
+        s.add(_contact(702, day + timedelta(hours=1), "webchat", None, logged=now + timedelta(seconds=90)))
+    async with db.sessions() as s, s.begin():  # within the margin of all three: nothing yet
+        assert await contact_days.refresh_contact_days(s, at=now + timedelta(seconds=20)) == 0
+    async with db.sessions() as s, s.begin():  # the window [now - 1 min, now + 50 s) holds the first two
+        assert await contact_days.refresh_contact_days(s, at=now + timedelta(seconds=110)) == 1
+        held = await _stored(s)
+    seeded = Counter((at.date().isoformat(), ch, tier) for at, ch, tier in made)
+    assert sum(n for (d, c, t, _w), n in held.items() if (d, c, t) == ("2026-03-04", "email", "VIP")) == (
+        seeded[("2026-03-04", "email", "VIP")] + 2
+    )
+    assert sum(n for (d, c, t, _w), n in held.items() if (d, c, t) == ("2026-03-04", "webchat", "unknown")) == (
+        seeded[("2026-03-04", "webchat", "unknown")]
+    ), "the late one is not counted yet"
+    async with db.sessions() as s:  # but the overview sees it: logged since the mark, counted from the log
+        got = await reports.contacts_per_day(s, DAY0, DAY0 + timedelta(days=5), by="tier")
+    assert dict(((d, k), n) for d, k, n in got)[("2026-03-04", "unknown")] == seeded_tier(made, "2026-03-04") + 1
+    async with db.sessions() as s, s.begin():
+        assert await contact_days.refresh_contact_days(s, at=now + timedelta(minutes=5)) == 1
+    async with db.sessions() as s, s.begin():
+        assert await contact_days.refresh_contact_days(s, at=now + timedelta(minutes=9)) == 0
+    made += [(day, "email", "VIP"), (day, "email", "VIP"), (day + timedelta(hours=1), "webchat", "unknown")]
+    async with db.sessions() as s:
+        stored = await _stored(s)
+        for by in ("channel", "tier"):
+            got = await reports.contacts_per_day(s, DAY0, DAY0 + timedelta(days=5), by=by)
+            assert got == _expected(made, DAY0, DAY0 + timedelta(days=5), by)
+    assert sum(stored.values()) == 63
+
+
+async def test_a_database_with_only_the_old_mark_is_counted_afresh_once(db):
+    made = await _seed(db)
+    async with db.sessions() as s, s.begin():  # the old whole-day counting left a wrong count and its mark
+        s.add(ContactDay(day=DAY0.date(), channel="email", tier="VIP", direction="in", contacts=99))
+        s.add(RollupMark(name="contact_days", mark=datetime.now(UTC)))
+    async with db.sessions() as s, s.begin():
+        assert await contact_days.refresh_contact_days(s) == 5
+        assert await s.scalar(select(RollupMark.mark).where(RollupMark.name == "contact_days")) is None
+    async with db.sessions() as s:
+        got = await reports.contacts_per_day(s, DAY0, DAY0 + timedelta(days=5), by="tier")
+    assert got == _expected(made, DAY0, DAY0 + timedelta(days=5), "tier")
