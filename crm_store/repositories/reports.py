@@ -50,17 +50,6 @@ async def contacts_per_day(
     return [(d, k, n) for (d, k), n in sorted(totals.items())]
 
 
-async def backlog_by_queue(session: AsyncSession) -> list[tuple[str, str, int]]:
-    """(queue, status, tickets) of everything not solved yet."""
-    rows = await session.execute(
-        select(Ticket.queue, Ticket.status, func.count())
-        .where(Ticket.status.in_(ACTIVE))
-        .group_by(Ticket.queue, Ticket.status)
-        .order_by(Ticket.queue, Ticket.status)
-    )
-    return [(q, s, int(n)) for q, s, n in rows.all()]
-
-
 # --- tiers ------------------------------------------------------------------------------------------------------
 async def tier_figures(session: AsyncSession) -> list[dict[str, Any]]:
     """Per tier: customers, total value and open tickets (customers merged into others are not counted)."""
