@@ -45,6 +45,11 @@ PROBE = 2000
 """A word matching at most this many contacts is read by id from the text index."""
 WALK_BUDGET = 20_000
 """Rows the window walk may still read before the text index is asked instead."""
+COMMON_WALK = 5
+"""A word the statistics call common is asked of the text index only after COMMON_WALK * WALK_BUDGET rows walked:
+the index then builds the bitmap of all its matches (about 0.3 s for a word in one contact of six at ten million)
+only to answer "more than PROBE", while recent contacts that lack the word (a burst of other traffic) cost about as
+much per 10,000 rows walked past."""
 MAX_WINDOW = 4000
 """Larger windows would tempt the planner to sort all the filtered rows instead of reading them in index order."""
 
@@ -308,8 +313,8 @@ async def _search_text(
         cursor, need, walked = last, limit - len(found), walked + size
         rows_needed = need * size / len(hits) if hits else float("inf")
         # A word the statistics call common is only counted once a long walk has not found it (recent contacts
-        # may lack it); any other is counted as soon as its matches look sparse.
-        if not probed and rows_needed > WALK_BUDGET and (not common or walked >= WALK_BUDGET):
+        # may lack it; see COMMON_WALK); any other is counted as soon as its matches look sparse.
+        if not probed and rows_needed > WALK_BUDGET and (not common or walked >= COMMON_WALK * WALK_BUDGET):
             probed = True
             page = await _rare(session, f, tq, cursor, oldest_first, need)
             if page is not None:
