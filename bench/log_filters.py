@@ -88,7 +88,8 @@ async def run(args: argparse.Namespace) -> None:
                     if turn:
                         firsts.append(first)
                 every += firsts + nexts
-                print(f"{urlencode(params) or '(no filter)':55s} first {_line(firsts)} | next {_line(nexts)} ms")
+                shown = "&".join(f"{k}={v}" for k, v in params.items()) or "(no filter)"
+                print(f"{shown:55s} first {_line(firsts)} | next {_line(nexts)} ms")
                 if args.statements:  # the last request's (first page, then next page)
                     for ms, statement in sent:
                         print(f"      {ms:7.2f} ms  {statement}")
