@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import func, insert, select
 
 from bench.dashboard_http import measure_pages
-from bench.dashboard_seed import RARE, seed
+from bench.dashboard_seed import RARE, arrival, seed
 from bench.ingest import drop_database, fresh_database
 from bench.pg import databases, pg_url
 from bot.app import freeze_startup_heap
@@ -90,12 +90,8 @@ async def measure(url: str, schema: str | None, args: argparse.Namespace) -> dic
                         insert(Contact),
                         [
                             {
-                                "channel": "webchat",
+                                **arrival(rnd, args.customers),
                                 "external_id": f"new-{run}-{next(fresh)}",
-                                "direction": "in",
-                                "customer_id": 1 + rnd.randrange(args.customers),
-                                "text": "new contact",
-                                "attachments": [],
                                 "created_at": stamp,
                                 "logged_at": stamp,
                             }

@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from bench.dashboard_seed import arrival
 from bot.app import App, freeze_startup_heap
 from bot.settings import DispatchSettings, NluSettings, OutboxSettings, Settings
 from bot.web import create_web_app
@@ -136,12 +137,8 @@ async def measure_pages(url: str, schema: str | None, args: argparse.Namespace, 
                     s.add_all(
                         [
                             Contact(
-                                channel="webchat",
+                                **arrival(rnd, args.customers),
                                 external_id=f"h-{tag}-{next(fresh)}",
-                                direction="in",
-                                customer_id=1 + rnd.randrange(args.customers),
-                                text="new contact",
-                                attachments=[],
                                 created_at=stamp,
                                 logged_at=stamp,
                             )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import time
 from typing import Any
 
@@ -197,6 +198,23 @@ def _contacts(kind: str, pre: str, gen: str, customers: int, tickets: int) -> st
         f"FROM (SELECT g, {d['r']} AS x, {d['r']} AS y, 1 + {d['ri'].format(n=tickets)} AS tk, "
         f"CASE WHEN g % 20 < 11 THEN 'in' ELSE 'out' END AS dir {gen}) AS r) AS src"
     )
+
+
+def arrival(rnd: random.Random, customers: int) -> dict[str, object]:
+    """A contact that arrives while the bench runs, drawn like the seeded ones (their words, channels, customers),
+    so the newest rows a page walks first hold the seeded words as often as the rest of the log does."""
+    text = " ".join(rnd.choice(WORDS) for _ in range(3)) + f" order {rnd.randrange(10**6)}"
+    roll = rnd.randrange(10 * RARE_EVERY)
+    if roll % RARE_EVERY == 0:
+        text += f" {RARE}"
+    elif roll % 10 == 3:
+        text += " " + rnd.choice(RUSSIAN)
+    elif roll % 10 == 7:
+        text += " " + rnd.choice(CHINESE)
+    pick = rnd.random()
+    channel = next(name for edge, name in CHANNELS if pick <= edge)
+    return {"channel": channel, "direction": "in", "customer_id": 1 + rnd.randrange(customers), "text": text,
+            "attachments": []}
 
 
 def chunks(n: int, size: int) -> list[tuple[int, int]]:
