@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import signal
 from typing import Any
 
@@ -17,6 +18,8 @@ from channels.base import Channel, UnknownChannel, build, known_channels, sectio
 from crm_store.engine import is_sqlite
 
 log = logging.getLogger(__name__)
+EXIT_SENDER_LOST = 3
+"""Exit status when another process took this sender id while we ran (we stop at once, sending nothing more)."""
 
 
 def build_channel(name: str, settings: Settings, *, send_only: bool = False) -> Channel:
@@ -87,13 +90,23 @@ def background_jobs(settings: Settings) -> list[Background]:
 
 async def serve(settings: Settings, channels: list[Channel] | None = None, *, web: bool = True) -> None:
     guard = sender_guard(settings)
-    if guard is not None:
-        await guard.start()  # before the outbox takes back what a sender of this id held: one live process per id
-    try:
+    if guard is None:
         await _serve(settings, channels, web=web)
+        return
+    await guard.start()  # before the outbox takes back what a sender of this id held: one live process per id
+    serving = asyncio.create_task(_serve(settings, channels, web=web), name="tierdesk")
+    lost = asyncio.create_task(guard.lost.wait(), name="sender-lease-lost")
+    try:
+        await asyncio.wait({serving, lost}, return_when=asyncio.FIRST_COMPLETED)
+        if lost.done() and not serving.done():
+            # Another process holds this sender id now and resends its unconfirmed replies: stopping cleanly would
+            # drain the outbox and send some of them a second time, so stop as a crash would.
+            logging.shutdown()
+            os._exit(EXIT_SENDER_LOST)
+        await serving
     finally:
-        if guard is not None:
-            await guard.stop()
+        lost.cancel()
+        await guard.stop()
 
 
 async def _serve(settings: Settings, channels: list[Channel] | None, *, web: bool) -> None:

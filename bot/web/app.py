@@ -23,6 +23,7 @@ from itsdangerous import URLSafeSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import text
 
+from bot.app import freeze_startup_heap
 from bot.web.auth import SessionSigner
 from bot.web.headers import SecurityHeaders
 from bot.web.keys import secret_key
@@ -177,8 +178,12 @@ class _QuietServer(uvicorn.Server):
 async def serve(app_ctx: Any, host: str | None = None, port: int | None = None) -> None:
     """Run the web app with uvicorn until cancelled (`tierdesk run` starts this as a task)."""
     settings = app_ctx.settings
+    web = create_web_app(app_ctx)
+    for name in web.state.templates.list_templates(extensions=["html"]):  # compiled now, not on a first request
+        web.state.templates.get_template(name)
+    freeze_startup_heap()  # the web app and its compiled templates live as long as the process, like the App
     config = uvicorn.Config(
-        create_web_app(app_ctx),
+        web,
         host=host or settings.web.host,
         port=port if port is not None else settings.web.port,
         log_level="warning",

@@ -1,7 +1,8 @@
 """One live process per outbox sender id, with real `tierdesk` processes on a private PostgreSQL and Redis: a
 second process with the id of a live one refuses to start (exit 2, with the reason), while a restart after a
 kill -9 starts normally — at once when the dead holder ran on this host, after its lease lapsed when it did
-not. With Redis the lease is a key renewed by a heartbeat; without, a PostgreSQL advisory lock."""
+not — and a process that finds its id taken while it runs stops at once (exit 3) instead of sending on.
+With Redis the lease is a key renewed by a heartbeat; without, a PostgreSQL advisory lock."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import pytest
 import redis
 
 from bot.core.sender_lease import TTL_S
+from bot.runner import EXIT_SENDER_LOST
 from crm_store.engine import upgrade
 from tests.fault.services import PostgresServer, RedisServer
 
@@ -142,6 +144,14 @@ def test_with_redis_a_live_id_is_refused_and_a_crashed_one_is_taken_over(pg: Pos
             time.sleep(0.2)
         procs.wait_running(fourth, fourth_log)
         assert client.get(key).decode().split("|")[1] == str(fourth.pid)
+
+        # another process took the id while this one could not renew: it stops at once, exit 3, saying why
+        client.set(key, "another-host|4343|thief", px=600_000)
+        assert fourth.wait(TTL_S + 30) == EXIT_SENDER_LOST, fourth_log.read_text(errors="replace")[-3000:]
+        text = fourth_log.read_text(errors="replace")
+        assert "is now held by process 4343 on another-host" in text and "stopping at once" in text
+        assert "draining the outbox" not in text.split("is now held by")[1], "nothing is sent on the way out"
+        assert client.get(key) == b"another-host|4343|thief", "the new holder keeps its lease"
     finally:
         procs.stop_all()
         client.close()
