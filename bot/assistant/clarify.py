@@ -19,10 +19,10 @@ from typing import Any
 from bot.assistant.responder import BotTurn
 from bot.assistant.script import in_script
 from bot.assistant.texts import intent_title, say
-from bot.core.forum import post_to_forum
+from bot.core.forum import tell_ticket_people
 from bot.core.messages import Button, InboundMessage, utcnow
 from bot.core.names import notice_name
-from bot.core.outbound import BatchContext, notify_agents, reply_to_customer
+from bot.core.outbound import BatchContext, reply_to_customer
 from bot.settings import Settings
 from bot.tickets import BOT, CUSTOMER, SYSTEM, apply, lifecycle
 from bot.tickets.handoff import Handoff, hand_off
@@ -240,17 +240,7 @@ async def _pass_on(ctx: BatchContext, ticket: Ticket, msg: InboundMessage, conta
     """The people on a ticket see a late choice as they see any follow-up: in its mirror thread, and sent to its
     assignee when it has one."""
     facts: dict[str, Any] = ctx.facts.get(ticket.customer_id, {})
-    name = notice_name(facts, msg)
-    post_to_forum(ctx, ticket, f"{name}: {said}", key=f"c{contact_id}:forum", customer_name=name)
-    if ticket.assignee_id is not None:
-        await notify_agents(
-            ctx,
-            [ticket.assignee_id],
-            f"T-{ticket.id} · {name}: {said}",
-            key=f"c{contact_id}:fwd",
-            ticket_id=ticket.id,
-            customer_id=ticket.customer_id,
-        )
+    await tell_ticket_people(ctx, ticket, notice_name(facts, msg), said, key=f"c{contact_id}")
 
 
 async def expire_question(ctx: BatchContext, ticket: Ticket, row: Clarification) -> bool:

@@ -11,7 +11,7 @@ from bot.assistant import clarify
 from bot.assistant.responder import BotTurn
 from bot.assistant.texts import say
 from bot.core import attachments as media
-from bot.core.forum import post_to_forum
+from bot.core.forum import tell_ticket_people
 from bot.core.messages import InboundMessage
 from bot.core.names import notice_name
 from bot.core.outbound import BatchContext, bot_reply_cap, notify_agents, reply_to_customer
@@ -253,21 +253,11 @@ async def hand_off(
 
 
 async def _tell_assignee(ctx: BatchContext, ticket: Ticket, msg: InboundMessage, contact_id: int, facts: dict) -> None:
-    name = notice_name(facts, msg)
-    said = media.said(msg.text, msg.attachments)
-    post_to_forum(ctx, ticket, f"{name}: {lifecycle.excerpt(said)}", key=f"c{contact_id}:forum", customer_name=name)
+    said = lifecycle.excerpt(media.said(msg.text, msg.attachments))
+    told = await tell_ticket_people(ctx, ticket, notice_name(facts, msg), said, key=f"c{contact_id}")
     _show_media(ctx, msg, f"c{contact_id}:forum")
-    if ticket.assignee_id is None:
-        return
-    await notify_agents(
-        ctx,
-        [ticket.assignee_id],
-        f"T-{ticket.id} · {name}: {lifecycle.excerpt(said)}",
-        key=f"c{contact_id}:fwd",
-        ticket_id=ticket.id,
-        customer_id=ticket.customer_id,
-    )
-    _show_media(ctx, msg, f"c{contact_id}:fwd")
+    if told:
+        _show_media(ctx, msg, f"c{contact_id}:fwd")
 
 
 FOLLOWUP_ACKED = "followup_acked"

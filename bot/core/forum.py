@@ -70,3 +70,16 @@ async def forum_name_of(ctx: BatchContext, agent_id: int | None) -> str:
         return ""
     agent = await ctx.session.get(Agent, agent_id)
     return agent.name if agent is not None else ""
+
+
+async def tell_ticket_people(ctx: BatchContext, ticket: Ticket, name: str, said: str, *, key: str) -> bool:
+    """What a customer said on a ticket people have, shown to them: posted in its mirror thread and sent to its
+    assignee (keys `<key>:forum`, `<key>:fwd`); True when an assignee was told."""
+    from bot.core.outbound import notify_agents  # at call time: outbound's BatchContext is only a type here
+
+    post_to_forum(ctx, ticket, f"{name}: {said}", key=f"{key}:forum", customer_name=name)
+    if ticket.assignee_id is None:
+        return False
+    await notify_agents(ctx, [ticket.assignee_id], f"T-{ticket.id} · {name}: {said}", key=f"{key}:fwd",
+                        ticket_id=ticket.id, customer_id=ticket.customer_id)
+    return True
