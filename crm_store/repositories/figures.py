@@ -33,10 +33,9 @@ Definitions, for a range [since, until) and a moment `at` (now):
   of the exact percentile (under 1 s below one second; `ticket_rollup.BUCKET_ERROR`). Seconds are rounded to
   milliseconds. `figures_from_tickets` computes them exactly from the tickets, for comparison.
 
-Where they are read: the rollups the ticket writer keeps (crm_store.repositories.ticket_rollup) for whole UTC
-days; a range's part-days, if any, from the tickets of those hours; the breaches that depend on `at` (an unresolved
-ticket past a due time the SLA clock has not marked yet) from the partial index of such tickets; agents' replies
-from the rollup their writers keep (crm_store.repositories.reply_rollup), a part-day's from the log's partial index.
+Where they are read: whole UTC days from the rollups the writers keep (ticket_rollup; agents' replies: reply_rollup);
+part-days from the tickets of those hours (replies: the log's partial index); breaches that depend on `at` (past a
+due time the SLA clock has not marked yet) from the partial index of such tickets.
 """
 
 from __future__ import annotations
