@@ -7,6 +7,7 @@ and shape): SQLAlchemy spends more CPU building an expression and its cache key 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -29,6 +30,34 @@ def as_row_id(text: str) -> int | None:
 
 def dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
+
+
+def utc_date(dialect_name: str, column: Any) -> Any:
+    """The UTC calendar day of a timestamp column, as the database computes it."""
+    if dialect_name == "postgresql":
+        return func.date(func.timezone("UTC", column))
+    return func.date(column)
+
+
+def adding_upserts(dialect_name: str, table: Any, rows: list[dict[str, Any]], counters: Sequence[str],
+                   size: int = 300) -> list[Any]:
+    """Statements that add `rows`' counters to the rows of `table` with their primary key (inserting the missing
+    ones), `size` rows each: how every writer-kept rollup adds to its counts. Give the rows in key order, so two
+    writers take their row locks in the same order."""
+    upsert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    keys = [c.name for c in table.primary_key.columns]
+    out = []
+    for part in chunks(rows, size):
+        stmt = upsert(table).values(part)
+        out.append(stmt.on_conflict_do_update(
+            index_elements=keys, set_={c: table.c[c] + stmt.excluded[c] for c in counters}
+        ))
+    return out
+
+
+def as_utc(value: datetime) -> datetime:
+    """An aware UTC datetime (SQLite hands back naive ones, which our columns store in UTC)."""
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def is_pg(session: AsyncSession) -> bool:

@@ -17,11 +17,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import String, delete, false, func, insert, literal, select, text, true, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Contact, Customer
-from crm_store.repositories._sql import chunks, dialect
+from crm_store.repositories._sql import adding_upserts, dialect, utc_date
 from crm_store.rollups import ContactDay, RollupMark
 
 MARK = "contact_days:logged"
@@ -36,9 +35,7 @@ commit within seconds."""
 
 def utc_day(session: AsyncSession, column: Any) -> Any:
     """The UTC calendar day of a timestamp column, as the database computes it."""
-    if dialect(session) == "postgresql":
-        return func.date(func.timezone("UTC", column))
-    return func.date(column)
+    return utc_date(dialect(session), column)
 
 
 def day_start(day: date) -> datetime:
@@ -107,12 +104,9 @@ async def _add_logged(session: AsyncSession, mark: datetime, new_mark: datetime,
     )
     if not fresh:
         return set()
-    upsert = postgresql.insert if dialect(session) == "postgresql" else sqlite.insert
-    for part in chunks([dict(zip(COLUMNS, row, strict=True)) for row in fresh]):
-        add = upsert(ContactDay).values(part)
-        await session.execute(add.on_conflict_do_update(
-            index_elements=COLUMNS[:4], set_={"contacts": ContactDay.contacts + add.excluded.contacts}
-        ))
+    rows = [dict(zip(COLUMNS, row, strict=True)) for row in fresh]
+    for add in adding_upserts(dialect(session), ContactDay.__table__, rows, ["contacts"]):
+        await session.execute(add)
     return {row[0] for row in fresh}
 
 

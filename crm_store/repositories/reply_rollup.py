@@ -16,16 +16,16 @@ each holds them only while it commits. A rollback drops them.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, event, false, func, inspect, literal_column, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from crm_store.models import Contact
+from crm_store.repositories._sql import adding_upserts, as_utc, utc_date
 from crm_store.rollups import agent_reply_days
 
 PENDING = "tierdesk.reply_rollup"
@@ -39,10 +39,6 @@ AGENT_REPLY = (Contact.direction == literal_column("'out'"), Contact.author == l
 databases see that the index applies)."""
 
 
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def is_reply(row: Mapping[str, Any]) -> bool:
     """Whether a contact row (as inserted: omitted columns take their defaults) is an agent's reply."""
     return (row.get("direction") == "out" and row.get("author", "customer") == "agent"
@@ -52,7 +48,7 @@ def is_reply(row: Mapping[str, Any]) -> bool:
 def _count(session: Session | AsyncSession, replies: Iterable[tuple[datetime, int]]) -> None:
     pending: dict[tuple[date, int], int] = session.info.setdefault(PENDING, {})
     for at, agent_id in replies:
-        key = (_utc(at).date(), int(agent_id))
+        key = (as_utc(at).date(), int(agent_id))
         pending[key] = pending.get(key, 0) + 1
 
 
@@ -78,13 +74,8 @@ def write_counts(conn: Connection, counts: Mapping[tuple[date, int], int], *, em
     if empty:
         conn.execute(agent_reply_days.insert(), rows)
         return
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    for i in range(0, len(rows), 500):
-        stmt = insert(agent_reply_days).values(rows[i : i + 500])
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=["agent_id", "day"],
-            set_={"replies": agent_reply_days.c.replies + stmt.excluded.replies},
-        ))
+    for stmt in adding_upserts(conn.dialect.name, agent_reply_days, rows, ["replies"], size=500):
+        conn.execute(stmt)
 
 
 def _write_pending(session: Session) -> None:
@@ -119,12 +110,6 @@ def _on_rollback(session: Session, _previous: Any) -> None:
     session.info.pop(PENDING, None)
 
 
-def _utc_day(conn: Connection, column: Any) -> Any:
-    if conn.dialect.name == "postgresql":
-        return func.date(func.timezone("UTC", column))
-    return func.date(column)
-
-
 def rebuild_on(conn: Connection) -> int:
     """Recount agent_reply_days from the contact log (the migration's backfill, a bulk load, a repair); returns
     the replies counted. On PostgreSQL contact writers wait meanwhile (SHARE lock), so none is counted twice or
@@ -132,7 +117,7 @@ def rebuild_on(conn: Connection) -> int:
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("LOCK TABLE contacts IN SHARE MODE")
     conn.execute(delete(agent_reply_days))
-    day = _utc_day(conn, Contact.created_at)
+    day = utc_date(conn.dialect.name, Contact.created_at)
     rows = conn.execute(
         select(day, Contact.agent_id, func.count())
         .where(*AGENT_REPLY, Contact.agent_id.is_not(None)).group_by(day, Contact.agent_id)

@@ -26,12 +26,11 @@ import math
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import accumulate
 from typing import Any
 
 from sqlalchemy import delete, event, inspect, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -39,6 +38,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.base import NO_VALUE, PASSIVE_NO_RESULT
 
 from crm_store.models import Ticket
+from crm_store.repositories._sql import adding_upserts, as_utc
 from crm_store.rollups import DAY_COUNTERS, NOBODY, SLOTS, ticket_backlog, ticket_days, ticket_duration_days
 
 ACTIVE = ("open", "pending")
@@ -76,9 +76,7 @@ Deltas = dict[tuple[Any, ...], list[int]]
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return None if value is None else as_utc(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,29 +270,16 @@ def write_deltas(conn: Connection, deltas: Deltas, *, empty: bool = False) -> No
     for key, counters in deltas.items():
         if any(counters):
             kind_rows.setdefault(key[0], []).append((key[1:], counters))
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     for kind in sorted(kind_rows):
         table, columns = TABLES[kind]
         keys = [c.name for c in table.primary_key.columns]
-        rows = sorted(kind_rows[kind], key=lambda kv: tuple(str(v) for v in kv[0]))
+        ordered = sorted(kind_rows[kind], key=lambda kv: tuple(str(v) for v in kv[0]))
+        rows = [{**dict(zip(keys, k, strict=True)), **dict(zip(columns, v, strict=True))} for k, v in ordered]
         if empty:
-            conn.execute(
-                table.insert(),
-                [{**dict(zip(keys, k, strict=True)), **dict(zip(columns, v, strict=True))} for k, v in rows],
-            )
+            conn.execute(table.insert(), rows)
             continue
-        for i in range(0, len(rows), 300):
-            stmt = insert(table).values(
-                [
-                    {**dict(zip(keys, k, strict=True)), **dict(zip(columns, v, strict=True))}
-                    for k, v in rows[i : i + 300]
-                ]
-            )
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=keys, set_={c: table.c[c] + stmt.excluded[c] for c in columns}
-                )
-            )
+        for stmt in adding_upserts(conn.dialect.name, table, rows, columns):
+            conn.execute(stmt)
 
 
 def write_pending(session: Session) -> None:
