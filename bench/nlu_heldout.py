@@ -64,15 +64,19 @@ def _variant(data: TrainingData, **changes: bool) -> IntentClassifier:
     return IntentClassifier(config=config, entities=data.entity_extractor()).fit(data.texts, data.labels)
 
 
-def runs(folder: Path = HELDOUT, training: Path = TRAINING) -> list[HeldoutRun]:
-    """Ours, then the same model without script conversion, and with Chinese as character n-grams only."""
+def runs(folder: Path = HELDOUT, training: Path = TRAINING, encoders: tuple[str, ...] = ()) -> list[HeldoutRun]:
+    """Ours, then the same model without script conversion, and with Chinese as character n-grams only; then
+    ours with each sentence encoder (`nlu.encoder`) beside TF-IDF, as `nlu.encoder = NAME` in the settings."""
     data = load_nlu(training)
     rows = load_heldout(folder)
-    return [
+    done = [
         run_model("tierdesk", train_classifier(data), rows),
         run_model("without script conversion", _variant(data, convert_scripts=False), rows),
         run_model("Chinese as char n-grams only", _variant(data, chinese_words=False), rows),
     ]
+    for name in encoders:
+        done.append(run_model(f"tierdesk + {name}", train_classifier(data, encoder=name), rows))
+    return done
 
 
 def latency(classifier: IntentClassifier, texts: list[str], repeat: int = 3) -> dict[str, float]:

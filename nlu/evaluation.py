@@ -144,17 +144,20 @@ def evaluate(
     test_groups: Sequence[str] | None = None,
     reject: bool | None = None,
     decide: Decide | None = None,
+    encoder: str | None = None,
 ) -> EvalReport:
     """Train on `train` (threshold on `val`, else on a held-out part of train), then score `test`.
 
     `reject`: choose a rejection threshold; by default only when there is an out-of-scope label.
+    `encoder`: a sentence encoder beside TF-IDF (`ClassifierConfig.with_encoder`), unless `make_classifier`.
     """
     label = oos_label or "__no_oos__"
     if make_classifier is not None:
         classifier = make_classifier(label)
     else:
-        use_threshold = reject if reject is not None else oos_label is not None
-        classifier = IntentClassifier(config=ClassifierConfig(use_threshold=use_threshold), oos_label=label)
+        config = ClassifierConfig.with_encoder(encoder) if encoder else ClassifierConfig()
+        config.use_threshold = reject if reject is not None else oos_label is not None
+        classifier = IntentClassifier(config=config, oos_label=label)
     started = time.perf_counter()
     if val is None:
         classifier.fit(train[0], train[1])

@@ -47,9 +47,36 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _declared() -> set[str]:
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+def _names(deps: list[str]) -> set[str]:
     return {_norm(re.split(r"[<>=!~;\[ ]", dep, maxsplit=1)[0]) for dep in deps}
+
+
+def _declared() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return _names(project["dependencies"]) | _extras()
+
+
+def _extras() -> set[str]:
+    """What the optional extras add (not the dev tools): imported only inside the functions that need them."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    return {name for extra, deps in extras.items() if extra != "dev" for name in _names(deps)}
+
+
+def test_an_optional_extra_is_never_imported_when_a_module_loads() -> None:
+    owners = md.packages_distributions()
+    extras = _extras()
+    assert extras, "the encoder extra is declared"
+    eager = []
+    for package in ("bot", "channels", "crm_store", "nlu"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.parse(path.read_text(encoding="utf-8")).body:  # module level only
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                for name in names:
+                    if {_norm(d) for d in owners.get(name.split(".")[0], [])} & extras:
+                        eager.append(f"{path.relative_to(ROOT)}: {name}")
+    assert not eager, f"an extra's module imported at module level (the bot must start without it): {eager}"
 
 
 def _imported_top_levels() -> set[str]:

