@@ -120,6 +120,7 @@ class OutboxWorker:
         self._adopted: list[Reply] = []
         self._held: set[int] = set()  # rows leased to this sender and not yet recorded: the heartbeat renews these
         self._last_claim = 0.0
+        self._declined = False  # replies committed meanwhile were not leased to us: they wait in the table
         self.sent = 0
         self.failed = 0
 
@@ -130,7 +131,10 @@ class OutboxWorker:
         """The lease (until when, to whom) of a reply committed now for `channel`, held by this worker from
         birth so it is sent without a claiming transaction; None when this process cannot send on the channel,
         or is behind."""
-        if channel not in self.registry or len(self._adopted) >= self.cfg.batch * 5:
+        if channel not in self.registry:
+            return None
+        if len(self._adopted) >= self.cfg.batch * 5:
+            self._declined = True  # claimed as soon as the backlog is through, not a poll interval later
             return None
         return {"next_attempt_at": at + self.lease, "claimed_by": self.sender_id}
 
@@ -143,7 +147,9 @@ class OutboxWorker:
             log.warning(
                 "outbox sender %s held %d replies when it stopped without recording them: sending them again "
                 "first; at most %d of them can have been delivered already",
-                self.sender_id, len(items), self.cfg.concurrency,
+                self.sender_id,
+                len(items),
+                self.cfg.concurrency,
             )
             self._adopted[:0] = items
             self._held.update(item.id for item in items)
@@ -197,8 +203,11 @@ class OutboxWorker:
             async with self.sessions() as session, session.begin():
                 await outbox_repo.release_leases(session, self.sender_id, held, utcnow())
         except Exception as exc:
-            log.warning("could not give back %d leased replies (%s); they go out when the lease runs out",
-                        len(held), type(exc).__name__)
+            log.warning(
+                "could not give back %d leased replies (%s); they go out when the lease runs out",
+                len(held),
+                type(exc).__name__,
+            )
 
     async def _renew_leases(self) -> None:
         """The heartbeat: while this process lives, nobody takes over the rows it holds."""
@@ -232,8 +241,8 @@ class OutboxWorker:
                 if failing is not None:
                     log.warning("outbox claims replies again")
                 failing = None
-            if n >= self.cfg.batch or self._stopping:
-                continue  # a backlog: keep going (or stop)
+            if n >= self.cfg.batch or self._stopping or self._declined:
+                continue  # a backlog, or replies left in the table for want of room: keep going (or stop)
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self.cfg.poll_interval_s)
@@ -281,6 +290,7 @@ class OutboxWorker:
         self._last_claim = time.monotonic()
         if limit <= 0:
             return []
+        self._declined = False
         channels = self.registry.names()
         if self.readers is not None:
             async with self.readers() as session:
@@ -294,13 +304,27 @@ class OutboxWorker:
         return items
 
     async def _send_in_order(self, items: list[Reply]) -> None:
-        """One conversation's replies one after the other, each recorded before the next goes out."""
+        """One conversation's replies one after the other, each holding a permit until it is recorded (the bound
+        on what a crash can leave unrecorded). The next goes out without waiting for that record: an agent's
+        notices then share a recording transaction instead of taking one each."""
+        recording = []
         for item in items:
-            async with self._permits:  # held until recorded: the bound on what a crash can leave unrecorded
+            await self._permits.acquire()
+            try:
                 outcome = await self._send(item)
-                metrics.count_send(item.channel, outcome.kind)
-                await self.recorder.record(outcome)
-            self._held.discard(item.id)
+            except BaseException:
+                self._permits.release()
+                raise
+            metrics.count_send(item.channel, outcome.kind)
+            recording.append(asyncio.ensure_future(self._record(item, outcome)))
+        await asyncio.gather(*recording)
+
+    async def _record(self, item: Reply, outcome: _Outcome) -> None:
+        try:
+            await self.recorder.record(outcome)
+        finally:
+            self._permits.release()
+        self._held.discard(item.id)
 
     async def _send(self, item: Reply) -> _Outcome:
         try:
@@ -327,8 +351,13 @@ class OutboxWorker:
                 session, [(o.item, o.external_id) for o in outcomes if o.external_id is not None], at=now
             )
             await delivered(session, [o.item for o in outcomes if o.external_id is not None], at=now)
-            topics = {o.item.ticket_id: o.topic_ref for o in outcomes if o.topic_ref and o.item.ticket_id
-                      and (o.item.meta or {}).get("forum_topic_for_ticket") == str(o.item.ticket_id)}
+            topics = {
+                o.item.ticket_id: o.topic_ref
+                for o in outcomes
+                if o.topic_ref
+                and o.item.ticket_id
+                and (o.item.meta or {}).get("forum_topic_for_ticket") == str(o.item.ticket_id)
+            }
             if topics:
                 await desk_repo.set_topic_refs(session, topics)
             for o in outcomes:
@@ -360,8 +389,20 @@ class OutboxWorker:
         if where is None:
             return
         text = f"Your reply on T-{item.ticket_id} could not be delivered via {item.channel}: {error[:300]}"
-        await outbox_repo.enqueue(session, [outbox_row(
-            key=f"o{item.id}:failed", channel=where[0], recipient=where[1], text=text, author="system",
-            audience="desk", at=utcnow(), ticket_id=item.ticket_id, customer_id=item.customer_id,
-            agent_id=item.agent_id,
-        )])
+        await outbox_repo.enqueue(
+            session,
+            [
+                outbox_row(
+                    key=f"o{item.id}:failed",
+                    channel=where[0],
+                    recipient=where[1],
+                    text=text,
+                    author="system",
+                    audience="desk",
+                    at=utcnow(),
+                    ticket_id=item.ticket_id,
+                    customer_id=item.customer_id,
+                    agent_id=item.agent_id,
+                )
+            ],
+        )

@@ -24,6 +24,9 @@ T = TypeVar("T")
 
 RETRY_MIN_S = 0.1
 RETRY_MAX_S = 2.0
+GATHER_TURNS = 8
+"""Event-loop turns (not time) a group waits for the results its previous write released: a sender freed by a
+write needs about four to send its next reply and hand the result in."""
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -94,11 +97,19 @@ class SendRecorder(Generic[T]):
         while True:
             await self._ready.wait()
             self._ready.clear()
+            await self._gather()
             self._writing, self._queue = self._writing + self._queue, []
             while self._writing:
                 await self._write_pending()
             if not self._queue:
                 self._idle.set()
+
+    async def _gather(self) -> None:
+        """A few turns of the event loop (no waiting) before a group is taken: the senders the last write just
+        released hand in their next results and join it. Taken at once, a group held only what arrived while the
+        previous write was in flight, and every other write went half full."""
+        for _ in range(GATHER_TURNS):
+            await asyncio.sleep(0)
 
     async def _write_pending(self) -> None:
         failures = 0
