@@ -17,12 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import secrets
-import socket
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,8 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.core import metrics
 from bot.core.attachments import OutboxFiles
 from bot.core.delivery_notices import confirm_address, delivered
-from bot.core.messages import Button, DeliveryError, OutboundMessage, utcnow
+from bot.core.messages import DeliveryError, utcnow
 from bot.core.outbound import outbox_row, preferred_address
+from bot.core.outbox_sends import SendOutcome, backoff, default_sender_id, to_message
 from bot.core.send_recorder import SendRecorder, is_outage
 from bot.settings import OutboxSettings
 from channels.base import ChannelRegistry, UnknownChannel
@@ -46,48 +43,6 @@ log = logging.getLogger(__name__)
 TOPIC_MARK = "#topic="
 """A channel may append ``#topic=<ref>`` to an external id: the thread the message went into. When the item asked
 for its ticket's topic (meta ``forum_topic_for_ticket``), the ref is remembered on the ticket."""
-
-
-def backoff(attempts: int, cfg: OutboxSettings, retry_after: float | None = None) -> float:
-    """Seconds before the next try: exponential in the attempts so far, never less than the channel asked."""
-    delay = min(cfg.backoff_base_s * (2 ** max(attempts - 1, 0)), cfg.backoff_max_s)
-    return max(delay, retry_after or 0.0)
-
-
-def to_message(item: Reply) -> OutboundMessage:
-    return OutboundMessage(
-        channel=item.channel,
-        recipient=item.recipient,
-        text=item.text,
-        reply_to=item.reply_to or "",
-        ticket_id=item.ticket_id,
-        idempotency_key=item.idempotency_key,
-        buttons=tuple(Button(label, data) for label, data in (item.buttons or [])),
-        subject=item.subject or "",
-        meta=tuple(sorted((item.meta or {}).items())),
-    )
-
-
-@dataclass(slots=True)
-class _Outcome:
-    item: Reply
-    external_id: str | None = None
-    error: str | None = None
-    permanent: bool = False
-    retry_after: float | None = None
-    topic_ref: str = ""
-
-    @property
-    def kind(self) -> str:
-        """sent | failed (a permanent error) | retry (not delivered this time): as counted in the metrics."""
-        if self.external_id is not None:
-            return "sent"
-        return "failed" if self.permanent else "retry"
-
-
-def default_sender_id() -> str:
-    """host-pid-random: unique per process, so two processes never take each other's rows for their own."""
-    return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 class OutboxWorker:
@@ -109,7 +64,7 @@ class OutboxWorker:
         self.lease = lease or timedelta(seconds=cfg.lease_s)
         self.sender_id = (cfg.sender_id or default_sender_id())[:64]
         self._permits = asyncio.Semaphore(max(cfg.concurrency, 1))
-        self.recorder: SendRecorder[_Outcome] = SendRecorder(self._record_once, what="outbox sends")
+        self.recorder: SendRecorder[SendOutcome] = SendRecorder(self._record_once, what="outbox sends")
         self._heartbeat: asyncio.Task[None] | None = None
         self.resent_after_crash = 0
         self._wake = asyncio.Event()
@@ -319,14 +274,14 @@ class OutboxWorker:
             recording.append(asyncio.ensure_future(self._record(item, outcome)))
         await asyncio.gather(*recording)
 
-    async def _record(self, item: Reply, outcome: _Outcome) -> None:
+    async def _record(self, item: Reply, outcome: SendOutcome) -> None:
         try:
             await self.recorder.record(outcome)
         finally:
             self._permits.release()
         self._held.discard(item.id)
 
-    async def _send(self, item: Reply) -> _Outcome:
+    async def _send(self, item: Reply) -> SendOutcome:
         try:
             channel = self.registry.get(item.channel)
             message = to_message(item)
@@ -334,16 +289,16 @@ class OutboxWorker:
                 message = await self.files.load(message)
             external_id = await channel.send(message)
             external_id, _, topic_ref = str(external_id or f"outbox-{item.id}").partition(TOPIC_MARK)
-            return _Outcome(item, external_id=external_id, topic_ref=topic_ref)
+            return SendOutcome(item, external_id=external_id, topic_ref=topic_ref)
         except UnknownChannel as exc:
-            return _Outcome(item, error=str(exc))
+            return SendOutcome(item, error=str(exc))
         except DeliveryError as exc:
-            return _Outcome(item, error=exc.reason, permanent=exc.permanent, retry_after=exc.retry_after)
+            return SendOutcome(item, error=exc.reason, permanent=exc.permanent, retry_after=exc.retry_after)
         except Exception as exc:
             log.warning("send via %s failed: %r", item.channel, exc)
-            return _Outcome(item, error=f"{type(exc).__name__}: {exc}")
+            return SendOutcome(item, error=f"{type(exc).__name__}: {exc}")
 
-    async def _record_once(self, outcomes: list[_Outcome]) -> None:
+    async def _record_once(self, outcomes: list[SendOutcome]) -> None:
         """Write what the sends did, in one transaction (the recorder retries it while the database is away)."""
         now = utcnow()
         async with self.sessions() as session, session.begin():
