@@ -130,7 +130,7 @@ class App:
             pool = aioredis.BlockingConnectionPool.from_url(s.redis_url, max_connections=64, timeout=30)
             self.redis = aioredis.Redis(connection_pool=pool)
             await self.redis.ping()
-            locks = RedisLocks(self.redis, s.redis_prefix, int(s.dispatch.lock_ttl_s * 1000))
+            locks = RedisLocks(self.redis, s.redis_prefix, int(s.dispatch.lock_ttl_s * 1000), reentrant=True)
             share_send_limits(self.registry, SendLimits(self.redis, s.redis_prefix))
         responder = self._responder or await asyncio.to_thread(load_default_responder, s)
         self.outbox = OutboxWorker(self.writer_sessions, self.registry, s.outbox, readers=self.sessions,

@@ -30,6 +30,15 @@ end
 return got
 """
 """SET NX PX for many keys in one call; returns the (1-based) positions of the keys it locked."""
+REACQUIRE_MANY = """
+local got = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('set', key, ARGV[1], 'NX', 'PX', ARGV[2]) then got[#got + 1] = i
+  elseif redis.call('get', key) == ARGV[1] then redis.call('pexpire', key, ARGV[2]); got[#got + 1] = i end
+end
+return got
+"""
+"""ACQUIRE_MANY that also takes back the caller's own locks (renewed): those a release left behind."""
 
 
 class ConversationLocks(Protocol):
@@ -52,12 +61,16 @@ class LocalLocks:
 class RedisLocks:
     """SET NX PX locks with a token, released only by their holder (a crashed worker's lock expires)."""
 
-    def __init__(self, client, prefix: str, ttl_ms: int = 30_000) -> None:
+    def __init__(self, client, prefix: str, ttl_ms: int = 30_000, *, reentrant: bool = False) -> None:
+        """`reentrant`: a lock this holder already has counts as taken. For the dispatcher, whose batches run one
+        after another, so such a lock can only be one whose release failed (Redis went away mid-batch and came
+        back with its data): without it, that batch's conversations, and the whole serial batch loop behind
+        them, waited out the lock's TTL (28 s of 30 after a Redis restart with AOF)."""
         self._redis = client
         self._prefix = prefix
         self._ttl_ms = ttl_ms
         self._token = uuid.uuid4().hex
-        self._acquire = client.register_script(ACQUIRE_MANY)
+        self._acquire = client.register_script(REACQUIRE_MANY if reentrant else ACQUIRE_MANY)
         self._release = client.register_script(RELEASE_MANY)
 
     def _key(self, key: str) -> str:
