@@ -17,6 +17,8 @@ values and returns plain values.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -195,3 +197,20 @@ def section_of(settings: Any, name: str) -> Any:
 def build(name: str, settings: Any, *, send_only: bool = False) -> Channel:
     """One channel, built by its own class from its own settings section."""
     return channel_factory(name).from_settings(section_of(settings, name), send_only=send_only)
+
+
+async def cancel_and_wait(task: asyncio.Task, within: float = 10.0) -> bool:
+    """Cancel `task` and wait for it to end, cancelling again while it runs: on Python 3.11 `asyncio.wait_for`
+    swallows a cancellation that lands as its inner future completes, and a channel loop that swallowed it would
+    run on, so a plain `cancel(); await task` could wait for ever at shutdown. False when it outlived `within`."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not task.done():
+        task.cancel()
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return False
+        await asyncio.wait({task}, timeout=min(left, 0.5))
+    if not task.cancelled():
+        with contextlib.suppress(Exception):
+            task.result()  # retrieved, so no "exception never retrieved" at exit; the loop logged it already
+    return True

@@ -17,6 +17,7 @@ import aiosmtplib
 from aiosmtplib.email import flatten_message
 
 from bot.core.messages import Deliver, DeliveryError, InboundMessage, OutboundMessage
+from channels.base import cancel_and_wait
 from channels.send_limits import SendLimits
 
 from .imap import ImapAccount, ImapInbox
@@ -112,9 +113,8 @@ class EmailChannel(EmailTraits):
 
     async def stop(self) -> None:
         if self._imap_task is not None:
-            self._imap_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._imap_task
+            if not await cancel_and_wait(self._imap_task):
+                log.warning("%s: the IMAP loop did not stop within 10 s; going on without it", self.name)
             self._imap_task = None
         if self.inbox is not None:
             await self.inbox.close()
