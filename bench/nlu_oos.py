@@ -26,6 +26,7 @@ from sklearn.svm import LinearSVC
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.nlu_encoders import embed, load_encoder, tfidf_features
+from bench.nlu_features import in_scope_gate
 from nlu.calibration import choose_threshold, fit_temperature, softmax
 from nlu.evaluation import CLINC_OOS, load_clinc
 from nlu.novelty import DistanceGate, combined_gate
@@ -33,13 +34,6 @@ from nlu.novelty import DistanceGate, combined_gate
 ALPHAS = (1.0, 2.0, 3.0)
 WEIGHTS = (0.0, 0.5, 1.0, 2.0)
 TARGET = (0.95, 0.60)
-
-
-def oos_confidence(probs: np.ndarray, oos: int) -> np.ndarray:
-    in_scope = probs.copy()
-    in_scope[:, oos] = -1.0
-    top = in_scope.max(axis=1)
-    return top / np.maximum(top + probs[:, oos], 1e-12)
 
 
 def figures(predicted: np.ndarray, gold: np.ndarray, gate: np.ndarray, threshold: float) -> tuple[float, float]:
@@ -68,10 +62,10 @@ def rows(path: str, encoder_name: str, cache: Path | None, alphas: tuple[float, 
         model = LinearSVC(C=1.0, class_weight={CLINC_OOS: 1.0}).fit(mats["train"], train_y)
         seconds = time.perf_counter() - started
         classes = list(model.classes_)
-        names, oos = np.array(classes), classes.index(CLINC_OOS)
+        names = np.array(classes)
         scores = {k: model.decision_function(mats[k]) for k in ("val", "test")}
         temperature = fit_temperature(scores["val"], split["val"][1], classes)
-        confidence = {k: oos_confidence(softmax(scores[k], temperature), oos) for k in scores}
+        confidence = {k: in_scope_gate(softmax(scores[k], temperature), classes) for k in scores}
         predicted = {k: names[scores[k].argmax(axis=1)] for k in scores}
         val_gold = split["val"][1]
         for weight in WEIGHTS:

@@ -163,11 +163,10 @@ class IntentClassifier:
         if cfg.chinese_words:
             words("预热")  # load the dictionary now, not inside the first Chinese message's turn
         prepared, vectors = self._inputs(texts)
-        matrix = self.features.fit_transform(prepared)
+        matrix = self._joined(self.features.fit_transform(prepared), vectors)
         if vectors is not None:
-            matrix = sparse.hstack([matrix, sparse.csr_matrix(cfg.encoder_weight * vectors)]).tocsr()
-            known = np.array(labels) != self.oos_label
-            self.distance = DistanceGate.fit(vectors[known], np.array(labels)[known])
+            gold = np.array(labels)
+            self.distance = DistanceGate.fit(vectors[gold != self.oos_label], gold[gold != self.oos_label])
         self.uses_oos_class = self.oos_label in set(labels)
         weights = {self.oos_label: cfg.oos_weight} if self.uses_oos_class else None
         self.model = LinearSVC(C=cfg.c, class_weight=weights).fit(matrix, labels)
@@ -221,19 +220,19 @@ class IntentClassifier:
     def _embed(self, natural: list[str]) -> np.ndarray | None:
         return encoders.embed(self.config.encoder, natural) if self.config.encoder else None
 
+    def _joined(self, matrix: sparse.spmatrix, vectors: np.ndarray | None) -> sparse.spmatrix:
+        """The model's input: TF-IDF rows, then the weighted embedding when there is an encoder."""
+        if not self.config.encoder:
+            return matrix
+        if vectors is None:
+            raise ValueError("this classifier has a sentence encoder: give the texts' vectors (`_inputs`)")
+        return sparse.hstack([matrix, sparse.csr_matrix(self.config.encoder_weight * vectors)]).tocsr()
+
     def _scores(self, prepared: list[str], vectors: np.ndarray | None = None) -> np.ndarray:
         if self.model is None or self.features is None:
             raise RuntimeError("the classifier is not trained: call fit() or load() first")
-        matrix = self.features.transform(prepared)
-        if self.config.encoder:
-            vectors = vectors if vectors is not None else self._embed_prepared(prepared)
-            matrix = sparse.hstack([matrix, sparse.csr_matrix(self.config.encoder_weight * vectors)]).tocsr()
-        scores = self.model.decision_function(matrix)
+        scores = self.model.decision_function(self._joined(self.features.transform(prepared), vectors))
         return scores.reshape(len(prepared), -1) if len(self.classes) > 2 else np.column_stack([-scores, scores])
-
-    def _embed_prepared(self, prepared: list[str]) -> np.ndarray:
-        """Vectors when only the TF-IDF inputs are at hand (tests, tools): close to, not always equal to, `_inputs`."""
-        return encoders.embed(str(self.config.encoder), prepared)
 
     def _one_score(self, prepared: str, vector: np.ndarray | None = None) -> np.ndarray:
         """Same numbers as `_scores([prepared])[0]`, ten times faster: TF-IDF by hand on one message."""
@@ -266,9 +265,9 @@ class IntentClassifier:
         else:
             raw = model.coef_[:, np.array(columns)] @ np.array(values) + model.intercept_
         if self.config.encoder:
-            vector = vector if vector is not None else self._embed_prepared([prepared])[0]
-            width = len(vector)
-            raw = raw + model.coef_[:, -width:] @ (self.config.encoder_weight * vector.astype(np.float64))
+            if vector is None:
+                raise ValueError("this classifier has a sentence encoder: give the message's vector")
+            raw = raw + model.coef_[:, -len(vector) :] @ (self.config.encoder_weight * vector.astype(np.float64))
         return raw if len(self.classes) > 2 else np.array([-raw[0], raw[0]])
 
     def _oos_confidence(self, probs: np.ndarray) -> np.ndarray:

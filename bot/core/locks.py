@@ -25,20 +25,15 @@ return n
 ACQUIRE_MANY = """
 local got = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('set', key, ARGV[1], 'NX', 'PX', ARGV[2]) then got[#got + 1] = i end
-end
-return got
-"""
-"""SET NX PX for many keys in one call; returns the (1-based) positions of the keys it locked."""
-REACQUIRE_MANY = """
-local got = {}
-for i, key in ipairs(KEYS) do
   if redis.call('set', key, ARGV[1], 'NX', 'PX', ARGV[2]) then got[#got + 1] = i
-  elseif redis.call('get', key) == ARGV[1] then redis.call('pexpire', key, ARGV[2]); got[#got + 1] = i end
+  elseif ARGV[3] == '1' and redis.call('get', key) == ARGV[1] then
+    redis.call('pexpire', key, ARGV[2]); got[#got + 1] = i
+  end
 end
 return got
 """
-"""ACQUIRE_MANY that also takes back the caller's own locks (renewed): those a release left behind."""
+"""SET NX PX for many keys in one call; returns the (1-based) positions of the keys it locked. With ARGV[3] '1'
+the caller's own locks count as locked too (renewed): those a release left behind."""
 
 
 class ConversationLocks(Protocol):
@@ -70,7 +65,8 @@ class RedisLocks:
         self._prefix = prefix
         self._ttl_ms = ttl_ms
         self._token = uuid.uuid4().hex
-        self._acquire = client.register_script(REACQUIRE_MANY if reentrant else ACQUIRE_MANY)
+        self._reentrant = "1" if reentrant else "0"
+        self._acquire = client.register_script(ACQUIRE_MANY)
         self._release = client.register_script(RELEASE_MANY)
 
     def _key(self, key: str) -> str:
@@ -82,7 +78,7 @@ class RedisLocks:
         keys = sorted(set(keys))
         if not keys:
             return set()
-        got = await self._acquire(keys=[self._key(k) for k in keys], args=[self._token, self._ttl_ms])
+        got = await self._acquire(keys=[self._key(k) for k in keys], args=[self._token, self._ttl_ms, self._reentrant])
         return {keys[int(i) - 1] for i in got}
 
     async def release_many(self, keys: Iterable[str]) -> None:
