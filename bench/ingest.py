@@ -302,6 +302,11 @@ def print_result(label: str, r: dict) -> None:
             f"{r['worker_rss_mb']} MB, peak {r['worker_hwm_mb']} MB; worker CPU {r['worker_cpu_ms_per_msg']:.2f} ms "
             f"per stored message, {r['worker_cpu_cores']:.2f} cores busy in the window"
         )
+    if "stored_seconds" in r:
+        print(
+            f"{'':>18}  every message stored after {r['stored_seconds']:.1f} s, "
+            f"every reply sent after {r['seconds']:.1f} s"
+        )
 
 
 def parse_args() -> argparse.Namespace:
