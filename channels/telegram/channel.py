@@ -12,7 +12,6 @@ any shape and ignores what it does not know. Sending goes through aiogram's `Bot
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import json
 import logging
@@ -26,6 +25,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 
 from bot.core.messages import Button, Deliver, DeliveryError, OutboundMessage
+from channels.base import cancel_and_wait
 from channels.send_limits import SendLimits
 from channels.telegram.embed import feed_update, fetch_bot_username
 from channels.telegram.sender import RateLimiter, SendPolicy, TelegramSender
@@ -120,9 +120,8 @@ class TelegramChannel(TelegramTraits):
 
     async def stop(self) -> None:
         if self._polling is not None:
-            self._polling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._polling
+            if not await cancel_and_wait(self._polling):  # a swallowed cancellation must not hang the shutdown
+                log.warning("telegram: the polling loop did not stop within 10 s; going on without it")
             self._polling = None
             if self._offset is not None and self._offset != self._confirmed:
                 await self._confirm_offset()

@@ -1,10 +1,12 @@
-"""Stopping a channel loop that swallowed a cancellation (as `asyncio.wait_for` can on Python 3.11)."""
+"""Stopping a channel loop that swallowed a cancellation (as `asyncio.wait_for` can on Python 3.11): the email
+and Telegram channels stop all the same."""
 
 from __future__ import annotations
 
 import asyncio
 
 from channels.base import cancel_and_wait
+from channels.telegram.channel import TelegramChannel
 
 
 async def test_a_loop_that_swallows_one_cancellation_is_cancelled_again_and_stops() -> None:
@@ -52,3 +54,25 @@ async def test_a_loop_that_failed_is_stopped_quietly() -> None:
     task = asyncio.create_task(failed())
     await asyncio.sleep(0)
     assert await cancel_and_wait(task) is True
+
+
+async def test_telegram_stops_although_its_polling_loop_swallowed_the_cancellation() -> None:
+    channel = TelegramChannel("123:abc")
+    swallowed = 0
+
+    async def polling() -> None:  # the shape of a poll that was inside a timeout when the cancellation came
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed += 1
+
+    channel._polling = asyncio.create_task(polling())
+    await asyncio.sleep(0)
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(channel.stop(), 10)  # (a stop that awaited the swallowed cancellation hung until this)
+    assert asyncio.get_running_loop().time() - started < 5.0  # cancelled again after 0.5 s
+    assert swallowed == 1 and channel._polling is None
