@@ -40,6 +40,8 @@ from crm_store.engine import make_engine
 from crm_store.models import OutboxItem
 
 REDIS_DEFAULT = "redis://127.0.0.1:6379/0"
+SERVERS = ("postgres", "redis-server")
+"""Local server processes whose CPU time in the window is reported beside the workers'."""
 CHANNEL = "memory"
 
 
@@ -125,8 +127,31 @@ async def publish(redis, ingest: StreamIngest, msgs: list[InboundMessage], chunk
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) a process used so far, from /proc: on a shared machine the workers' CPU per
     message says more than their throughput, which moves with whatever else runs."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return _stat_cpu(Path(f"/proc/{pid}/stat").read_text())
+
+
+def _stat_cpu(stat: str) -> float:
+    fields = stat.rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(command: str) -> dict[int, float]:
+    """CPU seconds so far of every process of this machine named `command` (postgres, redis-server) that /proc
+    lets us read: where the rest of the machine's time per message goes. Empty when the server runs elsewhere."""
+    found = {}
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stat = path.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        if stat[stat.index("(") + 1 : stat.rindex(")")] == command:
+            found[int(path.parent.name)] = _stat_cpu(stat)
+    return found
+
+
+def cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two readings of `cpu_of`; a process started in between counts whole."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
 
 
 async def wait_done(
@@ -196,12 +221,14 @@ async def stream_round(msgs: list[InboundMessage], args, n: int) -> dict:
             await wait_running(workers)
             started = [rss_mb(w.proc.pid) for w in workers]
             cpu0 = sum(cpu_seconds(w.proc.pid) for w in workers)
+            servers0 = {name: cpu_of(name) for name in SERVERS}
             t0 = time.perf_counter()
             await publish(redis, ingest, msgs)
             published = time.perf_counter() - t0
             stored_at = await wait_done(url, schema, redis, ingest, workers) - t0
             elapsed = time.perf_counter() - t0
             cpu = sum(cpu_seconds(w.proc.pid) for w in workers) - cpu0
+            servers = {name: cpu_since(servers0[name], cpu_of(name)) for name in SERVERS}
             burst = [rss_mb(w.proc.pid) for w in workers]
             await stop_workers(workers)
         tally = await counts(url, schema)
@@ -221,5 +248,6 @@ async def stream_round(msgs: list[InboundMessage], args, n: int) -> dict:
         "worker_hwm_mb": max(h for _, h in burst),
         "worker_cpu_ms_per_msg": cpu / distinct(msgs) * 1000,
         "worker_cpu_cores": cpu / elapsed,
+        **{f"{name}_cpu_ms_per_msg": used / distinct(msgs) * 1000 for name, used in servers.items() if used},
     }
     return figures(run, tally, msgs, before, after)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from pathlib import Path
 
 import redis.asyncio as aioredis
 from sqlalchemy import update
 
 from bench.ingest import counts
-from bench.ingest_stream import cpu_seconds, wait_done
+from bench.ingest_stream import cpu_of, cpu_seconds, cpu_since, wait_done
 from bot.core.ingest import StreamIngest
 from bot.core.messages import utcnow
 from bot.core.outbound import outbox_row
@@ -29,6 +30,19 @@ def test_cpu_seconds_follow_the_process_cpu_time():
     idle = cpu_seconds(os.getpid())
     time.sleep(0.2)
     assert cpu_seconds(os.getpid()) - idle < 0.05
+
+
+def test_cpu_of_a_command_finds_its_processes_and_counts_new_ones_whole():
+    name = Path(f"/proc/{os.getpid()}/stat").read_text().partition("(")[2].rpartition(")")[0]
+    before = cpu_of(name)
+    assert os.getpid() in before and cpu_of("nonexistent-server") == {}
+    clock = time.process_time()
+    while time.process_time() - clock < 0.3:
+        sum(range(10_000))
+    after = cpu_of(name)
+    mine = cpu_since({os.getpid(): before[os.getpid()]}, {os.getpid(): after[os.getpid()]})
+    assert 0.25 <= mine < 0.4
+    assert cpu_since({}, {1: 2.0, 2: 0.5}) == 2.5  # started during the window: all of it was in the window
 
 
 async def test_counts_on_a_kept_engine_leave_it_open_for_the_next_poll(db):
