@@ -16,8 +16,10 @@ stored msgs/s counts distinct messages only: the workload redelivers a share of 
 channels do after a timeout, and those cost work but are not throughput. replies/s counts outbox rows recorded
 as sent inside the window. The baseline is plain batched INSERTs of the same distinct contact rows (no dedup, no
 tickets, no NLU), timed right before and right after each round on the same database; ratio = stored msgs/s ÷
-the mean of the two. Shared machines change speed from one minute to the next: the median round is reported,
-with every round's ratio.
+the mean of the two. A second baseline (`ingest_rows`) inserts copies of every row the round wrote (contacts
+both ways, outbox rows, tickets and their events) the same plain way: ratio_same_rows compares the service with
+the cost of writing what it must write. Shared machines change speed from one minute to the next: the median
+round is reported, with every round's ratios.
 
 Direct mode (`tierdesk run` with `dispatch.ingest = "direct"`): all messages offered at once, `--in-flight` of
 them outstanding, into one in-process App. Stream mode: `--workers` real `tierdesk worker` processes consume
@@ -44,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.ingest_rows import same_rows
 from bench.pg import databases, pg_url
 from bot.app import App, freeze_startup_heap
 from bot.core.messages import InboundMessage
@@ -241,11 +244,15 @@ async def drain_outbox(app: App, within: float = 300.0) -> None:
     raise RuntimeError(f"outbox not drained within {within:.0f} s")
 
 
-def figures(run: dict, tally: dict[str, int], msgs: list[InboundMessage], before: float, after: float) -> dict:
+def figures(
+    run: dict, tally: dict[str, int], msgs: list[InboundMessage], before: float, after: float, same: float
+) -> dict:
     base = (before + after) / 2
     stored_per_s = tally["stored"] / run["seconds"]
     return {
         **run,
+        "same_rows_msgs_per_s": same,
+        "ratio_same_rows": stored_per_s / same,
         "stored_msgs_per_s": stored_per_s,
         "replies_per_s": tally.get("outbox_sent", 0) / run["seconds"],
         "baseline_rows_per_s": base,
@@ -264,16 +271,18 @@ async def direct_round(kind: str, msgs: list[InboundMessage], args: argparse.Nam
         before = await baseline(url, schema, msgs, prefix=f"{BASELINE_MARK}{n}a-")
         run = await direct_burst(bench_settings(url, schema, args.model_dir), msgs, args.in_flight)
         tally = await counts(url, schema)
+        same = await same_rows(url, schema, distinct(msgs), f"{BASELINE_MARK}{n}c-", skip=BASELINE_MARK)
         after = await baseline(url, schema, msgs, prefix=f"{BASELINE_MARK}{n}b-")
     finally:
         await drop_database(drop)
-    return figures(run, tally, msgs, before, after)
+    return figures(run, tally, msgs, before, after, same)
 
 
 def median_round(rounds: list[dict]) -> dict:
     median = dict(sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2])
     median["round_ratios"] = [round(r["ratio"], 3) for r in rounds]
     median["round_stored_per_s"] = [round(r["stored_msgs_per_s"]) for r in rounds]
+    median["round_ratios_same_rows"] = [round(r["ratio_same_rows"], 3) for r in rounds]
     return median
 
 
@@ -295,6 +304,10 @@ def print_result(label: str, r: dict) -> None:
         f"{'':>18}  baseline plain inserts {r['baseline_rows_per_s']:.0f} rows/s → ratio {r['ratio']:.3f} "
         f"(median of rounds {', '.join(f'{x:.3f}' for x in r['round_ratios'])}; stored msgs/s per round "
         f"{', '.join(str(x) for x in r['round_stored_per_s'])})"
+    )
+    print(
+        f"{'':>18}  baseline inserting copies of every row the round wrote {r['same_rows_msgs_per_s']:.0f} msgs/s "
+        f"→ ratio {r['ratio_same_rows']:.3f} (rounds {', '.join(f'{x:.3f}' for x in r['round_ratios_same_rows'])})"
     )
     if "worker_rss_mb" in r:
         print(

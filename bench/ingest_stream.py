@@ -34,6 +34,7 @@ from bench.ingest import (
     fresh_database,
     register_agents,
 )
+from bench.ingest_rows import same_rows
 from bot.core.ingest import StreamIngest, encode
 from bot.core.messages import InboundMessage
 from crm_store.engine import make_engine
@@ -232,6 +233,7 @@ async def stream_round(msgs: list[InboundMessage], args, n: int) -> dict:
             burst = [rss_mb(w.proc.pid) for w in workers]
             await stop_workers(workers)
         tally = await counts(url, schema)
+        same = await same_rows(url, schema, distinct(msgs), f"{BASELINE_MARK}{n}c-", skip=BASELINE_MARK)
         after = await baseline(url, schema, msgs, prefix=f"{BASELINE_MARK}{n}b-")
     finally:
         await stop_workers(workers)
@@ -250,4 +252,4 @@ async def stream_round(msgs: list[InboundMessage], args, n: int) -> dict:
         "worker_cpu_cores": cpu / elapsed,
         **{f"{name}_cpu_ms_per_msg": used / distinct(msgs) * 1000 for name, used in servers.items() if used},
     }
-    return figures(run, tally, msgs, before, after)
+    return figures(run, tally, msgs, before, after, same)

@@ -3,9 +3,10 @@ replies only once the outbox worker recorded them as sent, and never the baselin
 
 from __future__ import annotations
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 
 from bench.ingest import CHANNELS, counts, direct_burst, distinct, figures, make_messages, register_agents
+from bench.ingest_rows import TABLES, same_rows
 from bot.core.messages import InboundMessage
 from bot.settings import NluSettings, Settings
 from crm_store.models import Contact
@@ -23,8 +24,9 @@ def test_the_workload_redelivers_the_share_asked_and_mixes_questions_and_request
 def test_figures_divide_distinct_stored_messages_and_sent_replies_by_the_window():
     msgs = [InboundMessage.build(channel="telegram", external_id=f"m{i % 8}", sender="c", text="x") for i in range(10)]
     tally = {"stored": 8, "outbox_sent": 12, "outbox_pending": 0}
-    result = figures({"seconds": 2.0}, tally, msgs, before=30.0, after=10.0)
+    result = figures({"seconds": 2.0}, tally, msgs, before=30.0, after=10.0, same=16.0)
     assert result["stored_msgs_per_s"] == 4.0 and result["replies_per_s"] == 6.0
+    assert result["same_rows_msgs_per_s"] == 16.0 and result["ratio_same_rows"] == 0.25
     assert result["baseline_rows_per_s"] == 20.0 and result["ratio"] == 0.2
     assert (result["offered"], result["distinct"]) == (10, 8)
 
@@ -52,3 +54,15 @@ async def test_a_burst_stores_each_distinct_message_once_and_counts_replies_reco
     assert tally["stored"] == distinct(msgs) == 30
     assert tally.get("outbox_pending", 0) == 0 and tally.get("outbox_failed", 0) == 0
     assert tally["outbox_sent"] == run["memory_sent"] > 0  # every reply sent is recorded as sent, and only those
+
+    wrote = {t.name: await _rows(db, t) for t in TABLES}
+    assert await same_rows(db.url, db.schema, 30, "b0c-", skip="b0a-", batch=7) > 0  # five transactions
+    again = {t.name: await _rows(db, t) for t in TABLES}
+    assert again["contacts"] == 2 * wrote["contacts"] - 1  # the baseline's own row is not copied
+    assert all(again[t] == 2 * wrote[t] > 0 for t in ("tickets", "outbox", "ticket_events"))
+    assert (await counts(db.url, db.schema))["stored"] == 30  # copies are marked: never the workload's messages
+
+
+async def _rows(db, table) -> int:
+    async with db.sessions() as s:
+        return await s.scalar(select(func.count()).select_from(table))
