@@ -21,14 +21,16 @@ from crm_store.repositories import tickets as tickets_repo
 
 async def load_agent_states(session: AsyncSession) -> dict[int, AgentState]:
     """Every agent as routing sees them: what they serve, their status and capacity, their open tickets, and
-    whether they are handed tickets automatically (unset: agents are, supervisors and admins are not)."""
+    whether they are handed tickets automatically (unset: agents are, supervisors and admins are not). The
+    transaction holds the routing lock from here to its commit: what it assigns, it assigns on loads no other
+    transaction is changing."""
     return {
         a.id: AgentState(
             id=a.id, status=a.status, role=a.role, tiers=tuple(a.tiers or ()), queues=tuple(a.queues or ()),
             languages=tuple(a.languages or ()), skills=tuple(a.skills or ()), capacity=a.capacity,
             open_tickets=load, auto_assign=a.auto_assign if a.auto_assign is not None else a.role == "agent",
         )
-        for a, load in await agents_repo.agents_with_load(session)
+        for a, load in await agents_repo.agents_with_load(session, routing=True)
     }
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +14,10 @@ from crm_store.errors import Conflict, NotFound
 from crm_store.models import ROLES, Agent, AgentAddress
 from crm_store.repositories._sql import as_row_id, chunks, is_pg, keys_clause, keys_params
 from crm_store.repositories.tickets import load_by_assignee
+from crm_store.sender_lock import LOCK_CLASS
+
+ROUTING_LOCK = {"cls": LOCK_CLASS, "name": "tierdesk.routing"}
+"""The advisory lock of transactions that assign tickets by agents' loads (see `agents_with_load`)."""
 
 Pair = tuple[str, str]
 
@@ -99,8 +103,15 @@ def _agents_with_load_query() -> Any:
     return select(Agent, func.coalesce(load.c.n, 0)).outerjoin(load, load.c.assignee_id == Agent.id).order_by(Agent.id)
 
 
-async def agents_with_load(session: AsyncSession) -> list[tuple[Agent, int]]:
-    """Every agent with the number of open or pending tickets assigned to them, in one query (routing's view)."""
+async def agents_with_load(session: AsyncSession, *, routing: bool = False) -> list[tuple[Agent, int]]:
+    """Every agent with the number of open or pending tickets assigned to them, in one query (routing's view).
+
+    `routing`: the transaction will assign on these loads, so on PostgreSQL it first takes the routing lock, held
+    until it commits. Without it two transactions routing at once (two workers' batches, a batch and the SLA job)
+    both saw an agent under capacity and both assigned: ten open tickets for an agent of capacity five. SQLite
+    has one writer at a time already."""
+    if routing and is_pg(session):
+        await session.execute(text("SELECT pg_advisory_xact_lock(:cls, hashtext(:name))"), ROUTING_LOCK)
     rows = await session.execute(_agents_with_load_query())
     return [(agent, int(n)) for agent, n in rows.all()]
 
