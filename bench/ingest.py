@@ -315,10 +315,9 @@ def print_result(label: str, r: dict) -> None:
             f"{r['worker_rss_mb']} MB, peak {r['worker_hwm_mb']} MB; worker CPU {r['worker_cpu_ms_per_msg']:.2f} ms "
             f"per stored message, {r['worker_cpu_cores']:.2f} cores busy in the window"
         )
-    servers = [(k.removesuffix("_cpu_ms_per_msg"), v) for k, v in r.items() if k.endswith("_cpu_ms_per_msg")]
-    servers = [(name, v) for name, v in servers if name != "worker"]
-    if servers:
-        print(f"{'':>18}  " + ", ".join(f"{name} CPU {v:.2f} ms" for name, v in servers) + " per stored message")
+    if servers := r.get("server_cpu_ms_per_msg"):
+        each = ", ".join(f"{name} CPU {v:.2f} ms" for name, v in servers.items())
+        print(f"{'':>18}  {each} per stored message")
     if "stored_seconds" in r:
         print(
             f"{'':>18}  every message stored after {r['stored_seconds']:.1f} s, "

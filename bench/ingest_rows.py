@@ -52,11 +52,12 @@ async def same_rows(url: str, schema: str | None, messages: int, mark: str, *, s
         found["contacts"] = [r for r in found["contacts"] if not r["external_id"].startswith(skip)]
         rows = {t.name: copies(found[t.name], t, mark) for t in TABLES}
         parts = max(math.ceil(messages / batch), 1)
+        slices = {t.name: shares(len(rows[t.name]), parts) for t in TABLES}
         t0 = time.perf_counter()
         for i in range(parts):
             async with engine.begin() as conn:
                 for table in TABLES:
-                    start, end = shares(len(rows[table.name]), parts)[i]
+                    start, end = slices[table.name][i]
                     if end > start:
                         await conn.execute(insert(table), rows[table.name][start:end])
         return messages / (time.perf_counter() - t0)

@@ -250,6 +250,6 @@ async def stream_round(msgs: list[InboundMessage], args, n: int) -> dict:
         "worker_hwm_mb": max(h for _, h in burst),
         "worker_cpu_ms_per_msg": cpu / distinct(msgs) * 1000,
         "worker_cpu_cores": cpu / elapsed,
-        **{f"{name}_cpu_ms_per_msg": used / distinct(msgs) * 1000 for name, used in servers.items() if used},
+        "server_cpu_ms_per_msg": {name: used / distinct(msgs) * 1000 for name, used in servers.items() if used},
     }
     return figures(run, tally, msgs, before, after, same)

@@ -9,23 +9,24 @@ from channels.base import cancel_and_wait
 from channels.telegram.channel import TelegramChannel
 
 
+async def swallowing_once(swallowed: list[int]) -> None:
+    """A loop that goes on after the first cancellation (what a swallowed one looks like from its side), counting
+    it in `swallowed`, and ends on the second."""
+    while True:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            if swallowed:
+                raise
+            swallowed.append(1)
+
+
 async def test_a_loop_that_swallows_one_cancellation_is_cancelled_again_and_stops() -> None:
-    swallowed = 0
-
-    async def loop() -> None:
-        nonlocal swallowed
-        while True:
-            try:
-                await asyncio.sleep(3600)
-            except asyncio.CancelledError:
-                if swallowed:
-                    raise
-                swallowed += 1  # what a swallowed cancellation looks like from the loop's side: it goes on
-
-    task = asyncio.create_task(loop())
+    swallowed: list[int] = []
+    task = asyncio.create_task(swallowing_once(swallowed))
     await asyncio.sleep(0)
     assert await cancel_and_wait(task, within=5.0) is True
-    assert task.cancelled() and swallowed == 1
+    assert task.cancelled() and len(swallowed) == 1
 
 
 async def test_a_loop_that_never_ends_is_given_up_on_after_the_bound() -> None:
@@ -58,21 +59,10 @@ async def test_a_loop_that_failed_is_stopped_quietly() -> None:
 
 async def test_telegram_stops_although_its_polling_loop_swallowed_the_cancellation() -> None:
     channel = TelegramChannel("123:abc")
-    swallowed = 0
-
-    async def polling() -> None:  # the shape of a poll that was inside a timeout when the cancellation came
-        nonlocal swallowed
-        while True:
-            try:
-                await asyncio.sleep(3600)
-            except asyncio.CancelledError:
-                if swallowed:
-                    raise
-                swallowed += 1
-
-    channel._polling = asyncio.create_task(polling())
+    swallowed: list[int] = []  # as a poll that was inside a timeout when the cancellation came
+    channel._polling = asyncio.create_task(swallowing_once(swallowed))
     await asyncio.sleep(0)
     started = asyncio.get_running_loop().time()
     await asyncio.wait_for(channel.stop(), 10)  # (a stop that awaited the swallowed cancellation hung until this)
     assert asyncio.get_running_loop().time() - started < 5.0  # cancelled again after 0.5 s
-    assert swallowed == 1 and channel._polling is None
+    assert len(swallowed) == 1 and channel._polling is None
