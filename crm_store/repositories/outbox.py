@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BigInteger, String, bindparam, column, func, select, update
+from sqlalchemy import BigInteger, String, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_store.models import Contact, OutboxItem, Ticket, now
+from crm_store.models import Contact, OutboxItem, Ticket, UtcDateTime, now
 from crm_store.repositories import reply_rollup
 from crm_store.repositories._sql import chunks, dialect, in_values, insert_ignoring_conflicts, is_pg
 
@@ -251,80 +251,92 @@ def _mark_sent() -> Any:
 
 
 @cache
-def _mark_sent_returning() -> Any:
-    """PostgreSQL: `WITH locked AS (the rows not sent yet, locked in id order) UPDATE outbox ... FROM locked,
-    unnest(ids, external ids) RETURNING id`. Rows are locked in id order, as every other statement that locks
-    several outbox rows does (the heartbeat, the claim): a lock order of its own could deadlock with them."""
-    table = OutboxItem.__table__
-    locked = (
-        select(table.c.id)
-        .where(in_values(table.c.id, "ids", pg=True), table.c.status != "sent")
-        .order_by(table.c.id)
-        .with_for_update()
-        .cte("locked")
-    )
-    sent = (
-        func.unnest(
-            bindparam("ids", type_=postgresql.ARRAY(BigInteger)), bindparam("exts", type_=postgresql.ARRAY(String))
-        )
-        .table_valued(column("id", BigInteger), column("ext", String))
-        .render_derived(name="sent")
-    )
-    return (
-        update(table)
-        .where(table.c.id == locked.c.id, sent.c.id == locked.c.id)
-        .values(status="sent", external_id=sent.c.ext, sent_at=bindparam("at"), last_error=None, claimed_by=None)
-        .returning(table.c.id)
+def _mark_sent_and_log() -> Any:
+    """PostgreSQL, one statement for a group of delivered replies: lock the rows not sent yet, mark them sent, and
+    log each as an outbound contact made of its own columns (what `_outbound_contact` builds on SQLite). Rows are
+    locked in id order, as every other statement that locks several outbox rows does (the heartbeat, the claim):
+    an order of its own could deadlock with them. Returns one row (NULL, how many were marked now), then one per
+    agent (agent, replies logged now) for the reply rollup."""
+    return text(
+        """
+WITH locked AS (
+    SELECT id FROM outbox WHERE id = ANY(:ids) AND status != 'sent' ORDER BY id FOR UPDATE
+), marked AS (
+    UPDATE outbox SET status = 'sent', external_id = sent.ext, sent_at = :at, last_error = NULL, claimed_by = NULL
+    FROM locked JOIN unnest(:ids, :exts) AS sent(id, ext) ON sent.id = locked.id
+    WHERE outbox.id = locked.id
+    RETURNING outbox.id, outbox.channel, sent.ext, outbox.author, outbox.recipient, outbox.audience,
+              outbox.customer_id, outbox.agent_id, outbox.ticket_id, outbox.text, outbox.subject, outbox.reply_to
+), logged AS (
+    INSERT INTO contacts (channel, external_id, direction, author, address, customer_id, agent_id, ticket_id,
+                          text, subject, attachments, created_at, logged_at, thread_ref, truncated, desk)
+    SELECT channel, ext, 'out', author, recipient, CASE WHEN audience = 'desk' THEN NULL ELSE customer_id END,
+           agent_id, CASE WHEN audience = 'desk' THEN NULL ELSE ticket_id END, text, NULLIF(subject, ''),
+           '[]'::jsonb, :at, :at, NULLIF(reply_to, ''), false, audience = 'desk'
+    FROM marked WHERE audience != 'event' ORDER BY id
+    ON CONFLICT DO NOTHING
+    RETURNING agent_id, author, desk
+)
+SELECT NULL::bigint AS agent_id, count(*) AS n FROM marked
+UNION ALL
+SELECT agent_id, count(*) FROM logged WHERE author = 'agent' AND NOT desk AND agent_id IS NOT NULL GROUP BY agent_id
+"""
+    ).bindparams(
+        bindparam("ids", type_=postgresql.ARRAY(BigInteger)),
+        bindparam("exts", type_=postgresql.ARRAY(String)),
+        bindparam("at", type_=UtcDateTime),
     )
 
 
 async def mark_sent_many(
     session: AsyncSession, sent: list[tuple[Reply, str]], *, at: datetime | None = None
 ) -> int:
-    """Mark delivered items sent and log each as an outbound contact, in a few statements. Items someone else
-    already marked sent (a lease that ran out mid-send) are skipped. Returns how many were marked now."""
+    """Mark delivered items sent and log each as an outbound contact. Items someone else already marked sent (a
+    lease that ran out mid-send) are skipped. Returns how many were marked now."""
     if not sent:
         return 0
     at = at or now()
-    ids = [item.id for item, _ in sent]
-    if is_pg(session):  # one statement: the rows not sent yet are marked, locked as they are
-        params = {"ids": ids, "exts": [ext for _, ext in sent], "at": at}
-        open_ids = set(await session.scalars(_mark_sent_returning(), params))
-    else:
-        open_ids = set(await session.scalars(_unsent_query(False), {"ids": ids}))
+    if is_pg(session):
+        params = {"ids": [item.id for item, _ in sent], "exts": [ext for _, ext in sent], "at": at}
+        marked, replies = 0, {}
+        for agent_id, n in await session.execute(_mark_sent_and_log(), params):
+            if agent_id is None:
+                marked = n
+            else:
+                replies[agent_id] = n
+        reply_rollup.count_replies(session, at, replies)
+        return marked
+    open_ids = set(await session.scalars(_unsent_query(False), {"ids": [item.id for item, _ in sent]}))
     todo = [(item, ext) for item, ext in sent if item.id in open_ids]
     if not todo:
         return 0
-    if not is_pg(session):
-        await session.execute(_mark_sent(), [{"b_id": item.id, "b_ext": ext, "b_at": at} for item, ext in todo])
-    contacts = []
-    for item, ext in todo:
-        if item.audience == "event":
-            continue  # a webhook delivery is an event, not a contact
-        internal = item.audience == "desk"  # messages to agents are logged, but are not the customer's conversation
-        contacts.append(
-            {
-                "channel": item.channel,
-                "external_id": ext,
-                "direction": "out",
-                "author": item.author,
-                "address": item.recipient,
-                "customer_id": None if internal else item.customer_id,
-                "agent_id": item.agent_id,
-                "ticket_id": None if internal else item.ticket_id,
-                "text": item.text,
-                "subject": item.subject or None,
-                "attachments": [],
-                "created_at": at,
-                "logged_at": at,
-                "thread_ref": item.reply_to or None,
-                "truncated": False,
-                "desk": internal,
-            }
-        )
-    if any(reply_rollup.is_reply(c) for c in contacts):  # which replies were logged now: the rollup counts them
+    await session.execute(_mark_sent(), [{"b_id": item.id, "b_ext": ext, "b_at": at} for item, ext in todo])
+    contacts = [_outbound_contact(item, ext, at) for item, ext in todo if item.audience != "event"]
+    if contacts:  # which replies were logged now: the rollup counts them
         stmt = insert_ignoring_conflicts(session, Contact, reply_rollup.KEY_COLUMNS)
         reply_rollup.logged(session, contacts, {tuple(r) for r in await session.execute(stmt, contacts)})
-    elif contacts:
-        await session.execute(insert_ignoring_conflicts(session, Contact), contacts)
     return len(todo)
+
+
+def _outbound_contact(item: Reply, external_id: str, at: datetime) -> dict[str, Any]:
+    """The contact a delivered item is logged as (a webhook delivery is an event, not a contact; a message to
+    agents is logged as desk traffic, not as the customer's conversation)."""
+    internal = item.audience == "desk"
+    return {
+        "channel": item.channel,
+        "external_id": external_id,
+        "direction": "out",
+        "author": item.author,
+        "address": item.recipient,
+        "customer_id": None if internal else item.customer_id,
+        "agent_id": item.agent_id,
+        "ticket_id": None if internal else item.ticket_id,
+        "text": item.text,
+        "subject": item.subject or None,
+        "attachments": [],
+        "created_at": at,
+        "logged_at": at,
+        "thread_ref": item.reply_to or None,
+        "truncated": False,
+        "desk": internal,
+    }

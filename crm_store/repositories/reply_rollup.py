@@ -64,6 +64,11 @@ def logged(session: AsyncSession, rows: Iterable[Mapping[str, Any]], inserted: C
     _count(session, found)
 
 
+def count_replies(session: AsyncSession, at: datetime, per_agent: Mapping[int, int]) -> None:
+    """Count replies logged now by SQL alone (`outbox.mark_sent_many` on PostgreSQL): {agent: how many}."""
+    _count(session, [(at, agent_id) for agent_id, n in per_agent.items() for _ in range(n)])
+
+
 def write_counts(conn: Connection, counts: Mapping[tuple[date, int], int], *, empty: bool = False) -> None:
     """Add the counts ({(day, agent): n}) to agent_reply_days: an upsert per 500 rows in key order, (agent, day)
     (into an `empty` table, a plain bulk insert)."""
