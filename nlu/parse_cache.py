@@ -9,6 +9,7 @@ key; the cache holds at most `size` results, the least recently used go first.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Protocol
@@ -33,6 +34,7 @@ class ParseCache:
         self.parser = parser
         self.size = max(size, 0)
         self._results: OrderedDict[str, NluResult] = OrderedDict()
+        self._lock = threading.Lock()  # a batch is primed in a thread while the event loop may parse
         self.hits = 0
         self.misses = 0
 
@@ -41,28 +43,34 @@ class ParseCache:
 
     def prime(self, texts: Iterable[str]) -> int:
         """Classify, in one call, the distinct texts not remembered; returns how many were classified."""
-        todo = list(dict.fromkeys(t for t in texts if len(t) <= MAX_KEY_CHARS and t not in self._results))
+        with self._lock:
+            todo = list(dict.fromkeys(t for t in texts if len(t) <= MAX_KEY_CHARS and t not in self._results))
         if not todo or not self.size:
             return 0
         todo = todo[-self.size :]  # more than the cache holds: the last ones are the next to be asked for
-        for text, result in zip(todo, self.parser.parse_many(todo), strict=True):
-            self._remember(text, result)
+        results = self.parser.parse_many(todo)
+        with self._lock:
+            for text, result in zip(todo, results, strict=True):
+                self._remember(text, result)
         return len(todo)
 
     def parse(self, text: str) -> NluResult:
-        found = self._results.get(text)
-        if found is not None:
-            self._results.move_to_end(text)
-            self.hits += 1
-            return found
-        self.misses += 1
+        with self._lock:
+            found = self._results.get(text)
+            if found is not None:
+                self._results.move_to_end(text)
+                self.hits += 1
+                return found
+            self.misses += 1
         result = self.parser.parse(text)
         if len(text) <= MAX_KEY_CHARS:
-            self._remember(text, result)
+            with self._lock:
+                self._remember(text, result)
         return result
 
     def clear(self) -> None:
-        self._results.clear()
+        with self._lock:
+            self._results.clear()
 
     def _remember(self, text: str, result: NluResult) -> None:
         if not self.size:
