@@ -205,18 +205,19 @@ class Dispatcher:
             updates = ctx.changed_contacts()
             if updates:
                 await contacts_repo.update_contacts(session, updates)
-            leased = self._lease(ctx)
-            added = await outbox_repo.enqueue(session, ctx.outbox) if ctx.outbox else {}
+            rows = ctx.rows_to_write()
+            leased = self._lease(rows, ctx.now)
+            added = await outbox_repo.enqueue(session, rows) if rows else {}
         if ctx.outbox:
             self.on_outbox(_written_now(leased, added))
         return results
 
-    def _lease(self, ctx: BatchContext) -> list[dict]:
+    def _lease(self, rows: list[dict], now: datetime) -> list[dict]:
         """Replies this process can send are leased to its outbox worker as they are written: handed over after
         the commit, they go out without a claiming transaction (and after the lease, by anyone, if we die)."""
         leased = []
-        for row in ctx.outbox:
-            lease = self.lease_for(row["channel"], ctx.now)
+        for row in rows:
+            lease = self.lease_for(row["channel"], now)
             if lease is not None:
                 row.update(lease, attempts=1)
                 leased.append(row)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.assistant.responder import Responder
 from bot.core.messages import Button, InboundMessage
+from bot.core.notice_digest import WaitingNotice, merge_waiting
 from bot.routing.policy import AgentState, RoutingPolicy
 from bot.settings import Settings
 from channels.base import section_of, traits_of
@@ -56,6 +57,8 @@ class BatchContext:
     """(ticket, channel) → the conversation's message ids there, oldest first, loaded for the batch at once."""
     followup_events: tickets_repo.EventKinds | None = None
     """The batch's tickets' events that decide whether a follow-up is acknowledged, loaded at once."""
+    waiting_notices: list[WaitingNotice] = field(default_factory=list)
+    """Announcements of waiting tickets in `outbox`, merged per agent before it is written (`rows_to_write`)."""
     _agents: dict[int, AgentState] | None = None
     _addresses: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
 
@@ -91,6 +94,11 @@ class BatchContext:
             from dataclasses import replace
 
             agents[state.id] = replace(state, open_tickets=max(0, state.open_tickets + delta))
+
+    def rows_to_write(self) -> list[dict[str, Any]]:
+        """The outbox rows, each agent's several waiting-ticket announcements merged into one digest."""
+        merge_waiting(self.outbox, self.waiting_notices)
+        return self.outbox
 
     def queue_message(self, **fields: Any) -> dict[str, Any]:
         """Add one outbox row (see `outbox_row`), sent after this transaction commits."""
@@ -252,8 +260,10 @@ async def notify_agents(
     ticket_id: int | None = None,
     customer_id: int | None = None,
     buttons: tuple[Button, ...] = (),
+    waiting: tuple[str, str] | None = None,
 ) -> int:
-    """Tell agents something on their preferred channel; returns how many were reachable."""
+    """Tell agents something on their preferred channel; returns how many were reachable. An announcement of a
+    ticket `waiting` in a queue ((queue, the ticket in one line)) may end up in a digest (`merge_waiting`)."""
     if not agent_ids:
         return 0
     addresses = await ctx.agent_addresses(agent_ids)
@@ -262,7 +272,7 @@ async def notify_agents(
         where = preferred_address(addresses.get(aid, []))
         if where is None:
             continue
-        ctx.queue_message(
+        row = ctx.queue_message(
             key=f"{key}:a{aid}",
             channel=where[0],
             recipient=where[1],
@@ -274,5 +284,7 @@ async def notify_agents(
             agent_id=aid,
             buttons=buttons,
         )
+        if waiting is not None and ticket_id is not None:
+            ctx.waiting_notices.append(WaitingNotice(row, waiting[0], waiting[1], ticket_id))
         sent += 1
     return sent

@@ -35,6 +35,9 @@ class AgentNotice:
     text: str
     key: str
     buttons: tuple[Button, ...] = ()
+    waiting: tuple[str, str] | None = None
+    """(queue, the ticket in one line) when this announces a ticket waiting in a queue: an agent's several such
+    announcements of one transaction become one digest (`bot.core.notice_digest`)."""
 
 
 @dataclass(frozen=True, slots=True)

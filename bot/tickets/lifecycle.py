@@ -75,7 +75,9 @@ def route(
     )
     everyone = (Button("Take", f"/take {ticket.id}"), Button("Close", f"/close {ticket.id}"),
                 Button("History", f"/history T-{ticket.id}"))
-    d.notices.append(AgentNotice(targets, notice, "notify", everyone[1:] if assignee else everyone))
+    waiting = None if assignee else (routed.queue, f"T-{ticket.id} · {tier} · {channel} · {customer_name}: "
+                                                   f"{subject_of(text)[:80]}")
+    d.notices.append(AgentNotice(targets, notice, "notify", everyone[1:] if assignee else everyone, waiting))
     held = f"\nAssigned to {assignee_name or 'an agent'}" if assignee else ""
     d.forum.append(ForumPost(notice + held, "forum", customer_name, tier, everyone[1:] if assignee else everyone))
     if ack:

@@ -39,6 +39,6 @@ async def finish(ctx: BatchContext) -> None:
     updates = ctx.changed_contacts()
     if updates:
         await contacts_repo.update_contacts(ctx.session, updates)
-    if ctx.outbox:
-        await outbox_repo.enqueue(ctx.session, ctx.outbox)
+    if rows := ctx.rows_to_write():
+        await outbox_repo.enqueue(ctx.session, rows)
         ctx.outbox.clear()

@@ -63,7 +63,8 @@ async def apply(
         await ctx.note_assignment(agent_id, delta)
     for notice in decision.notices:
         await notify_agents(ctx, list(notice.agent_ids), notice.text, key=f"{cause}:{notice.key}",
-                            ticket_id=ticket.id, customer_id=ticket.customer_id, buttons=notice.buttons)
+                            ticket_id=ticket.id, customer_id=ticket.customer_id, buttons=notice.buttons,
+                            waiting=notice.waiting)
     for post in decision.forum:
         post_to_forum(ctx, ticket, post.text, key=f"{cause}:{post.key}", customer_name=post.customer_name,
                       tier=post.tier, buttons=post.buttons, close_topic=post.close_topic)
