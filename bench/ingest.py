@@ -18,7 +18,9 @@ as sent inside the window. The baseline is plain batched INSERTs of the same dis
 tickets, no NLU), timed right before and right after each round on the same database; ratio = stored msgs/s ÷
 the mean of the two. A second baseline (`ingest_rows`) inserts copies of every row the round wrote (contacts
 both ways, outbox rows, tickets and their events) the same plain way: ratio_same_rows compares the service with
-the cost of writing what it must write. Shared machines change speed from one minute to the next: the median
+the cost of writing what it must write. The NLU alone (`ingest_nlu`: the same messages classified as the
+dispatcher does, nothing else) is printed beside the plain-insert baseline: no service that classifies every
+message stores faster than that. Shared machines change speed from one minute to the next: the median
 round is reported, with every round's ratios.
 
 Direct mode (`tierdesk run` with `dispatch.ingest = "direct"`): all messages offered at once, `--in-flight` of
@@ -46,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.ingest_nlu import nlu_alone
 from bench.ingest_rows import same_rows
 from bench.pg import databases, pg_url
 from bot.app import App, freeze_startup_heap
@@ -309,6 +312,11 @@ def print_result(label: str, r: dict) -> None:
         f"{'':>18}  baseline inserting copies of every row the round wrote {r['same_rows_msgs_per_s']:.0f} msgs/s "
         f"→ ratio {r['ratio_same_rows']:.3f} (rounds {', '.join(f'{x:.3f}' for x in r['round_ratios_same_rows'])})"
     )
+    if "nlu_alone_msgs_per_s" in r:
+        print(
+            f"{'':>18}  the NLU alone classifies {r['nlu_alone_msgs_per_s']:.0f} msgs/s "
+            f"= {r['nlu_alone_msgs_per_s'] / r['baseline_rows_per_s']:.2f} × the plain-insert baseline"
+        )
     if "worker_rss_mb" in r:
         print(
             f"{'':>18}  worker RSS after start {r['worker_rss_start_mb']} MB, after the burst "
@@ -359,6 +367,9 @@ async def main() -> None:
         msgs = make_messages(args.n, args.customers, args.repeats, questions, faq_share=args.faq_share)
         for kind in await databases(args.db):
             results[kind] = median_round([await direct_round(kind, msgs, args, n) for n in range(args.rounds)])
+    nlu = nlu_alone(bench_settings("sqlite+aiosqlite://", None, args.model_dir), msgs)
+    for r in results.values():
+        r["nlu_alone_msgs_per_s"] = nlu
     if args.json:
         print(json.dumps(results))
         return
