@@ -28,6 +28,7 @@ from bot.core.messages import Button, Deliver, DeliveryError, OutboundMessage
 from channels.base import cancel_and_wait
 from channels.send_limits import SendLimits
 from channels.telegram.embed import feed_update, fetch_bot_username
+from channels.telegram.pages import feed_page
 from channels.telegram.sender import RateLimiter, SendPolicy, TelegramSender
 from channels.telegram.traits import CLOSE_TOPIC, FORUM_TICKET, THREAD, TOPIC_TITLE, TelegramTraits
 
@@ -141,7 +142,7 @@ class TelegramChannel(TelegramTraits):
         return body
 
     async def _poll(self, deliver: Deliver) -> None:
-        """Long polling: each update is delivered (retried until stored) before the offset moves past it."""
+        """Long polling: a page's updates are delivered (retried until stored) before the offset moves past them."""
         async with aiohttp.ClientSession() as http:
             while True:
                 try:
@@ -155,15 +156,16 @@ class TelegramChannel(TelegramTraits):
                     log.warning("telegram: getUpdates refused: %s %s", body.get("error_code"), body.get("description"))
                     await asyncio.sleep(float(retry_after or self.poll_backoff_s))
                     continue
-                updates = body.get("result")
-                for update in updates if isinstance(updates, list) else []:
-                    update_id = update.get("update_id") if isinstance(update, dict) else None
-                    if not isinstance(update_id, int):
+                page = []
+                for update in body.get("result") if isinstance(body.get("result"), list) else []:
+                    if isinstance(update, dict) and isinstance(update.get("update_id"), int):
+                        page.append(update)
+                    else:
                         log.warning("telegram: getUpdates returned an entry without update_id; skipped")
-                        continue
-                    await feed_update(update, deliver, bot_username=self.bot_username,
-                                      answer_callback=self.sender.answer_callback, attempts=None)
-                    self._offset = update_id + 1
+                if page:  # stored as one batch, each chat in order (`feed_page`); then the offset moves past it
+                    await feed_page(page, deliver, bot_username=self.bot_username,
+                                    answer_callback=self.sender.answer_callback)
+                    self._offset = max(u["update_id"] for u in page) + 1
 
     async def _confirm_offset(self) -> None:
         """Tell Telegram what was delivered before stopping, so a restart does not fetch it again."""

@@ -70,13 +70,18 @@ async def feed_update(
     if message is None:
         return None
     await deliver_until_stored(deliver, message, attempts=attempts)
+    await answer_press(message, answer_callback)
+    return message
+
+
+async def answer_press(message: InboundMessage, answer_callback: AnswerCallback | None) -> None:
+    """A button press is answered (the client's spinner stops) once it is stored."""
     query_id = message.meta_value("callback_query_id")
     if query_id and answer_callback is not None:
         try:
             await answer_callback(query_id)
         except Exception as exc:  # the spinner stops by itself; the press is already stored
             log.info("telegram: could not answer callback %s: %s", query_id, exc)
-    return message
 
 
 async def fetch_bot_username(bot: Bot) -> str:
