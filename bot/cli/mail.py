@@ -54,14 +54,19 @@ def import_mail(
 ) -> None:
     """Log every message as a contact, threaded into tickets; importing twice changes nothing."""
     console = Console(stderr=as_json)
-    logging.getLogger("channels.email").setLevel(logging.ERROR)  # rejections are listed in the summary
     settings = get_settings()
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=console, transient=True, disable=as_json or not console.is_terminal,
     )
-    with progress:
-        summary = asyncio.run(run_import(settings, list(paths), progress=progress))
+    mail_log = logging.getLogger("channels.email")
+    level = mail_log.level
+    mail_log.setLevel(logging.ERROR)  # rejections are listed in the summary
+    try:
+        with progress:
+            summary = asyncio.run(run_import(settings, list(paths), progress=progress))
+    finally:  # run in-process (tests, an embedding app), the email channel's warnings come back afterwards
+        mail_log.setLevel(level)
     if as_json:
         print(json.dumps(summary.as_dict(), ensure_ascii=False))
     else:
