@@ -190,11 +190,7 @@ class App:
         if not self.started:
             return
         self.started = False
-        for channel in self.registry:
-            try:
-                await channel.stop()
-            except Exception:
-                log.exception("stopping channel %s failed", channel.name)
+        await self._stop_channels()
         self._stopping.set()  # background jobs and the stream consumer finish their current step
         _done, pending = await asyncio.wait(self._tasks, timeout=5) if self._tasks else (set(), set())
         for task in pending:
@@ -202,11 +198,20 @@ class App:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.dispatcher.stop()
         await self.outbox.stop()
+        await self._stop_channels()  # again: a client the outbox's last sends opened after the first stop is closed
         if self.redis is not None:
             await self.redis.aclose()
             await self.redis.connection_pool.disconnect()
         if self.engine is not None:
             await self.engine.dispose()
+
+    async def _stop_channels(self) -> None:
+        """Every channel stops receiving and releases its connections (stopping twice is harmless)."""
+        for channel in self.registry:
+            try:
+                await channel.stop()
+            except Exception:
+                log.exception("stopping channel %s failed", channel.name)
 
     def health(self) -> dict[str, bool | str]:
         """What `/readyz` reports: True when a part runs, False or the reason when it does not."""

@@ -36,7 +36,8 @@ class Channel(Protocol):
         """Begin receiving; every message received is handed to `deliver` (awaiting it = stored)."""
 
     async def stop(self) -> None:
-        """Stop receiving and release connections."""
+        """Stop receiving and release connections. Called again once the outbox has drained (its last sends may
+        have opened a client again), so a second call must be harmless."""
 
     async def send(self, message: OutboundMessage) -> str:
         """Deliver one message; return the external id the channel gave it. Raise `DeliveryError` on failure."""
