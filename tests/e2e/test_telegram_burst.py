@@ -75,6 +75,11 @@ async def test_a_page_of_updates_is_one_batch_and_one_digest_per_agent(desk):
         assert re.findall(r"^T-(\d+) · ", digest["text"], re.M) == [str(t) for t in waiting]
         digests[agent] = digest
 
+    # A digest is about several tickets: a reply to it is sent to no customer, and the agent is told how to answer
+    api.user_message(api.user(VIC, "Vic"), "on it", reply_to=digests[VIC]["message_id"])
+    await api.wait_for(lambda: any("/reply <ticket>" in t for t in api.texts_to(VIC)), 8.0)
+    assert not any("on it" in t for uid in CUSTOMERS for t in api.texts_to(uid))
+
     api.press_button(api.user(ANA, "Ana"), digests[ANA], f"/take {waiting[0]}")
     await api.wait_for(lambda: any(f"T-{waiting[0]} is yours" in t for t in api.texts_to(ANA)), 8.0)
     async with app.sessions() as s:
