@@ -40,14 +40,14 @@ def utc_date(dialect_name: str, column: Any) -> Any:
 
 
 def adding_upserts(dialect_name: str, table: Any, rows: list[dict[str, Any]], counters: Sequence[str],
-                   size: int = 300) -> list[Any]:
+                   size: int = 256) -> list[Any]:
     """Statements that add `rows`' counters to the rows of `table` with their primary key (inserting the missing
     ones), `size` rows each: how every writer-kept rollup adds to its counts. Give the rows in key order, so two
     writers take their row locks in the same order."""
     upsert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
     keys = [c.name for c in table.primary_key.columns]
     out = []
-    for part in chunks(rows, size):
+    for part in row_chunks(rows, size):
         stmt = upsert(table).values(part)
         out.append(stmt.on_conflict_do_update(
             index_elements=keys, set_={c: table.c[c] + stmt.excluded[c] for c in counters}
@@ -97,6 +97,22 @@ def chunks(items: list[Any], size: int = 500) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def row_chunks(rows: list[Any], largest: int = 256) -> list[list[Any]]:
+    """Rows for multi-row statements in a few fixed counts (powers of two up to `largest`: 200 rows are 128 + 64
+    + 8). Each row count is another statement text, and the driver keeps a prepared statement per text and
+    connection: with any count allowed, that cache grew with every count seen (megabytes of SQL and parameter
+    metadata in a long-running worker, and a server-side prepare for each new one)."""
+    if largest & (largest - 1):
+        raise ValueError("largest must be a power of two")
+    out, i, size = [], 0, largest
+    while i < len(rows):
+        while size > len(rows) - i:
+            size //= 2
+        out.append(rows[i : i + size])
+        i += size
+    return out
+
+
 async def insert_returning_ids(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> list[int]:
     """Insert rows in few statements and return their new ids, in the order given.
 
@@ -109,7 +125,7 @@ async def insert_returning_ids(session: AsyncSession, model: Any, rows: list[dic
     table = getattr(model, "__table__", model)
     if is_pg(session) or len(rows) == 1:  # one row's RETURNING has no order to doubt
         ids: list[int] = []
-        for part in chunks(rows, 1000):
+        for part in row_chunks(rows, 512):
             result = await session.execute(_insert_returning(table), part)
             ids.extend(result.scalars().all())
         return ids

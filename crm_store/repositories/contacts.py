@@ -26,6 +26,7 @@ from crm_store.repositories._sql import (
     is_pg,
     keys_clause,
     keys_params,
+    row_chunks,
 )
 
 Key = tuple[str, str, str]  # (channel, external_id, direction)
@@ -39,7 +40,7 @@ async def insert_contacts(session: AsyncSession, rows: list[dict[str, Any]]) -> 
     """
     inserted: dict[Key, int] = {}
     stmt = insert_ignoring_conflicts(session, Contact, ("id", "channel", "external_id", "direction"))
-    for part in chunks(rows, 300):
+    for part in row_chunks(rows):
         for cid, ch, ext, direction in await session.execute(stmt, part):
             inserted[(ch, ext, direction)] = cid
     reply_rollup.logged(session, rows, inserted)

@@ -20,6 +20,7 @@ from crm_store.repositories._sql import (
     is_pg,
     keys_clause,
     keys_params,
+    row_chunks,
 )
 
 Pair = tuple[str, str]  # (channel, address)
@@ -110,7 +111,7 @@ async def resolve_customers(
         {"customer_id": cid, "channel": p[0], "address": p[1], "display_name": (pairs[p] or "")[:255], "created_at": at}
         for p, cid in zip(missing, new_ids, strict=True)
     ]
-    for part in chunks(ident_rows, 500):
+    for part in row_chunks(ident_rows):
         result = await session.execute(
             insert_ignoring_conflicts(session, Identity, ("channel", "address")), part
         )

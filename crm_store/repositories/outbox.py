@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Contact, OutboxItem, Ticket, UtcDateTime, now
 from crm_store.repositories import reply_rollup
-from crm_store.repositories._sql import chunks, dialect, in_values, insert_ignoring_conflicts, is_pg
+from crm_store.repositories._sql import chunks, dialect, in_values, insert_ignoring_conflicts, is_pg, row_chunks
 
 
 @dataclass(slots=True)
@@ -58,7 +58,7 @@ async def enqueue(session: AsyncSession, items: list[dict[str, Any]]) -> dict[st
     Returns the id of each row added now, by idempotency key."""
     added: dict[str, int] = {}
     stmt = insert_ignoring_conflicts(session, OutboxItem, ("id", "idempotency_key"))
-    for part in chunks(items, 300):
+    for part in row_chunks(items):
         for item_id, key in await session.execute(stmt, part):
             added[key] = item_id
     return added

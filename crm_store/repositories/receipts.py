@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.models import Contact, OutboxItem
 from crm_store.receipts import DeliveryReceipt
-from crm_store.repositories._sql import chunks, insert_ignoring_conflicts
+from crm_store.repositories._sql import chunks, insert_ignoring_conflicts, row_chunks
 
 
 async def record_receipts(
@@ -35,7 +35,7 @@ async def record_receipts(
     ]
     stmt = insert_ignoring_conflicts(session, DeliveryReceipt, ("external_id", "status"))
     new: set[tuple[str, str]] = set()
-    for part in chunks(rows, 300):
+    for part in row_chunks(rows):
         new.update((ext, status) for ext, status in await session.execute(stmt, part))
     fresh, seen = [], set()
     for row in rows:

@@ -70,7 +70,7 @@ def count_replies(session: AsyncSession, at: datetime, per_agent: Mapping[int, i
 
 
 def write_counts(conn: Connection, counts: Mapping[tuple[date, int], int], *, empty: bool = False) -> None:
-    """Add the counts ({(day, agent): n}) to agent_reply_days: an upsert per 500 rows in key order, (agent, day)
+    """Add the counts ({(day, agent): n}) to agent_reply_days: an upsert per 512 rows at most in key order, (agent, day)
     (into an `empty` table, a plain bulk insert)."""
     rows = [{"agent_id": a, "day": d, "replies": n} for a, d, n in sorted((a, d, n) for (d, a), n in counts.items())
             if n]
@@ -79,7 +79,7 @@ def write_counts(conn: Connection, counts: Mapping[tuple[date, int], int], *, em
     if empty:
         conn.execute(agent_reply_days.insert(), rows)
         return
-    for stmt in adding_upserts(conn.dialect.name, agent_reply_days, rows, ["replies"], size=500):
+    for stmt in adding_upserts(conn.dialect.name, agent_reply_days, rows, ["replies"], size=512):
         conn.execute(stmt)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from crm_store.errors import NotFound
 from crm_store.models import Contact, Note, Ticket, TicketEvent, now
-from crm_store.repositories._sql import chunks, dialect, in_values, is_pg, next_id
+from crm_store.repositories._sql import chunks, dialect, in_values, is_pg, next_id, row_chunks
 
 ACTIVE = ("open", "pending")
 
@@ -72,7 +72,7 @@ async def tickets_by_ids(session: AsyncSession, ids: Iterable[int]) -> dict[int,
 
 
 async def open_tickets(session: AsyncSession, rows: list[dict[str, Any]]) -> list[Ticket]:
-    """Open many tickets with one flush; returns them, in order, as live objects of the session."""
+    """Open many tickets in a few flushes; returns them, in order, as live objects of the session."""
     tickets = [Ticket(**row) for row in rows]
     if dialect(session) == "sqlite" and len(tickets) > 1:
         # SQLite's flush inserts row by row to learn each id; for several, assign them under the write lock
@@ -81,7 +81,8 @@ async def open_tickets(session: AsyncSession, rows: list[dict[str, Any]]) -> lis
         for i, ticket in enumerate(tickets):
             ticket.id = start + i
     session.add_all(tickets)
-    await session.flush(tickets)
+    for part in row_chunks(tickets):  # a few statement texts, however many tickets a batch opens
+        await session.flush(part)
     return tickets
 
 
