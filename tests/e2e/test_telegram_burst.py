@@ -10,13 +10,11 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.settings import DispatchSettings, NluSettings, OutboxSettings, Settings
-from channels.telegram import RateLimiter, TelegramChannel
 from crm_store.models import Contact, Ticket
 from crm_store.repositories import agents as agents_repo
 from tests.e2e.botapi_server import BotApiServer
+from tests.e2e.polling import polling_channel, polling_settings
 
-FAST = RateLimiter(per_chat=1000, overall=1000, chat_burst=1000, overall_burst=1000)
 ANA, VIC = 9001, 9002
 CUSTOMERS = list(range(5001, 5007))
 
@@ -24,14 +22,8 @@ CUSTOMERS = list(range(5001, 5007))
 @pytest.fixture
 async def desk(db):
     async with BotApiServer() as api:
-        settings = Settings(
-            database_url=db.url,
-            database_schema=db.schema,
-            nlu=NluSettings(enabled=False),
-            outbox=OutboxSettings(backoff_base_s=0.0, poll_interval_s=0.05),
-            dispatch=DispatchSettings(batch_wait_ms=1.0),
-        )
-        telegram = TelegramChannel(api.token, api_server=api.base_url, polling_timeout=1, limiter=FAST)
+        settings = polling_settings(db.url, db.schema)
+        telegram = polling_channel(api)
         app = App(settings, channels=[telegram])
         await app.start()
         async with app.sessions() as s, s.begin():

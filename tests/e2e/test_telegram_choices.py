@@ -14,28 +14,20 @@ from bot.app import App
 from bot.assistant.faq import FaqResponder
 from bot.core.messages import utcnow
 from bot.routing.sla_worker import clarify_expiry_pass
-from bot.settings import DispatchSettings, NluSettings, OutboxSettings, Settings
-from channels.telegram import RateLimiter, TelegramChannel
 from crm_store.clarifications import Clarification
 from crm_store.models import Contact
 from tests.bot.test_clarify_flow import RESPONSES, ScriptedClassifier
 from tests.e2e.botapi_server import BotApiServer
+from tests.e2e.polling import polling_channel, polling_settings
 
-FAST = RateLimiter(per_chat=1000, overall=1000, chat_burst=1000, overall_burst=1000)
 LI = 5301
 
 
 @pytest.fixture
 async def shop(db):
     async with BotApiServer() as api:
-        settings = Settings(
-            database_url=db.url,
-            database_schema=db.schema,
-            nlu=NluSettings(enabled=False),
-            outbox=OutboxSettings(backoff_base_s=0.0, poll_interval_s=0.05),
-            dispatch=DispatchSettings(batch_wait_ms=1.0),
-        )
-        telegram = TelegramChannel(api.token, api_server=api.base_url, polling_timeout=1, limiter=FAST)
+        settings = polling_settings(db.url, db.schema)
+        telegram = polling_channel(api)
         app = App(settings, channels=[telegram], responder=FaqResponder(ScriptedClassifier(), RESPONSES))
         await app.start()
         try:

@@ -11,15 +11,13 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.app import App
-from bot.settings import DispatchSettings, NluSettings, OutboxSettings, Settings
 from channels.memory import MemoryChannel
-from channels.telegram import RateLimiter, TelegramChannel
 from crm_store.models import Customer, Ticket, TicketEvent
 from crm_store.repositories import agents as agents_repo
 from crm_store.repositories import canned as canned_repo
 from tests.e2e.botapi_files import FileBotApiServer
+from tests.e2e.polling import polling_channel, polling_settings
 
-FAST = RateLimiter(per_chat=1000, overall=1000, chat_burst=1000, overall_burst=1000)
 ANA, VIC, SAM = 9001, 9002, 9100  # agent (all tiers), agent (VIP only), supervisor
 MEI, BOB = 5001, 5002
 NAMES = {ANA: "Ana", VIC: "Vic", SAM: "Sam", MEI: "Mei", BOB: "Bob"}
@@ -86,14 +84,8 @@ def ticket_of(message: dict) -> int:
 @pytest.fixture
 async def day(db):
     async with FileBotApiServer() as api:
-        settings = Settings(
-            database_url=db.url,
-            database_schema=db.schema,
-            nlu=NluSettings(enabled=False),
-            outbox=OutboxSettings(backoff_base_s=0.0, poll_interval_s=0.05),
-            dispatch=DispatchSettings(batch_wait_ms=1.0),
-        )
-        telegram = TelegramChannel(api.token, api_server=api.base_url, polling_timeout=1, limiter=FAST)
+        settings = polling_settings(db.url, db.schema)
+        telegram = polling_channel(api)
         email = MemoryChannel("email")
         app = App(settings, channels=[telegram, email])
         await app.start()

@@ -10,15 +10,13 @@ import pytest
 
 from bot.app import App
 from bot.assistant.texts import say
-from bot.settings import DispatchSettings, NluSettings, OutboxSettings, Settings
 from channels.memory import MemoryChannel
-from channels.telegram import RateLimiter, TelegramChannel
 from channels.webchat.channel import visitor_name
 from crm_store.models import Ticket
 from crm_store.repositories import agents as agents_repo
 from tests.e2e.botapi_server import BotApiServer
+from tests.e2e.polling import polling_channel, polling_settings
 
-FAST = RateLimiter(per_chat=1000, overall=1000, chat_burst=1000, overall_burst=1000)
 ANA = 9001
 FIRST, SECOND = "v" + "1a" * 16, "v" + "2b" * 16
 
@@ -26,14 +24,8 @@ FIRST, SECOND = "v" + "1a" * 16, "v" + "2b" * 16
 @pytest.fixture
 async def desk(db):
     async with BotApiServer() as api:
-        settings = Settings(
-            database_url=db.url,
-            database_schema=db.schema,
-            nlu=NluSettings(enabled=False),
-            outbox=OutboxSettings(backoff_base_s=0.0, poll_interval_s=0.05),
-            dispatch=DispatchSettings(batch_wait_ms=1.0),
-        )
-        telegram = TelegramChannel(api.token, api_server=api.base_url, polling_timeout=1, limiter=FAST)
+        settings = polling_settings(db.url, db.schema)
+        telegram = polling_channel(api)
         webchat = MemoryChannel("webchat")
         app = App(settings, channels=[telegram, webchat])
         await app.start()

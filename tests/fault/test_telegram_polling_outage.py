@@ -12,41 +12,23 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.settings import DispatchSettings, NluSettings, OutboxSettings, Settings
-from channels.telegram import RateLimiter, TelegramChannel
 from crm_store.engine import upgrade
 from crm_store.models import Contact
 from tests.e2e.botapi_server import BotApiServer
+from tests.e2e.polling import polling_channel, polling_settings
 from tests.fault.test_intake_redis import until
 
 pytestmark = pytest.mark.timeout(90)
 
-FAST = RateLimiter(per_chat=1000, overall=1000, chat_burst=1000, overall_burst=1000)
 CHATS, EACH, DOWN_S = 5, 4, 3.0
 
 
-class PageWarnings(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-async def test_a_database_outage_under_polling_loses_nothing_and_keeps_each_chat_in_order(private_postgres):
+async def test_a_database_outage_under_polling_loses_nothing_and_keeps_each_chat_in_order(private_postgres, caplog):
     await upgrade(private_postgres.url)
-    settings = Settings(
-        database_url=private_postgres.url,
-        nlu=NluSettings(enabled=False),
-        outbox=OutboxSettings(backoff_base_s=0.0, poll_interval_s=0.05),
-        dispatch=DispatchSettings(batch_wait_ms=1.0),
-    )
-    pages = PageWarnings()
-    logging.getLogger("channels.telegram.pages").addHandler(pages)
+    settings = polling_settings(private_postgres.url)
+    caplog.set_level(logging.WARNING, logger="channels.telegram.pages")
     async with BotApiServer() as api:
-        telegram = TelegramChannel(api.token, api_server=api.base_url, polling_timeout=1, limiter=FAST)
-        app = await App(settings, channels=[telegram]).start()
+        app = await App(settings, channels=[polling_channel(api)]).start()
         try:
             await asyncio.to_thread(private_postgres.stop)
             users = [api.user(7000 + c, f"Chat {c}") for c in range(CHATS)]
@@ -71,8 +53,8 @@ async def test_a_database_outage_under_polling_loses_nothing_and_keeps_each_chat
             await until(lambda: _confirmed(api), 10)  # the next getUpdates confirms the stored page
         finally:
             await app.stop()
-            logging.getLogger("channels.telegram.pages").removeHandler(pages)
-    said = [r.getMessage() for r in pages.records]  # every chat's first failed, the rest waited behind it
+    # every chat's first update failed, the rest waited behind it: one line for the page
+    said = [r.getMessage() for r in caplog.records if r.name == "channels.telegram.pages"]
     assert len(said) == 1 and said[0].startswith(f"telegram: {CHATS * EACH} of {CHATS * EACH} updates not stored"), said
 
 

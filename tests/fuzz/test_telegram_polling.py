@@ -10,16 +10,14 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.settings import DispatchSettings, NluSettings, OutboxSettings, Settings
-from channels.telegram import RateLimiter, TelegramChannel
 from channels.telegram.updates import update_to_inbound
 from crm_store.models import Contact
 from tests.e2e.botapi_server import BotApiServer
+from tests.e2e.polling import polling_channel, polling_settings
 from tests.fuzz.nasty import collect, json_safe, json_value, mutated
 from tests.fuzz.telegram_updates import TEMPLATES
 
 POISON = 300
-FAST = RateLimiter(per_chat=1000, overall=1000, chat_burst=1000, overall_burst=1000)
 # The server numbers the updates itself (its own bookkeeping needs integer ids), so the bodies are broken below it.
 BODIES = [{k: v for k, v in t.items() if k != "update_id"} for t in TEMPLATES]
 
@@ -45,12 +43,8 @@ def poison_bodies(count: int) -> list[dict]:
 @pytest.fixture
 async def polled(db):
     async with BotApiServer() as api:
-        settings = Settings(
-            database_url=db.url, database_schema=db.schema, nlu=NluSettings(enabled=False),
-            outbox=OutboxSettings(backoff_base_s=0.0, poll_interval_s=0.05),
-            dispatch=DispatchSettings(batch_wait_ms=1.0),
-        )
-        telegram = TelegramChannel(api.token, api_server=api.base_url, polling_timeout=1, limiter=FAST)
+        settings = polling_settings(db.url, db.schema)
+        telegram = polling_channel(api)
         telegram.poll_backoff_s = 0.05
         app = App(settings, channels=[telegram])
         await app.start()
