@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 
 def holdout(texts: list[str], labels: list[str], fraction: float) -> tuple[list, list, list, list]:
     """A stratified held-out part for calibration (plain random when some class is too small)."""
+    from sklearn.model_selection import train_test_split  # training only (see nlu.linear)
+
     counts: dict[str, int] = {}
     for label in labels:
         counts[label] = counts.get(label, 0) + 1

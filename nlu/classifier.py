@@ -27,23 +27,21 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.pipeline import FeatureUnion
-from sklearn.svm import LinearSVC
 
 from nlu import encoder as encoders
 from nlu.calibration import choose_threshold, fit_temperature, holdout, softmax
 from nlu.chinese import words
 from nlu.entities import EntityExtractor
 from nlu.language import Detected, detect, for_classification
+from nlu.linear import LinearScorer
 from nlu.novelty import CombinedGate, DistanceGate, combined_gate
 from nlu.result import NluResult
 from nlu.text import clean, has_words
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """3: texts are put in Simplified Chinese / Cyrillic, Chinese split into words; 4: an optional sentence encoder
-and distance gate (older models are retrained)."""
+and distance gate; 5: the trained model is kept as `nlu.linear` tables, so loading it needs no scikit-learn
+(older models are retrained)."""
 DEFAULT_OOS_LABEL = "out_of_scope"
 
 
@@ -110,8 +108,8 @@ class IntentClassifier:
     config: ClassifierConfig = field(default_factory=ClassifierConfig)
     oos_label: str = DEFAULT_OOS_LABEL
     entities: EntityExtractor = field(default_factory=EntityExtractor.build)
-    features: FeatureUnion | None = None
-    model: LinearSVC | None = None
+    scorer: LinearScorer | None = None
+    """What training left: vocabularies, idf and weights (scikit-learn is needed to fit, not to answer)."""
     classes: list[str] = field(default_factory=list)
     temperature: float = 1.0
     threshold: float = 0.0
@@ -119,8 +117,6 @@ class IntentClassifier:
     distance: DistanceGate | None = None
     gate: CombinedGate | None = None
     """With an encoder: confidence and distance on one scale, the threshold applies to it."""
-    _fast: list | None = field(default=None, repr=False)
-    """Per-vectorizer (analyzer, vocabulary, idf, offset): one message scored without sklearn's overhead."""
 
     # ---- training -------------------------------------------------------------------------------------------
 
@@ -152,6 +148,11 @@ class IntentClassifier:
         return self
 
     def _fit_model(self, texts: list[str], labels: list[str]) -> None:
+        from scipy import sparse  # training only: a process that just answers never loads these
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.pipeline import FeatureUnion
+        from sklearn.svm import LinearSVC
+
         cfg = self.config
         parts = [("words", TfidfVectorizer(ngram_range=cfg.word_ngrams, sublinear_tf=True))]
         if cfg.char_ngrams is not None:
@@ -159,18 +160,20 @@ class IntentClassifier:
                 analyzer="char_wb", ngram_range=cfg.char_ngrams, sublinear_tf=True, min_df=cfg.char_min_df
             )
             parts.append(("chars", chars))
-        self.features = FeatureUnion(parts)
+        features = FeatureUnion(parts)
         if cfg.chinese_words:
             words("预热")  # load the dictionary now, not inside the first Chinese message's turn
         prepared, vectors = self._inputs(texts)
-        matrix = self._joined(self.features.fit_transform(prepared), vectors)
+        matrix = features.fit_transform(prepared)
         if vectors is not None:
+            matrix = sparse.hstack([matrix, sparse.csr_matrix(cfg.encoder_weight * vectors)]).tocsr()
             gold = np.array(labels)
             self.distance = DistanceGate.fit(vectors[gold != self.oos_label], gold[gold != self.oos_label])
         self.uses_oos_class = self.oos_label in set(labels)
         weights = {self.oos_label: cfg.oos_weight} if self.uses_oos_class else None
-        self.model = LinearSVC(C=cfg.c, class_weight=weights).fit(matrix, labels)
-        self.classes = [str(c) for c in self.model.classes_]
+        model = LinearSVC(C=cfg.c, class_weight=weights).fit(matrix, labels)
+        self.classes = [str(c) for c in model.classes_]
+        self.scorer = LinearScorer.from_sklearn(features, model, 0 if vectors is None else vectors.shape[1])
 
     def _calibrate(self, texts: list[str], labels: list[str]) -> None:
         prepared, vectors = self._inputs(texts)
@@ -220,55 +223,18 @@ class IntentClassifier:
     def _embed(self, natural: list[str]) -> np.ndarray | None:
         return encoders.embed(self.config.encoder, natural) if self.config.encoder else None
 
-    def _joined(self, matrix: sparse.spmatrix, vectors: np.ndarray | None) -> sparse.spmatrix:
-        """The model's input: TF-IDF rows, then the weighted embedding when there is an encoder."""
-        if not self.config.encoder:
-            return matrix
-        if vectors is None:
-            raise ValueError("this classifier has a sentence encoder: give the texts' vectors (`_inputs`)")
-        return sparse.hstack([matrix, sparse.csr_matrix(self.config.encoder_weight * vectors)]).tocsr()
-
     def _scores(self, prepared: list[str], vectors: np.ndarray | None = None) -> np.ndarray:
-        if self.model is None or self.features is None:
+        if self.scorer is None:
             raise RuntimeError("the classifier is not trained: call fit() or load() first")
-        scores = self.model.decision_function(self._joined(self.features.transform(prepared), vectors))
-        return scores.reshape(len(prepared), -1) if len(self.classes) > 2 else np.column_stack([-scores, scores])
+        if self.config.encoder and vectors is None:
+            raise ValueError("this classifier has a sentence encoder: give the texts' vectors (`_inputs`)")
+        weighted = None if vectors is None else self.config.encoder_weight * vectors
+        scores = self.scorer.scores(prepared, weighted)
+        return scores if len(self.classes) > 2 else np.column_stack([-scores[:, 0], scores[:, 0]])
 
     def _one_score(self, prepared: str, vector: np.ndarray | None = None) -> np.ndarray:
-        """Same numbers as `_scores([prepared])[0]`, ten times faster: TF-IDF by hand on one message."""
-        if self._fast is None:
-            if self.model is None or self.features is None:
-                raise RuntimeError("the classifier is not trained: call fit() or load() first")
-            fast, offset = [], 0
-            for _, vectorizer in self.features.transformer_list:
-                fast.append((vectorizer.build_analyzer(), vectorizer.vocabulary_, vectorizer.idf_, offset))
-                offset += len(vectorizer.vocabulary_)
-            self._fast = fast
-        columns: list[int] = []
-        values: list[float] = []
-        for analyzer, vocabulary, idf, offset in self._fast:
-            counts: dict[int, int] = {}
-            for gram in analyzer(prepared):
-                index = vocabulary.get(gram)
-                if index is not None:
-                    counts[index] = counts.get(index, 0) + 1
-            if not counts:
-                continue
-            idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-            weights = (np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts))) + 1.0) * idf[idx]
-            weights /= np.sqrt(weights @ weights)
-            columns.extend((idx + offset).tolist())
-            values.extend(weights.tolist())
-        model = self.model
-        if not columns:
-            raw = model.intercept_.astype(np.float64)
-        else:
-            raw = model.coef_[:, np.array(columns)] @ np.array(values) + model.intercept_
-        if self.config.encoder:
-            if vector is None:
-                raise ValueError("this classifier has a sentence encoder: give the message's vector")
-            raw = raw + model.coef_[:, -len(vector) :] @ (self.config.encoder_weight * vector.astype(np.float64))
-        return raw if len(self.classes) > 2 else np.array([-raw[0], raw[0]])
+        """One message's scores (the same numbers as `_scores([prepared])[0]`)."""
+        return self._scores([prepared], None if vector is None else vector[None, :])[0]
 
     def _oos_confidence(self, probs: np.ndarray) -> np.ndarray:
         """P(best in-scope intent) against P(out of scope), or P(best intent) without an OOS class."""
@@ -294,7 +260,7 @@ class IntentClassifier:
         return self._result(probs, self.entities.extract(cleaned), detected, self._distance(vectors))
 
     def parse_many(self, texts: Sequence[str]) -> list[NluResult]:
-        """`parse` for many messages at once: one sparse matrix product instead of one per message."""
+        """`parse` for many messages at once: one gather of weights for the batch instead of one per message."""
         cleaned = [clean(t, self.config.max_chars) for t in texts]
         detected = [detect(c) for c in cleaned]
         results: list[NluResult | None] = [self._early_result(c, d) for c, d in zip(cleaned, detected, strict=True)]
@@ -350,16 +316,12 @@ class IntentClassifier:
 
     def save(self, path: str | Path) -> Path:
         """Write the trained model (joblib, compressed); parent folders are created."""
-        if self.model is None:
+        if self.scorer is None:
             raise RuntimeError("nothing to save: the classifier is not trained")
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(target.suffix + ".tmp")
-        fast, self._fast = self._fast, None  # derived data: rebuilt on first use after load
-        try:
-            joblib.dump({"format": FORMAT_VERSION, "classifier": self}, tmp, compress=3)
-        finally:
-            self._fast = fast
+        joblib.dump({"format": FORMAT_VERSION, "classifier": self}, tmp, compress=3)
         tmp.replace(target)
         return target
 

@@ -58,10 +58,12 @@ def test_ranking_is_sorted_probabilities(starter_classifier) -> None:
     assert result.confidence == pytest.approx(dict(result.ranking)[result.intent])
 
 
-def test_single_message_fast_path_matches_sklearn(starter_classifier) -> None:
-    for text in ["where is my order", "我的订单在哪里", "где мой заказ", "zzz qqq", "a", "订"]:
-        prepared = starter_classifier._prepare(text)
-        assert np.allclose(starter_classifier._one_score(prepared), starter_classifier._scores([prepared])[0])
+def test_one_message_scores_as_in_a_batch(starter_classifier) -> None:
+    texts = ["where is my order", "我的订单在哪里", "где мой заказ", "zzz qqq", "a", "订"]
+    prepared = [starter_classifier._prepare(text) for text in texts]
+    batch = starter_classifier._scores(prepared)
+    for row, one in enumerate(prepared):
+        assert np.allclose(starter_classifier._one_score(one), batch[row])
 
 
 def test_save_and_load_give_the_same_answers(tmp_path: Path, starter_classifier) -> None:
