@@ -12,6 +12,7 @@ decision function); tests/nlu/test_linear.py holds them equal on many texts.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,30 +62,21 @@ class NgramTable:
                 word = f" {word} "
                 for n in range(low, high + 1):
                     last = max(len(word) - n, 0)
-                    grams.extend(word[i : i + n] for i in range(last + 1))
+                    grams += [word[i : i + n] for i in range(last + 1)]
                     if last == 0:  # a word shorter than n counts once
                         break
             return grams
         tokens = re.findall(self.token_pattern, text)
         grams = list(tokens) if low == 1 else []
         for n in range(max(low, 2), min(high, len(tokens)) + 1):
-            grams.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+            grams += [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
         return grams
 
-    def weights(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """(columns, l2-normalised sublinear tf-idf) of the n-grams of `text` this vocabulary knows."""
-        counts: dict[int, int] = {}
-        vocabulary = self.vocabulary
-        for gram in self.grams(text):
-            index = vocabulary.get(gram)
-            if index is not None:
-                counts[index] = counts.get(index, 0) + 1
-        if not counts:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-        idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-        values = (np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts))) + 1.0) * self.idf[idx]
-        values /= np.sqrt(values @ values)
-        return idx + self.offset, values
+    def counts(self, text: str) -> Counter:
+        """How often each known n-gram of `text` occurs, by its column within this table."""
+        counts = Counter(map(self.vocabulary.get, self.grams(text)))
+        counts.pop(None, None)  # n-grams the vocabulary does not know
+        return counts
 
 
 @dataclass(slots=True)
@@ -95,6 +87,8 @@ class LinearScorer:
     weights: np.ndarray
     """(columns, classes): one row per feature, so a message's few columns are one gather."""
     intercept: np.ndarray
+    idf: np.ndarray
+    """Every table's idf, end to end, by column."""
     vector_weights: np.ndarray | None = None
     """(vector size, classes) for a sentence encoder's vector appended after the n-gram columns."""
 
@@ -110,26 +104,39 @@ class LinearScorer:
             raise ValueError(f"the model has {coef.shape[1]} columns, the features {offset} + {vector_size}")
         vector_weights = np.ascontiguousarray(coef[:, offset:].T) if vector_size else None
         weights = np.ascontiguousarray(coef[:, :offset].T)
-        return cls(tables, weights, np.asarray(model.intercept_, dtype=np.float64).copy(), vector_weights)
-
-    def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """(columns, values) of one text across every table."""
-        parts = [table.weights(text) for table in self.tables]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        intercept = np.asarray(model.intercept_, dtype=np.float64).copy()
+        return cls(tables, weights, intercept, np.concatenate([t.idf for t in tables]), vector_weights)
 
     def scores(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> np.ndarray:
-        """(texts, outputs) raw decision values: one column per class, or one for a binary model."""
-        rows = [self.row(text) for text in texts]
-        out = np.tile(self.intercept, (len(rows), 1))
-        sizes = np.array([len(columns) for columns, _ in rows], dtype=np.int64)
-        if sizes.sum():
-            columns = np.concatenate([c for c, _ in rows])
-            values = np.concatenate([v for _, v in rows])
-            filled = np.flatnonzero(sizes)
-            starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])[filled]
-            out[filled] += np.add.reduceat(self.weights[columns] * values[:, None], starts, axis=0)
+        """(texts, outputs) raw decision values: one column per class, or one for a binary model.
+
+        The n-grams are counted in Python, the arithmetic is done once for the whole batch: each (text, table)
+        part is normalised on its own, as each vectorizer of a FeatureUnion does."""
+        columns: list[int] = []
+        counts: list[int] = []
+        starts: list[int] = []  # where each (text, table) part with known n-grams starts in `columns`
+        rows: list[int] = []  # the text of each part
+        offsets: list[int] = []  # the table of each part: where its columns start
+        for number, text in enumerate(texts):
+            for table in self.tables:
+                found = table.counts(text)
+                if found:
+                    starts.append(len(columns))
+                    rows.append(number)
+                    offsets.append(table.offset)
+                    columns += found.keys()
+                    counts += found.values()
+        out = np.tile(self.intercept, (len(texts), 1))
+        if columns:
+            first = np.array(starts, dtype=np.int64)
+            sizes = np.diff(np.append(first, len(columns)))
+            cols = np.array(columns, dtype=np.int64) + np.repeat(np.array(offsets, dtype=np.int64), sizes)
+            values = (np.log(np.array(counts, dtype=np.float64)) + 1.0) * self.idf[cols]
+            values /= np.repeat(np.sqrt(np.add.reduceat(values * values, first)), sizes)
+            parts = np.add.reduceat(self.weights[cols] * values[:, None], first, axis=0)
+            np.add.at(out, np.array(rows, dtype=np.int64), parts)
         if self.vector_weights is not None:
-            if vectors is None or len(vectors) != len(rows):
+            if vectors is None or len(vectors) != len(texts):
                 raise ValueError("this model reads a sentence vector per text: give them")
             out += np.asarray(vectors, dtype=np.float64) @ self.vector_weights
         return out
