@@ -1,27 +1,36 @@
 """An in-memory channel: the demo's and the tests' stand-in for a real messenger.
 
 `receive()` plays a person writing to us; everything sent is collected in `sent` (the Rasa habit of a
-collecting output channel as the test fake).
+collecting output channel as the test fake). Configured in a long-running process (`channels = ["memory"]`), it
+keeps only the last `KEPT_BY_A_PROCESS` replies: a worker that sent 50,000 of them would otherwise hold them all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import deque
 from typing import Any
 
 from bot.core.messages import Deliver, DeliveryError, InboundMessage, OutboundMessage
 from channels.base import ChannelTraits
 
+KEPT_BY_A_PROCESS = 1_000
+
 
 class MemoryChannel(ChannelTraits):
-    def __init__(self, name: str = "memory") -> None:
+    def __init__(self, name: str = "memory", *, keep: int | None = None) -> None:
+        """`keep`: how many of the latest sent messages `sent` holds (None: all of them)."""
         self.name = name
-        self.sent: list[OutboundMessage] = []
+        self.sent: list[OutboundMessage] | deque[OutboundMessage] = [] if keep is None else deque(maxlen=keep)
         self.fail_next: list[DeliveryError] = []
         self._deliver: Deliver | None = None
         self._ids = itertools.count(1)
         self._arrived = asyncio.Event()
+
+    @classmethod
+    def from_settings(cls, section: Any, *, send_only: bool = False) -> MemoryChannel:
+        return cls(keep=KEPT_BY_A_PROCESS)
 
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver

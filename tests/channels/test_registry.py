@@ -44,6 +44,22 @@ def test_each_registered_channel_builds_from_its_own_section():
                                              "whatsapp"}
 
 
+async def test_a_configured_memory_channel_keeps_only_the_latest_replies():
+    """In a long-running process the memory channel must not hold every reply it ever sent."""
+    from bot.core.messages import OutboundMessage
+    from channels.memory import KEPT_BY_A_PROCESS, MemoryChannel
+
+    channel = build("memory", full_settings())
+    for i in range(KEPT_BY_A_PROCESS + 5):
+        await channel.send(OutboundMessage(channel="memory", recipient="u", text=f"reply {i}"))
+    assert len(channel.sent) == KEPT_BY_A_PROCESS
+    assert channel.sent[0].text == "reply 5" and channel.sent[-1].text == f"reply {KEPT_BY_A_PROCESS + 4}"
+    unbounded = MemoryChannel()  # a test's own channel keeps everything
+    for i in range(KEPT_BY_A_PROCESS + 5):
+        await unbounded.send(OutboundMessage(channel="memory", recipient="u", text=f"reply {i}"))
+    assert len(unbounded.sent) == KEPT_BY_A_PROCESS + 5
+
+
 def test_a_channel_that_cannot_start_says_why():
     with pytest.raises(ValueError, match="no bot token"):
         build("telegram", Settings())
