@@ -321,6 +321,9 @@ class OutboxItem(Base):
         Index("ix_outbox_status_next", "status", "next_attempt_at"),
         Index("ix_outbox_channel_recipient_ext", "channel", "recipient", "external_id"),
         Index("ix_outbox_claimed_by", "claimed_by"),
+        # The per-sender cap reads each batch's customers' recent bot answers (bot_answers_since); the outbox
+        # keeps every reply ever sent, so without it that read scans the whole table once per batch.
+        Index("ix_outbox_customer_author_created", "customer_id", "author", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from crm_store.models import Customer, OutboxItem, now
 from crm_store.repositories import bot_answers as bot_answers_repo
@@ -59,3 +59,45 @@ async def test_set_languages_fills_only_unknown_languages(db):
         rows = {r.id: r for r in await s.scalars(select(Customer))}
     assert (rows[blank.id].language, rows[known.id].language) == ("ru", "zh")
     assert rows[blank.id].updated_at >= stamps[blank.id] and rows[known.id].updated_at == stamps[known.id]
+
+
+async def test_the_cap_reads_the_customers_rows_by_index_not_the_whole_outbox(db):
+    """The outbox keeps every reply ever sent: the per-batch read must search it by customer (migration 0018)."""
+    at = now()
+    async with db.sessions() as s, s.begin():
+        customers = [Customer(name=f"c{i}") for i in range(200)]
+        s.add_all(customers)
+        await s.flush()
+        s.add_all(
+            _row(f"k{c.id}-{j}", c.id, "bot" if j % 2 else "agent", at - timedelta(minutes=j))
+            for c in customers
+            for j in range(20)
+        )
+    sent: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "FROM outbox" in statement and not statement.startswith("EXPLAIN"):
+            sent.append((statement, parameters))
+
+    async with db.engine.connect() as conn:
+        await conn.exec_driver_sql("ANALYZE")
+        await conn.commit()
+    event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with db.sessions() as s:
+            asked = [c.id for c in customers[:5]]
+            found = await bot_answers_repo.bot_answers_since(s, asked, at - timedelta(minutes=30))
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
+    assert found == dict.fromkeys(asked, 10)  # minutes 1, 3, ..., 19 are the bot's
+    [(statement, parameters)] = sent
+    async with db.engine.connect() as conn:
+        if db.engine.dialect.name == "sqlite":
+            rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            plan = " | ".join(row[-1] for row in rows)
+            assert "SCAN outbox" not in plan, plan
+        else:
+            rows = await conn.exec_driver_sql("EXPLAIN " + statement, parameters)
+            plan = " | ".join(row[0] for row in rows)
+            assert "Seq Scan" not in plan, plan
+        assert "ix_outbox_customer_author_created" in plan, plan
