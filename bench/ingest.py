@@ -293,11 +293,13 @@ def median_round(rounds: list[dict]) -> dict:
     return median
 
 
-async def prepare_model(model_dir: Path) -> None:
+async def prepare_model(model_dir: Path, encoder: str | None = None) -> None:
     """Train (or load) the default NLU model once, before any clock starts: a running service has it."""
     from bot.app import load_default_responder
 
-    await asyncio.to_thread(load_default_responder, bench_settings("sqlite+aiosqlite://", None, model_dir))
+    settings = bench_settings("sqlite+aiosqlite://", None, model_dir)
+    settings.nlu.encoder = encoder
+    await asyncio.to_thread(load_default_responder, settings)
 
 
 def print_result(label: str, r: dict) -> None:

