@@ -4,6 +4,10 @@ Why in that order: `deliver` returns once the contact is committed, so a crash b
 the mail unseen on the server and the next run fetches it again; the dispatcher's Message-ID idempotency makes
 that second delivery a no-op if the commit did happen. A message that cannot be parsed is moved to a
 "rejected" folder (or flagged when the server cannot move) so one bad mail never blocks the mailbox.
+
+A fetched batch reaches the dispatcher side by side, each sender's mails one after the other in mailbox order:
+the dispatcher stores them together (one transaction instead of one per mail) and a sender's mails keep their
+order. One mail that is not stored does not hold back the next; it stays unseen for the next round.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -118,31 +123,46 @@ class ImapInbox:
         uids = [int(u) for u in bytes(response.lines[0]).split() if u.isdigit()] if response.lines else []
         handled = 0
         for start in range(0, len(uids), FETCH_BATCH):
-            batch = uids[start : start + FETCH_BATCH]
-            for uid, raw in await self._fetch(batch):
-                handled += await self._handle(uid, raw)
+            handled += await self._handle_batch(await self._fetch(uids[start : start + FETCH_BATCH]))
         return handled
 
-    async def _handle(self, uid: int, raw: bytes) -> int:
-        try:
-            message = self.parse(raw)
-        except MailRejected as exc:
-            log.warning("imap uid %s rejected: %s", uid, exc.reason)
-            await self._set_aside(uid)
-            self.rejected += 1
-            return 1
-        try:
-            await self.deliver(message)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the store is down or the dispatcher failed: keep it unseen, retry next round
-            log.warning("imap uid %s (%s) not delivered, stays unseen: %s: %s", uid, message.external_id,
-                        type(exc).__name__, exc)
-            self.failed += 1
-            return 0
-        await self._mark_seen(uid)
-        self.delivered += 1
-        return 1
+    async def _handle_batch(self, fetched: list[tuple[int, bytes]]) -> int:
+        """Deliver a fetched batch (senders side by side); returns how many were delivered or set aside."""
+        by_sender: dict[str, list[tuple[int, InboundMessage]]] = defaultdict(list)
+        handled = 0
+        for uid, raw in fetched:
+            try:
+                message = self.parse(raw)
+            except MailRejected as exc:
+                log.warning("imap uid %s rejected: %s", uid, exc.reason)
+                await self._set_aside(uid)
+                self.rejected += 1
+                handled += 1
+                continue
+            by_sender[message.sender].append((uid, message))
+        delivered: list[int] = []
+        failures: list[tuple[int, InboundMessage, Exception]] = []
+
+        async def sender(mails: list[tuple[int, InboundMessage]]) -> None:
+            for uid, message in mails:
+                try:
+                    await self.deliver(message)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the store is down or the dispatcher failed: unseen, retried next round
+                    failures.append((uid, message, exc))
+                else:
+                    delivered.append(uid)
+
+        await asyncio.gather(*(sender(mails) for mails in by_sender.values()))
+        if failures:
+            uid, message, exc = failures[0]
+            log.warning("imap: %d of %d mails not delivered, they stay unseen (first: uid %s, %s: %s: %s)",
+                        len(failures), len(fetched), uid, message.external_id, type(exc).__name__, exc)
+            self.failed += len(failures)
+        await self._mark_seen(sorted(delivered))
+        self.delivered += len(delivered)
+        return handled + len(delivered)
 
     async def _fetch(self, uids: list[int]) -> list[tuple[int, bytes]]:
         client = self._client()
@@ -159,11 +179,13 @@ class ImapInbox:
                     out.append((int(match.group(1)), bytes(literal)))
         return out
 
-    async def _mark_seen(self, uid: int) -> None:
-        response = await self._client().uid("store", str(uid), "+FLAGS.SILENT", r"(\Seen)")
+    async def _mark_seen(self, uids: list[int]) -> None:
+        if not uids:
+            return
+        response = await self._client().uid("store", ",".join(map(str, uids)), "+FLAGS.SILENT", r"(\Seen)")
         if response.result != "OK":
-            # Delivered but not marked: the next round delivers it again and the dispatcher sees a duplicate.
-            log.warning("imap uid %s delivered but could not be marked seen: %r", uid, response.lines[-1:])
+            # Delivered but not marked: the next round delivers them again and the dispatcher sees duplicates.
+            log.warning("imap uids %s delivered but could not be marked seen: %r", uids, response.lines[-1:])
 
     async def _set_aside(self, uid: int) -> None:
         """Move a rejected mail out of the way; flag it when the server cannot move."""

@@ -152,6 +152,38 @@ async def test_failed_deliver_stays_unseen_and_is_retried(tmp_path: Path, doveco
     assert ch.inbox is not None and ch.inbox.failed >= 1
 
 
+async def test_a_fetched_batch_is_delivered_senders_side_by_side_each_in_order(tmp_path: Path,
+                                                                            dovecot: Dovecot) -> None:
+    """One dispatch batch for a mailbox of several senders, instead of one transaction per mail."""
+    senders = ["ann@example.org", "bob@example.org", "cid@example.org"]
+    for n in range(9):
+        await dovecot.append(mail(n, sender=senders[n % 3]))
+    in_flight, most, order = 0, 0, []
+
+    async def deliver(msg: InboundMessage) -> None:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.05)  # the dispatcher storing it
+        in_flight -= 1
+        order.append((msg.sender, msg.external_id))
+
+    ch = channel(tmp_path, dovecot, imap_idle=False)
+    await ch.start(deliver)
+    try:
+        for _ in range(300):
+            if len(order) == 9:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await ch.stop()
+    assert most == 3  # the three senders at once, never two mails of one sender
+    for i, who in enumerate(senders):
+        assert [ext for s, ext in order if s == who] == [f"<q{n}@example.org>" for n in range(i, 9, 3)]
+    flags = await dovecot.flags()
+    assert all("\\Seen" in flags[f"<q{n}@example.org>"] for n in range(9))
+
+
 async def test_crash_before_commit_loses_nothing_and_restart_does_not_repeat(tmp_path: Path, dovecot: Dovecot) -> None:
     await dovecot.append(mail(1))
     crashing = Collector()
