@@ -332,6 +332,8 @@ class IntentClassifier:
             payload = joblib.load(Path(path))
         except FileNotFoundError as exc:
             raise ModelFileError(f"{path}: no such model file") from exc
+        except AttributeError as exc:  # a class or field this version does not have
+            raise ModelFileError(f"{path}: saved by another version of tierdesk ({exc}); retrain it") from exc
         except Exception as exc:  # joblib/pickle raise many types for a damaged file
             raise ModelFileError(f"{path}: cannot read model ({exc.__class__.__name__}: {exc})") from exc
         if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:

@@ -82,6 +82,20 @@ def test_loading_a_bad_file_is_a_clear_error(tmp_path: Path) -> None:
         IntentClassifier.load(junk)
 
 
+def test_a_model_saved_by_an_older_version_is_named_as_such(tmp_path: Path) -> None:
+    """Format 4 kept scikit-learn objects in fields this version no longer has."""
+    import joblib
+
+    class Format4:
+        def __reduce__(self):
+            return (object.__new__, (IntentClassifier,), (None, {"features": None, "model": None}))
+
+    path = tmp_path / "old.joblib"
+    joblib.dump({"format": 4, "classifier": Format4()}, path)
+    with pytest.raises(ModelFileError, match="saved by another version of tierdesk"):
+        IntentClassifier.load(path)
+
+
 def test_fit_rejects_unusable_training_data() -> None:
     with pytest.raises(ValueError, match="as many labels"):
         IntentClassifier().fit(["a", "b"], ["x"])
