@@ -2,7 +2,7 @@
 
 Why: scikit-learn (with the SciPy modules it pulls in) costs a process about 100 MB before it classifies anything.
 Training needs it; answering does not. After training, `LinearScorer.from_sklearn` copies out what scoring reads
-(each vectorizer's vocabulary, idf and n-gram settings, the model's weights), so a saved model loads and answers
+(each vectorizer's vocabulary and n-gram settings, the idf, the model's weights), so a saved model loads and answers
 in a process that never imports scikit-learn or SciPy: a worker stays well under its memory budget.
 
 The numbers are sklearn's own (`TfidfVectorizer(sublinear_tf=True)` per part, l2-normalised, then the linear
@@ -24,7 +24,7 @@ _WHITE_SPACES = re.compile(r"\s\s+")
 
 @dataclass(slots=True)
 class NgramTable:
-    """One vectorizer: how it cuts a text into n-grams, its vocabulary and idf, and where its columns start."""
+    """One vectorizer: how it cuts a text into n-grams, its vocabulary, and where its columns start."""
 
     analyzer: str
     """"word" (tokens by `token_pattern`) or "char_wb" (character n-grams inside word boundaries)."""
@@ -32,7 +32,6 @@ class NgramTable:
     token_pattern: str
     lowercase: bool
     vocabulary: dict[str, int]
-    idf: np.ndarray
     offset: int
 
     @classmethod
@@ -43,9 +42,8 @@ class NgramTable:
         if vectorizer.analyzer not in ("word", "char_wb") or not plain or not vectorizer.use_idf:
             raise ValueError("only plain word / char_wb TF-IDF vectorizers (sublinear tf, l2 norm) can be copied")
         vocabulary = {str(gram): int(index) for gram, index in vectorizer.vocabulary_.items()}
-        idf = np.asarray(vectorizer.idf_, dtype=np.float64)
         ngrams = (int(vectorizer.ngram_range[0]), int(vectorizer.ngram_range[1]))
-        return cls(vectorizer.analyzer, ngrams, vectorizer.token_pattern, vectorizer.lowercase, vocabulary, idf, offset)
+        return cls(vectorizer.analyzer, ngrams, vectorizer.token_pattern, vectorizer.lowercase, vocabulary, offset)
 
     def __post_init__(self) -> None:
         if self.analyzer == "word" and re.compile(self.token_pattern).groups > 1:
@@ -88,16 +86,17 @@ class LinearScorer:
     """(columns, classes): one row per feature, so a message's few columns are one gather."""
     intercept: np.ndarray
     idf: np.ndarray
-    """Every table's idf, end to end, by column."""
+    """Every table's idf, end to end, by column (the tables keep none of their own)."""
     vector_weights: np.ndarray | None = None
     """(vector size, classes) for a sentence encoder's vector appended after the n-gram columns."""
 
     @classmethod
     def from_sklearn(cls, features: Any, model: Any, vector_size: int = 0) -> LinearScorer:
         """From a fitted `FeatureUnion` of TF-IDF vectorizers and a fitted linear model (`coef_`, `intercept_`)."""
-        tables, offset = [], 0
+        tables, idf, offset = [], [], 0
         for _, vectorizer in features.transformer_list:
             tables.append(NgramTable.from_vectorizer(vectorizer, offset))
+            idf.append(np.asarray(vectorizer.idf_, dtype=np.float64))
             offset += len(vectorizer.vocabulary_)
         coef = np.asarray(model.coef_, dtype=np.float64)
         if coef.shape[1] != offset + vector_size:
@@ -105,7 +104,7 @@ class LinearScorer:
         vector_weights = np.ascontiguousarray(coef[:, offset:].T) if vector_size else None
         weights = np.ascontiguousarray(coef[:, :offset].T)
         intercept = np.asarray(model.intercept_, dtype=np.float64).copy()
-        return cls(tables, weights, intercept, np.concatenate([t.idf for t in tables]), vector_weights)
+        return cls(tables, weights, intercept, np.concatenate(idf), vector_weights)
 
     def scores(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> np.ndarray:
         """(texts, outputs) raw decision values: one column per class, or one for a binary model.
